@@ -1,0 +1,7 @@
+// Command history is the history service of the pipeline (see docs/architecture.md).
+// Its component is not built yet: it accepts the common configuration and exits.
+package main
+
+import "github.com/seqchat/seqchat/pipeline/service"
+
+func main() { service.Placeholder("history", "127.0.0.1:9184") }

@@ -1,0 +1,7 @@
+// Command sequencer is the sequencer service of the pipeline (see docs/architecture.md).
+// Its component is not built yet: it accepts the common configuration and exits.
+package main
+
+import "github.com/seqchat/seqchat/pipeline/service"
+
+func main() { service.Placeholder("sequencer", "127.0.0.1:9182") }

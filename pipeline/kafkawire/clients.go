@@ -1,0 +1,161 @@
+package kafkawire
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/segmentio/kafka-go"
+)
+
+// DefaultBrokers is where the stack script starts Kafka.
+const DefaultBrokers = "127.0.0.1:9092"
+
+// Config says how to reach Kafka.
+type Config struct {
+	// Brokers is the bootstrap list. Empty means DefaultBrokers.
+	Brokers []string
+	// ClientID names this process in broker logs and quotas. Empty means "seqchat".
+	ClientID string
+}
+
+// ParseBrokers splits a comma-separated broker list.
+func ParseBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{DefaultBrokers}
+	}
+	if c.ClientID == "" {
+		c.ClientID = "seqchat"
+	}
+	return c
+}
+
+// BrokerList is the bootstrap list with the default filled in.
+func (c Config) BrokerList() []string { return c.withDefaults().Brokers }
+
+// Sarama is the base sarama configuration for this cluster.
+func (c Config) Sarama() *sarama.Config {
+	c = c.withDefaults()
+	s := sarama.NewConfig()
+	s.ClientID = c.ClientID
+	s.Version = sarama.V4_0_0_0 // Kafka 4 dropped the protocol versions before 2.1
+	s.Net.DialTimeout = 10 * time.Second
+	s.Metadata.Retry.Max = 10
+	s.Metadata.Retry.Backoff = 250 * time.Millisecond
+	return s
+}
+
+// NewAdmin connects a sarama cluster admin.
+func (c Config) NewAdmin() (sarama.ClusterAdmin, error) {
+	admin, err := sarama.NewClusterAdmin(c.BrokerList(), c.Sarama())
+	if err != nil {
+		return nil, fmt.Errorf("connect kafka admin %v: %w", c.BrokerList(), err)
+	}
+	return admin, nil
+}
+
+// ConsumerGroupConfig reads only committed transactional data and leaves
+// committing to the caller (after its output is safe, or inside a transaction).
+func (c Config) ConsumerGroupConfig() *sarama.Config {
+	s := c.Sarama()
+	s.Consumer.IsolationLevel = sarama.ReadCommitted
+	s.Consumer.Offsets.AutoCommit.Enable = false
+	s.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Offset fetches wait while a transaction that commits offsets is pending;
+	// retry long enough not to fail the group over it.
+	s.Consumer.Offsets.Retry.Max = 30
+	s.Consumer.Return.Errors = true
+	s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	return s
+}
+
+// TransactionalProducerConfig is an idempotent, transactional producer that
+// writes to explicitly chosen partitions (sarama.NewManualPartitioner): the
+// sequencer's output goes to the partition number its input came from.
+// transactionalID must be stable per input partition so a restarted or
+// rebalanced instance fences the previous one (zombie fencing).
+func (c Config) TransactionalProducerConfig(transactionalID string) *sarama.Config {
+	s := c.Sarama()
+	s.Producer.Idempotent = true
+	s.Producer.RequiredAcks = sarama.WaitForAll
+	s.Net.MaxOpenRequests = 1
+	s.Producer.Transaction.ID = transactionalID
+	// Short, so the open transaction of a dead instance is aborted quickly.
+	s.Producer.Transaction.Timeout = 10 * time.Second
+	s.Producer.Transaction.Retry.Max = 20
+	s.Producer.Transaction.Retry.Backoff = 100 * time.Millisecond
+	s.Producer.Return.Successes = true
+	s.Producer.Return.Errors = true
+	s.Producer.Retry.Max = 10
+	s.Producer.Partitioner = sarama.NewManualPartitioner
+	return s
+}
+
+// IdempotentProducerConfig is a sarama producer that never duplicates or
+// reorders on retry and partitions by PartitionFor.
+func (c Config) IdempotentProducerConfig() *sarama.Config {
+	s := c.Sarama()
+	s.Producer.Idempotent = true
+	s.Producer.RequiredAcks = sarama.WaitForAll
+	s.Net.MaxOpenRequests = 1
+	s.Producer.Return.Successes = true
+	s.Producer.Return.Errors = true
+	s.Producer.Retry.Max = 10
+	s.Producer.Partitioner = NewPartitioner
+	return s
+}
+
+// Producer is a kafka-go writer that routes by PartitionFor, waits for every
+// in-sync replica, and refuses keyless records.
+//
+// kafka-go has no idempotent producer: a retry may duplicate a record and,
+// after MaxAttempts, a later batch may land before a dropped one. The
+// sequencer's dedup (I3) and hold window (I2) absorb both on the raw topic.
+type Producer struct {
+	w *kafka.Writer
+}
+
+// NewProducer writes to topic.
+func (c Config) NewProducer(topic string) *Producer {
+	c = c.withDefaults()
+	return &Producer{w: &kafka.Writer{
+		Addr:                   kafka.TCP(c.Brokers...),
+		Topic:                  topic,
+		Balancer:               Balancer{},       // the default is round-robin
+		RequiredAcks:           kafka.RequireAll, // the zero value is "none"
+		BatchTimeout:           2 * time.Millisecond,
+		MaxAttempts:            10,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        time.Second,
+		AllowAutoTopicCreation: false,
+		Transport:              &kafka.Transport{ClientID: c.ClientID},
+	}}
+}
+
+// Write sends msgs and returns once the broker acknowledged all of them.
+func (p *Producer) Write(ctx context.Context, msgs ...kafka.Message) error {
+	for i := range msgs {
+		if len(msgs[i].Key) == 0 {
+			return fmt.Errorf("write to %s: message %d: %w", p.w.Topic, i, ErrNoKey)
+		}
+	}
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("write to %s: %w", p.w.Topic, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (p *Producer) Close() error { return p.w.Close() }

@@ -1,0 +1,178 @@
+package kafkawire
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// ErrPartitionMismatch means topics that must be co-partitioned are not, or
+// an existing topic has another partition count than configured. The
+// sequencer writes each output to the partition number it read from, so a
+// mismatch would send conversations to the wrong consumers.
+var ErrPartitionMismatch = errors.New("partition count mismatch")
+
+// Topics names the pipeline's topics. Zero fields get the defaults below.
+type Topics struct {
+	Raw            string // zero means "im.raw"
+	Sequenced      string // zero means "im.seq"
+	SequencerState string // zero means "im.seq.state" (compacted changelog)
+	Presence       string // zero means "im.presence" (compacted)
+	DeadLetter     string // zero means "im.deadletter"
+	GatewayPrefix  string // zero means "im.gw."; a gateway's topic is prefix + gateway id
+}
+
+// WithDefaults returns t with empty names filled in.
+func (t Topics) WithDefaults() Topics {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.Raw, "im.raw")
+	def(&t.Sequenced, "im.seq")
+	def(&t.SequencerState, "im.seq.state")
+	def(&t.Presence, "im.presence")
+	def(&t.DeadLetter, "im.deadletter")
+	def(&t.GatewayPrefix, "im.gw.")
+	return t
+}
+
+// Gateway is the topic of one gateway.
+func (t Topics) Gateway(gatewayID string) string { return t.WithDefaults().GatewayPrefix + gatewayID }
+
+// Layout says how topics are created. Zero fields get the defaults below.
+type Layout struct {
+	Partitions          int32         // zero means 8; raw, sequenced and state share it
+	ReplicationFactor   int16         // zero means 1 (one broker); use 3 in production
+	RawRetention        time.Duration // zero means 7 days
+	SequencedRetention  time.Duration // zero means 7 days; ClickHouse keeps history for good
+	DeadLetterRetention time.Duration // zero means 30 days
+	GatewayRetention    time.Duration // zero means 1 day: offline devices catch up from history
+}
+
+// WithDefaults returns l with zero fields filled in.
+func (l Layout) WithDefaults() Layout {
+	if l.Partitions == 0 {
+		l.Partitions = 8
+	}
+	if l.ReplicationFactor == 0 {
+		l.ReplicationFactor = 1
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&l.RawRetention, 7*24*time.Hour)
+	def(&l.SequencedRetention, 7*24*time.Hour)
+	def(&l.DeadLetterRetention, 30*24*time.Hour)
+	def(&l.GatewayRetention, 24*time.Hour)
+	return l
+}
+
+// TopicSpec is one topic to create.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Config            map[string]string
+}
+
+func (l Layout) spec(name string, partitions int32, cfg map[string]string) TopicSpec {
+	minISR := int16(1)
+	if l.ReplicationFactor > 2 {
+		minISR = 2 // acks=all then survives one broker loss
+	}
+	cfg["min.insync.replicas"] = strconv.Itoa(int(minISR))
+	return TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: l.ReplicationFactor, Config: cfg}
+}
+
+func retention(d time.Duration) map[string]string {
+	return map[string]string{"cleanup.policy": "delete", "retention.ms": strconv.FormatInt(d.Milliseconds(), 10)}
+}
+
+// CoreSpecs are the topics every deployment needs (not the per-gateway ones).
+func CoreSpecs(t Topics, l Layout) []TopicSpec {
+	t, l = t.WithDefaults(), l.WithDefaults()
+	compacted := func() map[string]string { return map[string]string{"cleanup.policy": "compact"} }
+	return []TopicSpec{
+		l.spec(t.Raw, l.Partitions, retention(l.RawRetention)),
+		l.spec(t.Sequenced, l.Partitions, retention(l.SequencedRetention)),
+		l.spec(t.SequencerState, l.Partitions, compacted()),
+		l.spec(t.Presence, l.Partitions, compacted()),
+		l.spec(t.DeadLetter, l.Partitions, retention(l.DeadLetterRetention)),
+	}
+}
+
+// GatewaySpec is the topic of one gateway.
+func GatewaySpec(t Topics, l Layout, gatewayID string) TopicSpec {
+	l = l.WithDefaults()
+	return l.spec(t.Gateway(gatewayID), l.Partitions, retention(l.GatewayRetention))
+}
+
+// EnsureTopics creates the topics that do not exist yet. A topic that exists
+// with another partition count is an error (ErrPartitionMismatch); its other
+// settings are left as they are.
+func EnsureTopics(admin sarama.ClusterAdmin, specs ...TopicSpec) error {
+	for _, s := range specs {
+		cfg := make(map[string]*string, len(s.Config))
+		for k, v := range s.Config {
+			cfg[k] = &v
+		}
+		err := admin.CreateTopic(s.Name, &sarama.TopicDetail{
+			NumPartitions:     s.Partitions,
+			ReplicationFactor: s.ReplicationFactor,
+			ConfigEntries:     cfg,
+		}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", s.Name, err)
+		}
+		if err == nil {
+			continue
+		}
+		n, err := partitionCount(admin, s.Name)
+		if err != nil {
+			return err
+		}
+		if n != s.Partitions {
+			return fmt.Errorf("topic %s exists with %d partitions, configured %d: %w", s.Name, n, s.Partitions, ErrPartitionMismatch)
+		}
+	}
+	return nil
+}
+
+// CheckCoPartitioned fails unless every topic exists with the same number of
+// partitions. The sequencer calls it at start for raw, sequenced and state.
+func CheckCoPartitioned(admin sarama.ClusterAdmin, topics ...string) (int32, error) {
+	var want int32
+	for i, name := range topics {
+		n, err := partitionCount(admin, name)
+		if err != nil {
+			return 0, err
+		}
+		if i == 0 {
+			want = n
+		} else if n != want {
+			return 0, fmt.Errorf("topic %s has %d partitions, %s has %d: %w", topics[0], want, name, n, ErrPartitionMismatch)
+		}
+	}
+	return want, nil
+}
+
+func partitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	if len(md) != 1 {
+		return 0, fmt.Errorf("describe topic %s: %d answers", topic, len(md))
+	}
+	if md[0].Err != sarama.ErrNoError {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, md[0].Err)
+	}
+	return int32(len(md[0].Partitions)), nil
+}

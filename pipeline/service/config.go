@@ -1,0 +1,97 @@
+package service
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+)
+
+// EnvPrefix starts every environment variable the binaries read.
+const EnvPrefix = "SEQCHAT_"
+
+// EnvName is the environment variable behind a flag: -kafka-brokers is
+// SEQCHAT_KAFKA_BROKERS.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse parses args into fs, then fills every flag not given on the command
+// line from its environment variable (EnvName). Flags win over environment,
+// environment wins over defaults.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+// Common is the configuration every service shares.
+type Common struct {
+	// KafkaBrokers is a comma-separated bootstrap list.
+	KafkaBrokers string
+	// ClickHouseAddr, ClickHouseDatabase: the history store.
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	// AdminAddr serves /metrics, /healthz and /readyz.
+	AdminAddr string
+	// LogLevel is debug, info, warn or error; LogFormat is json or text.
+	LogLevel  string
+	LogFormat string
+}
+
+// Register adds the common flags to fs; adminAddr is this binary's default.
+func (c *Common) Register(fs *flag.FlagSet, adminAddr string) {
+	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", kafkawire.DefaultBrokers, "Kafka bootstrap brokers, comma-separated")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
+	fs.StringVar(&c.AdminAddr, "admin-addr", adminAddr, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+}
+
+// Kafka is the Kafka client configuration for clientID.
+func (c Common) Kafka(clientID string) kafkawire.Config {
+	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(c.KafkaBrokers), ClientID: clientID}
+}
+
+// ClickHouse is the history store configuration.
+func (c Common) ClickHouse() chstore.Config {
+	return chstore.Config{Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase}
+}
+
+// Logger builds the structured logger, tagged with the service name.
+func (c Common) Logger(service string) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", c.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch c.LogFormat {
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	default:
+		return nil, fmt.Errorf("log format %q: want json or text", c.LogFormat)
+	}
+	return slog.New(h).With("service", service), nil
+}

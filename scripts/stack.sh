@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# The development stack: a single-node Apache Kafka (KRaft, from Maven Central
+# jars) and a ClickHouse server (Debian's package), both on loopback, both with
+# project-local data and logs. Used by the Makefile, the tests and CI.
+#
+#   scripts/stack.sh up [kafka|clickhouse]    start (a no-op for what already runs)
+#   scripts/stack.sh down [kafka|clickhouse]  stop only what this script started
+#   scripts/stack.sh status                   what runs where
+#   scripts/stack.sh clean                    down, then delete data and logs
+#
+# Environment (defaults in brackets):
+#   SEQCHAT_STACK_DIR [<repo>/.stack]        data, logs, pid files
+#   SEQCHAT_CACHE_DIR [~/.cache/seqchat]     resolved Kafka jars
+#   SEQCHAT_KAFKA_VERSION [4.1.1]
+#   SEQCHAT_KAFKA_PORT [9092]  SEQCHAT_KAFKA_CONTROLLER_PORT [9093]
+#   SEQCHAT_KAFKA_HEAP [1g]
+#   SEQCHAT_CLICKHOUSE_PORT [9000]  SEQCHAT_CLICKHOUSE_HTTP_PORT [8123]
+#   SEQCHAT_STACK_WAIT [120]                 seconds to wait for health
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${SEQCHAT_STACK_DIR:-$ROOT/.stack}
+CACHE_DIR=${SEQCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seqchat}
+KAFKA_VERSION=${SEQCHAT_KAFKA_VERSION:-4.1.1}
+KAFKA_PORT=${SEQCHAT_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${SEQCHAT_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_HEAP=${SEQCHAT_KAFKA_HEAP:-1g}
+CH_PORT=${SEQCHAT_CLICKHOUSE_PORT:-9000}
+CH_HTTP_PORT=${SEQCHAT_CLICKHOUSE_HTTP_PORT:-8123}
+WAIT_SECONDS=${SEQCHAT_STACK_WAIT:-120}
+HOST=127.0.0.1
+# A fixed cluster id: base64url of the 16 bytes "seqchat-stack-01".
+KAFKA_CLUSTER_ID=c2VxY2hhdC1zdGFjay0wMQ
+
+KAFKA_DIR=$STACK_DIR/kafka
+KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
+CH_DIR=$STACK_DIR/clickhouse
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+# port_open PORT: true when something accepts connections on HOST:PORT.
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# pid_alive FILE: true when FILE names a live process.
+pid_alive() {
+	[[ -f $1 ]] || return 1
+	local pid
+	pid=$(cat "$1")
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# stop_pid NAME FILE: TERM the process in FILE, KILL it after 30 s.
+stop_pid() {
+	local name=$1 file=$2 pid
+	if ! pid_alive "$file"; then
+		rm -f "$file"
+		log "$name: not running (started by this script)"
+		return 0
+	fi
+	pid=$(cat "$file")
+	log "$name: stopping pid $pid"
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 60); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name: still alive after 30 s, sending KILL"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$file"
+}
+
+# ---------------------------------------------------------------- Kafka
+
+kafka_resolve() {
+	[[ -f $KAFKA_LIBS/.complete ]] && return 0
+	command -v mvn >/dev/null || die "mvn is missing: install Maven (apt-get install maven) to resolve Kafka $KAFKA_VERSION"
+	local work=$CACHE_DIR/kafka-$KAFKA_VERSION
+	log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central into $work"
+	mkdir -p "$work"
+	rm -rf "$KAFKA_LIBS"
+	sed "s/@KAFKA_VERSION@/$KAFKA_VERSION/" "$ROOT/scripts/stack/kafka-pom.xml" >"$work/pom.xml"
+	if ! mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
+		-DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$work/mvn.log" 2>&1; then
+		tail -n 30 "$work/mvn.log" >&2
+		die "kafka: resolving the jars failed (full log: $work/mvn.log)"
+	fi
+	ls "$KAFKA_LIBS"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "kafka: resolved jars lack kafka_2.13-$KAFKA_VERSION.jar"
+	touch "$KAFKA_LIBS/.complete"
+}
+
+KAFKA_JAVA=(java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true
+	-Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs"
+	-cp "$KAFKA_LIBS/*")
+
+kafka_write_config() {
+	mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+	cat >"$KAFKA_DIR/server.properties" <<EOF
+# Written by scripts/stack.sh: single-node KRaft broker+controller for development and tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+# Topics are created by the project (pipeline/kafkawire), never implicitly.
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+# One node: internal topics cannot have more than one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Tests create and delete many topics; keep segments small.
+log.segment.bytes=67108864
+log.retention.check.interval.ms=60000
+EOF
+	cat >"$KAFKA_DIR/log4j2.properties" <<EOF
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $KAFKA_DIR/logs/server.log
+appender.file.filePattern = $KAFKA_DIR/logs/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+EOF
+}
+
+kafka_probe() {
+	# A metadata request (ListTopics) through Kafka's own admin client.
+	timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
+		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
+		--bootstrap-server "$HOST:$KAFKA_PORT" --list >/dev/null 2>&1
+}
+
+kafka_up() {
+	local pidfile=$KAFKA_DIR/kafka.pid
+	if pid_alive "$pidfile"; then
+		log "kafka: already running (pid $(cat "$pidfile")) on $HOST:$KAFKA_PORT"
+		return 0
+	fi
+	command -v java >/dev/null || die "java is missing: Kafka needs Java 17+ (apt-get install openjdk-17-jre-headless)"
+	local jv
+	jv=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+	[[ ${jv%%.*} -ge 17 ]] 2>/dev/null || die "java $jv is too old: Kafka $KAFKA_VERSION needs Java 17+"
+	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+		port_open "$p" && die "kafka: port $HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
+	done
+	kafka_resolve
+	kafka_write_config
+	printf 'status = error\nrootLogger.level = ERROR\n' >"$KAFKA_DIR/log4j2-tools.properties"
+	if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
+		log "kafka: formatting KRaft storage (cluster $KAFKA_CLUSTER_ID)"
+		"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$KAFKA_CLUSTER_ID" \
+			--config "$KAFKA_DIR/server.properties" --ignore-formatted >"$KAFKA_DIR/logs/format.log" 2>&1 ||
+			{ cat "$KAFKA_DIR/logs/format.log" >&2; die "kafka: formatting storage failed"; }
+	fi
+	log "kafka: starting $KAFKA_VERSION on $HOST:$KAFKA_PORT (log: $KAFKA_DIR/logs/server.log)"
+	setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
+		>"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null &
+	echo $! >"$pidfile"
+	local deadline=$((SECONDS + WAIT_SECONDS))
+	until kafka_probe; do
+		if ! pid_alive "$pidfile"; then
+			tail -n 30 "$KAFKA_DIR/logs/stdout.log" "$KAFKA_DIR/logs/server.log" >&2 2>/dev/null || true
+			rm -f "$pidfile"
+			die "kafka: the broker exited during start-up (logs above)"
+		fi
+		if ((SECONDS >= deadline)); then
+			stop_pid kafka "$pidfile"
+			die "kafka: no answer to a metadata request within ${WAIT_SECONDS}s; stopped it (log: $KAFKA_DIR/logs/server.log)"
+		fi
+		sleep 1
+	done
+	log "kafka: ready on $HOST:$KAFKA_PORT"
+}
+
+# ----------------------------------------------------------- ClickHouse
+
+ch_server_bin() {
+	command -v clickhouse-server 2>/dev/null || { [[ -x /usr/sbin/clickhouse-server ]] && echo /usr/sbin/clickhouse-server; } || true
+}
+
+ch_install() {
+	[[ -n $(ch_server_bin) ]] && command -v clickhouse-client >/dev/null && return 0
+	[[ $(id -u) -eq 0 ]] || die "clickhouse-server is missing and this is not root: run 'sudo apt-get install clickhouse-server clickhouse-client'"
+	command -v apt-get >/dev/null || die "clickhouse-server is missing and apt-get is not available: install ClickHouse by hand"
+	log "clickhouse: installing Debian's clickhouse-server"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q clickhouse-server clickhouse-client >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null && apt-get install -y -q clickhouse-server clickhouse-client >/dev/null; } ||
+		die "clickhouse: apt-get install clickhouse-server failed"
+	[[ -n $(ch_server_bin) ]] || die "clickhouse: installed, but no clickhouse-server binary found"
+}
+
+ch_write_config() {
+	mkdir -p "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas" "$CH_DIR/logs"
+	cat >"$CH_DIR/config.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Written by scripts/stack.sh: a loopback-only server for development and tests. -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$CH_DIR/logs/server.log</log>
+        <errorlog>$CH_DIR/logs/error.log</errorlog>
+        <size>100M</size>
+        <count>3</count>
+    </logger>
+    <listen_host>$HOST</listen_host>
+    <tcp_port>$CH_PORT</tcp_port>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <path>$CH_DIR/data/</path>
+    <tmp_path>$CH_DIR/tmp/</tmp_path>
+    <user_files_path>$CH_DIR/user_files/</user_files_path>
+    <format_schema_path>$CH_DIR/format_schemas/</format_schema_path>
+    <users_config>$CH_DIR/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <max_connections>1024</max_connections>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <mark_cache_size>536870912</mark_cache_size>
+    <uncompressed_cache_size>536870912</uncompressed_cache_size>
+    <mlock_executable>false</mlock_executable>
+</yandex>
+EOF
+	cat >"$CH_DIR/users.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>4000000000</max_memory_usage>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+EOF
+}
+
+ch_probe() {
+	timeout 10 clickhouse-client --host "$HOST" --port "$CH_PORT" --query 'SELECT 1' 2>/dev/null | grep -qx 1
+}
+
+clickhouse_up() {
+	local pidfile=$CH_DIR/clickhouse.pid
+	if pid_alive "$pidfile"; then
+		log "clickhouse: already running (pid $(cat "$pidfile")) on $HOST:$CH_PORT"
+		return 0
+	fi
+	for p in "$CH_PORT" "$CH_HTTP_PORT"; do
+		port_open "$p" && die "clickhouse: port $HOST:$p is taken by another process (set SEQCHAT_CLICKHOUSE_PORT / SEQCHAT_CLICKHOUSE_HTTP_PORT)"
+	done
+	ch_install
+	ch_write_config
+	local bin
+	bin=$(ch_server_bin)
+	log "clickhouse: starting $(clickhouse-client --version 2>/dev/null | sed -n "s/.*version //p") on $HOST:$CH_PORT (log: $CH_DIR/logs/server.log)"
+	setsid nohup "$bin" --config-file="$CH_DIR/config.xml" >"$CH_DIR/logs/stdout.log" 2>&1 </dev/null &
+	echo $! >"$pidfile"
+	local deadline=$((SECONDS + WAIT_SECONDS))
+	until ch_probe; do
+		if ! pid_alive "$pidfile"; then
+			tail -n 30 "$CH_DIR/logs/stdout.log" "$CH_DIR/logs/error.log" >&2 2>/dev/null || true
+			rm -f "$pidfile"
+			die "clickhouse: the server exited during start-up (logs above)"
+		fi
+		if ((SECONDS >= deadline)); then
+			stop_pid clickhouse "$pidfile"
+			die "clickhouse: SELECT 1 got no answer within ${WAIT_SECONDS}s; stopped it (log: $CH_DIR/logs/server.log)"
+		fi
+		sleep 0.5
+	done
+	log "clickhouse: ready on $HOST:$CH_PORT"
+}
+
+# ---------------------------------------------------------------- main
+
+status_line() {
+	local name=$1 pidfile=$2 port=$3
+	if pid_alive "$pidfile"; then
+		printf '%-11s running  pid %-8s %s:%s\n' "$name" "$(cat "$pidfile")" "$HOST" "$port"
+	elif port_open "$port"; then
+		printf '%-11s foreign  %-12s %s:%s (something not started by this script listens)\n' "$name" "" "$HOST" "$port"
+	else
+		printf '%-11s stopped\n' "$name"
+	fi
+}
+
+what=${2:-all}
+case $what in all | kafka | clickhouse) ;; *) die "unknown component '$what' (kafka, clickhouse)" ;; esac
+want() { [[ $what == all || $what == "$1" ]]; }
+
+case ${1:-} in
+up)
+	mkdir -p "$STACK_DIR"
+	# Start both; if the second fails, stop the first only if this call started it.
+	kafka_was_up=false
+	pid_alive "$KAFKA_DIR/kafka.pid" && kafka_was_up=true
+	want kafka && kafka_up
+	if want clickhouse && ! (clickhouse_up); then
+		want kafka && ! $kafka_was_up && stop_pid kafka "$KAFKA_DIR/kafka.pid"
+		exit 1
+	fi
+	;;
+down)
+	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid"
+	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid"
+	;;
+status)
+	status_line kafka "$KAFKA_DIR/kafka.pid" "$KAFKA_PORT"
+	status_line clickhouse "$CH_DIR/clickhouse.pid" "$CH_PORT"
+	;;
+clean)
+	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" && rm -rf "$CH_DIR"
+	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid" && rm -rf "$KAFKA_DIR"
+	;;
+*)
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac
