@@ -4,4 +4,4 @@ package main
 
 import "github.com/seqchat/seqchat/pipeline/service"
 
-func main() { service.Placeholder("fanout", "127.0.0.1:9183") }
+func main() { service.Placeholder("fanout", service.DefaultAdminAddr("fanout")) }

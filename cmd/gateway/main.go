@@ -4,4 +4,4 @@ package main
 
 import "github.com/seqchat/seqchat/pipeline/service"
 
-func main() { service.Placeholder("gateway", "127.0.0.1:9185") }
+func main() { service.Placeholder("gateway", service.DefaultAdminAddr("gateway")) }

@@ -4,4 +4,4 @@ package main
 
 import "github.com/seqchat/seqchat/pipeline/service"
 
-func main() { service.Placeholder("history", "127.0.0.1:9184") }
+func main() { service.Placeholder("history", service.DefaultAdminAddr("history")) }

@@ -4,4 +4,4 @@ package main
 
 import "github.com/seqchat/seqchat/pipeline/service"
 
-func main() { service.Placeholder("ingest", "127.0.0.1:9181") }
+func main() { service.Placeholder("ingest", service.DefaultAdminAddr("ingest")) }

@@ -4,4 +4,4 @@ package main
 
 import "github.com/seqchat/seqchat/pipeline/service"
 
-func main() { service.Placeholder("sequencer", "127.0.0.1:9182") }
+func main() { service.Placeholder("sequencer", service.DefaultAdminAddr("sequencer")) }

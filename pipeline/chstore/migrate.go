@@ -24,10 +24,11 @@ type Migration struct {
 
 // Migrations lists the embedded migrations in apply order.
 func Migrations() ([]Migration, error) {
-	return loadMigrations(chschema.Migrations, "migrations")
+	return LoadMigrations(chschema.Migrations, "migrations")
 }
 
-func loadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+// LoadMigrations reads NNNN_name.sql files from dir of fsys, sorted by version.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)

@@ -1,0 +1,66 @@
+# Everyday commands. `make up` brings up the stack and every service that is
+# built; `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+# Long-running services that have a component (the others are placeholders).
+SERVICES ?=
+
+.PHONY: all build test vet unit fuzz generate up down stack-up stack-down stack-status stack-clean services-up services-down clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+stack-up:
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+stack-status:
+	scripts/stack.sh status
+
+stack-clean:
+	scripts/stack.sh clean
+
+## up: the stack, topics and tables, then every built service in the background.
+up: stack-up build
+	$(BIN)/imctl init -log-format text
+	scripts/services.sh up $(SERVICES)
+
+## down: services, then the stack.
+down: services-down stack-down
+
+services-up: build
+	scripts/services.sh up $(SERVICES)
+
+services-down:
+	scripts/services.sh down
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## test: everything, against the real broker and ClickHouse (started if needed).
+test: stack-up vet
+	$(GO) test -race -count=1 ./...
+
+## unit: the tests that need no server (fast feedback while editing).
+unit:
+	$(GO) test -race -count=1 -short ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./schemas/imv1/ -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
+
+## generate: Go code from schemas/imv1/*.proto (protoc from Debian, protoc-gen-go pinned in go.mod).
+generate:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
+	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=. --go_opt=paths=source_relative schemas/imv1/*.proto
+
+clean:
+	rm -rf $(BIN)

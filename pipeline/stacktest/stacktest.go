@@ -1,0 +1,113 @@
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+)
+
+// Environment variables that point the tests at another stack.
+const (
+	EnvKafkaBrokers   = "SEQCHAT_TEST_KAFKA_BROKERS"
+	EnvClickHouseAddr = "SEQCHAT_TEST_CLICKHOUSE_ADDR"
+)
+
+const startHint = "start the stack with `make stack-up` (scripts/stack.sh up)"
+
+// requireStack skips only when the run asked for it with -short (make unit);
+// a missing server otherwise fails the test.
+func requireStack(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the stack; run without -short")
+	}
+}
+
+// Kafka is the test broker's client configuration.
+func Kafka(t testing.TB) kafkawire.Config {
+	t.Helper()
+	requireStack(t)
+	brokers := os.Getenv(EnvKafkaBrokers)
+	if brokers == "" {
+		brokers = kafkawire.DefaultBrokers
+	}
+	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(brokers), ClientID: "seqchat-test"}
+}
+
+// Admin is a cluster admin on the test broker, closed at cleanup.
+func Admin(t testing.TB) sarama.ClusterAdmin {
+	t.Helper()
+	admin, err := Kafka(t).NewAdmin()
+	if err != nil {
+		t.Fatalf("kafka is not reachable (%v); %s", err, startHint)
+	}
+	t.Cleanup(func() { admin.Close() })
+	return admin
+}
+
+// Name returns a name unique to this test run: prefix, the test's name and
+// random hex, with characters Kafka and ClickHouse both accept.
+func Name(t testing.TB, prefix string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	test := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "_")
+	if len(test) > 40 {
+		test = test[:40]
+	}
+	return strings.ToLower(prefix + "_" + test + "_" + hex.EncodeToString(b))
+}
+
+// Topic creates a topic with partitions partitions, deleted at cleanup.
+func Topic(t testing.TB, partitions int32, config map[string]string) string {
+	t.Helper()
+	name := Name(t, "t")
+	admin := Admin(t)
+	if config == nil {
+		config = map[string]string{}
+	}
+	spec := kafkawire.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 1, Config: config}
+	if err := kafkawire.EnsureTopics(admin, spec); err != nil {
+		t.Fatalf("create topic: %v; %s", err, startHint)
+	}
+	t.Cleanup(func() { admin.DeleteTopic(name) })
+	return name
+}
+
+// ClickHouse connects to the test server and migrates a fresh database,
+// dropped at cleanup. It returns the connection and the database name.
+func ClickHouse(t testing.TB) (driver.Conn, string) {
+	t.Helper()
+	requireStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr := os.Getenv(EnvClickHouseAddr)
+	db := Name(t, "seqchat")
+	conn, _, err := chstore.Open(ctx, chstore.Config{Addr: addr, Database: db})
+	if err != nil {
+		t.Fatalf("clickhouse is not reachable (%v); %s", err, startHint)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	if _, err := chstore.Migrate(ctx, conn, db); err != nil {
+		t.Fatalf("migrate %s: %v", db, err)
+	}
+	return conn, db
+}
