@@ -162,7 +162,9 @@ func consume(ctx context.Context, t *testing.T, config *sarama.Config, topic str
 	return got
 }
 
-type collector struct{ out chan<- *sarama.ConsumerMessage }
+type collector struct {
+	out chan<- *sarama.ConsumerMessage
+}
 
 func (collector) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (collector) Cleanup(sarama.ConsumerGroupSession) error { return nil }
