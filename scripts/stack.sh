@@ -298,7 +298,7 @@ clickhouse_up() {
 	ch_write_config
 	local bin
 	bin=$(ch_server_bin)
-	log "clickhouse: starting $(clickhouse-client --version 2>/dev/null | sed -n "s/.*version //p") on $HOST:$CH_PORT (log: $CH_DIR/logs/server.log)"
+	log "clickhouse: starting $(clickhouse-client --version 2>/dev/null | sed -n "s/.*version \([0-9.]*[0-9]\).*/\1/p") on $HOST:$CH_PORT (log: $CH_DIR/logs/server.log)"
 	setsid nohup "$bin" --config-file="$CH_DIR/config.xml" >"$CH_DIR/logs/stdout.log" 2>&1 </dev/null &
 	echo $! >"$pidfile"
 	local deadline=$((SECONDS + WAIT_SECONDS))

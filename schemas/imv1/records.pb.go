@@ -10,7 +10,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: records.proto
+// source: schemas/imv1/records.proto
 
 package imv1
 
@@ -68,11 +68,11 @@ func (x MembershipEvent_Kind) String() string {
 }
 
 func (MembershipEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_records_proto_enumTypes[0].Descriptor()
+	return file_schemas_imv1_records_proto_enumTypes[0].Descriptor()
 }
 
 func (MembershipEvent_Kind) Type() protoreflect.EnumType {
-	return &file_records_proto_enumTypes[0]
+	return &file_schemas_imv1_records_proto_enumTypes[0]
 }
 
 func (x MembershipEvent_Kind) Number() protoreflect.EnumNumber {
@@ -81,7 +81,7 @@ func (x MembershipEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipEvent_Kind.Descriptor instead.
 func (MembershipEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{8, 0}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // RawRecord is a send as accepted by ingest: topic im.raw, key = conversation id.
@@ -113,7 +113,7 @@ type RawRecord struct {
 
 func (x *RawRecord) Reset() {
 	*x = RawRecord{}
-	mi := &file_records_proto_msgTypes[0]
+	mi := &file_schemas_imv1_records_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +125,7 @@ func (x *RawRecord) String() string {
 func (*RawRecord) ProtoMessage() {}
 
 func (x *RawRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[0]
+	mi := &file_schemas_imv1_records_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +138,7 @@ func (x *RawRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawRecord.ProtoReflect.Descriptor instead.
 func (*RawRecord) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{0}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *RawRecord) GetVersion() uint32 {
@@ -249,7 +249,7 @@ type ChatMessage struct {
 
 func (x *ChatMessage) Reset() {
 	*x = ChatMessage{}
-	mi := &file_records_proto_msgTypes[1]
+	mi := &file_schemas_imv1_records_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +261,7 @@ func (x *ChatMessage) String() string {
 func (*ChatMessage) ProtoMessage() {}
 
 func (x *ChatMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[1]
+	mi := &file_schemas_imv1_records_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +274,7 @@ func (x *ChatMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
 func (*ChatMessage) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{1}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ChatMessage) GetContentType() string {
@@ -308,7 +308,7 @@ type Control struct {
 
 func (x *Control) Reset() {
 	*x = Control{}
-	mi := &file_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +320,7 @@ func (x *Control) String() string {
 func (*Control) ProtoMessage() {}
 
 func (x *Control) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +333,7 @@ func (x *Control) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Control.ProtoReflect.Descriptor instead.
 func (*Control) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{2}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Control) GetOp() isControl_Op {
@@ -418,7 +418,7 @@ type CreateGroup struct {
 
 func (x *CreateGroup) Reset() {
 	*x = CreateGroup{}
-	mi := &file_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +430,7 @@ func (x *CreateGroup) String() string {
 func (*CreateGroup) ProtoMessage() {}
 
 func (x *CreateGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +443,7 @@ func (x *CreateGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroup.ProtoReflect.Descriptor instead.
 func (*CreateGroup) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{3}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateGroup) GetTitle() string {
@@ -470,7 +470,7 @@ type Join struct {
 
 func (x *Join) Reset() {
 	*x = Join{}
-	mi := &file_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +482,7 @@ func (x *Join) String() string {
 func (*Join) ProtoMessage() {}
 
 func (x *Join) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +495,7 @@ func (x *Join) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Join.ProtoReflect.Descriptor instead.
 func (*Join) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{4}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Join) GetUserId() string {
@@ -514,7 +514,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +526,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +539,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{5}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{5}
 }
 
 // Kick removes user_id; only a member may kick.
@@ -552,7 +552,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +564,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +577,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{6}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Kick) GetUserId() string {
@@ -623,7 +623,7 @@ type SequencedRecord struct {
 
 func (x *SequencedRecord) Reset() {
 	*x = SequencedRecord{}
-	mi := &file_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +635,7 @@ func (x *SequencedRecord) String() string {
 func (*SequencedRecord) ProtoMessage() {}
 
 func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +648,7 @@ func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequencedRecord.ProtoReflect.Descriptor instead.
 func (*SequencedRecord) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{7}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SequencedRecord) GetVersion() uint32 {
@@ -820,7 +820,7 @@ type MembershipEvent struct {
 
 func (x *MembershipEvent) Reset() {
 	*x = MembershipEvent{}
-	mi := &file_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +832,7 @@ func (x *MembershipEvent) String() string {
 func (*MembershipEvent) ProtoMessage() {}
 
 func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +845,7 @@ func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipEvent.ProtoReflect.Descriptor instead.
 func (*MembershipEvent) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{8}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MembershipEvent) GetKind() MembershipEvent_Kind {
@@ -881,7 +881,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +893,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +906,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{9}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Rejection) GetCode() string {
@@ -934,7 +934,7 @@ type DuplicateNotice struct {
 
 func (x *DuplicateNotice) Reset() {
 	*x = DuplicateNotice{}
-	mi := &file_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +946,7 @@ func (x *DuplicateNotice) String() string {
 func (*DuplicateNotice) ProtoMessage() {}
 
 func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +959,7 @@ func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateNotice.ProtoReflect.Descriptor instead.
 func (*DuplicateNotice) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{10}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DuplicateNotice) GetOriginalSeq() uint64 {
@@ -999,7 +999,7 @@ type ConversationState struct {
 
 func (x *ConversationState) Reset() {
 	*x = ConversationState{}
-	mi := &file_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1011,7 @@ func (x *ConversationState) String() string {
 func (*ConversationState) ProtoMessage() {}
 
 func (x *ConversationState) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1024,7 @@ func (x *ConversationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationState.ProtoReflect.Descriptor instead.
 func (*ConversationState) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{11}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConversationState) GetVersion() uint32 {
@@ -1094,7 +1094,7 @@ type RecentSend struct {
 
 func (x *RecentSend) Reset() {
 	*x = RecentSend{}
-	mi := &file_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1106,7 @@ func (x *RecentSend) String() string {
 func (*RecentSend) ProtoMessage() {}
 
 func (x *RecentSend) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1119,7 @@ func (x *RecentSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentSend.ProtoReflect.Descriptor instead.
 func (*RecentSend) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{12}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecentSend) GetClientMsgId() string {
@@ -1154,7 +1154,7 @@ type DeviceCursor struct {
 
 func (x *DeviceCursor) Reset() {
 	*x = DeviceCursor{}
-	mi := &file_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1166,7 @@ func (x *DeviceCursor) String() string {
 func (*DeviceCursor) ProtoMessage() {}
 
 func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1179,7 @@ func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCursor.ProtoReflect.Descriptor instead.
 func (*DeviceCursor) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{13}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeviceCursor) GetUserId() string {
@@ -1214,7 +1214,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1226,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1239,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{14}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -1270,7 +1270,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1282,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1295,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{15}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -1329,7 +1329,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1341,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1354,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1389,7 +1389,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1401,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1414,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -1487,7 +1487,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1499,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1512,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -1578,11 +1578,11 @@ func (x *DeadLetter) GetAtMs() int64 {
 	return 0
 }
 
-var File_records_proto protoreflect.FileDescriptor
+var File_schemas_imv1_records_proto protoreflect.FileDescriptor
 
-const file_records_proto_rawDesc = "" +
+const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\n" +
-	"\rrecords.proto\x12\rseqchat.im.v1\"\x93\x03\n" +
+	"\x1aschemas/imv1/records.proto\x12\rseqchat.im.v1\"\x93\x03\n" +
 	"\tRawRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\"\n" +
@@ -1706,20 +1706,20 @@ const file_records_proto_rawDesc = "" +
 	"\x05at_ms\x18\t \x01(\x03R\x04atMsB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
 
 var (
-	file_records_proto_rawDescOnce sync.Once
-	file_records_proto_rawDescData []byte
+	file_schemas_imv1_records_proto_rawDescOnce sync.Once
+	file_schemas_imv1_records_proto_rawDescData []byte
 )
 
-func file_records_proto_rawDescGZIP() []byte {
-	file_records_proto_rawDescOnce.Do(func() {
-		file_records_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_records_proto_rawDesc), len(file_records_proto_rawDesc)))
+func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
+	file_schemas_imv1_records_proto_rawDescOnce.Do(func() {
+		file_schemas_imv1_records_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)))
 	})
-	return file_records_proto_rawDescData
+	return file_schemas_imv1_records_proto_rawDescData
 }
 
-var file_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_records_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
-var file_records_proto_goTypes = []any{
+var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
 	(*ChatMessage)(nil),       // 2: seqchat.im.v1.ChatMessage
@@ -1741,7 +1741,7 @@ var file_records_proto_goTypes = []any{
 	(*Presence)(nil),          // 18: seqchat.im.v1.Presence
 	(*DeadLetter)(nil),        // 19: seqchat.im.v1.DeadLetter
 }
-var file_records_proto_depIdxs = []int32{
+var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
 	3,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
 	4,  // 2: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
@@ -1766,22 +1766,22 @@ var file_records_proto_depIdxs = []int32{
 	0,  // [0:17] is the sub-list for field type_name
 }
 
-func init() { file_records_proto_init() }
-func file_records_proto_init() {
-	if File_records_proto != nil {
+func init() { file_schemas_imv1_records_proto_init() }
+func file_schemas_imv1_records_proto_init() {
+	if File_schemas_imv1_records_proto != nil {
 		return
 	}
-	file_records_proto_msgTypes[0].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[0].OneofWrappers = []any{
 		(*RawRecord_Message)(nil),
 		(*RawRecord_Control)(nil),
 	}
-	file_records_proto_msgTypes[2].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[2].OneofWrappers = []any{
 		(*Control_CreateGroup)(nil),
 		(*Control_Join)(nil),
 		(*Control_Leave)(nil),
 		(*Control_Kick)(nil),
 	}
-	file_records_proto_msgTypes[7].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[7].OneofWrappers = []any{
 		(*SequencedRecord_Message)(nil),
 		(*SequencedRecord_Membership)(nil),
 		(*SequencedRecord_Rejection)(nil),
@@ -1791,18 +1791,18 @@ func file_records_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_records_proto_rawDesc), len(file_records_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_records_proto_goTypes,
-		DependencyIndexes: file_records_proto_depIdxs,
-		EnumInfos:         file_records_proto_enumTypes,
-		MessageInfos:      file_records_proto_msgTypes,
+		GoTypes:           file_schemas_imv1_records_proto_goTypes,
+		DependencyIndexes: file_schemas_imv1_records_proto_depIdxs,
+		EnumInfos:         file_schemas_imv1_records_proto_enumTypes,
+		MessageInfos:      file_schemas_imv1_records_proto_msgTypes,
 	}.Build()
-	File_records_proto = out.File
-	file_records_proto_goTypes = nil
-	file_records_proto_depIdxs = nil
+	File_schemas_imv1_records_proto = out.File
+	file_schemas_imv1_records_proto_goTypes = nil
+	file_schemas_imv1_records_proto_depIdxs = nil
 }
