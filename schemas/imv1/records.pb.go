@@ -976,41 +976,46 @@ func (x *DuplicateNotice) GetOriginalMsgId() string {
 	return ""
 }
 
-// ConversationState is the sequencer's state of one conversation: topic
-// im.seq.state (compacted), key = conversation id, same partition as im.raw.
-// The sequencer restores a partition's state from it on assignment.
-type ConversationState struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	LastSeq        uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	// Groups exist once created; dm conversations always exist.
-	Created bool     `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
-	Members []string `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
-	// Recent client_msg_id -> seq, oldest first, bounded per conversation (I3).
-	Recent []*RecentSend `protobuf:"bytes,6,rep,name=recent,proto3" json:"recent,omitempty"`
-	// Last client_seq sequenced per sender device (I2).
-	Cursors []*DeviceCursor `protobuf:"bytes,7,rep,name=cursors,proto3" json:"cursors,omitempty"`
-	// Sends waiting for a missing predecessor, in arrival order (I2).
-	Held          []*HeldSend `protobuf:"bytes,8,rep,name=held,proto3" json:"held,omitempty"`
+// StateEntry is one entry of the sequencer's state store: topic im.seq.state
+// (compacted), written in the same transaction as the output it explains, to
+// the same partition number as the raw records it derives from. The sequencer
+// restores a partition's state from it on assignment.
+//
+// The key says which entry it is (pipeline/sequencer builds them; 0x00
+// separates parts): one head per conversation, one record per member, per
+// recent send (the dedup window), per sender device cursor and per held send.
+// Small entries keep each update small, however large the group or window.
+// An empty value (tombstone) deletes the entry.
+type StateEntry struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Types that are valid to be assigned to Entry:
+	//
+	//	*StateEntry_Head
+	//	*StateEntry_Member
+	//	*StateEntry_Recent
+	//	*StateEntry_Cursor
+	//	*StateEntry_Held
+	//	*StateEntry_Marker
+	Entry         isStateEntry_Entry `protobuf_oneof:"entry"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ConversationState) Reset() {
-	*x = ConversationState{}
+func (x *StateEntry) Reset() {
+	*x = StateEntry{}
 	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ConversationState) String() string {
+func (x *StateEntry) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ConversationState) ProtoMessage() {}
+func (*StateEntry) ProtoMessage() {}
 
-func (x *ConversationState) ProtoReflect() protoreflect.Message {
+func (x *StateEntry) ProtoReflect() protoreflect.Message {
 	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1022,79 +1027,265 @@ func (x *ConversationState) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ConversationState.ProtoReflect.Descriptor instead.
-func (*ConversationState) Descriptor() ([]byte, []int) {
+// Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
+func (*StateEntry) Descriptor() ([]byte, []int) {
 	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *ConversationState) GetVersion() uint32 {
+func (x *StateEntry) GetVersion() uint32 {
 	if x != nil {
 		return x.Version
 	}
 	return 0
 }
 
-func (x *ConversationState) GetConversationId() string {
+func (x *StateEntry) GetEntry() isStateEntry_Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *StateEntry) GetHead() *ConversationHead {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Head); ok {
+			return x.Head
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetMember() *Member {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Member); ok {
+			return x.Member
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetRecent() *RecentSend {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Recent); ok {
+			return x.Recent
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetCursor() *DeviceCursor {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Cursor); ok {
+			return x.Cursor
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetHeld() *HeldSend {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Held); ok {
+			return x.Held
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetMarker() *RestoreMarker {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Marker); ok {
+			return x.Marker
+		}
+	}
+	return nil
+}
+
+type isStateEntry_Entry interface {
+	isStateEntry_Entry()
+}
+
+type StateEntry_Head struct {
+	Head *ConversationHead `protobuf:"bytes,2,opt,name=head,proto3,oneof"`
+}
+
+type StateEntry_Member struct {
+	Member *Member `protobuf:"bytes,3,opt,name=member,proto3,oneof"`
+}
+
+type StateEntry_Recent struct {
+	Recent *RecentSend `protobuf:"bytes,4,opt,name=recent,proto3,oneof"`
+}
+
+type StateEntry_Cursor struct {
+	Cursor *DeviceCursor `protobuf:"bytes,5,opt,name=cursor,proto3,oneof"`
+}
+
+type StateEntry_Held struct {
+	Held *HeldSend `protobuf:"bytes,6,opt,name=held,proto3,oneof"`
+}
+
+type StateEntry_Marker struct {
+	Marker *RestoreMarker `protobuf:"bytes,7,opt,name=marker,proto3,oneof"`
+}
+
+func (*StateEntry_Head) isStateEntry_Entry() {}
+
+func (*StateEntry_Member) isStateEntry_Entry() {}
+
+func (*StateEntry_Recent) isStateEntry_Entry() {}
+
+func (*StateEntry_Cursor) isStateEntry_Entry() {}
+
+func (*StateEntry_Held) isStateEntry_Entry() {}
+
+func (*StateEntry_Marker) isStateEntry_Entry() {}
+
+// ConversationHead is a conversation's sequencing position.
+type ConversationHead struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	LastSeq        uint64                 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Groups exist once created; dm conversations always exist.
+	Created       bool   `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
+	Title         string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationHead) Reset() {
+	*x = ConversationHead{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationHead) ProtoMessage() {}
+
+func (x *ConversationHead) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationHead.ProtoReflect.Descriptor instead.
+func (*ConversationHead) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConversationHead) GetConversationId() string {
 	if x != nil {
 		return x.ConversationId
 	}
 	return ""
 }
 
-func (x *ConversationState) GetLastSeq() uint64 {
+func (x *ConversationHead) GetLastSeq() uint64 {
 	if x != nil {
 		return x.LastSeq
 	}
 	return 0
 }
 
-func (x *ConversationState) GetCreated() bool {
+func (x *ConversationHead) GetCreated() bool {
 	if x != nil {
 		return x.Created
 	}
 	return false
 }
 
-func (x *ConversationState) GetMembers() []string {
+func (x *ConversationHead) GetTitle() string {
 	if x != nil {
-		return x.Members
+		return x.Title
 	}
-	return nil
+	return ""
 }
 
-func (x *ConversationState) GetRecent() []*RecentSend {
-	if x != nil {
-		return x.Recent
-	}
-	return nil
+// Member is one member of a group, since joined_seq.
+type Member struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	JoinedSeq      uint64                 `protobuf:"varint,3,opt,name=joined_seq,json=joinedSeq,proto3" json:"joined_seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
-func (x *ConversationState) GetCursors() []*DeviceCursor {
-	if x != nil {
-		return x.Cursors
-	}
-	return nil
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
 }
 
-func (x *ConversationState) GetHeld() []*HeldSend {
-	if x != nil {
-		return x.Held
-	}
-	return nil
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
 }
 
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Member) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *Member) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Member) GetJoinedSeq() uint64 {
+	if x != nil {
+		return x.JoinedSeq
+	}
+	return 0
+}
+
+// RecentSend maps a sender's client_msg_id to the seq it got (I3).
 type RecentSend struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientMsgId   string                 `protobuf:"bytes,1,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	MsgId         string                 `protobuf:"bytes,3,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	SenderUserId   string                 `protobuf:"bytes,2,opt,name=sender_user_id,json=senderUserId,proto3" json:"sender_user_id,omitempty"`
+	ClientMsgId    string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	Seq            uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	MsgId          string                 `protobuf:"bytes,5,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecentSend) Reset() {
 	*x = RecentSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1297,7 @@ func (x *RecentSend) String() string {
 func (*RecentSend) ProtoMessage() {}
 
 func (x *RecentSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1310,21 @@ func (x *RecentSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentSend.ProtoReflect.Descriptor instead.
 func (*RecentSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RecentSend) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *RecentSend) GetSenderUserId() string {
+	if x != nil {
+		return x.SenderUserId
+	}
+	return ""
 }
 
 func (x *RecentSend) GetClientMsgId() string {
@@ -1143,18 +1348,20 @@ func (x *RecentSend) GetMsgId() string {
 	return ""
 }
 
+// DeviceCursor is the last client_seq sequenced for one sender device (I2).
 type DeviceCursor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	DeviceId      string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	LastClientSeq uint64                 `protobuf:"varint,3,opt,name=last_client_seq,json=lastClientSeq,proto3" json:"last_client_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	DeviceId       string                 `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	LastClientSeq  uint64                 `protobuf:"varint,4,opt,name=last_client_seq,json=lastClientSeq,proto3" json:"last_client_seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeviceCursor) Reset() {
 	*x = DeviceCursor{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1373,7 @@ func (x *DeviceCursor) String() string {
 func (*DeviceCursor) ProtoMessage() {}
 
 func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1386,14 @@ func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCursor.ProtoReflect.Descriptor instead.
 func (*DeviceCursor) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeviceCursor) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
 }
 
 func (x *DeviceCursor) GetUserId() string {
@@ -1203,6 +1417,7 @@ func (x *DeviceCursor) GetLastClientSeq() uint64 {
 	return 0
 }
 
+// HeldSend waits for a missing predecessor of the same device (I2).
 type HeldSend struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Record *RawRecord             `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
@@ -1214,7 +1429,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1441,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1454,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -1256,6 +1471,53 @@ func (x *HeldSend) GetHeldSinceMs() int64 {
 	return 0
 }
 
+// RestoreMarker is written by a sequencer that takes over a partition, in a
+// transaction of its own; reading the state partition up to its own marker
+// means it has read everything committed before it.
+type RestoreMarker struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreMarker) Reset() {
+	*x = RestoreMarker{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreMarker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreMarker) ProtoMessage() {}
+
+func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreMarker.ProtoReflect.Descriptor instead.
+func (*RestoreMarker) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RestoreMarker) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // GatewayDelivery routes one sequenced record to one gateway: topic
 // im.gw.<gateway-id>, key = conversation id. Fanout writes one per gateway
 // that has at least one recipient device connected.
@@ -1270,7 +1532,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1544,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1557,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -1329,7 +1591,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1603,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1616,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1389,7 +1651,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1663,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1676,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -1487,7 +1749,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1761,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1774,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -1653,28 +1915,44 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\\\n" +
 	"\x0fDuplicateNotice\x12!\n" +
 	"\foriginal_seq\x18\x01 \x01(\x04R\voriginalSeq\x12&\n" +
-	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\xbc\x02\n" +
-	"\x11ConversationState\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
-	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x18\n" +
-	"\acreated\x18\x04 \x01(\bR\acreated\x12\x18\n" +
-	"\amembers\x18\x05 \x03(\tR\amembers\x121\n" +
-	"\x06recent\x18\x06 \x03(\v2\x19.seqchat.im.v1.RecentSendR\x06recent\x125\n" +
-	"\acursors\x18\a \x03(\v2\x1b.seqchat.im.v1.DeviceCursorR\acursors\x12+\n" +
-	"\x04held\x18\b \x03(\v2\x17.seqchat.im.v1.HeldSendR\x04held\"Y\n" +
+	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\xea\x02\n" +
 	"\n" +
-	"RecentSend\x12\"\n" +
-	"\rclient_msg_id\x18\x01 \x01(\tR\vclientMsgId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x15\n" +
-	"\x06msg_id\x18\x03 \x01(\tR\x05msgId\"l\n" +
-	"\fDeviceCursor\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12&\n" +
-	"\x0flast_client_seq\x18\x03 \x01(\x04R\rlastClientSeq\"`\n" +
+	"StateEntry\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x125\n" +
+	"\x04head\x18\x02 \x01(\v2\x1f.seqchat.im.v1.ConversationHeadH\x00R\x04head\x12/\n" +
+	"\x06member\x18\x03 \x01(\v2\x15.seqchat.im.v1.MemberH\x00R\x06member\x123\n" +
+	"\x06recent\x18\x04 \x01(\v2\x19.seqchat.im.v1.RecentSendH\x00R\x06recent\x125\n" +
+	"\x06cursor\x18\x05 \x01(\v2\x1b.seqchat.im.v1.DeviceCursorH\x00R\x06cursor\x12-\n" +
+	"\x04held\x18\x06 \x01(\v2\x17.seqchat.im.v1.HeldSendH\x00R\x04held\x126\n" +
+	"\x06marker\x18\a \x01(\v2\x1c.seqchat.im.v1.RestoreMarkerH\x00R\x06markerB\a\n" +
+	"\x05entry\"\x86\x01\n" +
+	"\x10ConversationHead\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\"i\n" +
+	"\x06Member\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"joined_seq\x18\x03 \x01(\x04R\tjoinedSeq\"\xa8\x01\n" +
+	"\n" +
+	"RecentSend\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12$\n" +
+	"\x0esender_user_id\x18\x02 \x01(\tR\fsenderUserId\x12\"\n" +
+	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x15\n" +
+	"\x06msg_id\x18\x05 \x01(\tR\x05msgId\"\x95\x01\n" +
+	"\fDeviceCursor\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12&\n" +
+	"\x0flast_client_seq\x18\x04 \x01(\x04R\rlastClientSeq\"`\n" +
 	"\bHeldSend\x120\n" +
 	"\x06record\x18\x01 \x01(\v2\x18.seqchat.im.v1.RawRecordR\x06record\x12\"\n" +
-	"\rheld_since_ms\x18\x02 \x01(\x03R\vheldSinceMs\"\x9d\x01\n" +
+	"\rheld_since_ms\x18\x02 \x01(\x03R\vheldSinceMs\"%\n" +
+	"\rRestoreMarker\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x9d\x01\n" +
 	"\x0fGatewayDelivery\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x126\n" +
 	"\x06record\x18\x02 \x01(\v2\x1e.seqchat.im.v1.SequencedRecordR\x06record\x128\n" +
@@ -1718,7 +1996,7 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
@@ -1732,14 +2010,17 @@ var file_schemas_imv1_records_proto_goTypes = []any{
 	(*MembershipEvent)(nil),   // 9: seqchat.im.v1.MembershipEvent
 	(*Rejection)(nil),         // 10: seqchat.im.v1.Rejection
 	(*DuplicateNotice)(nil),   // 11: seqchat.im.v1.DuplicateNotice
-	(*ConversationState)(nil), // 12: seqchat.im.v1.ConversationState
-	(*RecentSend)(nil),        // 13: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),      // 14: seqchat.im.v1.DeviceCursor
-	(*HeldSend)(nil),          // 15: seqchat.im.v1.HeldSend
-	(*GatewayDelivery)(nil),   // 16: seqchat.im.v1.GatewayDelivery
-	(*DeviceRef)(nil),         // 17: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),          // 18: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),        // 19: seqchat.im.v1.DeadLetter
+	(*StateEntry)(nil),        // 12: seqchat.im.v1.StateEntry
+	(*ConversationHead)(nil),  // 13: seqchat.im.v1.ConversationHead
+	(*Member)(nil),            // 14: seqchat.im.v1.Member
+	(*RecentSend)(nil),        // 15: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),      // 16: seqchat.im.v1.DeviceCursor
+	(*HeldSend)(nil),          // 17: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),     // 18: seqchat.im.v1.RestoreMarker
+	(*GatewayDelivery)(nil),   // 19: seqchat.im.v1.GatewayDelivery
+	(*DeviceRef)(nil),         // 20: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),          // 21: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),        // 22: seqchat.im.v1.DeadLetter
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -1753,17 +2034,20 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	10, // 8: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
 	11, // 9: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
 	0,  // 10: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
-	13, // 11: seqchat.im.v1.ConversationState.recent:type_name -> seqchat.im.v1.RecentSend
-	14, // 12: seqchat.im.v1.ConversationState.cursors:type_name -> seqchat.im.v1.DeviceCursor
-	15, // 13: seqchat.im.v1.ConversationState.held:type_name -> seqchat.im.v1.HeldSend
-	1,  // 14: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	8,  // 15: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	17, // 16: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 11: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
+	14, // 12: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
+	15, // 13: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
+	16, // 14: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
+	17, // 15: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
+	18, // 16: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
+	1,  // 17: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
+	8,  // 18: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	20, // 19: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -1787,13 +2071,21 @@ func file_schemas_imv1_records_proto_init() {
 		(*SequencedRecord_Rejection)(nil),
 		(*SequencedRecord_Duplicate)(nil),
 	}
+	file_schemas_imv1_records_proto_msgTypes[11].OneofWrappers = []any{
+		(*StateEntry_Head)(nil),
+		(*StateEntry_Member)(nil),
+		(*StateEntry_Recent)(nil),
+		(*StateEntry_Cursor)(nil),
+		(*StateEntry_Held)(nil),
+		(*StateEntry_Marker)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

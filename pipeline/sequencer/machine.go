@@ -1,0 +1,496 @@
+package sequencer
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// Options bound the state a Machine keeps.
+type Options struct {
+	// HoldWindow is how long a send whose client_seq skips ahead waits for
+	// its missing predecessors (I2). Zero means 2s.
+	HoldWindow time.Duration
+	// RecentPerConversation is how many recent client_msg_ids per
+	// conversation are remembered for dedup (I3). Zero means 1000.
+	RecentPerConversation int
+	// MaxHeldPerConversation bounds held sends per conversation; past it the
+	// oldest held device is released early. Zero means 1000.
+	MaxHeldPerConversation int
+}
+
+func (o Options) withDefaults() Options {
+	if o.HoldWindow == 0 {
+		o.HoldWindow = 2 * time.Second
+	}
+	if o.RecentPerConversation == 0 {
+		o.RecentPerConversation = 1000
+	}
+	if o.MaxHeldPerConversation == 0 {
+		o.MaxHeldPerConversation = 1000
+	}
+	return o
+}
+
+// Rejection codes (schemas/wsprotocol/protocol.md).
+const (
+	CodeNotMember           = "not_member"
+	CodeUnknownConversation = "unknown_conversation"
+	CodeAlreadyMember       = "already_member"
+	CodeInvalid             = "invalid"
+)
+
+type device struct{ user, device string }
+
+type heldSend struct {
+	rec   *imv1.RawRecord
+	since int64 // ms
+}
+
+type conversation struct {
+	id      string
+	dm      bool
+	dmUsers [2]string
+	head    *imv1.ConversationHead
+	members map[string]uint64 // groups: user -> seq of the event that added them
+	recent  map[string]*imv1.RecentSend
+	order   []string // recent keys, oldest first
+	cursors map[device]uint64
+	held    map[device][]heldSend // each sorted by client_seq
+	nHeld   int
+}
+
+// StateChange is one write to the state store: Entry nil deletes Key.
+type StateChange struct {
+	Key   string
+	Entry *imv1.StateEntry
+}
+
+// Machine is the sequencing state of one partition. It is not safe for
+// concurrent use: one goroutine owns a partition (single writer per
+// conversation). Apply and Expire append output; Take hands it over.
+type Machine struct {
+	opts     Options
+	convs    map[string]*conversation
+	withHeld map[string]*conversation
+	out      []*imv1.SequencedRecord
+	changes  map[string]*imv1.StateEntry
+}
+
+// NewMachine returns an empty machine.
+func NewMachine(opts Options) *Machine {
+	return &Machine{
+		opts:     opts.withDefaults(),
+		convs:    map[string]*conversation{},
+		withHeld: map[string]*conversation{},
+		changes:  map[string]*imv1.StateEntry{},
+	}
+}
+
+// Take returns the output records and state changes since the last Take, in
+// the order they must be written, and starts afresh.
+func (m *Machine) Take() ([]*imv1.SequencedRecord, []StateChange) {
+	out := m.out
+	changes := make([]StateChange, 0, len(m.changes))
+	for k, e := range m.changes {
+		changes = append(changes, StateChange{Key: k, Entry: e})
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Key < changes[j].Key })
+	m.out, m.changes = nil, map[string]*imv1.StateEntry{}
+	return out, changes
+}
+
+// Held is the number of sends waiting for a predecessor.
+func (m *Machine) Held() int {
+	n := 0
+	for _, c := range m.withHeld {
+		n += c.nHeld
+	}
+	return n
+}
+
+// LastSeq is the last seq given in conversation id (0 if none).
+func (m *Machine) LastSeq(id string) uint64 {
+	if c := m.convs[id]; c != nil {
+		return c.head.LastSeq
+	}
+	return 0
+}
+
+// CheckRaw reports a raw record the machine cannot process at all. The caller
+// dead-letters such records; everything else gets an answer from Apply.
+func CheckRaw(r *imv1.RawRecord) error {
+	for name, v := range map[string]string{
+		"conversation_id": r.ConversationId, "client_msg_id": r.ClientMsgId,
+		"sender_user_id": r.SenderUserId, "sender_device_id": r.SenderDeviceId,
+	} {
+		if v == "" || strings.Contains(v, sep) {
+			return fmt.Errorf("%s %q is empty or contains NUL", name, v)
+		}
+	}
+	if _, _, err := parseConversation(r.ConversationId); err != nil {
+		return err
+	}
+	if r.Body == nil {
+		return fmt.Errorf("record has neither message nor control")
+	}
+	if c, ok := r.Body.(*imv1.RawRecord_Control); ok && (c.Control == nil || c.Control.Op == nil) {
+		return fmt.Errorf("control without operation")
+	}
+	return nil
+}
+
+// parseConversation splits a conversation id: dm:<a>:<b> (a < b) or g:<id>.
+func parseConversation(id string) (dm bool, users [2]string, err error) {
+	switch {
+	case strings.HasPrefix(id, "dm:"):
+		a, b, ok := strings.Cut(strings.TrimPrefix(id, "dm:"), ":")
+		if !ok || a == "" || b == "" || a >= b || strings.Contains(b, ":") {
+			return false, users, fmt.Errorf("conversation %q: want dm:<a>:<b> with a < b", id)
+		}
+		return true, [2]string{a, b}, nil
+	case strings.HasPrefix(id, "g:") && len(id) > 2:
+		return false, users, nil
+	}
+	return false, users, fmt.Errorf("conversation %q: want dm:<a>:<b> or g:<id>", id)
+}
+
+func (m *Machine) conversation(id string) *conversation {
+	if c := m.convs[id]; c != nil {
+		return c
+	}
+	dm, users, _ := parseConversation(id) // CheckRaw or restore validated it
+	c := &conversation{
+		id: id, dm: dm, dmUsers: users,
+		head:    &imv1.ConversationHead{ConversationId: id, Created: dm},
+		members: map[string]uint64{},
+		recent:  map[string]*imv1.RecentSend{},
+		cursors: map[device]uint64{},
+		held:    map[device][]heldSend{},
+	}
+	m.convs[id] = c
+	return c
+}
+
+func (c *conversation) isMember(user string) bool {
+	if c.dm {
+		return user == c.dmUsers[0] || user == c.dmUsers[1]
+	}
+	_, ok := c.members[user]
+	return ok
+}
+
+// Apply processes one raw record (CheckRaw must have passed) at time now.
+func (m *Machine) Apply(r *imv1.RawRecord, now time.Time) {
+	c := m.conversation(r.ConversationId)
+	dedup := r.SenderUserId + sep + r.ClientMsgId
+	if prev := c.recent[dedup]; prev != nil { // I3: same client_msg_id, same seq
+		m.notice(r, now).Body = &imv1.SequencedRecord_Duplicate{Duplicate: &imv1.DuplicateNotice{
+			OriginalSeq: prev.Seq, OriginalMsgId: prev.MsgId}}
+		return
+	}
+	dev := device{r.SenderUserId, r.SenderDeviceId}
+	if r.ClientSeq == 0 { // the sender asked for no per-device order
+		m.decide(c, r, now, false)
+		return
+	}
+	for _, h := range c.held[dev] {
+		if h.rec.ClientMsgId == r.ClientMsgId {
+			return // already waiting; it gets its seq when released
+		}
+	}
+	if r.ClientSeq > c.cursors[dev]+1 { // I2: a predecessor is missing
+		m.hold(c, dev, r, now)
+		return
+	}
+	// In order, or late after its hold window expired (then it cannot move
+	// the cursor back, and takes the next seq like any late arrival).
+	if r.ClientSeq > c.cursors[dev] {
+		m.setCursor(c, dev, r.ClientSeq)
+	}
+	m.decide(c, r, now, false)
+	m.releaseReady(c, dev, now)
+}
+
+// Expire releases the held sends whose hold window has passed: each is
+// sequenced with predecessor_missing, and its in-order successors with it.
+// Conversations and devices are visited in a fixed order so that the same
+// input always gives the same seqs.
+func (m *Machine) Expire(now time.Time) {
+	deadline := now.Add(-m.opts.HoldWindow).UnixMilli()
+	ids := make([]string, 0, len(m.withHeld))
+	for id := range m.withHeld {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := m.withHeld[id]
+		for {
+			dev, since, ok := c.oldestHeld()
+			if !ok || since > deadline {
+				break
+			}
+			m.releaseFirst(c, dev, now)
+		}
+	}
+}
+
+// oldestHeld is the device whose first held send has waited longest
+// (ties broken by device, for determinism).
+func (c *conversation) oldestHeld() (dev device, since int64, ok bool) {
+	for d, hs := range c.held {
+		if len(hs) == 0 {
+			continue
+		}
+		s := hs[0].since
+		if !ok || s < since || (s == since && (d.user < dev.user || d.user == dev.user && d.device < dev.device)) {
+			dev, since, ok = d, s, true
+		}
+	}
+	return dev, since, ok
+}
+
+func (m *Machine) hold(c *conversation, dev device, r *imv1.RawRecord, now time.Time) {
+	if c.nHeld >= m.opts.MaxHeldPerConversation {
+		m.releaseOldest(c, now)
+	}
+	h := heldSend{rec: r, since: now.UnixMilli()}
+	hs := c.held[dev]
+	i := sort.Search(len(hs), func(i int) bool { return hs[i].rec.ClientSeq > r.ClientSeq })
+	hs = append(hs, heldSend{})
+	copy(hs[i+1:], hs[i:])
+	hs[i] = h
+	c.held[dev] = hs
+	c.nHeld++
+	m.withHeld[c.id] = c
+	m.changes[heldKey(c.id, dev, r.ClientMsgId)] = &imv1.StateEntry{Version: imv1.Version,
+		Entry: &imv1.StateEntry_Held{Held: &imv1.HeldSend{Record: r, HeldSinceMs: h.since}}}
+}
+
+// releaseOldest releases the device whose first held send waited longest.
+func (m *Machine) releaseOldest(c *conversation, now time.Time) {
+	if dev, _, ok := c.oldestHeld(); ok {
+		m.releaseFirst(c, dev, now)
+	}
+}
+
+// releaseFirst sequences the device's lowest held send although its
+// predecessor never came, then every held send that follows it in order.
+func (m *Machine) releaseFirst(c *conversation, dev device, now time.Time) {
+	h := m.unhold(c, dev)
+	m.setCursor(c, dev, h.rec.ClientSeq)
+	m.decide(c, h.rec, now, true)
+	m.releaseReady(c, dev, now)
+}
+
+// releaseReady sequences held sends of dev that are next in order.
+func (m *Machine) releaseReady(c *conversation, dev device, now time.Time) {
+	for {
+		hs := c.held[dev]
+		if len(hs) == 0 || hs[0].rec.ClientSeq != c.cursors[dev]+1 {
+			return
+		}
+		h := m.unhold(c, dev)
+		m.setCursor(c, dev, h.rec.ClientSeq)
+		m.decide(c, h.rec, now, false)
+	}
+}
+
+func (m *Machine) unhold(c *conversation, dev device) heldSend {
+	hs := c.held[dev]
+	h := hs[0]
+	if len(hs) == 1 {
+		delete(c.held, dev)
+	} else {
+		c.held[dev] = hs[1:]
+	}
+	c.nHeld--
+	if c.nHeld == 0 {
+		delete(m.withHeld, c.id)
+	}
+	m.changes[heldKey(c.id, dev, h.rec.ClientMsgId)] = nil
+	return h
+}
+
+func (m *Machine) setCursor(c *conversation, dev device, clientSeq uint64) {
+	c.cursors[dev] = clientSeq
+	m.changes[cursorKey(c.id, dev)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Cursor{
+		Cursor: &imv1.DeviceCursor{ConversationId: c.id, UserId: dev.user, DeviceId: dev.device, LastClientSeq: clientSeq}}}
+}
+
+// decide accepts the send (a new seq) or rejects it (a notice, no seq).
+func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, predecessorMissing bool) {
+	reject := func(code, format string, args ...any) {
+		m.notice(r, now).Body = &imv1.SequencedRecord_Rejection{Rejection: &imv1.Rejection{Code: code, Message: fmt.Sprintf(format, args...)}}
+	}
+	sender := r.SenderUserId
+	var entry *imv1.SequencedRecord
+	switch body := r.Body.(type) {
+	case *imv1.RawRecord_Message:
+		if !c.head.Created {
+			reject(CodeUnknownConversation, "%s does not exist", c.id)
+			return
+		}
+		if !c.isMember(sender) {
+			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
+			return
+		}
+		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Message{Message: body.Message}}
+	case *imv1.RawRecord_Control:
+		if c.dm {
+			reject(CodeInvalid, "%s is a direct conversation: its members are fixed", c.id)
+			return
+		}
+		ev, code, why := m.membership(c, sender, body.Control)
+		if code != "" {
+			reject(code, "%s", why)
+			return
+		}
+		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Membership{Membership: ev}}
+	}
+	m.sequence(c, r, entry, now, predecessorMissing)
+}
+
+// membership checks a control operation; on success it returns the event.
+// State changes are applied by applyMembership once the seq is known.
+func (m *Machine) membership(c *conversation, actor string, ctl *imv1.Control) (*imv1.MembershipEvent, string, string) {
+	switch op := ctl.Op.(type) {
+	case *imv1.Control_CreateGroup:
+		if c.head.Created {
+			return nil, CodeAlreadyMember, fmt.Sprintf("%s already exists", c.id)
+		}
+		users := []string{actor}
+		seen := map[string]bool{actor: true}
+		for _, u := range op.CreateGroup.GetInitialMembers() {
+			if u != "" && !strings.Contains(u, sep) && !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+		return &imv1.MembershipEvent{Kind: imv1.MembershipEvent_CREATED, UserIds: users, Title: op.CreateGroup.GetTitle()}, "", ""
+	}
+	if !c.head.Created {
+		return nil, CodeUnknownConversation, fmt.Sprintf("%s does not exist", c.id)
+	}
+	switch op := ctl.Op.(type) {
+	case *imv1.Control_Join:
+		u := op.Join.GetUserId()
+		if u == "" || strings.Contains(u, sep) {
+			return nil, CodeInvalid, "join needs a user_id"
+		}
+		// Groups are open: a user may join itself; a member may add anyone.
+		if u != actor && !c.isMember(actor) {
+			return nil, CodeNotMember, fmt.Sprintf("%s is not a member of %s and cannot add %s", actor, c.id, u)
+		}
+		if c.isMember(u) {
+			return nil, CodeAlreadyMember, fmt.Sprintf("%s is already a member of %s", u, c.id)
+		}
+		return &imv1.MembershipEvent{Kind: imv1.MembershipEvent_JOINED, UserIds: []string{u}}, "", ""
+	case *imv1.Control_Leave:
+		if !c.isMember(actor) {
+			return nil, CodeNotMember, fmt.Sprintf("%s is not a member of %s", actor, c.id)
+		}
+		return &imv1.MembershipEvent{Kind: imv1.MembershipEvent_LEFT, UserIds: []string{actor}}, "", ""
+	case *imv1.Control_Kick:
+		u := op.Kick.GetUserId()
+		if !c.isMember(actor) {
+			return nil, CodeNotMember, fmt.Sprintf("%s is not a member of %s", actor, c.id)
+		}
+		if !c.isMember(u) {
+			return nil, CodeNotMember, fmt.Sprintf("%s is not a member of %s", u, c.id)
+		}
+		return &imv1.MembershipEvent{Kind: imv1.MembershipEvent_KICKED, UserIds: []string{u}}, "", ""
+	}
+	return nil, CodeInvalid, "unknown control operation"
+}
+
+func (m *Machine) sequence(c *conversation, r *imv1.RawRecord, e *imv1.SequencedRecord, now time.Time, predecessorMissing bool) {
+	seq := c.head.LastSeq + 1
+	e.Version = imv1.Version
+	e.ConversationId = c.id
+	e.Seq = seq
+	e.MsgId = MsgID(c.id, seq)
+	e.ClientMsgId = r.ClientMsgId
+	e.SenderUserId = r.SenderUserId
+	e.SenderDeviceId = r.SenderDeviceId
+	e.ClientSeq = r.ClientSeq
+	e.ReceivedAtMs = r.ReceivedAtMs
+	e.SequencedAtMs = now.UnixMilli()
+	e.Origin = r.Origin
+	e.PredecessorMissing = predecessorMissing
+	m.out = append(m.out, e)
+
+	c.head.LastSeq = seq
+	if ev := e.GetMembership(); ev != nil {
+		m.applyMembership(c, ev, seq)
+	}
+	m.changes[headKey(c.id)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Head{
+		Head: &imv1.ConversationHead{ConversationId: c.id, LastSeq: seq, Created: c.head.Created, Title: c.head.Title}}}
+	m.remember(c, &imv1.RecentSend{ConversationId: c.id, SenderUserId: r.SenderUserId, ClientMsgId: r.ClientMsgId, Seq: seq, MsgId: e.MsgId})
+}
+
+func (m *Machine) applyMembership(c *conversation, ev *imv1.MembershipEvent, seq uint64) {
+	switch ev.Kind {
+	case imv1.MembershipEvent_CREATED:
+		c.head.Created, c.head.Title = true, ev.Title
+		fallthrough
+	case imv1.MembershipEvent_JOINED:
+		for _, u := range ev.UserIds {
+			c.members[u] = seq
+			m.changes[memberKey(c.id, u)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Member{
+				Member: &imv1.Member{ConversationId: c.id, UserId: u, JoinedSeq: seq}}}
+		}
+	case imv1.MembershipEvent_LEFT, imv1.MembershipEvent_KICKED:
+		for _, u := range ev.UserIds {
+			delete(c.members, u)
+			m.changes[memberKey(c.id, u)] = nil
+		}
+	}
+}
+
+// remember adds a send to the dedup window, forgetting the oldest past the bound.
+func (m *Machine) remember(c *conversation, rs *imv1.RecentSend) {
+	k := rs.SenderUserId + sep + rs.ClientMsgId
+	c.recent[k] = rs
+	c.order = append(c.order, k)
+	m.changes[recentKey(c.id, rs.SenderUserId, rs.ClientMsgId)] = &imv1.StateEntry{Version: imv1.Version,
+		Entry: &imv1.StateEntry_Recent{Recent: rs}}
+	for len(c.order) > m.opts.RecentPerConversation {
+		old := c.recent[c.order[0]]
+		delete(c.recent, c.order[0])
+		c.order = c.order[1:]
+		m.changes[recentKey(c.id, old.SenderUserId, old.ClientMsgId)] = nil
+	}
+}
+
+// notice appends an answer to the sender that takes no seq (seq 0); the
+// caller sets its body (rejection or duplicate).
+func (m *Machine) notice(r *imv1.RawRecord, now time.Time) *imv1.SequencedRecord {
+	n := &imv1.SequencedRecord{
+		Version: imv1.Version, ConversationId: r.ConversationId, ClientMsgId: r.ClientMsgId,
+		SenderUserId: r.SenderUserId, SenderDeviceId: r.SenderDeviceId, ClientSeq: r.ClientSeq,
+		ReceivedAtMs: r.ReceivedAtMs, SequencedAtMs: now.UnixMilli(), Origin: r.Origin,
+	}
+	m.out = append(m.out, n)
+	return n
+}
+
+var msgIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// MsgID is the globally unique id of entry seq of a conversation. It is
+// derived, not random, so a batch replayed after an aborted transaction gets
+// the same ids.
+func MsgID(conversation string, seq uint64) string {
+	h := sha256.New()
+	h.Write([]byte(conversation))
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[1:], seq)
+	h.Write(b[:])
+	return msgIDEncoding.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,20 @@
+package sequencer
+
+// State store keys. Ids never contain 0x00 (validated on the raw record), so
+// 0x00-separated parts cannot collide.
+const sep = "\x00"
+
+func headKey(conv string) string         { return conv + sep + "h" }
+func memberKey(conv, user string) string { return conv + sep + "m" + sep + user }
+func recentKey(conv, sender, cmid string) string {
+	return conv + sep + "d" + sep + sender + sep + cmid
+}
+func cursorKey(conv string, d device) string {
+	return conv + sep + "c" + sep + d.user + sep + d.device
+}
+func heldKey(conv string, d device, cmid string) string {
+	return conv + sep + "w" + sep + d.user + sep + d.device + sep + cmid
+}
+
+// markerKey holds the restore marker; it sorts apart from every conversation.
+const markerKey = sep + "marker"
