@@ -1,7 +1,71 @@
-// Command sequencer is the sequencer service of the pipeline (see docs/architecture.md).
-// Its component is not built yet: it accepts the common configuration and exits.
+// Command sequencer assigns contiguous per-conversation seqs to the raw
+// topic's records, exactly once, through Kafka transactions (see
+// pipeline/sequencer). Run as many instances as needed: they share the raw
+// partitions through the consumer group.
 package main
 
-import "github.com/seqchat/seqchat/pipeline/service"
+import (
+	"flag"
+	"fmt"
+	"os"
 
-func main() { service.Placeholder("sequencer", service.DefaultAdminAddr("sequencer")) }
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sequencer:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("sequencer", flag.ExitOnError)
+	var common service.Common
+	common.Register(fs, service.DefaultAdminAddr("sequencer"))
+	var cfg sequencer.Config
+	def := kafkawire.Topics{}.WithDefaults()
+	fs.StringVar(&cfg.Topics.Raw, "raw-topic", def.Raw, "topic of raw sends (input)")
+	fs.StringVar(&cfg.Topics.Sequenced, "seq-topic", def.Sequenced, "topic of sequenced records (output)")
+	fs.StringVar(&cfg.Topics.SequencerState, "state-topic", def.SequencerState, "compacted state store topic")
+	fs.StringVar(&cfg.Topics.DeadLetter, "deadletter-topic", def.DeadLetter, "topic of undecodable records")
+	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
+	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the per-partition transactional ids (default: the group id)")
+	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
+	fs.IntVar(&cfg.Machine.RecentPerConversation, "recent-per-conversation", 0, "client_msg_ids remembered per conversation for dedup (default 1000)")
+	fs.IntVar(&cfg.Machine.MaxHeldPerConversation, "max-held-per-conversation", 0, "held sends per conversation before the oldest is released (default 1000)")
+	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "raw records per transaction at most (default 1000)")
+	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a transaction waits for more records (default 2ms; negative: never)")
+	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return err
+	}
+	log, err := common.Logger("sequencer")
+	if err != nil {
+		return err
+	}
+	admin := service.NewAdmin(common.AdminAddr, log)
+	cfg.Kafka = common.Kafka("seqchat-sequencer")
+	cfg.Logger = log
+	cfg.Registerer = admin.Registry
+	seq, err := sequencer.New(cfg)
+	if err != nil {
+		return err
+	}
+	admin.AddReadyCheck("sequencer", seq.Ready)
+
+	ctx, stop := service.SignalContext()
+	defer stop()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error {
+		err := seq.Run(ctx)
+		stop() // the admin server goes when the sequencer does
+		return err
+	})
+	return g.Wait()
+}

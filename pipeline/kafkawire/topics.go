@@ -134,7 +134,7 @@ func EnsureTopics(admin sarama.ClusterAdmin, specs ...TopicSpec) error {
 		if err == nil {
 			continue
 		}
-		n, err := partitionCount(admin, s.Name)
+		n, err := PartitionCount(admin, s.Name)
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func EnsureTopics(admin sarama.ClusterAdmin, specs ...TopicSpec) error {
 func CheckCoPartitioned(admin sarama.ClusterAdmin, topics ...string) (int32, error) {
 	var want int32
 	for i, name := range topics {
-		n, err := partitionCount(admin, name)
+		n, err := PartitionCount(admin, name)
 		if err != nil {
 			return 0, err
 		}
@@ -163,7 +163,8 @@ func CheckCoPartitioned(admin sarama.ClusterAdmin, topics ...string) (int32, err
 	return want, nil
 }
 
-func partitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
+// PartitionCount is the number of partitions of topic.
+func PartitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
 	md, err := admin.DescribeTopics([]string{topic})
 	if err != nil {
 		return 0, fmt.Errorf("describe topic %s: %w", topic, err)

@@ -1,0 +1,66 @@
+package sequencer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+type metrics struct {
+	records        *prometheus.CounterVec
+	batchRecords   prometheus.Histogram
+	txnSeconds     prometheus.Histogram
+	restoreSeconds prometheus.Histogram
+	held           prometheus.Gauge
+	partitions     prometheus.Gauge
+	fenced         prometheus.Counter
+	failures       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_sequencer_records_total",
+			Help: "Records written by outcome: sequenced, rejected, duplicate, dead_letter."}, []string{"outcome"}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_batch_records",
+			Help: "Raw records per transaction.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+		txnSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_transaction_seconds",
+			Help: "Time to write and commit one transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
+		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_restore_seconds",
+			Help: "Time to fence the previous owner and restore a partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_sequencer_held_sends",
+			Help: "Sends waiting for a missing predecessor, in the last partition to commit."}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_sequencer_partitions",
+			Help: "Raw partitions this instance owns."}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_sequencer_fenced_total",
+			Help: "Transactions refused because a newer owner took the partition."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_sequencer_partition_failures_total",
+			Help: "Partition workers that failed and restarted the group session."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.batchRecords, m.txnSeconds, m.restoreSeconds, m.held, m.partitions, m.fenced, m.failures)
+	}
+	return m
+}
+
+func (m *metrics) observeBatch(raw int, out []*imv1.SequencedRecord, dead, held int, took time.Duration) {
+	if raw > 0 {
+		m.batchRecords.Observe(float64(raw))
+	}
+	m.txnSeconds.Observe(took.Seconds())
+	m.held.Set(float64(held))
+	for _, r := range out {
+		switch {
+		case r.Seq > 0:
+			m.records.WithLabelValues("sequenced").Inc()
+		case r.GetRejection() != nil:
+			m.records.WithLabelValues("rejected").Inc()
+		default:
+			m.records.WithLabelValues("duplicate").Inc()
+		}
+	}
+	if dead > 0 {
+		m.records.WithLabelValues("dead_letter").Add(float64(dead))
+	}
+}
