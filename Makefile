@@ -45,7 +45,7 @@ vet:
 
 ## test: everything, against the real broker and ClickHouse (started if needed).
 test: stack-up vet
-	scripts/gotest.sh -race -count=1 ./...
+	scripts/gotest.sh -race -count=1 -tags failover ./...
 
 ## unit: the tests that need no server (fast feedback while editing).
 unit:

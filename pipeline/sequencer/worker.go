@@ -127,6 +127,7 @@ func (w *worker) run(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGrou
 	tick := time.NewTicker(max(cfg.Machine.HoldWindow/8, 10*time.Millisecond))
 	defer tick.Stop()
 	rawTopic := claim.Topic()
+	next := claim.InitialOffset() // the next raw offset to process
 	for {
 		var batch []*sarama.ConsumerMessage
 		select {
@@ -156,7 +157,16 @@ func (w *worker) run(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGrou
 			}
 			w.machine.Apply(rec, now)
 		}
-		w.machine.Expire(now)
+		if len(batch) > 0 {
+			next = batch[len(batch)-1].Offset + 1
+		}
+		// Holds expire only when the partition is caught up: while there is
+		// a backlog (after a restart, say) the missing predecessor may be in
+		// it, however long ago its successor was held. (A zero high-water
+		// mark means no fetch has answered yet.)
+		if hwm := claim.HighWaterMarkOffset(); hwm > 0 && next >= hwm {
+			w.machine.Expire(now)
+		}
 		out, changes := w.machine.Take()
 		if len(batch) == 0 && len(out) == 0 && len(changes) == 0 {
 			continue
@@ -301,9 +311,21 @@ func (w *worker) transact(body func() error) error {
 }
 
 func (w *worker) txnFailed(step string, err error) error {
-	if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+	if fenced(err) {
 		w.s.metrics.fenced.Inc()
 		return fmt.Errorf("partition %d: %s: fenced by a newer owner: %w", w.p, step, err)
 	}
 	return fmt.Errorf("partition %d: %s transaction: %w", w.p, step, err)
+}
+
+// fenced is true for the errors that mean a newer owner took the partition:
+// the producer epoch was bumped, or the group generation moved on.
+func fenced(err error) bool {
+	for _, e := range []error{sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch,
+		sarama.ErrIllegalGeneration, sarama.ErrUnknownMemberId, sarama.ErrFencedInstancedId} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
