@@ -1,7 +1,116 @@
-// Command ingest is the ingest service of the pipeline (see docs/architecture.md).
-// Its component is not built yet: it accepts the common configuration and exits.
+// Command ingest serves the HTTP API through which server-side senders (bots,
+// system notices, imports) write into the pipeline: it validates each send,
+// produces it to im.raw and answers 202 only after the broker acknowledged it.
+// docs/ingest-api.md is the reference; the logic lives in pipeline/ingest.
 package main
 
-import "github.com/seqchat/seqchat/pipeline/service"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
 
-func main() { service.Placeholder("ingest", service.DefaultAdminAddr("ingest")) }
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/ingest"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+type flags struct {
+	common          service.Common
+	listenAddr      string
+	serviceToken    string
+	maxBodyBytes    int
+	maxRequestBytes int64
+}
+
+func main() {
+	f, err := parseFlags(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ingest: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := service.SignalContext()
+	err = run(ctx, f)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ingest: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, getenv func(string) string) (*flags, error) {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var f flags
+	f.common.Register(fs, service.DefaultAdminAddr("ingest"))
+	fs.StringVar(&f.listenAddr, "listen-addr", "127.0.0.1:8080", "address of the HTTP API")
+	fs.StringVar(&f.serviceToken, "service-token", "", fmt.Sprintf(
+		"bearer token callers must present (required, at least %d bytes; prefer the environment variable %s)",
+		ingest.MinServiceTokenBytes, service.EnvName("service-token")))
+	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest message body, in bytes")
+	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest HTTP request body, in bytes")
+	if err := service.Parse(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	if f.serviceToken == "" {
+		return nil, fmt.Errorf("a service token is required: set %s (or -service-token)", service.EnvName("service-token"))
+	}
+	if err := f.handlerConfig().Validate(); err != nil {
+		return nil, err
+	}
+	if err := (ingest.Limits{MaxBodyBytes: f.maxBodyBytes}).Validate(); err != nil {
+		return nil, fmt.Errorf("-max-body-bytes: %w", err)
+	}
+	return &f, nil
+}
+
+func (f *flags) handlerConfig() ingest.HandlerConfig {
+	return ingest.HandlerConfig{ServiceToken: f.serviceToken, MaxRequestBytes: f.maxRequestBytes}
+}
+
+// run serves the API and the admin endpoints until ctx ends or one server
+// fails, then closes the Ingester, after in-flight requests finished.
+func run(ctx context.Context, f *flags) error {
+	log, err := f.common.Logger("ingest")
+	if err != nil {
+		return err
+	}
+	admin := service.NewAdmin(f.common.AdminAddr, log)
+	topic := kafkawire.Topics{}.WithDefaults().Raw
+	ing, err := ingest.New(ingest.Config{
+		Kafka:      f.common.Kafka("ingest"),
+		Topic:      topic,
+		Limits:     ingest.Limits{MaxBodyBytes: f.maxBodyBytes},
+		Registerer: admin.Registry,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	admin.AddReadyCheck("kafka", ing.Ready)
+	hcfg := f.handlerConfig()
+	hcfg.Logger = log
+	ln, err := net.Listen("tcp", f.listenAddr)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen %s: %w", f.listenAddr, err), ing.Close())
+	}
+	log.Info("ingest starting", "listen_addr", ln.Addr().String(), "topic", topic, "brokers", f.common.KafkaBrokers)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return admin.Run(gctx) })
+	g.Go(func() error {
+		return service.ServeHTTP(gctx, ln, ingest.NewHandler(ing, hcfg), log.With("server", "api"))
+	})
+	err = g.Wait() // ServeHTTP returns once in-flight requests are done
+	if cerr := ing.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	log.Info("ingest stopped", "err", err)
+	return err
+}

@@ -26,7 +26,8 @@ type Config struct {
 	TransactionalIDPrefix string
 	// Machine bounds the per-partition state.
 	Machine Options
-	// BatchMaxRecords caps the raw records in one transaction. Zero means 1000.
+	// BatchMaxRecords caps the raw records in one transaction. Zero means 5000
+	// (measured: docs/benchmarks.md).
 	BatchMaxRecords int
 	// BatchMaxWait is how long a transaction waits for more records once it
 	// has one. Zero means 2ms; negative means never wait.
@@ -50,7 +51,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Machine = c.Machine.withDefaults()
 	if c.BatchMaxRecords == 0 {
-		c.BatchMaxRecords = 1000
+		c.BatchMaxRecords = 5000
 	}
 	if c.BatchMaxWait == 0 {
 		c.BatchMaxWait = 2 * time.Millisecond

@@ -92,7 +92,9 @@ func (a *Admin) Run(ctx context.Context) error {
 // ServeHTTP serves h on ln until ctx is cancelled, then shuts down gracefully
 // (in-flight requests get 5 seconds).
 func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Timeouts so a slow or idle client cannot hold a connection forever;
+	// WebSocket handlers take over the connection and set their own.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("http listening", "addr", ln.Addr().String())
