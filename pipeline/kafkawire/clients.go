@@ -2,8 +2,12 @@ package kafkawire
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -145,16 +149,53 @@ func (c Config) NewProducer(topic string) *Producer {
 }
 
 // Write sends msgs and returns once the broker acknowledged all of them.
+// Transient failures (a leader moving, a topic just created, the broker
+// restarting) are retried, only for the records that failed, until ctx ends.
 func (p *Producer) Write(ctx context.Context, msgs ...kafka.Message) error {
 	for i := range msgs {
 		if len(msgs[i].Key) == 0 {
 			return fmt.Errorf("write to %s: message %d: %w", p.w.Topic, i, ErrNoKey)
 		}
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("write to %s: %w", p.w.Topic, err)
+	backoff := 50 * time.Millisecond
+	for {
+		err := p.w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		var failed kafka.WriteErrors
+		if errors.As(err, &failed) && len(failed) == len(msgs) {
+			var again []kafka.Message
+			for i, e := range failed {
+				if e != nil {
+					if !retriable(e) {
+						return fmt.Errorf("write to %s: %w", p.w.Topic, e)
+					}
+					again = append(again, msgs[i])
+				}
+			}
+			msgs = again
+		} else if !retriable(err) {
+			return fmt.Errorf("write to %s: %w", p.w.Topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("write to %s: %w (last error: %v)", p.w.Topic, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	return nil
+}
+
+// retriable: Kafka's transient errors and failed connections.
+func retriable(err error) bool {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) && t.Temporary() {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Close flushes and closes the writer.

@@ -191,6 +191,8 @@ func (l *seqLog) progress(t *testing.T, n int) {
 // only) a rejection; no entry was sequenced past a gap, since none was lost.
 func verifyExactlyOnce(t *testing.T, l *seqLog, w *workload) {
 	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	sequenced := 0
 	for _, k := range w.keys {
 		entry, n := l.entryOf(k)
@@ -233,7 +235,7 @@ func TestFailoverCrash(t *testing.T) {
 	for i := 1; i <= kills; i++ {
 		l.progress(t, 100+rng.Intn(400))
 		p.kill()
-		t.Logf("kill %d: SIGKILL at %d entries", i, l.check.Entries())
+		t.Logf("kill %d: SIGKILL at %d entries", i, l.entries())
 		p = startProc(t, fmt.Sprintf("sequencer-%d", i), topics)
 	}
 	loaded()

@@ -215,6 +215,13 @@ func (l *seqLog) finish(t *testing.T, topics kafkawire.Topics, partitions int32)
 	}
 }
 
+// entries is the number of sequenced entries read so far.
+func (l *seqLog) entries() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.check.Entries()
+}
+
 // resolved is true when every key has at least one outcome in the log.
 func (l *seqLog) resolved(keys []string) bool {
 	for _, k := range keys {

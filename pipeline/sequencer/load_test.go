@@ -32,6 +32,8 @@ func TestLoadKeepsInvariants(t *testing.T) {
 	stop()
 	log.finish(t, topics, partitions)
 
+	log.mu.Lock()
+	defer log.mu.Unlock()
 	sequenced, rejected := 0, 0
 	for _, k := range w.keys {
 		entry, n := log.entryOf(k)
@@ -86,8 +88,11 @@ func TestPoisonRecordsGoToDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.waitFor(t, time.Minute, "the good records", func(l *seqLog) bool { return l.resolved([]string{"a/before", "a/after"}) })
-	if e, _ := log.entryOf("a/after"); e == nil || e.Seq != 2 {
-		t.Fatalf("the record after the poison got %v, want seq 2", e)
+	log.mu.Lock()
+	after, _ := log.entryOf("a/after")
+	log.mu.Unlock()
+	if after == nil || after.Seq != 2 {
+		t.Fatalf("the record after the poison got %v, want seq 2", after)
 	}
 
 	letters := readDeadLetters(t, topics, 4)
