@@ -311,6 +311,11 @@ func (w *worker) transact(body func() error) error {
 }
 
 func (w *worker) txnFailed(step string, err error) error {
+	// SendMessages reports per-record errors; say the first one's cause.
+	var perrs sarama.ProducerErrors
+	if errors.As(err, &perrs) && len(perrs) > 0 {
+		err = fmt.Errorf("%w (first: %w)", err, perrs[0].Err)
+	}
 	if fenced(err) {
 		w.s.metrics.fenced.Inc()
 		return fmt.Errorf("partition %d: %s: fenced by a newer owner: %w", w.p, step, err)
