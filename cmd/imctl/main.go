@@ -1,10 +1,13 @@
 // Command imctl is the operators' tool: create topics, migrate the history
-// store, probe a service's health endpoint.
+// store, issue development tokens, send and tail messages, probe health.
 //
 //	imctl init              topics create + migrate (what `make up` runs)
 //	imctl topics create     create the pipeline's topics (idempotent)
 //	imctl topics check      verify raw, sequenced and state topics are co-partitioned
 //	imctl migrate           apply ClickHouse migrations (idempotent)
+//	imctl token             issue a development token (-user, -device, -ttl)
+//	imctl send              send a chat message through the ingest path
+//	imctl tail              print a conversation's entries in seq order
 //	imctl probe URL         exit 0 if URL answers 200 (container healthchecks)
 //
 // Every command takes the common flags (-kafka-brokers, -clickhouse-addr, ...)
@@ -32,6 +35,9 @@ func main() {
 		"topics check":  {"check raw, sequenced and state topics are co-partitioned", runTopicsCheck},
 		"migrate":       {"apply ClickHouse migrations", runMigrate},
 		"probe":         {"exit 0 if the URL answers 200", runProbe},
+		"token":         {"issue a development token for a user's device", runToken},
+		"send":          {"send a chat message through the ingest path", runSend},
+		"tail":          {"print a conversation's entries in seq order", runTail},
 	}
 	args := os.Args[1:]
 	name, rest := "", args
@@ -45,7 +51,7 @@ func main() {
 	}
 	if name == "" {
 		fmt.Fprintln(os.Stderr, "usage: imctl COMMAND [flags]")
-		for _, n := range []string{"init", "topics create", "topics check", "migrate", "probe"} {
+		for _, n := range []string{"init", "topics create", "topics check", "migrate", "token", "send", "tail", "probe"} {
 			fmt.Fprintf(os.Stderr, "  %-14s %s\n", n, commands[n].usage)
 		}
 		os.Exit(2)
