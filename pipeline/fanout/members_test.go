@@ -33,7 +33,7 @@ func TestRecipientsFollowMembershipExactly(t *testing.T) {
 		{entry(g, 3, "bob", ev(imv1.MembershipEvent_JOINED, "carol")), "[alice bob carol]"}, // carol receives from her join
 		{entry(g, 4, "carol", nil), "[alice bob carol]"},
 		{entry(g, 5, "bob", ev(imv1.MembershipEvent_LEFT, "bob")), "[alice bob carol]"}, // bob sees his leave...
-		{entry(g, 6, "alice", nil), "[alice carol]"},                                   // ...and nothing after
+		{entry(g, 6, "alice", nil), "[alice carol]"},                                    // ...and nothing after
 		{entry(g, 7, "alice", ev(imv1.MembershipEvent_KICKED, "carol")), "[alice carol]"},
 		{entry(g, 8, "alice", nil), "[alice]"},
 		{&imv1.SequencedRecord{ConversationId: g, SenderUserId: "mallory",

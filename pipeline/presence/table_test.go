@@ -19,7 +19,7 @@ func TestLateOfflineNeverErasesNewerOnline(t *testing.T) {
 		want    string
 	}{
 		{ann("alice", "phone", "gw1", 1, true), true, "map[gw1:[phone]]"},
-		{ann("alice", "phone", "gw2", 2, true), true, "map[gw2:[phone]]"},  // reconnected elsewhere
+		{ann("alice", "phone", "gw2", 2, true), true, "map[gw2:[phone]]"},   // reconnected elsewhere
 		{ann("alice", "phone", "gw1", 1, false), false, "map[gw2:[phone]]"}, // the old connection's late offline
 		{ann("alice", "phone", "gw2", 2, false), true, "map[]"},
 		{ann("alice", "phone", "gw2", 2, true), false, "map[]"}, // a replayed online of the closed connection
