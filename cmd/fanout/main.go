@@ -1,7 +1,64 @@
-// Command fanout is the fanout service of the pipeline (see docs/architecture.md).
-// Its component is not built yet: it accepts the common configuration and exits.
+// Command fanout routes every sequenced entry to the topics of the gateways
+// where its recipients' devices are connected (see pipeline/fanout). Run as
+// many instances as needed: they share the sequenced partitions.
 package main
 
-import "github.com/seqchat/seqchat/pipeline/service"
+import (
+	"flag"
+	"fmt"
+	"os"
 
-func main() { service.Placeholder("fanout", service.DefaultAdminAddr("fanout")) }
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("fanout", flag.ExitOnError)
+	var common service.Common
+	common.Register(fs, service.DefaultAdminAddr("fanout"))
+	var cfg fanout.Config
+	def := kafkawire.Topics{}.WithDefaults()
+	fs.StringVar(&cfg.Topics.Sequenced, "seq-topic", def.Sequenced, "topic of sequenced records (input)")
+	fs.StringVar(&cfg.Topics.FanoutMembers, "members-topic", def.FanoutMembers, "compacted topic of membership periods")
+	fs.StringVar(&cfg.Topics.Presence, "presence-topic", def.Presence, "compacted topic of device presence")
+	fs.StringVar(&cfg.Topics.GatewayPrefix, "gateway-topic-prefix", def.GatewayPrefix, "a gateway's topic is this prefix + its id")
+	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-fanout", "consumer group over the sequenced topic")
+	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries routed per commit at most (default 1000)")
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return err
+	}
+	log, err := common.Logger("fanout")
+	if err != nil {
+		return err
+	}
+	admin := service.NewAdmin(common.AdminAddr, log)
+	cfg.Kafka = common.Kafka("seqchat-fanout")
+	cfg.Logger = log
+	cfg.Registerer = admin.Registry
+	f, err := fanout.New(cfg)
+	if err != nil {
+		return err
+	}
+	admin.AddReadyCheck("fanout", f.Ready)
+
+	ctx, stop := service.SignalContext()
+	defer stop()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error {
+		err := f.Run(ctx)
+		stop()
+		return err
+	})
+	return g.Wait()
+}

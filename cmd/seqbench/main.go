@@ -85,8 +85,7 @@ func measure(p params, partitions int32, batch int, wait time.Duration) (rawRate
 	}
 	defer admin.Close()
 	prefix := fmt.Sprintf("bench.%d", time.Now().UnixNano())
-	topics := kafkawire.Topics{Raw: prefix + ".raw", Sequenced: prefix + ".seq", SequencerState: prefix + ".state",
-		Presence: prefix + ".presence", DeadLetter: prefix + ".dlq"}
+	topics := kafkawire.PrefixedTopics(prefix)
 	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
 	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
 		return 0, 0, err

@@ -4,26 +4,58 @@ import (
 	"sort"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
-// Members is the membership of the conversations of one partition, as of
-// the last entry applied. Feed it every entry of a conversation in seq order.
+// maxPeriods bounds the periods kept per user and group: older ones only
+// matter to a replay from further back than any restart resumes.
+const maxPeriods = 8
+
+// Members holds every user's membership periods in the groups of one
+// partition. Recipients of an entry at seq k are the users with a period
+// containing k, so replaying entries after a restart gives the same answer
+// even when the restored periods are ahead of the replay position.
 type Members struct {
-	groups map[string]map[string]struct{}
+	groups  map[string]map[string]*imv1.FanoutMembership
+	changed map[*imv1.FanoutMembership]struct{}
 }
 
 // NewMembers returns an empty table.
-func NewMembers() *Members { return &Members{groups: map[string]map[string]struct{}{}} }
+func NewMembers() *Members {
+	return &Members{groups: map[string]map[string]*imv1.FanoutMembership{}, changed: map[*imv1.FanoutMembership]struct{}{}}
+}
+
+// RestoreMembers rebuilds the table from the persisted periods.
+func RestoreMembers(entries []*imv1.FanoutMembership) *Members {
+	m := NewMembers()
+	for _, e := range entries {
+		m.user(e.ConversationId, e.UserId).Periods = e.Periods
+	}
+	clear(m.changed)
+	return m
+}
+
+func (m *Members) user(conv, user string) *imv1.FanoutMembership {
+	g := m.groups[conv]
+	if g == nil {
+		g = map[string]*imv1.FanoutMembership{}
+		m.groups[conv] = g
+	}
+	fm := g[user]
+	if fm == nil {
+		fm = &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, UserId: user}
+		g[user] = fm
+	}
+	return fm
+}
 
 // Recipients applies entry r and returns the users who receive it, sorted:
-//   - a message goes to the members at its seq;
-//   - a membership event goes to the members before it and after it, so a
-//     joiner sees its own join (receives from k) and a leaver or kicked user
-//     sees its removal and nothing after (I4).
-//
-// Direct conversations (dm:<a>:<b>) always go to both users. Notices
-// (seq 0) go to their sender only.
+// the users whose periods contain its seq. A joiner's period starts at its
+// join, so it receives the join; a leaver's ends at its leave, so it
+// receives the leave and nothing after (I4). Direct conversations
+// (dm:<a>:<b>) go to both users; notices (seq 0) to their sender only.
 func (m *Members) Recipients(r *imv1.SequencedRecord) []string {
 	if r.Seq == 0 {
 		return []string{r.SenderUserId}
@@ -31,38 +63,80 @@ func (m *Members) Recipients(r *imv1.SequencedRecord) []string {
 	if a, b, ok := dmUsers(r.ConversationId); ok {
 		return []string{a, b}
 	}
-	g := m.groups[r.ConversationId]
-	ev := r.GetMembership()
-	if ev == nil {
-		return sortedKeys(g, nil)
-	}
-	if g == nil {
-		g = map[string]struct{}{}
-		m.groups[r.ConversationId] = g
-	}
-	switch ev.Kind {
-	case imv1.MembershipEvent_CREATED, imv1.MembershipEvent_JOINED:
+	if ev := r.GetMembership(); ev != nil {
 		for _, u := range ev.UserIds {
-			g[u] = struct{}{}
+			m.apply(m.user(r.ConversationId, u), ev.Kind, r.Seq)
 		}
-		return sortedKeys(g, nil)
-	case imv1.MembershipEvent_LEFT, imv1.MembershipEvent_KICKED:
-		out := sortedKeys(g, nil)
-		for _, u := range ev.UserIds {
-			delete(g, u)
-		}
-		return out
 	}
-	return sortedKeys(g, nil)
+	var out []string
+	for u, fm := range m.groups[r.ConversationId] {
+		if contains(fm.Periods, r.Seq) {
+			out = append(out, u)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
-// IsMember says whether user is a member of conversation now.
+// apply is idempotent: replaying an event already applied changes nothing.
+func (m *Members) apply(fm *imv1.FanoutMembership, kind imv1.MembershipEvent_Kind, seq uint64) {
+	switch kind {
+	case imv1.MembershipEvent_CREATED, imv1.MembershipEvent_JOINED:
+		for _, p := range fm.Periods {
+			if p.FromSeq == seq || (p.FromSeq < seq && (p.ToSeq == 0 || p.ToSeq >= seq)) {
+				return // already a member at seq
+			}
+		}
+		fm.Periods = append(fm.Periods, &imv1.MembershipPeriod{FromSeq: seq})
+		sort.Slice(fm.Periods, func(i, j int) bool { return fm.Periods[i].FromSeq < fm.Periods[j].FromSeq })
+		if len(fm.Periods) > maxPeriods {
+			fm.Periods = fm.Periods[len(fm.Periods)-maxPeriods:]
+		}
+	case imv1.MembershipEvent_LEFT, imv1.MembershipEvent_KICKED:
+		for _, p := range fm.Periods {
+			if p.FromSeq <= seq && (p.ToSeq == 0 || p.ToSeq == seq) {
+				if p.ToSeq == seq {
+					return
+				}
+				p.ToSeq = seq
+				break
+			}
+		}
+	default:
+		return
+	}
+	m.changed[fm] = struct{}{}
+}
+
+// TakeChanges returns copies of the periods changed since the last call.
+func (m *Members) TakeChanges() []*imv1.FanoutMembership {
+	out := make([]*imv1.FanoutMembership, 0, len(m.changed))
+	for fm := range m.changed {
+		out = append(out, proto.Clone(fm).(*imv1.FanoutMembership))
+	}
+	clear(m.changed)
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].ConversationId+"\x00"+out[i].UserId < out[j].ConversationId+"\x00"+out[j].UserId
+	})
+	return out
+}
+
+// IsMember says whether user is a member of conversation after everything applied.
 func (m *Members) IsMember(conversation, user string) bool {
 	if a, b, ok := dmUsers(conversation); ok {
 		return user == a || user == b
 	}
-	_, ok := m.groups[conversation][user]
-	return ok
+	fm := m.groups[conversation][user]
+	return fm != nil && len(fm.Periods) > 0 && fm.Periods[len(fm.Periods)-1].ToSeq == 0
+}
+
+func contains(periods []*imv1.MembershipPeriod, seq uint64) bool {
+	for _, p := range periods {
+		if p.FromSeq <= seq && (p.ToSeq == 0 || seq <= p.ToSeq) {
+			return true
+		}
+	}
+	return false
 }
 
 func dmUsers(conv string) (a, b string, ok bool) {
@@ -71,12 +145,4 @@ func dmUsers(conv string) (a, b string, ok bool) {
 		return "", "", false
 	}
 	return strings.Cut(rest, ":")
-}
-
-func sortedKeys(set map[string]struct{}, out []string) []string {
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -20,6 +20,7 @@ type Topics struct {
 	Raw            string // zero means "im.raw"
 	Sequenced      string // zero means "im.seq"
 	SequencerState string // zero means "im.seq.state" (compacted changelog)
+	FanoutMembers  string // zero means "im.fanout.members" (compacted membership periods)
 	Presence       string // zero means "im.presence" (compacted)
 	DeadLetter     string // zero means "im.deadletter"
 	GatewayPrefix  string // zero means "im.gw."; a gateway's topic is prefix + gateway id
@@ -35,10 +36,19 @@ func (t Topics) WithDefaults() Topics {
 	def(&t.Raw, "im.raw")
 	def(&t.Sequenced, "im.seq")
 	def(&t.SequencerState, "im.seq.state")
+	def(&t.FanoutMembers, "im.fanout.members")
 	def(&t.Presence, "im.presence")
 	def(&t.DeadLetter, "im.deadletter")
 	def(&t.GatewayPrefix, "im.gw.")
 	return t
+}
+
+// PrefixedTopics names every topic prefix + "." + role (raw, seq, state,
+// fanout, presence, dlq, gw.): a separate set for a test or a benchmark.
+func PrefixedTopics(prefix string) Topics {
+	return Topics{Raw: prefix + ".raw", Sequenced: prefix + ".seq", SequencerState: prefix + ".state",
+		FanoutMembers: prefix + ".fanout", Presence: prefix + ".presence", DeadLetter: prefix + ".dlq",
+		GatewayPrefix: prefix + ".gw."}
 }
 
 // Gateway is the topic of one gateway.
@@ -46,7 +56,7 @@ func (t Topics) Gateway(gatewayID string) string { return t.WithDefaults().Gatew
 
 // Layout says how topics are created. Zero fields get the defaults below.
 type Layout struct {
-	Partitions          int32         // zero means 8; raw, sequenced and state share it
+	Partitions          int32         // zero means 8; raw, sequenced and the state topics share it
 	ReplicationFactor   int16         // zero means 1 (one broker); use 3 in production
 	RawRetention        time.Duration // zero means 7 days
 	SequencedRetention  time.Duration // zero means 7 days; ClickHouse keeps history for good
@@ -103,6 +113,7 @@ func CoreSpecs(t Topics, l Layout) []TopicSpec {
 		l.spec(t.Raw, l.Partitions, retention(l.RawRetention)),
 		l.spec(t.Sequenced, l.Partitions, retention(l.SequencedRetention)),
 		l.spec(t.SequencerState, l.Partitions, compacted()),
+		l.spec(t.FanoutMembers, l.Partitions, compacted()),
 		l.spec(t.Presence, l.Partitions, compacted()),
 		l.spec(t.DeadLetter, l.Partitions, retention(l.DeadLetterRetention)),
 	}

@@ -13,10 +13,7 @@ import (
 func TestEnsureTopicsIsIdempotentAndChecksPartitions(t *testing.T) {
 	admin := stacktest.Admin(t)
 	prefix := stacktest.Name(t, "core")
-	topics := kafkawire.Topics{
-		Raw: prefix + ".raw", Sequenced: prefix + ".seq", SequencerState: prefix + ".state",
-		Presence: prefix + ".presence", DeadLetter: prefix + ".dlq",
-	}
+	topics := kafkawire.PrefixedTopics(prefix)
 	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 3})
 	t.Cleanup(func() {
 		for _, s := range specs {

@@ -28,8 +28,7 @@ func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
 	t.Helper()
 	admin := stacktest.Admin(t)
 	prefix := stacktest.Name(t, "seq")
-	topics := kafkawire.Topics{Raw: prefix + ".raw", Sequenced: prefix + ".seq", SequencerState: prefix + ".state",
-		Presence: prefix + ".presence", DeadLetter: prefix + ".dlq"}
+	topics := kafkawire.PrefixedTopics(prefix)
 	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
 	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, r := range []Record{&RawRecord{}, &SequencedRecord{}, &StateEntry{}, &GatewayDelivery{}, &Presence{}, &DeadLetter{}} {
+		for _, r := range []Record{&RawRecord{}, &SequencedRecord{}, &StateEntry{}, &FanoutMembership{}, &GatewayDelivery{}, &Presence{}, &DeadLetter{}} {
 			if err := Unmarshal(b, r); err != nil {
 				continue
 			}

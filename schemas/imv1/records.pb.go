@@ -1840,6 +1840,136 @@ func (x *DeadLetter) GetAtMs() int64 {
 	return 0
 }
 
+// FanoutMembership is one user's membership periods in one group, as the
+// fanout derived them from the sequenced membership events: topic
+// im.fanout.members (compacted), key = <conversation id> 0x00 <user id>, same
+// partition number as the sequenced records. Periods (not a current member
+// set) make replays after a restart idempotent: whatever position the
+// fanout resumes from, an entry at seq k goes to the users whose periods
+// contain k.
+type FanoutMembership struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Oldest first; the last one is open (to_seq = 0) while the user is a member.
+	Periods       []*MembershipPeriod `protobuf:"bytes,4,rep,name=periods,proto3" json:"periods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FanoutMembership) Reset() {
+	*x = FanoutMembership{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanoutMembership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanoutMembership) ProtoMessage() {}
+
+func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
+func (*FanoutMembership) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *FanoutMembership) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FanoutMembership) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *FanoutMembership) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *FanoutMembership) GetPeriods() []*MembershipPeriod {
+	if x != nil {
+		return x.Periods
+	}
+	return nil
+}
+
+// MembershipPeriod: member from from_seq (its join or creation) through
+// to_seq (its leave or kick, which it still receives); 0 = still a member.
+type MembershipPeriod struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromSeq       uint64                 `protobuf:"varint,1,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	ToSeq         uint64                 `protobuf:"varint,2,opt,name=to_seq,json=toSeq,proto3" json:"to_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembershipPeriod) Reset() {
+	*x = MembershipPeriod{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembershipPeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembershipPeriod) ProtoMessage() {}
+
+func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
+func (*MembershipPeriod) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MembershipPeriod) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
+func (x *MembershipPeriod) GetToSeq() uint64 {
+	if x != nil {
+		return x.ToSeq
+	}
+	return 0
+}
+
 var File_schemas_imv1_records_proto protoreflect.FileDescriptor
 
 const file_schemas_imv1_records_proto_rawDesc = "" +
@@ -1981,7 +2111,15 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x05value\x18\x06 \x01(\fR\x05value\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x14\n" +
 	"\x05stage\x18\b \x01(\tR\x05stage\x12\x13\n" +
-	"\x05at_ms\x18\t \x01(\x03R\x04atMsB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
+	"\x05at_ms\x18\t \x01(\x03R\x04atMs\"\xa9\x01\n" +
+	"\x10FanoutMembership\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x129\n" +
+	"\aperiods\x18\x04 \x03(\v2\x1f.seqchat.im.v1.MembershipPeriodR\aperiods\"D\n" +
+	"\x10MembershipPeriod\x12\x19\n" +
+	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x15\n" +
+	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeqB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
 
 var (
 	file_schemas_imv1_records_proto_rawDescOnce sync.Once
@@ -1996,7 +2134,7 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
@@ -2021,6 +2159,8 @@ var file_schemas_imv1_records_proto_goTypes = []any{
 	(*DeviceRef)(nil),         // 20: seqchat.im.v1.DeviceRef
 	(*Presence)(nil),          // 21: seqchat.im.v1.Presence
 	(*DeadLetter)(nil),        // 22: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),  // 23: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),  // 24: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -2043,11 +2183,12 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	1,  // 17: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
 	8,  // 18: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
 	20, // 19: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	24, // 20: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2085,7 +2226,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

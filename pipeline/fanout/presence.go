@@ -1,0 +1,134 @@
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/presence"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// presenceView follows the whole presence topic into a table that every
+// partition worker reads.
+type presenceView struct {
+	mu       sync.RWMutex
+	table    *presence.Table
+	caughtUp atomic.Bool
+	ready    chan struct{} // closed once caught up
+	log      *slog.Logger
+}
+
+func newPresenceView(log *slog.Logger) *presenceView {
+	return &presenceView{table: presence.NewTable(), ready: make(chan struct{}), log: log}
+}
+
+func (v *presenceView) markCaughtUp() {
+	if !v.caughtUp.Swap(true) {
+		close(v.ready)
+		v.log.Info("presence table caught up")
+	}
+}
+
+// run consumes every partition from the start; it marks the view caught up
+// once each partition reached the end it had when run began.
+func (v *presenceView) run(ctx context.Context, client sarama.Client, topic string) error {
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("presence consumer: %w", err)
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("presence topic %s: %w", topic, err)
+	}
+	pending := map[int32]int64{} // partition -> offset to reach
+	in := make(chan *sarama.ConsumerMessage)
+	for _, p := range parts {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("presence topic %s/%d: %w", topic, p, err)
+		}
+		if end > 0 {
+			pending[p] = end
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("presence topic %s/%d: %w", topic, p, err)
+		}
+		defer pc.Close()
+		go func() {
+			for m := range pc.Messages() {
+				select {
+				case in <- m:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	if len(pending) == 0 {
+		v.markCaughtUp()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in:
+			v.apply(m)
+			if end, ok := pending[m.Partition]; ok && m.Offset+1 >= end {
+				delete(pending, m.Partition)
+				if len(pending) == 0 {
+					v.markCaughtUp()
+				}
+			}
+		}
+	}
+}
+
+func (v *presenceView) apply(m *sarama.ConsumerMessage) {
+	if len(m.Value) == 0 {
+		return // a tombstone: the compacted topic forgets the device
+	}
+	p := &imv1.Presence{}
+	if err := imv1.Unmarshal(m.Value, p); err != nil {
+		v.log.Warn("skipping presence record", "partition", m.Partition, "offset", m.Offset, "err", err)
+		return
+	}
+	v.mu.Lock()
+	v.table.Apply(p)
+	v.mu.Unlock()
+}
+
+// devices returns, per gateway, the connected devices of users.
+func (v *presenceView) devices(users []string) map[string][]*imv1.DeviceRef {
+	out := map[string][]*imv1.DeviceRef{}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, u := range users {
+		for gw, devs := range v.table.Devices(u) {
+			for _, d := range devs {
+				out[gw] = append(out[gw], &imv1.DeviceRef{UserId: u, DeviceId: d})
+			}
+		}
+	}
+	return out
+}
+
+// device returns the gateway of one device ("" when not connected).
+func (v *presenceView) device(user, device string) string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for gw, devs := range v.table.Devices(user) {
+		for _, d := range devs {
+			if d == device {
+				return gw
+			}
+		}
+	}
+	return ""
+}
