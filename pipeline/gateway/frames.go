@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/seqchat/seqchat/schemas/wsprotocol"
+)
+
+// Protocol error codes (schemas/wsprotocol/protocol.md).
+const (
+	CodeBadFrame            = "bad_frame"
+	CodeUnknownType         = "unknown_type"
+	CodeInvalid             = "invalid"
+	CodeFrameTooLarge       = "frame_too_large"
+	CodeHelloRequired       = "hello_required"
+	CodeTokenInvalid        = "token_invalid"
+	CodeTokenExpired        = "token_expired"
+	CodeNotMember           = "not_member"
+	CodeUnknownConversation = "unknown_conversation"
+	CodeRateLimited         = "rate_limited"
+	CodeSlowConsumer        = "slow_consumer"
+	CodeUnavailable         = "unavailable"
+	CodeInternal            = "internal"
+)
+
+// ProtocolError is a problem with a client's frame, answered with an
+// `error` frame carrying Code.
+type ProtocolError struct {
+	Code    string
+	Message string
+	Ref     string // the frame's client_msg_id or ping id, when known
+}
+
+func (e *ProtocolError) Error() string { return e.Code + ": " + e.Message }
+
+func protoErr(code, format string, args ...any) *ProtocolError {
+	return &ProtocolError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Client frames.
+
+// Hello authenticates and says where to resume (conversation -> last
+// acknowledged seq).
+type Hello struct {
+	Token  string            `json:"token"`
+	Resume map[string]uint64 `json:"resume,omitempty"`
+}
+
+// MessageBody is a chat message's payload.
+type MessageBody struct {
+	ContentType string `json:"content_type"`
+	Body        string `json:"body"`
+}
+
+// Control is a membership operation.
+type Control struct {
+	Op      string   `json:"op"`
+	UserID  string   `json:"user_id,omitempty"`
+	UserIDs []string `json:"user_ids,omitempty"`
+	Title   string   `json:"title,omitempty"`
+}
+
+// Send is a message or a membership operation.
+type Send struct {
+	ConversationID string       `json:"conversation_id"`
+	ClientMsgID    string       `json:"client_msg_id"`
+	ClientSeq      uint64       `json:"client_seq"`
+	Message        *MessageBody `json:"message,omitempty"`
+	Control        *Control     `json:"control,omitempty"`
+}
+
+// Ack is a cumulative acknowledgement.
+type Ack struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+}
+
+// Sync asks for history after a seq.
+type Sync struct {
+	ConversationID string `json:"conversation_id"`
+	AfterSeq       uint64 `json:"after_seq"`
+	Limit          int    `json:"limit,omitempty"`
+}
+
+// Ping is an application-level keepalive.
+type Ping struct {
+	ID string `json:"id,omitempty"`
+}
+
+// ClientFrame is one decoded client frame: exactly one field is set.
+type ClientFrame struct {
+	Hello *Hello
+	Send  *Send
+	Ack   *Ack
+	Sync  *Sync
+	Ping  *Ping
+}
+
+// FrameDecoder parses client frames and checks each against its definition
+// in the protocol's JSON Schema, so the gateway accepts exactly what the
+// document promises (field names are matched exactly, unlike encoding/json).
+type FrameDecoder struct {
+	schemas map[string]*jsonschema.Schema // client frame type -> its schema
+}
+
+// NewFrameDecoder compiles the client frames' schemas.
+func NewFrameDecoder() (*FrameDecoder, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(wsprotocol.Schema))
+	if err != nil {
+		return nil, fmt.Errorf("protocol schema: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("protocol.schema.json", doc); err != nil {
+		return nil, fmt.Errorf("protocol schema: %w", err)
+	}
+	d := &FrameDecoder{schemas: map[string]*jsonschema.Schema{}}
+	for _, typ := range []string{"hello", "send", "ack", "sync", "ping"} {
+		s, err := c.Compile("protocol.schema.json#/$defs/" + typ)
+		if err != nil {
+			return nil, fmt.Errorf("protocol schema of %s: %w", typ, err)
+		}
+		d.schemas[typ] = s
+	}
+	return d, nil
+}
+
+// Decode parses and checks one text frame.
+func (d *FrameDecoder) Decode(b []byte) (ClientFrame, *ProtocolError) {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	obj, isObject := v.(map[string]any)
+	if err != nil || !isObject {
+		return ClientFrame{}, protoErr(CodeBadFrame, "a frame is one JSON object")
+	}
+	typ, _ := obj["type"].(string)
+	if _, ok := obj["type"]; !ok {
+		return ClientFrame{}, protoErr(CodeInvalid, "the frame has no type")
+	}
+	schema := d.schemas[typ]
+	if schema == nil {
+		return ClientFrame{}, protoErr(CodeUnknownType, "unknown frame type %.40q", fmt.Sprint(obj["type"]))
+	}
+	if err := schema.Validate(v); err != nil {
+		perr := protoErr(CodeInvalid, "%s frame: %s", typ, firstLine(err.Error()))
+		if ref, ok := obj["client_msg_id"].(string); ok && len(ref) <= 128 {
+			perr.Ref = ref
+		}
+		return ClientFrame{}, perr
+	}
+	var f ClientFrame
+	var target any
+	switch typ {
+	case "hello":
+		f.Hello = &Hello{}
+		target = f.Hello
+	case "send":
+		f.Send = &Send{}
+		target = f.Send
+	case "ack":
+		f.Ack = &Ack{}
+		target = f.Ack
+	case "sync":
+		f.Sync = &Sync{}
+		target = f.Sync
+	case "ping":
+		f.Ping = &Ping{}
+		target = f.Ping
+	}
+	if err := json.Unmarshal(b, target); err != nil { // the schema passed: only numbers past uint64 can fail here
+		return ClientFrame{}, protoErr(CodeInvalid, "%s frame: %v", typ, err)
+	}
+	return f, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/seqchat/seqchat/schemas/wsprotocol"
+)
+
+func decoder(t testing.TB) *FrameDecoder {
+	t.Helper()
+	d, err := NewFrameDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDecodeClientFrame(t *testing.T) {
+	d := decoder(t)
+	tests := []struct {
+		frame string
+		code  string // "" = valid
+	}{
+		{`{"type":"hello","token":"t","resume":{"g:1":4}}`, ""},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"message":{"content_type":"text/plain","body":"hi"}}`, ""},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":2,"control":{"op":"kick","user_id":"bob"}}`, ""},
+		{`{"type":"ack","conversation_id":"dm:a:b","seq":3}`, ""},
+		{`{"type":"sync","conversation_id":"g:1","after_seq":0,"limit":50}`, ""},
+		{`{"type":"ping","id":"p"}`, ""},
+		{`not json`, CodeBadFrame},
+		{`[1,2]`, CodeBadFrame},
+		{`"hello"`, CodeBadFrame},
+		{`{"token":"t"}`, CodeInvalid},
+		{`{"type":"shout"}`, CodeUnknownType},
+		{`{"type":"hello"}`, CodeInvalid},
+		{`{"type":"hello","token":"t","extra":1}`, CodeInvalid},
+		{`{"type":"hello","token":"t","resume":{"room 1":4}}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":0,"message":{"content_type":"t","body":"x"}}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"message":{"content_type":"t","body":"x"},"control":{"op":"leave"}}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"control":{"op":"kick"}}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"control":{"op":"nuke"}}`, CodeInvalid},
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":-1,"message":{"content_type":"t","body":"x"}}`, CodeInvalid},
+		{`{"type":"ack","conversation_id":"g:1","seq":0}`, CodeInvalid},
+		{`{"type":"sync","conversation_id":"g:1","after_seq":0,"limit":5000}`, CodeInvalid},
+		{`{"type":"send","Conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"message":{"content_type":"t","body":"x"}}`, CodeInvalid},
+		{`{"type":"welcome","user_id":"a","device_id":"d","gateway_id":"g","max_frame_bytes":1}`, CodeUnknownType}, // a server frame
+	}
+	for _, tt := range tests {
+		_, err := d.Decode([]byte(tt.frame))
+		got := ""
+		if err != nil {
+			got = err.Code
+		}
+		if got != tt.code {
+			t.Errorf("%s: code %q, want %q (%v)", tt.frame, got, tt.code, err)
+		}
+	}
+}
+
+// FuzzDecodeClientFrame: nothing panics, an accepted frame has exactly one
+// part set, and its re-encoding decodes to the same frame.
+func FuzzDecodeClientFrame(f *testing.F) {
+	for _, ex := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(wsprotocol.Document, -1) {
+		f.Add([]byte(ex[1]))
+	}
+	d := decoder(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := d.Decode(b)
+		if err != nil {
+			if err.Code == "" || err.Message == "" {
+				t.Fatalf("error without code or message for %q", b)
+			}
+			return
+		}
+		set := 0
+		for _, p := range []bool{fr.Hello != nil, fr.Send != nil, fr.Ack != nil, fr.Sync != nil, fr.Ping != nil} {
+			if p {
+				set++
+			}
+		}
+		if set != 1 {
+			t.Fatalf("%d parts set for %q", set, b)
+		}
+	})
+}
+
+func TestDocumentedClientExamplesDecode(t *testing.T) {
+	for _, ex := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(wsprotocol.Document, -1) {
+		var head struct{ Type string }
+		json.Unmarshal([]byte(ex[1]), &head)
+		if !strings.Contains("hello send ack sync ping", head.Type) {
+			continue // a server frame
+		}
+		if _, err := decoder(t).Decode([]byte(ex[1])); err != nil {
+			t.Errorf("documented %s example refused: %v\n%s", head.Type, err, ex[1])
+		}
+	}
+}
