@@ -1,7 +1,79 @@
-// Command gateway is the gateway service of the pipeline (see docs/architecture.md).
-// Its component is not built yet: it accepts the common configuration and exits.
+// Command gateway serves the WebSocket client protocol (see pipeline/gateway
+// and schemas/wsprotocol/protocol.md). Run several, each with its own
+// -gateway-id: each consumes its own topic, and devices may reconnect to any.
 package main
 
-import "github.com/seqchat/seqchat/pipeline/service"
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
 
-func main() { service.Placeholder("gateway", service.DefaultAdminAddr("gateway")) }
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
+	var common service.Common
+	common.Register(fs, service.DefaultAdminAddr("gateway"))
+	var cfg gateway.Config
+	host, _ := os.Hostname()
+	fs.StringVar(&cfg.GatewayID, "gateway-id", host, "this gateway's id; its topic is im.gw.<id>")
+	listen := fs.String("listen-addr", "127.0.0.1:8090", "address of the WebSocket endpoint (/ws)")
+	tokenKey := fs.String("token-key", "", "HMAC key that signs device tokens, at least 32 bytes (required)")
+	historyURL := fs.String("history-url", "http://127.0.0.1:8081", "base URL of the history read API")
+	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
+	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")
+	fs.Float64Var(&cfg.SendsPerSecond, "sends-per-second", 0, "sends per connection per second (default 50)")
+	fs.IntVar(&cfg.SendBurst, "send-burst", 0, "burst of sends per connection (default 100)")
+	fs.IntVar(&cfg.OutboundQueue, "outbound-queue", 0, "frames queued for a slow client before it is dropped (default 1024)")
+	fs.DurationVar(&cfg.GapWait, "gap-wait", 0, "wait for the live stream to fill a gap before reading history (default 300ms)")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "WebSocket ping interval (default 20s)")
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return err
+	}
+	if *serviceToken == "" {
+		return fmt.Errorf("-service-token (SEQCHAT_SERVICE_TOKEN) is required")
+	}
+	log, err := common.Logger("gateway")
+	if err != nil {
+		return err
+	}
+	admin := service.NewAdmin(common.AdminAddr, log)
+	cfg.Kafka = common.Kafka("seqchat-gateway-" + cfg.GatewayID)
+	cfg.Layout.Partitions = int32(*partitions)
+	cfg.TokenKey = []byte(*tokenKey)
+	cfg.History = &gateway.HistoryClient{BaseURL: *historyURL, Token: *serviceToken}
+	cfg.Logger = log
+	cfg.Registerer = admin.Registry
+	g, err := gateway.New(cfg)
+	if err != nil {
+		return err
+	}
+	admin.AddReadyCheck("gateway", g.Ready)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := service.SignalContext()
+	defer stop()
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return admin.Run(ctx) })
+	eg.Go(func() error {
+		err := g.Run(ctx, ln)
+		stop()
+		return err
+	})
+	return eg.Wait()
+}

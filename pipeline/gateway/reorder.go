@@ -107,3 +107,29 @@ func (r *Reorder) HeldSeqs() []uint64 {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// SkipTo marks every seq up to seq as not for this device (history holds
+// them, but from periods when the user was not a member) and returns the
+// held entries that become deliverable.
+func (r *Reorder) SkipTo(seq uint64) []Entry {
+	if seq < r.next {
+		return nil
+	}
+	for s := range r.held {
+		if s <= seq {
+			delete(r.held, s)
+		}
+	}
+	r.next = seq + 1
+	var ready []Entry
+	for {
+		h, ok := r.held[r.next]
+		if !ok {
+			break
+		}
+		delete(r.held, r.next)
+		ready = append(ready, h)
+		r.next++
+	}
+	return ready
+}

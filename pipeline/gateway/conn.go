@@ -1,0 +1,327 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/pipeline/ingest"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// helloTimeout is how long a new connection has to say hello.
+const helloTimeout = 10 * time.Second
+
+// conn is one device's WebSocket connection. The read loop owns the
+// socket's reads, the write loop its writes; deliveries from the topic
+// consumer and history fills meet in the conversations' reorder buffers
+// under mu.
+type conn struct {
+	g      *Gateway
+	ws     *websocket.Conn
+	log    *slog.Logger
+	user   string
+	device string
+	epoch  uint64
+
+	out  chan []byte   // frames to write, bounded
+	quit chan struct{} // closed to stop the write loop
+	done chan struct{} // closed when the write loop has closed the socket
+
+	closeOnce sync.Once
+	closeCode int
+	closeText string
+	lastFrame []byte // a fatal error frame written just before closing
+
+	mu     sync.Mutex
+	convs  map[string]*convState
+	acked  map[string]uint64
+	tokens float64
+	refill time.Time
+}
+
+type convState struct {
+	reorder *Reorder
+	filling bool
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the HTTP error
+	}
+	ws.SetReadLimit(int64(g.cfg.MaxFrameBytes))
+	c := &conn{g: g, ws: ws, log: g.log, out: make(chan []byte, g.cfg.OutboundQueue),
+		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
+		acked: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
+	go c.writeLoop()
+	c.readLoop()
+}
+
+// send queues a frame; a client too slow to take its frames is dropped
+// rather than allowed to grow the queue (slow_consumer).
+func (c *conn) send(frame []byte) {
+	select {
+	case c.out <- frame:
+		c.g.metrics.framesOut.Inc()
+	case <-c.quit:
+	default:
+		c.fail(&ProtocolError{Code: CodeSlowConsumer, Message: "the client reads too slowly"}, websocket.ClosePolicyViolation)
+	}
+}
+
+// fail closes the connection after a fatal error frame.
+func (c *conn) fail(e *ProtocolError, code int) {
+	c.g.metrics.disconnects.WithLabelValues(e.Code).Inc()
+	c.closeWith(code, e.Code, errorPayload(e, true))
+}
+
+func (c *conn) close(code int, text string) { c.closeWith(code, text, nil) }
+
+func (c *conn) closeWith(code int, text string, last []byte) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText, c.lastFrame = code, text, last
+		close(c.quit)
+	})
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.done)
+	defer c.ws.Close()
+	ping := time.NewTicker(c.g.cfg.PingInterval)
+	defer ping.Stop()
+	write := func(kind int, b []byte) error {
+		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		return c.ws.WriteMessage(kind, b)
+	}
+	for {
+		select {
+		case b := <-c.out:
+			if err := write(websocket.TextMessage, b); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "write failed")
+				return
+			}
+		case <-ping.C:
+			if err := write(websocket.PingMessage, nil); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "ping failed")
+				return
+			}
+		case <-c.quit:
+			if c.lastFrame != nil {
+				write(websocket.TextMessage, c.lastFrame)
+			}
+			write(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText))
+			return
+		}
+	}
+}
+
+func (c *conn) readLoop() {
+	defer func() {
+		c.close(websocket.CloseNormalClosure, "")
+		<-c.done
+		if c.user != "" {
+			c.g.unregister(c)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.g.announce(ctx, c, false)
+			cancel()
+		}
+	}()
+	c.ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	if !c.hello() {
+		return
+	}
+	wait := 2 * c.g.cfg.PingInterval
+	c.ws.SetReadDeadline(time.Now().Add(wait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(wait)) })
+	for {
+		b, ok := c.read()
+		if !ok {
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(wait))
+		f, perr := c.g.decoder.Decode(b)
+		if perr != nil {
+			c.send(errorPayload(perr, false))
+			continue
+		}
+		switch {
+		case f.Hello != nil:
+			c.send(errorPayload(&ProtocolError{Code: CodeInvalid, Message: "already said hello"}, false))
+		case f.Send != nil:
+			c.handleSend(f.Send)
+		case f.Ack != nil:
+			c.handleAck(f.Ack)
+		case f.Sync != nil:
+			go c.handleSync(f.Sync)
+		case f.Ping != nil:
+			c.send(encode(pongFrame{Type: "pong", ID: f.Ping.ID}))
+		}
+	}
+}
+
+// read returns the next text frame; binary frames are answered with
+// bad_frame, an oversized one closes the connection.
+func (c *conn) read() ([]byte, bool) {
+	for {
+		kind, b, err := c.ws.ReadMessage()
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			c.fail(&ProtocolError{Code: CodeFrameTooLarge, Message: "frame over the limit"}, websocket.CloseMessageTooBig)
+			return nil, false
+		case err != nil:
+			return nil, false
+		case kind != websocket.TextMessage:
+			c.send(errorPayload(&ProtocolError{Code: CodeBadFrame, Message: "frames are JSON text"}, false))
+			continue
+		}
+		c.g.metrics.framesIn.Inc()
+		return b, true
+	}
+}
+
+// hello authenticates the first frame and starts the catch-up.
+func (c *conn) hello() bool {
+	b, ok := c.read()
+	if !ok {
+		return false
+	}
+	f, perr := c.g.decoder.Decode(b)
+	if perr == nil && f.Hello == nil {
+		perr = &ProtocolError{Code: CodeHelloRequired, Message: "the first frame must be hello"}
+	}
+	if perr != nil {
+		if perr.Code != CodeHelloRequired {
+			perr = &ProtocolError{Code: CodeHelloRequired, Message: "the first frame must be a valid hello: " + perr.Message}
+		}
+		c.fail(perr, websocket.ClosePolicyViolation)
+		return false
+	}
+	claims, err := c.g.signer.Verify(f.Hello.Token, time.Now())
+	if err != nil {
+		code := CodeTokenInvalid
+		if errors.Is(err, auth.ErrExpired) {
+			code = CodeTokenExpired
+		}
+		c.fail(&ProtocolError{Code: code, Message: err.Error()}, websocket.ClosePolicyViolation)
+		return false
+	}
+	c.user, c.device, c.epoch = claims.UserID, claims.DeviceID, uint64(time.Now().UnixNano())
+	c.log = c.log.With("user", c.user, "device", c.device)
+	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
+		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
+	// Registered before the catch-up reads history: a live delivery that
+	// arrives meanwhile is held in the reorder buffer, so the seam between
+	// history and live has neither a gap nor a duplicate.
+	c.mu.Lock()
+	for conv, pos := range f.Hello.Resume {
+		c.convs[conv] = &convState{reorder: NewReorder(pos, 0), filling: true}
+	}
+	c.mu.Unlock()
+	c.g.register(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c.g.announce(ctx, c, true)
+	cancel()
+	for conv := range f.Hello.Resume {
+		go c.fill(conv, true)
+	}
+	return true
+}
+
+func (c *conn) handleSend(s *Send) {
+	if !c.allowSend() {
+		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID}, false))
+		return
+	}
+	in := ingest.Send{ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID, SenderUserID: c.user,
+		SenderDeviceID: c.device, ClientSeq: s.ClientSeq}
+	if s.Message != nil {
+		in.Message = &imv1.ChatMessage{ContentType: s.Message.ContentType, Body: []byte(s.Message.Body)}
+	} else {
+		in.Control = controlOf(s.Control)
+	}
+	// Submit returns after the broker's acknowledgement; sends of one
+	// connection are submitted one after another, in the client's order.
+	err := c.g.ingest.Submit(context.Background(), in)
+	var ierr *ingest.Error
+	switch {
+	case err == nil:
+		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
+	case errors.As(err, &ierr):
+		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID,
+			Code: ierr.Code, Message: ierr.Message}))
+	default:
+		c.log.Warn("send not accepted", "err", err)
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.ClientMsgID}, false))
+	}
+}
+
+func controlOf(c *Control) *imv1.Control {
+	switch c.Op {
+	case "create_group":
+		return &imv1.Control{Op: &imv1.Control_CreateGroup{CreateGroup: &imv1.CreateGroup{Title: c.Title, InitialMembers: c.UserIDs}}}
+	case "join":
+		return &imv1.Control{Op: &imv1.Control_Join{Join: &imv1.Join{UserId: c.UserID}}}
+	case "leave":
+		return &imv1.Control{Op: &imv1.Control_Leave{Leave: &imv1.Leave{}}}
+	default: // "kick": the decoder admits no other op
+		return &imv1.Control{Op: &imv1.Control_Kick{Kick: &imv1.Kick{UserId: c.UserID}}}
+	}
+}
+
+// allowSend is a token bucket: SendsPerSecond, bursts of SendBurst.
+func (c *conn) allowSend() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.tokens = min(float64(c.g.cfg.SendBurst), c.tokens+now.Sub(c.refill).Seconds()*c.g.cfg.SendsPerSecond)
+	c.refill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func (c *conn) handleAck(a *Ack) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs := c.convs[a.ConversationID]; cs == nil || a.Seq > cs.reorder.Delivered() {
+		c.g.metrics.badAcks.Inc() // acknowledging what was not delivered: ignored
+		return
+	}
+	if a.Seq > c.acked[a.ConversationID] {
+		c.acked[a.ConversationID] = a.Seq
+	}
+}
+
+func (c *conn) handleSync(s *Sync) {
+	limit := s.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	page, err := c.g.cfg.History.Read(ctx, s.ConversationID, c.user, s.AfterSeq, limit)
+	if err != nil {
+		code := CodeUnavailable
+		if errors.Is(err, ErrNotMember) {
+			code = CodeNotMember
+		}
+		c.send(errorPayload(&ProtocolError{Code: code, Message: "sync " + s.ConversationID + ": " + err.Error()}, false))
+		return
+	}
+	up := s.AfterSeq
+	for _, e := range page.Entries {
+		c.send(encode(e))
+		up = e.Seq
+	}
+	c.send(encode(syncedFrame{Type: "synced", ConversationID: s.ConversationID, UpToSeq: up,
+		Complete: up >= page.CompleteUpTo && len(page.Entries) < limit}))
+}

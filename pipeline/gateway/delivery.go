@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// historyPage is how many entries one gap fill asks history for.
+const historyPage = 500
+
+// deliverLive takes one record routed to this device from the topic.
+func (c *conn) deliverLive(r *imv1.SequencedRecord) {
+	if r.Seq == 0 { // a notice to the sending device
+		if r.SenderDeviceId == c.device && r.SenderUserId == c.user {
+			if f := noticeFrame(r); f != nil {
+				c.send(f)
+			}
+		}
+		return
+	}
+	c.offer(r.ConversationId, []MsgFrame{EntryFrame(r)}, 0)
+}
+
+// offer feeds entries of a conversation to its reorder buffer, then sends
+// what became deliverable. skipTo > 0 says history holds nothing visible to
+// this user up to it. A conversation seen for the first time starts from 0:
+// history fills in what the device may see of it.
+func (c *conn) offer(conv string, entries []MsgFrame, skipTo uint64) {
+	c.mu.Lock()
+	cs := c.convs[conv]
+	if cs == nil {
+		cs = &convState{reorder: NewReorder(0, 0)}
+		c.convs[conv] = cs
+	}
+	var ready []Entry
+	overflow := false
+	now := time.Now()
+	for _, e := range entries {
+		if skipTo > 0 && e.Seq > skipTo+1 {
+			ready = append(ready, cs.reorder.SkipTo(e.Seq-1)...)
+		}
+		got, over := cs.reorder.Offer(Entry{Seq: e.Seq, Payload: encode(e)}, now)
+		ready = append(ready, got...)
+		overflow = overflow || over
+	}
+	if skipTo > 0 {
+		ready = append(ready, cs.reorder.SkipTo(skipTo)...)
+	}
+	_, gap := cs.reorder.Gap()
+	startFill := (gap || overflow) && !cs.filling
+	if startFill {
+		cs.filling = true
+	}
+	c.mu.Unlock()
+	for _, e := range ready {
+		c.send(e.Payload)
+	}
+	c.g.metrics.delivered.Add(float64(len(ready)))
+	if startFill {
+		go c.fill(conv, false)
+	}
+}
+
+// fill reads history after the delivered position until the conversation
+// has no gap (catchUp: until history has nothing newer, then says synced).
+// It waits GapWait first for a gap, since the live stream usually closes it.
+func (c *conn) fill(conv string, catchUp bool) {
+	defer func() {
+		c.mu.Lock()
+		cs := c.convs[conv]
+		cs.filling = false
+		_, gap := cs.reorder.Gap()
+		c.mu.Unlock()
+		if gap && !c.closed() {
+			c.mu.Lock()
+			cs.filling = true
+			c.mu.Unlock()
+			go c.fill(conv, false)
+		}
+	}()
+	if !catchUp && !c.sleep(c.g.cfg.GapWait) {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for !c.closed() {
+		c.mu.Lock()
+		r := c.convs[conv].reorder
+		gap, hasGap := r.Gap()
+		after := r.Delivered()
+		c.mu.Unlock()
+		if !hasGap && !catchUp {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		page, err := c.g.cfg.History.Read(ctx, conv, c.user, after, historyPage)
+		cancel()
+		if errors.Is(err, ErrNotMember) {
+			c.send(errorPayload(&ProtocolError{Code: CodeNotMember, Message: c.user + " is not a member of " + conv}, false))
+			return
+		}
+		if err != nil {
+			c.g.metrics.historyErrors.Inc()
+			c.log.Warn("history read failed; retrying", "conversation", conv, "err", err)
+			if !c.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		c.g.metrics.fills.Inc()
+		// Whatever history is complete up to and did not return is not
+		// visible to this user (before it joined, after it left).
+		var skip uint64
+		if hasGap && page.CompleteUpTo >= gap.To {
+			skip = min(page.CompleteUpTo, gap.To)
+		}
+		if catchUp && len(page.Entries) < historyPage {
+			skip = max(skip, page.CompleteUpTo)
+		}
+		c.offer(conv, page.Entries, skip)
+		if catchUp && len(page.Entries) < historyPage {
+			c.mu.Lock()
+			up := c.convs[conv].reorder.Delivered()
+			c.mu.Unlock()
+			c.send(encode(syncedFrame{Type: "synced", ConversationID: conv, UpToSeq: up, Complete: up >= page.CompleteUpTo}))
+			catchUp = false
+			continue
+		}
+		if len(page.Entries) == 0 && page.CompleteUpTo < gap.To {
+			// History has not caught up with the live stream yet.
+			if !c.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+}
+
+func (c *conn) closed() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d unless the connection closes first.
+func (c *conn) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.quit:
+		return false
+	}
+}

@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// Server frames (schemas/wsprotocol/protocol.md). Each marshals with its type.
+
+type welcomeFrame struct {
+	Type          string `json:"type"`
+	UserID        string `json:"user_id"`
+	DeviceID      string `json:"device_id"`
+	GatewayID     string `json:"gateway_id"`
+	MaxFrameBytes int    `json:"max_frame_bytes"`
+}
+
+type acceptedFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Seq            uint64 `json:"seq,omitempty"`
+}
+
+type rejectedFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Code           string `json:"code"`
+	Message        string `json:"message"`
+}
+
+type eventBody struct {
+	Kind    string   `json:"kind"`
+	UserIDs []string `json:"user_ids"`
+	Title   string   `json:"title,omitempty"`
+}
+
+// MsgFrame is one entry as clients receive it.
+type MsgFrame struct {
+	Type               string       `json:"type"`
+	ConversationID     string       `json:"conversation_id"`
+	Seq                uint64       `json:"seq"`
+	MsgID              string       `json:"msg_id"`
+	SenderUserID       string       `json:"sender_user_id"`
+	SenderDeviceID     string       `json:"sender_device_id"`
+	ClientMsgID        string       `json:"client_msg_id,omitempty"`
+	SequencedAtMs      int64        `json:"sequenced_at_ms"`
+	PredecessorMissing bool         `json:"predecessor_missing,omitempty"`
+	Message            *MessageBody `json:"message,omitempty"`
+	Event              *eventBody   `json:"event,omitempty"`
+}
+
+type syncedFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	UpToSeq        uint64 `json:"up_to_seq"`
+	Complete       bool   `json:"complete"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fatal   bool   `json:"fatal"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs of strings and numbers are encoded
+		panic(err)
+	}
+	return b
+}
+
+func errorPayload(e *ProtocolError, fatal bool) []byte {
+	return encode(errorFrame{Type: "error", Code: e.Code, Message: e.Message, Fatal: fatal, Ref: e.Ref})
+}
+
+// EntryFrame turns a sequenced entry (seq >= 1) into its `msg` frame.
+func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
+	f := MsgFrame{Type: "msg", ConversationID: r.ConversationId, Seq: r.Seq, MsgID: r.MsgId,
+		SenderUserID: r.SenderUserId, SenderDeviceID: r.SenderDeviceId, ClientMsgID: r.ClientMsgId,
+		SequencedAtMs: r.SequencedAtMs, PredecessorMissing: r.PredecessorMissing}
+	switch b := r.Body.(type) {
+	case *imv1.SequencedRecord_Message:
+		f.Message = &MessageBody{ContentType: b.Message.ContentType, Body: string(b.Message.Body)}
+	case *imv1.SequencedRecord_Membership:
+		f.Event = &eventBody{Kind: strings.ToLower(b.Membership.Kind.String()), UserIDs: b.Membership.UserIds, Title: b.Membership.Title}
+		if f.Event.UserIDs == nil {
+			f.Event.UserIDs = []string{}
+		}
+	}
+	return f
+}
+
+// noticeFrame turns a notice (seq 0) into `rejected` or `accepted` (a
+// duplicate's original seq); nil for anything else.
+func noticeFrame(r *imv1.SequencedRecord) []byte {
+	switch b := r.Body.(type) {
+	case *imv1.SequencedRecord_Rejection:
+		return encode(rejectedFrame{Type: "rejected", ConversationID: r.ConversationId, ClientMsgID: r.ClientMsgId,
+			Code: b.Rejection.Code, Message: b.Rejection.Message})
+	case *imv1.SequencedRecord_Duplicate:
+		return encode(acceptedFrame{Type: "accepted", ConversationID: r.ConversationId, ClientMsgID: r.ClientMsgId,
+			Seq: b.Duplicate.OriginalSeq})
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/pipeline/ingest"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/presence"
+	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// Config configures a Gateway.
+type Config struct {
+	Kafka  kafkawire.Config
+	Topics kafkawire.Topics // zero fields get kafkawire's defaults
+	// Layout creates this gateway's topic (its partition count and retention).
+	Layout kafkawire.Layout
+	// GatewayID names this gateway and its topic. Required.
+	GatewayID string
+	// TokenKey verifies the devices' tokens (auth.Signer). Required.
+	TokenKey []byte
+	// History fills gaps and catches devices up. Required.
+	History History
+	// Ingest configures the write path; its Origin becomes the gateway id.
+	Ingest ingest.Config
+	// MaxFrameBytes bounds a client frame. Zero means 64 KiB.
+	MaxFrameBytes int
+	// SendsPerSecond and SendBurst bound a connection's sends. Zero means 50 and 100.
+	SendsPerSecond float64
+	SendBurst      int
+	// OutboundQueue is the frames waiting for a slow client before it is
+	// disconnected (slow_consumer). Zero means 1024.
+	OutboundQueue int
+	// GapWait is how long entries wait behind a hole for the live stream to
+	// fill it before it is filled from history. Zero means 300ms.
+	GapWait time.Duration
+	// PingInterval of WebSocket pings; a client silent for twice as long is
+	// dropped. Zero means 20s.
+	PingInterval time.Duration
+	// Logger; nil means slog.Default(). Registerer; nil means no metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	c.Topics = c.Topics.WithDefaults()
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.SendsPerSecond == 0 {
+		c.SendsPerSecond = 50
+	}
+	if c.SendBurst == 0 {
+		c.SendBurst = 100
+	}
+	if c.OutboundQueue == 0 {
+		c.OutboundQueue = 1024
+	}
+	if c.GapWait == 0 {
+		c.GapWait = 300 * time.Millisecond
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 20 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Ingest.Kafka = c.Kafka
+	c.Ingest.Topic = c.Topics.Raw
+	c.Ingest.Origin = c.GatewayID
+	c.Ingest.Logger = c.Logger
+	c.Ingest.Registerer = c.Registerer
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case !gatewayIDPattern.MatchString(c.GatewayID):
+		return errors.New("gateway: a gateway id (letters, digits, . _ -) is required")
+	case len(c.TokenKey) < auth.MinKeyBytes:
+		return fmt.Errorf("gateway: the token key needs at least %d bytes", auth.MinKeyBytes)
+	case c.History == nil:
+		return errors.New("gateway: a history reader is required")
+	case c.MaxFrameBytes < 1024 || c.OutboundQueue < 1 || c.SendsPerSecond <= 0 || c.SendBurst < 1:
+		return errors.New("gateway: limits must be positive (frames at least 1 KiB)")
+	}
+	return nil
+}
+
+// gatewayIDPattern: a gateway id names a Kafka topic too.
+var gatewayIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+type deviceKey struct{ user, device string }
+
+// Gateway serves the WebSocket client protocol: it authenticates devices,
+// hands their sends to ingest, announces their presence, consumes its own
+// topic of deliveries and delivers them through per-connection reorder
+// buffers, filling gaps from history.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	signer   *auth.Signer
+	decoder  *FrameDecoder
+	ingest   *ingest.Ingester
+	presence *kafkawire.Producer
+	metrics  *metrics
+	upgrader websocket.Upgrader
+
+	mu    sync.Mutex
+	conns map[deviceKey]map[*conn]struct{}
+	ready bool
+}
+
+// New checks the configuration and prepares the gateway; Run starts it.
+func New(cfg Config) (*Gateway, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	signer, err := auth.NewSigner(cfg.TokenKey)
+	if err != nil {
+		return nil, err
+	}
+	decoder, err := NewFrameDecoder()
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingest.New(cfg.Ingest)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
+		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
+		conns: map[deviceKey]map[*conn]struct{}{}}
+	g.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
+		CheckOrigin: func(*http.Request) bool { return true }} // tokens, not cookies, authenticate
+	return g, nil
+}
+
+// Ready fails until the gateway consumes its topic.
+func (g *Gateway) Ready(context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ready {
+		return errors.New("not consuming its topic yet")
+	}
+	return nil
+}
+
+// Handler serves /ws (the protocol).
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", g.serveWS)
+	return mux
+}
+
+// Run creates and consumes the gateway's topic, then serves connections on
+// ln until ctx ends; then it closes every connection (announcing the
+// devices offline) and flushes.
+func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
+	defer g.ingest.Close()
+	defer g.presence.Close()
+	topic := g.cfg.Topics.Gateway(g.cfg.GatewayID)
+	admin, err := g.cfg.Kafka.NewAdmin()
+	if err != nil {
+		return err
+	}
+	err = kafkawire.EnsureTopics(admin, kafkawire.GatewaySpec(g.cfg.Topics, g.cfg.Layout, g.cfg.GatewayID))
+	admin.Close()
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	consumer, err := sarama.NewConsumer(g.cfg.Kafka.BrokerList(), g.cfg.Kafka.Sarama())
+	if err != nil {
+		return fmt.Errorf("gateway: consumer: %w", err)
+	}
+	defer consumer.Close()
+	parts, err := consumer.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("gateway: topic %s: %w", topic, err)
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		// From the newest offset, taken before any device can connect:
+		// nothing routed to a connected device is missed, and what was
+		// routed before it connected comes from history.
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("gateway: consume %s/%d: %w", topic, p, err)
+		}
+		defer pc.Close()
+		eg.Go(func() error { return g.consume(ctx, pc) })
+	}
+	g.mu.Lock()
+	g.ready = true
+	g.mu.Unlock()
+	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts))
+	eg.Go(func() error { return service.ServeHTTP(ctx, ln, g.Handler(), g.log) })
+	err = eg.Wait()
+	g.closeAll()
+	return err
+}
+
+func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-pc.Errors():
+			g.log.Warn("consuming deliveries", "err", err)
+		case m := <-pc.Messages():
+			d := &imv1.GatewayDelivery{}
+			if err := imv1.Unmarshal(m.Value, d); err != nil || d.Record == nil {
+				g.log.Warn("skipping undecodable delivery", "offset", m.Offset, "err", err)
+				continue
+			}
+			g.route(d)
+		}
+	}
+}
+
+// route hands a delivery to the recipients' connections on this gateway.
+func (g *Gateway) route(d *imv1.GatewayDelivery) {
+	for _, r := range d.Recipients {
+		g.mu.Lock()
+		var cs []*conn
+		for c := range g.conns[deviceKey{r.UserId, r.DeviceId}] {
+			cs = append(cs, c)
+		}
+		g.mu.Unlock()
+		for _, c := range cs {
+			c.deliverLive(d.Record)
+		}
+	}
+}
+
+func (g *Gateway) register(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := deviceKey{c.user, c.device}
+	if g.conns[k] == nil {
+		g.conns[k] = map[*conn]struct{}{}
+	}
+	g.conns[k][c] = struct{}{}
+	g.metrics.connections.Inc()
+}
+
+func (g *Gateway) unregister(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := deviceKey{c.user, c.device}
+	if _, ok := g.conns[k][c]; !ok {
+		return
+	}
+	delete(g.conns[k], c)
+	if len(g.conns[k]) == 0 {
+		delete(g.conns, k)
+	}
+	g.metrics.connections.Dec()
+}
+
+func (g *Gateway) closeAll() {
+	g.mu.Lock()
+	var all []*conn
+	for _, cs := range g.conns {
+		for c := range cs {
+			all = append(all, c)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range all {
+		c.close(websocket.CloseGoingAway, "gateway shutting down")
+		<-c.done
+	}
+}
+
+// announce writes the device's presence: online with the connection's epoch,
+// or offline for that same epoch.
+func (g *Gateway) announce(ctx context.Context, c *conn, online bool) {
+	b, err := imv1.Marshal(&imv1.Presence{Version: imv1.Version, UserId: c.user, DeviceId: c.device,
+		GatewayId: g.cfg.GatewayID, Online: online, Epoch: c.epoch, AtMs: time.Now().UnixMilli()})
+	if err == nil {
+		err = g.presence.Write(ctx, kafka.Message{Key: []byte(presence.Key(c.user, c.device)), Value: b})
+	}
+	if err != nil {
+		g.log.Warn("announcing presence", "user", c.user, "device", c.device, "online", online, "err", err)
+	}
+}
