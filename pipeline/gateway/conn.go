@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -56,7 +58,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader answered the HTTP error
 	}
-	ws.SetReadLimit(int64(g.cfg.MaxFrameBytes))
 	c := &conn{g: g, ws: ws, log: g.log, out: make(chan []byte, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
 		acked: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
@@ -167,15 +168,21 @@ func (c *conn) readLoop() {
 }
 
 // read returns the next text frame; binary frames are answered with
-// bad_frame, an oversized one closes the connection.
+// bad_frame, an oversized one closes the connection. The size is checked
+// here, not with the socket's read limit, so that the client gets the
+// protocol's error frame before the close.
 func (c *conn) read() ([]byte, bool) {
 	for {
-		kind, b, err := c.ws.ReadMessage()
-		switch {
-		case errors.Is(err, websocket.ErrReadLimit):
-			c.fail(&ProtocolError{Code: CodeFrameTooLarge, Message: "frame over the limit"}, websocket.CloseMessageTooBig)
+		kind, r, err := c.ws.NextReader()
+		if err != nil {
 			return nil, false
+		}
+		b, err := io.ReadAll(io.LimitReader(r, int64(c.g.cfg.MaxFrameBytes)+1))
+		switch {
 		case err != nil:
+			return nil, false
+		case len(b) > c.g.cfg.MaxFrameBytes:
+			c.fail(&ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("frame over %d bytes", c.g.cfg.MaxFrameBytes)}, websocket.CloseMessageTooBig)
 			return nil, false
 		case kind != websocket.TextMessage:
 			c.send(errorPayload(&ProtocolError{Code: CodeBadFrame, Message: "frames are JSON text"}, false))

@@ -21,14 +21,21 @@ func (c *conn) deliverLive(r *imv1.SequencedRecord) {
 		}
 		return
 	}
-	c.offer(r.ConversationId, []MsgFrame{EntryFrame(r)}, 0)
+	c.offer(r.ConversationId, []MsgFrame{EntryFrame(r)})
 }
 
-// offer feeds entries of a conversation to its reorder buffer, then sends
-// what became deliverable. skipTo > 0 says history holds nothing visible to
-// this user up to it. A conversation seen for the first time starts from 0:
-// history fills in what the device may see of it.
-func (c *conn) offer(conv string, entries []MsgFrame, skipTo uint64) {
+// offer feeds live entries of a conversation to its reorder buffer, then
+// sends what became deliverable. A conversation seen for the first time
+// starts from 0: history fills in what the device may see of it.
+func (c *conn) offer(conv string, entries []MsgFrame) {
+	c.offerPage(conv, entries, false, 0, false)
+}
+
+// offerPage feeds entries; from history it also skips what history is
+// complete for but did not return (not visible to this user): the seqs
+// before each returned entry and, when the page was not full, those after
+// the last one up to complete.
+func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, complete uint64, pageFull bool) {
 	c.mu.Lock()
 	cs := c.convs[conv]
 	if cs == nil {
@@ -39,15 +46,15 @@ func (c *conn) offer(conv string, entries []MsgFrame, skipTo uint64) {
 	overflow := false
 	now := time.Now()
 	for _, e := range entries {
-		if skipTo > 0 && e.Seq > skipTo+1 {
+		if fromHistory && e.Seq > 0 && e.Seq-1 <= complete {
 			ready = append(ready, cs.reorder.SkipTo(e.Seq-1)...)
 		}
 		got, over := cs.reorder.Offer(Entry{Seq: e.Seq, Payload: encode(e)}, now)
 		ready = append(ready, got...)
 		overflow = overflow || over
 	}
-	if skipTo > 0 {
-		ready = append(ready, cs.reorder.SkipTo(skipTo)...)
+	if fromHistory && !pageFull {
+		ready = append(ready, cs.reorder.SkipTo(complete)...)
 	}
 	_, gap := cs.reorder.Gap()
 	startFill := (gap || overflow) && !cs.filling
@@ -111,17 +118,9 @@ func (c *conn) fill(conv string, catchUp bool) {
 			continue
 		}
 		c.g.metrics.fills.Inc()
-		// Whatever history is complete up to and did not return is not
-		// visible to this user (before it joined, after it left).
-		var skip uint64
-		if hasGap && page.CompleteUpTo >= gap.To {
-			skip = min(page.CompleteUpTo, gap.To)
-		}
-		if catchUp && len(page.Entries) < historyPage {
-			skip = max(skip, page.CompleteUpTo)
-		}
-		c.offer(conv, page.Entries, skip)
-		if catchUp && len(page.Entries) < historyPage {
+		full := len(page.Entries) == historyPage
+		c.offerPage(conv, page.Entries, true, page.CompleteUpTo, full)
+		if catchUp && !full {
 			c.mu.Lock()
 			up := c.convs[conv].reorder.Delivered()
 			c.mu.Unlock()

@@ -122,9 +122,10 @@ type Gateway struct {
 	metrics  *metrics
 	upgrader websocket.Upgrader
 
+	started chan struct{} // closed once the gateway consumes its topic
+
 	mu    sync.Mutex
 	conns map[deviceKey]map[*conn]struct{}
-	ready bool
 }
 
 // New checks the configuration and prepares the gateway; Run starts it.
@@ -147,7 +148,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
-		conns: map[deviceKey]map[*conn]struct{}{}}
+		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{})}
 	g.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
 		CheckOrigin: func(*http.Request) bool { return true }} // tokens, not cookies, authenticate
 	return g, nil
@@ -155,13 +156,16 @@ func New(cfg Config) (*Gateway, error) {
 
 // Ready fails until the gateway consumes its topic.
 func (g *Gateway) Ready(context.Context) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.ready {
+	select {
+	case <-g.started:
+		return nil
+	default:
 		return errors.New("not consuming its topic yet")
 	}
-	return nil
 }
+
+// Started is closed once the gateway consumes its topic and serves.
+func (g *Gateway) Started() <-chan struct{} { return g.started }
 
 // Handler serves /ws (the protocol).
 func (g *Gateway) Handler() http.Handler {
@@ -200,21 +204,37 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		// From the newest offset, taken before any device can connect:
 		// nothing routed to a connected device is missed, and what was
 		// routed before it connected comes from history.
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
+		pc, err := consumePartition(ctx, consumer, topic, p)
 		if err != nil {
 			return fmt.Errorf("gateway: consume %s/%d: %w", topic, p, err)
 		}
 		defer pc.Close()
 		eg.Go(func() error { return g.consume(ctx, pc) })
 	}
-	g.mu.Lock()
-	g.ready = true
-	g.mu.Unlock()
+	close(g.started)
 	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts))
 	eg.Go(func() error { return service.ServeHTTP(ctx, ln, g.Handler(), g.log) })
 	err = eg.Wait()
 	g.closeAll()
 	return err
+}
+
+// consumePartition starts at the newest offset, waiting out the moments
+// after topic creation when the partition has no leader yet.
+func consumePartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32) (sarama.PartitionConsumer, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
+		if err == nil || time.Now().After(deadline) || !(errors.Is(err, sarama.ErrNotLeaderForPartition) ||
+			errors.Is(err, sarama.ErrLeaderNotAvailable) || errors.Is(err, sarama.ErrUnknownTopicOrPartition)) {
+			return pc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) error {

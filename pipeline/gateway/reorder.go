@@ -108,20 +108,23 @@ func (r *Reorder) HeldSeqs() []uint64 {
 	return out
 }
 
-// SkipTo marks every seq up to seq as not for this device (history holds
-// them, but from periods when the user was not a member) and returns the
-// held entries that become deliverable.
+// SkipTo moves past every seq up to seq that is not held: history says
+// they are not for this device (from periods when the user was not a
+// member). Held entries up to seq were routed to the device, so they are
+// delivered, in order, not dropped. It returns what became deliverable.
 func (r *Reorder) SkipTo(seq uint64) []Entry {
 	if seq < r.next {
 		return nil
 	}
-	for s := range r.held {
-		if s <= seq {
-			delete(r.held, s)
+	var ready []Entry
+	for _, s := range r.HeldSeqs() {
+		if s > seq {
+			break
 		}
+		ready = append(ready, r.held[s])
+		delete(r.held, s)
 	}
 	r.next = seq + 1
-	var ready []Entry
 	for {
 		h, ok := r.held[r.next]
 		if !ok {

@@ -174,17 +174,30 @@ func CheckCoPartitioned(admin sarama.ClusterAdmin, topics ...string) (int32, err
 	return want, nil
 }
 
-// PartitionCount is the number of partitions of topic.
+// PartitionCount is the number of partitions of topic. A topic created a
+// moment ago may not be in the broker's metadata yet: it asks again for up
+// to 10 seconds before saying the topic does not exist.
 func PartitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
-	md, err := admin.DescribeTopics([]string{topic})
-	if err != nil {
-		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
-	}
-	if len(md) != 1 {
-		return 0, fmt.Errorf("describe topic %s: %d answers", topic, len(md))
-	}
-	if md[0].Err != sarama.ErrNoError {
+	deadline := time.Now().Add(10 * time.Second)
+	backoff := 100 * time.Millisecond
+	for {
+		md, err := admin.DescribeTopics([]string{topic})
+		if err != nil {
+			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+		}
+		if len(md) != 1 {
+			return 0, fmt.Errorf("describe topic %s: %d answers", topic, len(md))
+		}
+		switch md[0].Err {
+		case sarama.ErrNoError:
+			return int32(len(md[0].Partitions)), nil
+		case sarama.ErrUnknownTopicOrPartition, sarama.ErrLeaderNotAvailable:
+			if time.Now().Before(deadline) {
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+		}
 		return 0, fmt.Errorf("describe topic %s: %w", topic, md[0].Err)
 	}
-	return int32(len(md[0].Partitions)), nil
 }
