@@ -8,6 +8,7 @@
 //	imctl token             issue a development token (-user, -device, -ttl)
 //	imctl send              send a chat message through the ingest path
 //	imctl tail              print a conversation's entries in seq order
+//	imctl audit             scan history for gaps, duplicates, clock regressions (exit 1 on anomalies)
 //	imctl probe URL         exit 0 if URL answers 200 (container healthchecks)
 //
 // Every command takes the common flags (-kafka-brokers, -clickhouse-addr, ...)
@@ -38,6 +39,7 @@ func main() {
 		"token":         {"issue a development token for a user's device", runToken},
 		"send":          {"send a chat message through the ingest path", runSend},
 		"tail":          {"print a conversation's entries in seq order", runTail},
+		"audit":         {"scan history for gaps, duplicates and out-of-order timestamps", runAudit},
 	}
 	args := os.Args[1:]
 	name, rest := "", args
@@ -51,7 +53,7 @@ func main() {
 	}
 	if name == "" {
 		fmt.Fprintln(os.Stderr, "usage: imctl COMMAND [flags]")
-		for _, n := range []string{"init", "topics create", "topics check", "migrate", "token", "send", "tail", "probe"} {
+		for _, n := range []string{"init", "topics create", "topics check", "migrate", "token", "send", "tail", "audit", "probe"} {
 			fmt.Fprintf(os.Stderr, "  %-14s %s\n", n, commands[n].usage)
 		}
 		os.Exit(2)
