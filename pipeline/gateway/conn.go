@@ -43,7 +43,7 @@ type conn struct {
 
 	mu     sync.Mutex
 	convs  map[string]*convState
-	acked  map[string]uint64
+	acked  map[string]uint64 // acknowledged positions not yet saved
 	tokens float64
 	refill time.Time
 }
@@ -130,6 +130,7 @@ func (c *conn) readLoop() {
 		if c.user != "" {
 			c.g.unregister(c)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.savePositions(ctx)
 			c.g.announce(ctx, c, false)
 			cancel()
 		}
@@ -223,11 +224,17 @@ func (c *conn) hello() bool {
 	c.log = c.log.With("user", c.user, "device", c.device)
 	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
 		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
+	resume, err := c.resumePositions(f.Hello.Resume)
+	if err != nil {
+		c.log.Warn("reading stored positions", "err", err)
+		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "history is unavailable; reconnect later"}, websocket.CloseTryAgainLater)
+		return false
+	}
 	// Registered before the catch-up reads history: a live delivery that
 	// arrives meanwhile is held in the reorder buffer, so the seam between
 	// history and live has neither a gap nor a duplicate.
 	c.mu.Lock()
-	for conv, pos := range f.Hello.Resume {
+	for conv, pos := range resume {
 		c.convs[conv] = &convState{reorder: NewReorder(pos, 0), filling: true}
 	}
 	c.mu.Unlock()
@@ -235,10 +242,69 @@ func (c *conn) hello() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.g.announce(ctx, c, true)
 	cancel()
-	for conv := range f.Hello.Resume {
+	for conv := range resume {
 		go c.fill(conv, true)
 	}
+	go c.settle()
 	return true
+}
+
+// settle is the second catch-up pass, SettleDelay after hello: anything
+// sequenced while the fanout did not yet know this device is in history by
+// then, including conversations the user joined meanwhile.
+func (c *conn) settle() {
+	if !c.sleep(c.g.cfg.SettleDelay) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
+	cancel()
+	if err != nil {
+		c.log.Warn("settle pass: listing conversations", "err", err)
+		return
+	}
+	for _, conv := range convs {
+		c.mu.Lock()
+		cs := c.convs[conv]
+		if cs == nil {
+			cs = &convState{reorder: NewReorder(0, 0)}
+			c.convs[conv] = cs
+		}
+		start := !cs.filling
+		cs.filling = true
+		c.mu.Unlock()
+		if start {
+			go c.fill(conv, true)
+		}
+	}
+}
+
+// resumePositions is where each of the user's conversations resumes: the
+// position the device sent in hello, else the one it acknowledged last
+// (stored), else 0 (a conversation it never saw, such as a group it was
+// added to while offline).
+func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stored, err := c.g.cfg.History.Positions(ctx, c.user, c.device)
+	if err != nil {
+		return nil, err
+	}
+	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, conv := range convs {
+		out[conv] = stored[conv]
+	}
+	for conv, pos := range stored {
+		out[conv] = pos
+	}
+	for conv, pos := range sent {
+		out[conv] = pos
+	}
+	return out, nil
 }
 
 func (c *conn) handleSend(s *Send) {
@@ -305,6 +371,30 @@ func (c *conn) handleAck(a *Ack) {
 	}
 	if a.Seq > c.acked[a.ConversationID] {
 		c.acked[a.ConversationID] = a.Seq
+	}
+}
+
+// savePositions stores the positions acknowledged since the last save, so
+// that a reconnect to any gateway resumes after them. A failed save keeps
+// them for the next attempt.
+func (c *conn) savePositions(ctx context.Context) {
+	c.mu.Lock()
+	if len(c.acked) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	batch := c.acked
+	c.acked = map[string]uint64{}
+	c.mu.Unlock()
+	if err := c.g.cfg.History.SavePositions(ctx, c.user, c.device, batch); err != nil {
+		c.log.Warn("saving acknowledged positions", "err", err)
+		c.mu.Lock()
+		for conv, seq := range batch {
+			if seq > c.acked[conv] {
+				c.acked[conv] = seq
+			}
+		}
+		c.mu.Unlock()
 	}
 }
 

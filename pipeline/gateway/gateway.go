@@ -53,6 +53,14 @@ type Config struct {
 	// PingInterval of WebSocket pings; a client silent for twice as long is
 	// dropped. Zero means 20s.
 	PingInterval time.Duration
+	// SettleDelay: this long after a device connects, the gateway reads
+	// history once more for every conversation of the user. Entries routed
+	// between the device's hello and the fanout seeing its presence did
+	// not come live; this pass delivers them. Zero means 3s.
+	SettleDelay time.Duration
+	// Demo serves a chat page at / and issues tokens to anyone at
+	// /demo/token: for development only.
+	Demo bool
 	// Logger; nil means slog.Default(). Registerer; nil means no metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -77,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 20 * time.Second
+	}
+	if c.SettleDelay == 0 {
+		c.SettleDelay = 3 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -167,10 +178,14 @@ func (g *Gateway) Ready(context.Context) error {
 // Started is closed once the gateway consumes its topic and serves.
 func (g *Gateway) Started() <-chan struct{} { return g.started }
 
-// Handler serves /ws (the protocol).
+// Handler serves /ws (the protocol), and the demo page when configured.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", g.serveWS)
+	if g.cfg.Demo {
+		mux.HandleFunc("GET /{$}", serveDemoPage)
+		mux.HandleFunc("GET /demo/token", g.serveDemoToken)
+	}
 	return mux
 }
 
@@ -213,6 +228,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	}
 	close(g.started)
 	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts))
+	eg.Go(func() error { g.savePositionsEvery(ctx, time.Second); return nil })
 	eg.Go(func() error { return service.ServeHTTP(ctx, ln, g.Handler(), g.log) })
 	err = eg.Wait()
 	g.closeAll()
@@ -266,6 +282,33 @@ func (g *Gateway) route(d *imv1.GatewayDelivery) {
 		g.mu.Unlock()
 		for _, c := range cs {
 			c.deliverLive(d.Record)
+		}
+	}
+}
+
+// savePositionsEvery saves every connection's acknowledged positions each
+// interval until ctx ends (connections save their last ones when they close).
+func (g *Gateway) savePositionsEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		var all []*conn
+		for _, cs := range g.conns {
+			for c := range cs {
+				all = append(all, c)
+			}
+		}
+		g.mu.Unlock()
+		for _, c := range all {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c.savePositions(sctx)
+			cancel()
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,10 +25,15 @@ type HistoryPage struct {
 	CompleteUpTo uint64
 }
 
-// History reads a conversation's entries after a seq, filtered to the
-// periods in which user was a member (the history service's read API).
+// History is what the gateway needs of the history service: a
+// conversation's entries after a seq, filtered to the periods in which user
+// was a member; the conversations a user belongs to; and each device's
+// acknowledged positions, so a reconnect to any gateway resumes exactly.
 type History interface {
 	Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error)
+	Conversations(ctx context.Context, user string) ([]string, error)
+	Positions(ctx context.Context, user, device string) (map[string]uint64, error)
+	SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error
 }
 
 // HistoryClient calls the history service's HTTP read API
@@ -37,36 +44,79 @@ type HistoryClient struct {
 	HTTP    *http.Client
 }
 
-// Read implements History.
-func (c *HistoryClient) Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error) {
-	q := url.Values{"user": {user}, "after_seq": {strconv.FormatUint(afterSeq, 10)}, "limit": {strconv.Itoa(limit)}}
-	u := strings.TrimSuffix(c.BaseURL, "/") + "/v1/conversations/" + url.PathEscape(conversation) + "/messages?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+func (c *HistoryClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
 	if err != nil {
-		return HistoryPage{}, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("history read %s: %w", conversation, err)
+		return fmt.Errorf("history %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
-		return HistoryPage{}, fmt.Errorf("history read %s for %s: %w", conversation, user, ErrNotMember)
-	case resp.StatusCode != http.StatusOK:
-		return HistoryPage{}, fmt.Errorf("history read %s: %s", conversation, resp.Status)
+		return fmt.Errorf("history %s %s: %w", method, path, ErrNotMember)
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("history %s %s: %s", method, path, resp.Status)
+	case out == nil:
+		return nil
 	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("history %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Conversations implements History.
+func (c *HistoryClient) Conversations(ctx context.Context, user string) ([]string, error) {
+	var out struct {
+		Conversations []string `json:"conversations"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(user)+"/conversations", nil, &out)
+	return out.Conversations, err
+}
+
+// Positions implements History.
+func (c *HistoryClient) Positions(ctx context.Context, user, device string) (map[string]uint64, error) {
+	var out struct {
+		Positions map[string]uint64 `json:"positions"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/devices/"+url.PathEscape(user)+"/"+url.PathEscape(device)+"/positions", nil, &out)
+	return out.Positions, err
+}
+
+// SavePositions implements History.
+func (c *HistoryClient) SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error {
+	body := map[string]any{"positions": positions}
+	return c.do(ctx, http.MethodPut, "/v1/devices/"+url.PathEscape(user)+"/"+url.PathEscape(device)+"/positions", body, nil)
+}
+
+// Read implements History.
+func (c *HistoryClient) Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error) {
+	q := url.Values{"user": {user}, "after_seq": {strconv.FormatUint(afterSeq, 10)}, "limit": {strconv.Itoa(limit)}}
 	var page struct {
 		Entries      []MsgFrame `json:"entries"`
 		CompleteUpTo uint64     `json:"complete_up_to"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		return HistoryPage{}, fmt.Errorf("history read %s: %w", conversation, err)
+	if err := c.do(ctx, http.MethodGet, "/v1/conversations/"+url.PathEscape(conversation)+"/messages?"+q.Encode(), nil, &page); err != nil {
+		return HistoryPage{}, err
 	}
 	for i := range page.Entries {
 		page.Entries[i].Type = "msg"
