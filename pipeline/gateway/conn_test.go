@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func testConn(queue int, rate float64, burst int) *conn {
+	g := &Gateway{cfg: Config{SendsPerSecond: rate, SendBurst: burst}, metrics: newMetrics(nil)}
+	return &conn{g: g, out: make(chan []byte, queue), quit: make(chan struct{}), done: make(chan struct{}),
+		tokens: float64(burst), refill: time.Now()}
+}
+
+// TestSlowClientIsDroppedWithReason: a client that does not take its
+// frames fills its bounded queue and is disconnected with slow_consumer,
+// never allowed to grow memory.
+func TestSlowClientIsDroppedWithReason(t *testing.T) {
+	c := testConn(2, 50, 100)
+	for i := 0; i < 2; i++ {
+		c.send([]byte(`{"type":"pong"}`))
+	}
+	if c.closed() {
+		t.Fatal("closed before the queue was full")
+	}
+	c.send([]byte(`{"type":"pong"}`)) // the queue is full
+	if !c.closed() {
+		t.Fatal("a full queue did not close the connection")
+	}
+	var f errorFrame
+	if err := json.Unmarshal(c.lastFrame, &f); err != nil || f.Code != CodeSlowConsumer || !f.Fatal {
+		t.Fatalf("last frame %s, want a fatal slow_consumer error", c.lastFrame)
+	}
+	if len(c.out) != 2 {
+		t.Fatalf("queue holds %d frames, want its bound 2", len(c.out))
+	}
+}
+
+func TestSendRateIsBounded(t *testing.T) {
+	c := testConn(1, 10, 3)
+	allowed := 0
+	for i := 0; i < 10; i++ {
+		if c.allowSend() {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d sends allowed at once, want the burst of 3", allowed)
+	}
+	c.refill = c.refill.Add(-200 * time.Millisecond) // 200ms at 10/s refills 2
+	if !c.allowSend() || !c.allowSend() || c.allowSend() {
+		t.Fatal("the bucket did not refill at the configured rate")
+	}
+}
