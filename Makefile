@@ -4,11 +4,14 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 # Long-running services that have a component (the others are placeholders).
-SERVICES ?= sequencer ingest
-# Development default for `make up`; set your own outside development.
+SERVICES ?= sequencer fanout history ingest gateway
+# Development defaults for `make up`; set your own outside development.
 export SEQCHAT_SERVICE_TOKEN ?= dev-service-token-change-me
+export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
+export SEQCHAT_GATEWAY_ID ?= gw-1
+export SEQCHAT_DEMO ?= true
 
-.PHONY: all build test vet unit fuzz generate bench-sequencer up down stack-up stack-down stack-status stack-clean services-up services-down clean
+.PHONY: all build test vet unit fuzz generate bench-sequencer bench-history bench-delivery up down stack-up stack-down stack-status stack-clean services-up services-down clean
 
 all: build
 
@@ -57,9 +60,13 @@ unit:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./schemas/imv1/ -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
-	$(GO) test ./pipeline/sequencer/ -run '^$$' -fuzz FuzzMachine -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest/ -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest/ -run '^$$' -fuzz FuzzHTTPRequests -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/history/ -run '^$$' -fuzz FuzzParseReadRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/history/ -run '^$$' -fuzz FuzzRowOf -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/sequencer/ -run '^$$' -fuzz FuzzMachine -fuzztime $(FUZZTIME)
 
 ## generate: Go code from schemas/imv1/*.proto (protoc from Debian, protoc-gen-go pinned in go.mod).
 generate:
@@ -73,3 +80,12 @@ clean:
 ## bench-sequencer: raw produce rate vs sequenced rate, same records, same run.
 bench-sequencer: stack-up
 	$(GO) run ./cmd/seqbench -records 100000 -partitions 1,8 -batch-max-records 1000,5000
+
+## bench-history: sink rows/s into ClickHouse; read API p50/p99 on 1M rows.
+bench-history: stack-up
+	$(GO) test -run '^$$' -bench BenchmarkSink -benchtime=1x -v -timeout 20m ./pipeline/history/ -history.sink-rows=1000000
+	$(GO) test -run '^$$' -bench BenchmarkReadAPI -benchtime=1x -v -timeout 20m ./pipeline/history/
+
+## bench-delivery: send -> receive latency and deliveries/s through the whole pipeline.
+bench-delivery: stack-up
+	$(GO) test -tags failover -run '^$$' -bench BenchmarkDelivery -benchtime 1x ./pipeline/gateway/

@@ -349,6 +349,7 @@ up)
 down)
 	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid"
 	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid"
+	true
 	;;
 status)
 	status_line kafka "$KAFKA_DIR/kafka.pid" "$KAFKA_PORT"
@@ -357,6 +358,7 @@ status)
 clean)
 	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" && rm -rf "$CH_DIR"
 	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid" && rm -rf "$KAFKA_DIR"
+	true
 	;;
 *)
 	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2

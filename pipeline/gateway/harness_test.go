@@ -1,0 +1,384 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+)
+
+const (
+	partitions   = 4
+	serviceToken = "e2e-service-token-0123456789"
+)
+
+var tokenKey = []byte(strings.Repeat("e2e-key-", 5))
+
+// pipeline is the whole system in this process: sequencer, fanout,
+// history sink and read API, and gateways, on the real broker and
+// ClickHouse, with topics and database of its own.
+type pipeline struct {
+	t        testing.TB
+	topics   kafkawire.Topics
+	history  string // read API base URL
+	signer   *auth.Signer
+	gateways map[string]*runningGateway
+	quiet    *slog.Logger
+}
+
+type runningGateway struct {
+	addr string
+	stop func()
+}
+
+func startPipeline(t testing.TB) *pipeline {
+	t.Helper()
+	admin := stacktest.Admin(t)
+	prefix := stacktest.Name(t, "e2e")
+	topics := kafkawire.PrefixedTopics(prefix)
+	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
+	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		all, _ := admin.ListTopics()
+		for name := range all {
+			if strings.HasPrefix(name, prefix+".") {
+				admin.DeleteTopic(name)
+			}
+		}
+	})
+	signer, err := auth.NewSigner(tokenKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pipeline{t: t, topics: topics, signer: signer, gateways: map[string]*runningGateway{},
+		quiet: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	kcfg := stacktest.Kafka(t)
+
+	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("sequencer", seq.Run)
+	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("fanout", fan.Run)
+
+	conn, db := stacktest.ClickHouse(t)
+	store, err := history.NewStore(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := history.New(history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
+		BatchMaxWait: 20 * time.Millisecond, Logger: p.quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("history sink", sink.Run)
+	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	p.history = srv.URL
+	return p
+}
+
+// waitPosition polls the history service until the device's stored
+// position in conv reaches seq (the gateway saves it asynchronously).
+func (p *pipeline) waitPosition(user, device, conv string, seq uint64) {
+	p.t.Helper()
+	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
+	eventually(p.t, 30*time.Second, fmt.Sprintf("position %d of %s/%s in %s", seq, user, device, conv), func() bool {
+		pos, err := h.Positions(context.Background(), user, device)
+		return err == nil && pos[conv] >= seq
+	})
+}
+
+// waitHistory polls until history holds conv completely up to seq.
+func (p *pipeline) waitHistory(conv string, seq uint64) {
+	p.t.Helper()
+	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
+	eventually(p.t, 30*time.Second, fmt.Sprintf("history of %s up to %d", conv, seq), func() bool {
+		page, err := h.Read(context.Background(), conv, "alice", seq, 1)
+		return err == nil && page.CompleteUpTo >= seq
+	})
+}
+
+// eventually polls cond (another component's state, with no event to wait
+// on) until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
+
+// run starts a component until the test ends.
+func (p *pipeline) run(name string, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				p.t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	p.t.Cleanup(stop)
+	return stop
+}
+
+// startGateway runs gateway id and waits until it consumes its topic.
+func (p *pipeline) startGateway(id string, tune ...func(*gateway.Config)) {
+	p.t.Helper()
+	cfg := gateway.Config{Kafka: stacktest.Kafka(p.t), Topics: p.topics,
+		Layout: kafkawire.Layout{Partitions: 2}, GatewayID: id, TokenKey: tokenKey,
+		History: &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken},
+		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.quiet}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	g, err := gateway.New(cfg)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	stop := p.run("gateway "+id, func(ctx context.Context) error { return g.Run(ctx, ln) })
+	select {
+	case <-g.Started():
+	case <-time.After(time.Minute):
+		p.t.Fatalf("gateway %s did not start within a minute", id)
+	}
+	p.gateways[id] = &runningGateway{addr: ln.Addr().String(), stop: stop}
+}
+
+func (p *pipeline) token(user, device string, ttl time.Duration) string {
+	p.t.Helper()
+	now := time.Now()
+	tok, err := p.signer.Issue(auth.Claims{UserID: user, DeviceID: device, IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(ttl)})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tok
+}
+
+// frame is any server frame, decoded loosely.
+type frame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	ClientMsgID    string `json:"client_msg_id"`
+	SenderUserID   string `json:"sender_user_id"`
+	Code           string `json:"code"`
+	Fatal          bool   `json:"fatal"`
+	UpToSeq        uint64 `json:"up_to_seq"`
+	ID             string `json:"id"`
+	Event          *struct {
+		Kind    string   `json:"kind"`
+		UserIDs []string `json:"user_ids"`
+	} `json:"event"`
+}
+
+// client is one device's WebSocket connection, recording what it receives.
+type client struct {
+	t      testing.TB
+	user   string
+	device string
+	ws     *websocket.Conn
+
+	mu       sync.Mutex
+	frames   []frame
+	seqs     map[string][]uint64  // conversation -> seqs of msg frames, as received
+	arrivals map[string]time.Time // client_msg_id of a msg frame -> when it arrived
+	changed  chan struct{}
+	closed   chan struct{} // the server closed the connection
+	wmu      sync.Mutex
+}
+
+// dial connects user/device to gateway gw and says hello (nil token: a
+// valid one) with resume positions.
+func (p *pipeline) dial(gw, user, device string, resume map[string]uint64) *client {
+	p.t.Helper()
+	c := p.connect(gw, user, device)
+	hello := map[string]any{"type": "hello", "token": p.token(user, device, time.Hour)}
+	if resume != nil {
+		hello["resume"] = resume
+	}
+	c.sendJSON(hello)
+	c.waitFrame("welcome", func(f frame) bool { return f.Type == "welcome" })
+	return c
+}
+
+// connect opens the WebSocket without saying hello.
+func (p *pipeline) connect(gw, user, device string) *client {
+	p.t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.gateways[gw].addr+"/ws", nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	c := &client{t: p.t, user: user, device: device, ws: ws, seqs: map[string][]uint64{}, arrivals: map[string]time.Time{},
+		changed: make(chan struct{}, 1), closed: make(chan struct{})}
+	go c.readLoop()
+	p.t.Cleanup(func() { ws.Close() })
+	return c
+}
+
+func (c *client) readLoop() {
+	defer close(c.closed)
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var f frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.t.Errorf("%s/%s: undecodable frame %q", c.user, c.device, b)
+			continue
+		}
+		c.mu.Lock()
+		c.frames = append(c.frames, f)
+		if f.Type == "msg" {
+			c.seqs[f.ConversationID] = append(c.seqs[f.ConversationID], f.Seq)
+			c.arrivals[f.ClientMsgID] = time.Now()
+		}
+		c.mu.Unlock()
+		select {
+		case c.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *client) sendJSON(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(websocket.TextMessage, b)
+}
+
+func (c *client) sendRaw(kind int, b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.WriteMessage(kind, b) // errors show as a closed connection
+}
+
+func (c *client) send(conv, cmid string, clientSeq uint64, body string) {
+	c.sendJSON(map[string]any{"type": "send", "conversation_id": conv, "client_msg_id": cmid, "client_seq": clientSeq,
+		"message": map[string]string{"content_type": "text/plain", "body": body}})
+}
+
+func (c *client) control(conv, cmid string, clientSeq uint64, ctl map[string]any) {
+	c.sendJSON(map[string]any{"type": "send", "conversation_id": conv, "client_msg_id": cmid, "client_seq": clientSeq, "control": ctl})
+}
+
+// waitFrame waits until a received frame matches and returns it.
+func (c *client) waitFrame(what string, match func(frame) bool) frame {
+	c.t.Helper()
+	var f frame
+	c.waitFor(what, func() bool {
+		for _, g := range c.frames {
+			if match(g) {
+				f = g
+				return true
+			}
+		}
+		return false
+	})
+	return f
+}
+
+// waitFor waits until cond (called under the client's lock) holds.
+func (c *client) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		c.mu.Lock()
+		ok := cond()
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-c.changed:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.t.Fatalf("%s/%s: timed out waiting for %s; frames: %+v", c.user, c.device, what, c.frames)
+		}
+	}
+}
+
+// waitSeqs waits until the device received n entries of conv.
+func (c *client) waitSeqs(conv string, n int) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("%d entries of %s", n, conv), func() bool { return len(c.seqs[conv]) >= n })
+}
+
+// got returns the seqs received of conv.
+func (c *client) got(conv string) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]uint64(nil), c.seqs[conv]...)
+}
+
+// errorFrame waits for an error (or rejected) frame with code.
+func (c *client) expectCode(typ, code string) frame {
+	c.t.Helper()
+	return c.waitFrame(typ+" "+code, func(f frame) bool { return f.Type == typ && f.Code == code })
+}
+
+// waitClosed waits until the server closed the connection.
+func (c *client) waitClosed() {
+	c.t.Helper()
+	select {
+	case <-c.closed:
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("%s/%s: the server did not close the connection", c.user, c.device)
+	}
+}
+
+// seqRange is lo..hi.
+func seqRange(lo, hi uint64) []uint64 {
+	var out []uint64
+	for s := lo; s <= hi; s++ {
+		out = append(out, s)
+	}
+	return out
+}

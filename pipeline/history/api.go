@@ -1,0 +1,210 @@
+package history
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MinServiceTokenBytes is the shortest service token NewHandler accepts.
+const MinServiceTokenBytes = 16
+
+// Codes the API answers with besides those of Read.
+const (
+	codeUnauthorized     = "unauthorized"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeInternal         = "internal"
+)
+
+// HandlerConfig configures the read API.
+type HandlerConfig struct {
+	// Store answers the reads. Required.
+	Store *Store
+	// ServiceToken is the bearer token of the gateways
+	// (Authorization: Bearer <token>). Required, at least 16 bytes.
+	ServiceToken string
+	// QueryTimeout bounds the queries of one request. Zero means 5s.
+	QueryTimeout time.Duration
+	// Logger logs refused and failed requests. Nil means discard.
+	Logger *slog.Logger
+	// Registerer for the request metrics. Nil means none are registered.
+	Registerer prometheus.Registerer
+}
+
+func (c *HandlerConfig) setDefaults() {
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration the API cannot serve with.
+func (c HandlerConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("history api: no store")
+	case len(c.ServiceToken) < MinServiceTokenBytes:
+		return fmt.Errorf("history api: the service token has %d bytes, want at least %d", len(c.ServiceToken), MinServiceTokenBytes)
+	case c.QueryTimeout < 0:
+		return errors.New("history api: query timeout must not be negative")
+	}
+	return nil
+}
+
+type handler struct {
+	cfg     HandlerConfig
+	token   [sha256.Size]byte
+	mux     *http.ServeMux
+	metrics *apiMetrics
+}
+
+// NewHandler serves the read API of docs/history-api.md.
+func NewHandler(cfg HandlerConfig) (http.Handler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &handler{cfg: cfg, token: sha256.Sum256([]byte(cfg.ServiceToken)), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
+	const messages = "/v1/conversations/{conversation_id}/messages"
+	h.mux.HandleFunc("GET "+messages, h.getMessages)
+	h.registerDevices()
+	// The method-less twin answers the other methods in JSON (the mux's own
+	// 405 is plain text).
+	h.mux.HandleFunc(messages, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET")
+		h.fail(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed here; use GET")
+	})
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return h, nil
+}
+
+// ServeHTTP authenticates first, so routes are not revealed to strangers.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="seqchat-history"`)
+		h.fail(w, r, http.StatusUnauthorized, codeUnauthorized, "missing or wrong service token")
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized compares SHA-256 digests in constant time, so neither the
+// token's bytes nor its length leak through timing.
+func (h *handler) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], h.token[:]) == 1
+}
+
+func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req, err := ParseReadRequest(r.PathValue("conversation_id"), r.URL.Query())
+	if err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.QueryTimeout)
+	defer cancel()
+	page, err := Read(ctx, h.cfg.Store, req)
+	if err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	h.metrics.seconds.Observe(time.Since(start).Seconds())
+	h.metrics.requests.WithLabelValues("ok").Inc()
+	writeJSON(w, http.StatusOK, pageJSON(page))
+}
+
+// ParseReadRequest reads the request of GET
+// /v1/conversations/{conversation_id}/messages from its path value and
+// query: user (required), after_seq (default 0) and limit (default 100,
+// at most 1000). Unknown or repeated parameters are refused. Errors are
+// *Error with CodeInvalid.
+func ParseReadRequest(conversationID string, query url.Values) (ReadRequest, error) {
+	req := ReadRequest{ConversationID: conversationID, Limit: DefaultLimit}
+	for k, vs := range query {
+		if len(vs) != 1 {
+			return req, invalid("parameter %q given %d times", k, len(vs))
+		}
+		v := vs[0]
+		var err error
+		switch k {
+		case "user":
+			req.User = v
+		case "after_seq":
+			if req.AfterSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return req, invalid("after_seq %q: want a seq, 0 or more", v)
+			}
+		case "limit":
+			if req.Limit, err = strconv.Atoi(v); err != nil || req.Limit < 1 || req.Limit > MaxLimit {
+				return req, invalid("limit %q: want 1..%d", v, MaxLimit)
+			}
+		default:
+			return req, invalid("unknown parameter %q (user, after_seq, limit)", k)
+		}
+	}
+	if _, _, err := checkRequest(req); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// refuse answers err: a refusal with its status, a store failure with 503.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		status := map[string]int{CodeInvalid: http.StatusBadRequest, CodeNotMember: http.StatusForbidden, CodeNotFound: http.StatusNotFound}[e.Code]
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		h.fail(w, r, status, e.Code, e.Message)
+	case errors.Is(err, ErrUnavailable):
+		h.cfg.Logger.Warn("history read failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "the history store did not answer; retry")
+	default:
+		h.cfg.Logger.Error("history read failed", "path", r.URL.Path, "err", err)
+		h.fail(w, r, http.StatusInternalServerError, codeInternal, "internal error")
+	}
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	h.cfg.Logger.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", code, "message", message)
+	h.metrics.requests.WithLabelValues(code).Inc()
+	writeJSON(w, status, errorBody{errorDetail{Code: code, Message: message}})
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
+}
