@@ -2,8 +2,6 @@ package history
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 // MinServiceTokenBytes is the shortest service token NewHandler accepts.
@@ -66,7 +65,7 @@ func (c HandlerConfig) Validate() error {
 
 type handler struct {
 	cfg     HandlerConfig
-	token   [sha256.Size]byte
+	token   service.BearerToken
 	mux     *http.ServeMux
 	metrics *apiMetrics
 }
@@ -77,7 +76,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, token: sha256.Sum256([]byte(cfg.ServiceToken)), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
+	h := &handler{cfg: cfg, token: service.NewBearerToken(cfg.ServiceToken), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
 	const messages = "/v1/conversations/{conversation_id}/messages"
 	h.mux.HandleFunc("GET "+messages, h.getMessages)
 	h.registerDevices()
@@ -95,23 +94,12 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 
 // ServeHTTP authenticates first, so routes are not revealed to strangers.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(r) {
+	if !h.token.Allows(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="seqchat-history"`)
 		h.fail(w, r, http.StatusUnauthorized, codeUnauthorized, "missing or wrong service token")
 		return
 	}
 	h.mux.ServeHTTP(w, r)
-}
-
-// authorized compares SHA-256 digests in constant time, so neither the
-// token's bytes nor its length leak through timing.
-func (h *handler) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], h.token[:]) == 1
 }
 
 func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
