@@ -110,7 +110,7 @@ func startPipeline(t testing.TB) *pipeline {
 func (p *pipeline) waitPosition(user, device, conv string, seq uint64) {
 	p.t.Helper()
 	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
-	eventually(p.t, 30*time.Second, fmt.Sprintf("position %d of %s/%s in %s", seq, user, device, conv), func() bool {
+	stacktest.Eventually(p.t, 30*time.Second, fmt.Sprintf("position %d of %s/%s in %s", seq, user, device, conv), func() bool {
 		pos, err := h.Positions(context.Background(), user, device)
 		return err == nil && pos[conv] >= seq
 	})
@@ -120,26 +120,10 @@ func (p *pipeline) waitPosition(user, device, conv string, seq uint64) {
 func (p *pipeline) waitHistory(conv string, seq uint64) {
 	p.t.Helper()
 	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
-	eventually(p.t, 30*time.Second, fmt.Sprintf("history of %s up to %d", conv, seq), func() bool {
+	stacktest.Eventually(p.t, 30*time.Second, fmt.Sprintf("history of %s up to %d", conv, seq), func() bool {
 		page, err := h.Read(context.Background(), conv, "alice", seq, 1)
 		return err == nil && page.CompleteUpTo >= seq
 	})
-}
-
-// eventually polls cond (another component's state, with no event to wait
-// on) until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
 }
 
 // run starts a component until the test ends.

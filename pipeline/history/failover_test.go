@@ -7,20 +7,13 @@
 package history_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,23 +44,23 @@ func TestFailoverSinkKill(t *testing.T) {
 		p.waitReady(t)
 		before := countRows(t, conn, db).raw
 		step := uint64(200 + rng.Intn(1500))
-		eventually(t, 2*time.Minute, fmt.Sprintf("%d more rows", step), func() bool { return countRows(t, conn, db).raw >= before+step })
+		stacktest.Eventually(t, 2*time.Minute, fmt.Sprintf("%d more rows", step), func() bool { return countRows(t, conn, db).raw >= before+step })
 		time.Sleep(time.Duration(rng.Intn(1500)) * time.Millisecond)
-		p.kill()
+		p.Kill()
 		c := countRows(t, conn, db)
 		t.Logf("kill %d: SIGKILL at %d rows (%d distinct); committed offsets %v", i, c.raw, c.distinct,
 			committedAll(t, topics.Sequenced+".history", topics.Sequenced))
 		p = startProc(t, fmt.Sprintf("history-%d", i), topics, db)
 	}
 	want := l.finish(t)
-	eventually(t, 2*time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
+	stacktest.Eventually(t, 2*time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
 
 	// The restarted binary's read API serves the complete conversation.
 	h := read(t, p.api, "g:k7", "user=alice&limit=1")
 	if h.CompleteUpTo != want["g:k7"] || len(h.Entries) != 1 || h.Entries[0].Event == nil {
 		t.Errorf("read API: complete_up_to %d, entries %+v; want %d and the created event", h.CompleteUpTo, h.Entries, want["g:k7"])
 	}
-	p.stop(t)
+	p.Stop(t)
 	checkExact(t, conn, db, want)
 	c := countRows(t, conn, db)
 	t.Logf("%d entries in %d conversations; %d rows written (duplicates from the kills: %d), %d under FINAL",
@@ -93,10 +86,10 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	l := startLoad(t, newSeqWriter(t, topics, failoverPartitions), 100)
 	group := topics.Sequenced + ".history"
 
-	eventually(t, time.Minute, "1000 rows before the outage", func() bool { return metric(t, s.reg, "seqchat_history_rows_inserted_total") >= 1000 })
+	stacktest.Eventually(t, time.Minute, "1000 rows before the outage", func() bool { return metric(t, s.reg, "seqchat_history_rows_inserted_total") >= 1000 })
 	ch.run(t, "down")
 	down := time.Now()
-	eventually(t, time.Minute, "every partition waiting for clickhouse", func() bool {
+	stacktest.Eventually(t, time.Minute, "every partition waiting for clickhouse", func() bool {
 		return metric(t, s.reg, "seqchat_history_retrying_partitions") == failoverPartitions
 	})
 	if err := s.sink.Ready(ctx); err == nil {
@@ -116,7 +109,7 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	t.Logf("ClickHouse down for %v; %v insert retries", time.Since(down).Round(time.Second), retries)
 
 	after := metric(t, s.reg, "seqchat_history_rows_inserted_total")
-	eventually(t, time.Minute, "1000 rows after the outage", func() bool {
+	stacktest.Eventually(t, time.Minute, "1000 rows after the outage", func() bool {
 		return metric(t, s.reg, "seqchat_history_rows_inserted_total") >= after+1000
 	})
 	want := l.finish(t)
@@ -125,8 +118,8 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	eventually(t, 2*time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
-	eventually(t, 10*time.Second, "ready again", func() bool { return s.sink.Ready(ctx) == nil })
+	stacktest.Eventually(t, 2*time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
+	stacktest.Eventually(t, 10*time.Second, "ready again", func() bool { return s.sink.Ready(ctx) == nil })
 	s.stop()
 	checkExact(t, conn, db, want)
 	c := countRows(t, conn, db)
@@ -229,51 +222,11 @@ func (l *load) send(msgs []*sarama.ProducerMessage) error {
 	return p.CommitTxn()
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-// TestMain removes the binary historyBinary built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// historyBinary builds cmd/history once per test run.
-func historyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "seqchat-history")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "history")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/history").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// proc is one history process.
+// proc is one history process with its read API and admin addresses.
 type proc struct {
-	name  string
-	cmd   *exec.Cmd
+	*stacktest.Process
 	api   string // base URL of its read API
 	admin string
-	mu    sync.Mutex
-	logs  bytes.Buffer
-	done  chan struct{}
 }
 
 func startProc(t *testing.T, name string, topics kafkawire.Topics, db string) *proc {
@@ -282,75 +235,20 @@ func startProc(t *testing.T, name string, topics kafkawire.Topics, db string) *p
 	if chAddr == "" {
 		chAddr = chstore.DefaultAddr
 	}
-	api, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
-	cmd := exec.Command(historyBinary(t),
+	api, admin := "127.0.0.1:"+stacktest.FreePort(t), "127.0.0.1:"+stacktest.FreePort(t)
+	return &proc{api: "http://" + api, admin: admin, Process: stacktest.Start(t, name, stacktest.Build(t, "../../cmd/history"),
+		[]string{"SEQCHAT_SERVICE_TOKEN=" + testToken},
 		"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","),
 		"-clickhouse-addr", chAddr, "-clickhouse-database", db,
 		"-seq-topic", topics.Sequenced, "-deadletter-topic", topics.DeadLetter, "-group-id", topics.Sequenced+".history",
 		"-listen-addr", api, "-admin-addr", admin,
-		"-batch-max-rows", "500", "-batch-max-wait", "50ms", "-session-timeout", "6s", "-log-format", "text")
-	cmd.Env = append(os.Environ(), "SEQCHAT_SERVICE_TOKEN="+testToken)
-	p := &proc{name: name, cmd: cmd, api: "http://" + api, admin: admin, done: make(chan struct{})}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			fmt.Fprintf(&p.logs, "%s\n", sc.Text())
-			p.mu.Unlock()
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("---- %s log ----\n%s", p.name, p.logs.String())
-			p.mu.Unlock()
-		}
-	})
-	return p
+		"-batch-max-rows", "500", "-batch-max-wait", "50ms", "-session-timeout", "6s", "-log-format", "text")}
 }
 
 // waitReady waits for /readyz: in a group session, no partition waiting.
 func (p *proc) waitReady(t *testing.T) {
 	t.Helper()
-	eventually(t, time.Minute, p.name+" ready", func() bool {
-		resp, err := http.Get("http://" + p.admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-}
-
-// kill -9s the process and waits for it to be gone.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks for a graceful shutdown (SIGTERM) and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not exit within 60s of SIGTERM", p.name)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("%s exited with %d after SIGTERM", p.name, code)
-	}
+	stacktest.Eventually(t, time.Minute, p.Name+" ready", func() bool { return stacktest.Ready(p.admin) })
 }
 
 // privateClickHouse is a ClickHouse server of this test only, started and
@@ -363,9 +261,9 @@ type privateClickHouse struct {
 func startPrivateClickHouse(t *testing.T) *privateClickHouse {
 	t.Helper()
 	stacktest.Kafka(t) // skips with -short, like every integration test
-	port := freePort(t)
+	port := stacktest.FreePort(t)
 	ch := &privateClickHouse{addr: "127.0.0.1:" + port, env: append(os.Environ(), "SEQCHAT_STACK_DIR="+t.TempDir(),
-		"SEQCHAT_CLICKHOUSE_PORT="+port, "SEQCHAT_CLICKHOUSE_HTTP_PORT="+freePort(t))}
+		"SEQCHAT_CLICKHOUSE_PORT="+port, "SEQCHAT_CLICKHOUSE_HTTP_PORT="+stacktest.FreePort(t))}
 	ch.run(t, "up")
 	t.Cleanup(func() { ch.run(t, "down") }) // before TempDir's removal (cleanups run last-in first-out)
 	return ch
@@ -376,26 +274,7 @@ func (ch *privateClickHouse) run(t *testing.T, verb string) {
 	cmd := exec.Command("../../scripts/stack.sh", verb, "clickhouse")
 	cmd.Env = ch.env
 	out, err := cmd.CombinedOutput()
-	if verb == "down" {
-		// stack.sh down <one component> exits 1 even when it stopped it (its
-		// last test is for the other component): judge by the port instead.
-		if c, derr := net.DialTimeout("tcp", ch.addr, time.Second); derr == nil {
-			c.Close()
-			t.Fatalf("stack.sh down clickhouse: %s still accepts connections (%v)\n%s", ch.addr, err, out)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatalf("stack.sh %s clickhouse: %v\n%s", verb, err, out)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -215,22 +215,6 @@ func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...strin
 	return sum
 }
 
-// eventually polls cond (ClickHouse and another goroutine's consumer have
-// no other signal) until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // counts are the row counts of a database's messages table.
 type counts struct {
 	raw, final, distinct uint64

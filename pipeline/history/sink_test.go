@@ -44,7 +44,7 @@ func TestSinkStoresEveryEntryOnce(t *testing.T) {
 	want["dm:alice:bob"] = 1
 
 	s := startSink(t, topics, store, func(c *history.Config) { c.BatchMaxRows = 50 })
-	eventually(t, time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
+	stacktest.Eventually(t, time.Minute, "every entry in history", func() bool { return countRows(t, conn, db).final >= total(want) })
 	s.stop()
 	checkExact(t, conn, db, want)
 	if c := countRows(t, conn, db); c.raw != total(want) || c.distinct != total(want) {
@@ -86,7 +86,7 @@ func TestSinkDeadLettersPoison(t *testing.T) {
 	w.commit(w.message(message(conv, 4, "d")), w.message(message(conv, 5, "e")))
 
 	startSink(t, topics, store, nil)
-	eventually(t, time.Minute, "the entries after the poison", func() bool { return countRows(t, conn, db).final >= 5 })
+	stacktest.Eventually(t, time.Minute, "the entries after the poison", func() bool { return countRows(t, conn, db).final >= 5 })
 	checkExact(t, conn, db, map[string]uint64{conv: 5})
 
 	dead := readDeadLetters(t, topics.DeadLetter, 2, len(poison))
@@ -163,7 +163,7 @@ func TestSinkFlushesOnShutdown(t *testing.T) {
 	}
 	w.commit(msgs...)
 	s := startSink(t, topics, store, func(c *history.Config) { c.BatchMaxRows, c.BatchMaxWait = 1<<20, time.Hour })
-	eventually(t, time.Minute, "the batch to be read", func() bool { return metric(t, s.reg, "seqchat_history_pending_records") == 40 })
+	stacktest.Eventually(t, time.Minute, "the batch to be read", func() bool { return metric(t, s.reg, "seqchat_history_pending_records") == 40 })
 	if n := countRows(t, conn, db).raw; n != 0 {
 		t.Fatalf("%d rows written before the batch ended", n)
 	}
@@ -216,7 +216,7 @@ func TestSinkWaitsForClickHouse(t *testing.T) {
 	s := startSink(t, topics, store, func(c *history.Config) {
 		c.BatchMaxRows, c.BatchMaxWait, c.RetryMax = 10, time.Hour, 200*time.Millisecond
 	})
-	eventually(t, time.Minute, "insert retries", func() bool { return metric(t, s.reg, "seqchat_history_retries_total", "op", "insert") >= 3 })
+	stacktest.Eventually(t, time.Minute, "insert retries", func() bool { return metric(t, s.reg, "seqchat_history_retries_total", "op", "insert") >= 3 })
 	if err := s.sink.Ready(context.Background()); err == nil {
 		t.Error("Ready while no insert succeeds")
 	}
@@ -228,8 +228,8 @@ func TestSinkWaitsForClickHouse(t *testing.T) {
 	}
 
 	migrate(t, conn, late)
-	eventually(t, time.Minute, "every entry once the table exists", func() bool { return countRows(t, conn, late).final >= 30 })
-	eventually(t, 10*time.Second, "ready again", func() bool { return s.sink.Ready(context.Background()) == nil })
+	stacktest.Eventually(t, time.Minute, "every entry once the table exists", func() bool { return countRows(t, conn, late).final >= 30 })
+	stacktest.Eventually(t, 10*time.Second, "ready again", func() bool { return s.sink.Ready(context.Background()) == nil })
 	s.stop()
 	checkExact(t, conn, late, map[string]uint64{"g:late": 30})
 }
@@ -253,7 +253,7 @@ func TestSinkReplayIsHarmless(t *testing.T) {
 	}
 	for _, group := range []string{"first", "replay"} {
 		s := startSink(t, topics, store, func(c *history.Config) { c.GroupID, c.BatchMaxRows = topics.Sequenced+"."+group, 7 })
-		eventually(t, time.Minute, group+" sink to write everything", func() bool {
+		stacktest.Eventually(t, time.Minute, group+" sink to write everything", func() bool {
 			return metric(t, s.reg, "seqchat_history_rows_inserted_total") == float64(total(want))
 		})
 		s.stop()

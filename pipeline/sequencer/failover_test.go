@@ -7,20 +7,9 @@
 package sequencer_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"math/rand"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,141 +20,36 @@ import (
 
 const failoverPartitions = 4
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// sequencerBinary builds cmd/sequencer once per test run.
-func sequencerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "seqchat-sequencer")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sequencer")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/sequencer").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// proc is one sequencer process.
+// proc is one sequencer process and its admin address.
 type proc struct {
-	name  string
-	cmd   *exec.Cmd
+	*stacktest.Process
 	admin string
-	mu    sync.Mutex
-	logs  bytes.Buffer
-	done  chan struct{}
 }
 
 func startProc(t *testing.T, name string, topics kafkawire.Topics) *proc {
 	t.Helper()
-	admin := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(sequencerBinary(t),
+	admin := "127.0.0.1:" + stacktest.FreePort(t)
+	return &proc{admin: admin, Process: stacktest.Start(t, name, stacktest.Build(t, "../../cmd/sequencer"), nil,
 		"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","),
 		"-raw-topic", topics.Raw, "-seq-topic", topics.Sequenced, "-state-topic", topics.SequencerState,
 		"-deadletter-topic", topics.DeadLetter, "-group-id", topics.Raw+".sequencer",
-		"-session-timeout", "6s", "-admin-addr", admin, "-log-format", "text")
-	p := &proc{name: name, cmd: cmd, admin: admin, done: make(chan struct{})}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			fmt.Fprintf(&p.logs, "%s\n", sc.Text())
-			p.mu.Unlock()
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGCONT)
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			t.Logf("---- %s log ----\n%s", p.name, p.log())
-		}
-	})
-	return p
+		"-session-timeout", "6s", "-admin-addr", admin, "-log-format", "text")}
 }
 
-func (p *proc) signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// kill -9s the process and waits for it to be gone.
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks for a graceful shutdown (SIGTERM) and waits for the exit.
+// stop waits until the process is ready (its signal handling installed,
+// its partitions restored), then stops it gracefully.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not exit within 60s of SIGTERM", p.name)
-	}
-}
-
-// metric reads one sample of the process's /metrics (-1 if unavailable).
-func (p *proc) metric(name string) float64 {
-	resp, err := http.Get("http://" + p.admin + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	stacktest.Eventually(t, time.Minute, p.Name+" ready", func() bool { return stacktest.Ready(p.admin) })
+	p.Process.Stop(t)
 }
 
 // waitMetric waits until the process reports name == want.
 func (p *proc) waitMetric(t *testing.T, name string, want float64, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("%s: %s = %v", p.name, name, want), func() bool { return p.metric(name) == want })
-}
-
-// eventually polls cond (another process's state has no other signal) until
-// it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	stacktest.Eventually(t, timeout, fmt.Sprintf("%s: %s = %v", p.Name, name, want), func() bool {
+		return stacktest.Metric(p.admin, name) == want
+	})
 }
 
 func grepLines(text, substr string) string {
@@ -178,13 +62,17 @@ func grepLines(text, substr string) string {
 	return strings.Join(out, "\n")
 }
 
-// progress waits until the log holds n more entries than when called.
-func (l *seqLog) progress(t *testing.T, n int) {
+// progress waits until the log holds n more entries than when called, or
+// until every send of w has its outcome (the load may end before the last
+// fault; there is no more progress to wait for then).
+func (l *seqLog) progress(t *testing.T, n int, w *workload) {
 	t.Helper()
 	l.mu.Lock()
 	target := l.check.Entries() + n
 	l.mu.Unlock()
-	l.waitFor(t, 2*time.Minute, fmt.Sprintf("%d more entries", n), func(l *seqLog) bool { return l.check.Entries() >= target })
+	l.waitFor(t, 2*time.Minute, fmt.Sprintf("%d more entries", n), func(l *seqLog) bool {
+		return l.check.Entries() >= target || l.resolved(w.keys)
+	})
 }
 
 // verifyExactlyOnce: every distinct send has one entry or (non-members
@@ -233,8 +121,8 @@ func TestFailoverCrash(t *testing.T) {
 	loaded := runLoad(t, w, topics)
 	const kills = 6
 	for i := 1; i <= kills; i++ {
-		l.progress(t, 100+rng.Intn(400))
-		p.kill()
+		l.progress(t, 100+rng.Intn(400), w)
+		p.Kill()
 		t.Logf("kill %d: SIGKILL at %d entries", i, l.entries())
 		p = startProc(t, fmt.Sprintf("sequencer-%d", i), topics)
 	}
@@ -252,13 +140,13 @@ func TestFailoverRebalance(t *testing.T) {
 	l := readLog(t, topics, failoverPartitions)
 	a := startProc(t, "a", topics)
 	loaded := runLoad(t, w, topics)
-	l.progress(t, 300)
+	l.progress(t, 300, w)
 	b := startProc(t, "b", topics) // join: partitions split between a and b
 	b.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions/2, time.Minute)
-	l.progress(t, 300)
+	l.progress(t, 300, w)
 	a.stop(t) // leave: b takes everything
 	b.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions, time.Minute)
-	l.progress(t, 300)
+	l.progress(t, 300, w)
 	c := startProc(t, "c", topics)
 	c.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions/2, time.Minute)
 	loaded()
@@ -279,35 +167,25 @@ func TestFailoverZombie(t *testing.T) {
 	zombie := startProc(t, "zombie", topics)
 	zombie.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions, time.Minute)
 	loaded := runLoad(t, w, topics)
-	l.progress(t, 300)
+	l.progress(t, 300, w)
 	heir := startProc(t, "heir", topics)
 	heir.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions/2, time.Minute)
-	l.progress(t, 200)
-	zombie.signal(syscall.SIGSTOP)
+	l.progress(t, 200, w)
+	zombie.Signal(syscall.SIGSTOP)
 	// The heir takes the paused instance's partitions once its session expires.
 	heir.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions, time.Minute)
-	l.progress(t, 200)
-	zombie.signal(syscall.SIGCONT)
+	l.progress(t, 200, w)
+	zombie.Signal(syscall.SIGCONT)
 	// Resumed, the zombie still has fetched records in hand and tries to
 	// commit them: the broker must refuse.
-	eventually(t, time.Minute, "the resumed zombie to be fenced", func() bool {
-		return zombie.metric("seqchat_sequencer_fenced_total") >= 1
+	stacktest.Eventually(t, time.Minute, "the resumed zombie to be fenced", func() bool {
+		return stacktest.Metric(zombie.admin, "seqchat_sequencer_fenced_total") >= 1
 	})
-	t.Logf("zombie log after SIGCONT:\n%s", grepLines(zombie.log(), "fenced"))
+	t.Logf("zombie log after SIGCONT:\n%s", grepLines(zombie.Log(), "fenced"))
 	loaded()
 	l.waitFor(t, 3*time.Minute, "an outcome for every send", func(l *seqLog) bool { return l.resolved(w.keys) })
 	zombie.stop(t)
 	heir.stop(t)
 	l.finish(t, topics, failoverPartitions)
 	verifyExactlyOnce(t, l, w)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -25,10 +25,10 @@ func TestStackScriptFailsLoudlyOnTakenPort(t *testing.T) {
 			dir := t.TempDir()
 			env := map[string]string{
 				"SEQCHAT_STACK_DIR":             dir,
-				"SEQCHAT_KAFKA_PORT":            freePort(t),
-				"SEQCHAT_KAFKA_CONTROLLER_PORT": freePort(t),
-				"SEQCHAT_CLICKHOUSE_PORT":       freePort(t),
-				"SEQCHAT_CLICKHOUSE_HTTP_PORT":  freePort(t),
+				"SEQCHAT_KAFKA_PORT":            FreePort(t),
+				"SEQCHAT_KAFKA_CONTROLLER_PORT": FreePort(t),
+				"SEQCHAT_CLICKHOUSE_PORT":       FreePort(t),
+				"SEQCHAT_CLICKHOUSE_HTTP_PORT":  FreePort(t),
 			}
 			env[taken] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 			out, err := stackScript(t, env, "up")
@@ -60,14 +60,4 @@ func stackScript(t *testing.T, env map[string]string, args ...string) (string, e
 	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
