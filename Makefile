@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-# Long-running services that have a component (the others are placeholders).
+# The long-running services `make up` starts.
 SERVICES ?= sequencer fanout history ingest gateway
 # Development defaults for `make up`; set your own outside development.
 export SEQCHAT_SERVICE_TOKEN ?= dev-service-token-change-me
