@@ -1,0 +1,104 @@
+// Command loadgen drives an open-loop message load through running
+// gateways, measures send-to-delivery latency, checks the ordering
+// guarantees on everything it received, and writes a JSON result and a PNG
+// latency histogram (see pipeline/loadgen). It exits 1 if the run failed
+// and 2 if it found anomalies.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+func main() {
+	failed, err := run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	if failed {
+		fmt.Fprintln(os.Stderr, "loadgen: anomalies found")
+		os.Exit(2)
+	}
+}
+
+func run() (anomalies bool, err error) {
+	fs := flag.NewFlagSet("loadgen", flag.ExitOnError)
+	var cfg loadgen.Config
+	gateways := fs.String("gateways", "ws://127.0.0.1:8090/ws", "gateway WebSocket URLs, comma-separated; devices are spread over them")
+	tokenKey := fs.String("token-key", "", "the gateways' HMAC token key, at least 32 bytes (required)")
+	fs.IntVar(&cfg.Users, "users", 200, "users, one device each")
+	fs.IntVar(&cfg.GroupSize, "group-size", 10, "members per group")
+	fs.IntVar(&cfg.Groups, "groups", 20, "groups (-1: none)")
+	fs.IntVar(&cfg.DMs, "dms", 20, "dm pairs (-1: none)")
+	fs.Float64Var(&cfg.Rate, "rate", 200, "total sends per second")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (default 30s)")
+	fs.DurationVar(&cfg.Drain, "drain", 0, "how long to wait for deliveries after the last send (default 30s)")
+	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of user and group ids (default time-based)")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (default time-based)")
+	jsonPath := fs.String("json", "loadgen-result.json", "result file")
+	pngPath := fs.String("png", "", "latency histogram PNG (default: the result file's name with .png)")
+	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return false, err
+	}
+	if *tokenKey == "" {
+		return false, fmt.Errorf("-token-key (SEQCHAT_TOKEN_KEY) is required")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return false, fmt.Errorf("log level %q: %w", *logLevel, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, g := range strings.Split(*gateways, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			cfg.Gateways = append(cfg.Gateways, g)
+		}
+	}
+	cfg.TokenKey = []byte(*tokenKey)
+	if *pngPath == "" {
+		*pngPath = strings.TrimSuffix(*jsonPath, filepath.Ext(*jsonPath)) + ".png"
+	}
+	gen, err := loadgen.New(cfg)
+	if err != nil {
+		return false, err
+	}
+	ctx, stop := service.SignalContext()
+	defer stop()
+	fmt.Fprintf(os.Stderr, "loadgen: run %s\n", gen.RunID())
+	res, err := gen.Run(ctx, os.Stderr)
+	if err != nil {
+		return false, err
+	}
+	if err := writeFile(*jsonPath, res.WriteJSON); err != nil {
+		return false, err
+	}
+	if err := writeFile(*pngPath, res.Histogram.WritePNG); err != nil {
+		return false, err
+	}
+	if err := res.WriteSummary(os.Stdout); err != nil {
+		return false, err
+	}
+	fmt.Printf("result %s, histogram %s\n", *jsonPath, *pngPath)
+	return res.Failed(), nil
+}
+
+func writeFile(path string, write func(w io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

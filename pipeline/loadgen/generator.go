@@ -1,0 +1,422 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/auth"
+)
+
+// lateThreshold: a send fired later than this after its intended time is
+// counted as late.
+const lateThreshold = 10 * time.Millisecond
+
+// Generator runs one load run. Build it with New, run it once with Run.
+type Generator struct {
+	cfg    Config
+	topo   topology
+	signer *auth.Signer
+	ver    *Verifier
+
+	mu         sync.Mutex
+	changed    chan struct{}       // pinged (never blocks) on every answer and delivery
+	loading    bool                // the load phase has started: count and measure
+	sends      map[string]*pending // load sends by client_msg_id
+	delivered  map[viewKey]bool    // (device, client_msg_id) first arrivals
+	setupSeen  map[viewKey]bool    // (device, group) that saw seq 1
+	counts     Counts
+	rejections map[string]int
+	latencies  []time.Duration
+	window     []time.Duration // latencies since the last progress line
+	hist       *Histogram
+	lastArrive time.Time
+	lost       int // connections lost before the end
+	lostErrs   []string
+}
+
+// pending is a load send awaiting its answer and deliveries.
+type pending struct {
+	due      time.Time // intended send time: latency is measured from it
+	members  int
+	answered bool
+}
+
+// New checks cfg and builds a generator.
+func New(cfg Config) (*Generator, error) {
+	cfg.setDefaults(time.Now())
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	signer, err := auth.NewSigner(cfg.TokenKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
+		changed: make(chan struct{}, 1), sends: map[string]*pending{}, delivered: map[viewKey]bool{},
+		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, hist: NewHistogram()}
+	for _, cv := range g.topo.convs {
+		g.ver.AddConversation(cv.id, g.memberNames(cv))
+	}
+	return g, nil
+}
+
+// RunID is the run's id prefix (generated when the config had none).
+func (g *Generator) RunID() string { return g.cfg.RunID }
+
+func (g *Generator) memberNames(cv conversation) []string {
+	out := make([]string, len(cv.members))
+	for i, m := range cv.members {
+		out[i] = g.topo.users[m]
+	}
+	return out
+}
+
+// Run connects the devices, creates the groups, fires the load, waits for
+// the deliveries and returns the result, writing a progress line every
+// second to progress (nil: none). An error means the run could not be
+// made (setup failed, ctx cancelled); guarantee violations are in the
+// result's Anomalies.
+func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error) {
+	started := time.Now()
+	devices, err := g.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var readers sync.WaitGroup
+	defer func() {
+		for _, d := range devices {
+			d.close()
+		}
+		readers.Wait()
+	}()
+	for _, d := range devices {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := d.run(g.handle); err != nil {
+				g.mu.Lock()
+				g.lost++
+				if len(g.lostErrs) < 5 {
+					g.lostErrs = append(g.lostErrs, err.Error())
+				}
+				g.mu.Unlock()
+				g.cfg.Logger.Warn("connection lost", "err", err)
+				g.ping()
+			}
+		}()
+	}
+	clientSeq := map[viewKey]uint64{}
+	if err := g.createGroups(ctx, devices, clientSeq); err != nil {
+		return nil, err
+	}
+
+	g.mu.Lock()
+	g.loading = true
+	g.mu.Unlock()
+	loadStart := time.Now()
+	stopProgress := g.startProgress(progress, loadStart)
+	err = g.fire(ctx, devices, clientSeq, loadStart)
+	if err == nil {
+		err = g.drain(ctx)
+	}
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devices {
+		d.close()
+	}
+	readers.Wait()
+	return g.result(started, loadStart), nil
+}
+
+// connect dials every device, a few at a time, spread over the gateways.
+func (g *Generator) connect(ctx context.Context) ([]*device, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.SetupTimeout)
+	defer cancel()
+	devices := make([]*device, len(g.topo.users))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(16)
+	now := time.Now()
+	for i, u := range g.topo.users {
+		eg.Go(func() error {
+			tok, err := g.signer.Issue(auth.Claims{UserID: u, DeviceID: "d", IssuedAt: now.Add(-time.Minute),
+				ExpiresAt: now.Add(g.cfg.SetupTimeout + g.cfg.Duration + g.cfg.Drain + time.Hour)})
+			if err != nil {
+				return err
+			}
+			d, err := dial(ctx, g.cfg.Gateways[i%len(g.cfg.Gateways)], u, tok)
+			devices[i] = d
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		for _, d := range devices {
+			if d != nil {
+				d.ws.Close()
+			}
+		}
+		return nil, fmt.Errorf("%w: connect: %v", ErrSetup, err)
+	}
+	return devices, nil
+}
+
+// createGroups has each group's first member create it with the others
+// and waits until every member saw its seq 1.
+func (g *Generator) createGroups(ctx context.Context, devices []*device, clientSeq map[viewKey]uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.SetupTimeout)
+	defer cancel()
+	want := 0
+	for _, cv := range g.topo.convs {
+		if !cv.group {
+			continue
+		}
+		names := g.memberNames(cv)
+		creator := names[0]
+		clientSeq[viewKey{creator, cv.id}]++
+		cmid := cv.id[2:] + "-create"
+		g.ver.Sent(Send{Device: creator, Conv: cv.id, ClientMsgID: cmid, ClientSeq: 1})
+		if !devices[cv.members[0]].enqueue(ctx, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
+			"client_seq": 1, "control": map[string]any{"op": "create_group", "title": cv.id[2:], "user_ids": names[1:]}}) {
+			return fmt.Errorf("%w: create %s: connection of %s ended", ErrSetup, cv.id, creator)
+		}
+		want += len(names)
+	}
+	for {
+		g.mu.Lock()
+		seen, refused := len(g.setupSeen), len(g.rejections) > 0
+		var codes string
+		if refused {
+			codes = fmt.Sprint(g.rejections)
+		}
+		lost := g.lost
+		g.mu.Unlock()
+		switch {
+		case seen >= want:
+			return nil
+		case refused:
+			return fmt.Errorf("%w: group creation refused: %s (does run id %q exist already?)", ErrSetup, codes, g.cfg.RunID)
+		case lost > 0:
+			return fmt.Errorf("%w: connection lost while creating groups: %s", ErrSetup, g.lostErrs[0])
+		}
+		select {
+		case <-g.changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %d of %d members saw their group's creation: %v", ErrSetup, seen, want, ctx.Err())
+		}
+	}
+}
+
+// fire is the open-loop scheduler: send i is due at loadStart + i/Rate
+// whatever the answers do; a late send keeps its intended time.
+func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[viewKey]uint64, loadStart time.Time) error {
+	rng := rand.New(rand.NewPCG(g.cfg.Seed, g.cfg.Seed^0x9e3779b97f4a7c15))
+	interval := time.Duration(float64(time.Second) / g.cfg.Rate)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for i := 0; ; i++ {
+		due := loadStart.Add(time.Duration(i) * interval)
+		if due.Sub(loadStart) >= g.cfg.Duration {
+			return nil
+		}
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		cv := g.topo.convs[rng.IntN(len(g.topo.convs))]
+		m := cv.members[rng.IntN(len(cv.members))]
+		user := g.topo.users[m]
+		k := viewKey{user, cv.id}
+		clientSeq[k]++
+		cmid := fmt.Sprintf("%s-m%d", g.cfg.RunID, i)
+		g.ver.Sent(Send{Device: user, Conv: cv.id, ClientMsgID: cmid, ClientSeq: clientSeq[k]})
+		g.mu.Lock()
+		g.sends[cmid] = &pending{due: due, members: len(cv.members)}
+		g.counts.Sends++
+		g.counts.ExpectedDeliveries += len(cv.members)
+		if time.Since(due) > lateThreshold {
+			g.counts.LateSends++
+		}
+		g.mu.Unlock()
+		// A device whose connection ended drops the send: it shows as
+		// unanswered and lost.
+		devices[m].enqueue(ctx, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
+			"client_seq": clientSeq[k], "message": map[string]string{"content_type": "text/plain", "body": "load " + cmid}})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// drain waits until every send is answered and every expected delivery
+// arrived, or Drain passed.
+func (g *Generator) drain(ctx context.Context) error {
+	deadline := time.NewTimer(g.cfg.Drain)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		c, lost := g.counts, g.lost
+		g.mu.Unlock()
+		if c.Accepted+c.Rejected+c.Errors >= c.Sends && c.Deliveries >= c.ExpectedDeliveries {
+			return nil
+		}
+		if lost == len(g.topo.users) {
+			return nil // nothing more can arrive
+		}
+		select {
+		case <-g.changed:
+		case <-deadline.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (g *Generator) ping() {
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+// handle takes one frame of device d (called from its reader goroutine).
+func (g *Generator) handle(d *device, f frame) {
+	now := time.Now()
+	defer g.ping()
+	switch f.Type {
+	case "accepted":
+		g.ver.Answered(f.ClientMsgID, OutcomeAccepted)
+		g.answer(f.ClientMsgID, OutcomeAccepted, "")
+	case "rejected":
+		g.ver.Answered(f.ClientMsgID, OutcomeRejected)
+		g.answer(f.ClientMsgID, OutcomeRejected, f.Code)
+	case "error":
+		if f.Ref != "" {
+			g.ver.Answered(f.Ref, OutcomeError)
+		}
+		g.answer(f.Ref, OutcomeError, f.Code)
+		g.cfg.Logger.Warn("error frame", "user", d.user, "code", f.Code, "message", string(f.Message), "ref", f.Ref)
+	case "msg":
+		g.ver.Arrived(d.user, f.ConversationID, f.Seq, f.ClientMsgID)
+		g.arrived(d.user, f, now)
+	}
+}
+
+func (g *Generator) answer(cmid string, o Outcome, code string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if o != OutcomeAccepted {
+		g.rejections[code]++
+	}
+	s := g.sends[cmid]
+	if s == nil || s.answered {
+		return // a setup send, an error about no send, or a second answer
+	}
+	s.answered = true
+	switch o {
+	case OutcomeAccepted:
+		g.counts.Accepted++
+	case OutcomeRejected:
+		g.counts.Rejected++
+	case OutcomeError:
+		g.counts.Errors++
+	}
+	if o != OutcomeAccepted {
+		g.counts.ExpectedDeliveries -= s.members
+	}
+}
+
+// arrived measures a msg frame at device user.
+func (g *Generator) arrived(user string, f frame, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f.Seq == 1 && !g.loading {
+		g.setupSeen[viewKey{user, f.ConversationID}] = true
+	}
+	s := g.sends[f.ClientMsgID]
+	k := viewKey{user, f.ClientMsgID}
+	if s == nil || g.delivered[k] {
+		return // not a load message, or a duplicate (the verifier counts it)
+	}
+	g.delivered[k] = true
+	g.counts.Deliveries++
+	lat := now.Sub(s.due)
+	g.latencies = append(g.latencies, lat)
+	g.window = append(g.window, lat)
+	g.hist.Add(lat)
+	g.lastArrive = now
+}
+
+// startProgress writes a line every second until the returned stop is
+// called (nil w: none).
+func (g *Generator) startProgress(w io.Writer, loadStart time.Time) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				g.mu.Lock()
+				c := g.counts
+				win := g.window
+				g.window = nil
+				g.mu.Unlock()
+				slices.Sort(win)
+				fmt.Fprintf(w, "%6.1fs  sends %d  accepted %d  deliveries %d/%d  p99(1s) %.1fms\n",
+					now.Sub(loadStart).Seconds(), c.Sends, c.Accepted, c.Deliveries, c.ExpectedDeliveries,
+					float64(Percentile(win, 0.99))/float64(time.Millisecond))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// result assembles the run's result once every reader has stopped.
+func (g *Generator) result(started, loadStart time.Time) *Result {
+	anomalies, examples := g.ver.Finish()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lost > 0 {
+		anomalies["disconnected"] = g.lost
+		examples = append(examples, g.lostErrs...)
+	}
+	r := &Result{
+		Config: ResultConfig{Gateways: g.cfg.Gateways, Users: g.cfg.Users, GroupSize: g.cfg.GroupSize, Groups: g.cfg.Groups,
+			DMs: g.cfg.DMs, Rate: g.cfg.Rate, Duration: g.cfg.Duration.String(), Drain: g.cfg.Drain.String(),
+			RunID: g.cfg.RunID, Seed: g.cfg.Seed},
+		StartedAt: started.UTC(), Counts: g.counts, Latency: Summarize(g.latencies),
+		Anomalies: anomalies, AnomalyExamples: examples, Rejections: g.rejections, Histogram: g.hist,
+	}
+	if secs := g.cfg.Duration.Seconds(); secs > 0 {
+		r.Throughput.AcceptedPerSec = float64(g.counts.Accepted) / secs
+	}
+	if span := g.lastArrive.Sub(loadStart).Seconds(); span > 0 {
+		r.Throughput.DeliveriesPerSec = float64(g.counts.Deliveries) / span
+	}
+	return r
+}

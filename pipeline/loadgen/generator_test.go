@@ -1,0 +1,59 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"testing"
+	"time"
+
+	"github.com/seqchat/seqchat/pipeline/loadgen"
+)
+
+// TestRunAgainstPipeline runs a small load (40 devices over two gateways,
+// 4 groups, 4 dm pairs, 100 sends/s for 2s) through the real pipeline and
+// expects every send accepted and delivered everywhere with no anomaly.
+func TestRunAgainstPipeline(t *testing.T) {
+	urls := startPipeline(t, "a", "b")
+	gen, err := loadgen.New(loadgen.Config{Gateways: urls, TokenKey: tokenKey, Users: 40, GroupSize: 10, Groups: 4, DMs: 4,
+		Rate: 100, Duration: 2 * time.Second, Drain: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	res, err := gen.Run(context.Background(), &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	if err := res.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), summary.String())
+	if res.Failed() {
+		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
+	}
+	c := res.Counts
+	if c.Sends != 200 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries || c.Deliveries < c.Sends*2 {
+		t.Errorf("counts %+v: want 200 sends, all accepted, every delivery made", c)
+	}
+	if res.Latency.Count != c.Deliveries || res.Latency.MaxMs <= 0 {
+		t.Errorf("latency %+v for %d deliveries", res.Latency, c.Deliveries)
+	}
+	var js bytes.Buffer
+	if err := res.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back loadgen.Result
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Counts != res.Counts {
+		t.Errorf("the JSON result does not round-trip: %v", err)
+	}
+	var img bytes.Buffer
+	if err := res.Histogram.WritePNG(&img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(&img); err != nil {
+		t.Errorf("histogram PNG: %v", err)
+	}
+}

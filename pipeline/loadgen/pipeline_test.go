@@ -1,0 +1,114 @@
+package loadgen_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+)
+
+const (
+	partitions   = 4
+	serviceToken = "loadgen-service-token-0123456789"
+)
+
+var tokenKey = []byte(strings.Repeat("loadgen-", 5))
+
+// startPipeline runs the whole system in this process (sequencer, fanout,
+// history sink and read API, and the given gateways) on the real broker
+// and ClickHouse, with topics and a database of its own, until the test
+// ends. It returns the gateways' WebSocket URLs. Modelled on the
+// gateway package's harness.
+func startPipeline(t testing.TB, gateways ...string) []string {
+	t.Helper()
+	admin := stacktest.Admin(t)
+	prefix := stacktest.Name(t, "lg")
+	topics := kafkawire.PrefixedTopics(prefix)
+	if err := kafkawire.EnsureTopics(admin, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		all, _ := admin.ListTopics()
+		for name := range all {
+			if strings.HasPrefix(name, prefix+".") {
+				admin.DeleteTopic(name)
+			}
+		}
+	})
+	quiet := slog.New(slog.DiscardHandler)
+	kcfg := stacktest.Kafka(t)
+	run := func(name string, f func(context.Context) error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f(ctx) }()
+		var once sync.Once
+		t.Cleanup(func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			})
+		})
+	}
+	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("sequencer", seq.Run)
+	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("fanout", fan.Run)
+	conn, db := stacktest.ClickHouse(t)
+	store, err := history.NewStore(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := history.New(history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
+		BatchMaxWait: 20 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("history sink", sink.Run)
+	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+
+	var urls []string
+	for _, id := range gateways {
+		g, err := gateway.New(gateway.Config{Kafka: kcfg, Topics: topics, Layout: kafkawire.Layout{Partitions: 2},
+			GatewayID: id, TokenKey: tokenKey, History: &gateway.HistoryClient{BaseURL: srv.URL, Token: serviceToken},
+			Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		run("gateway "+id, func(ctx context.Context) error { return g.Run(ctx, ln) })
+		select {
+		case <-g.Started():
+		case <-time.After(time.Minute):
+			t.Fatalf("gateway %s did not start within a minute", id)
+		}
+		urls = append(urls, "ws://"+ln.Addr().String()+"/ws")
+	}
+	return urls
+}
