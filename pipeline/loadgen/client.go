@@ -4,16 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// outboundQueue is how many frames wait for one device's writer. When it
-// fills, the scheduler blocks on that device; latency is still measured
-// from each send's intended time, so the stall shows in the results.
-const outboundQueue = 4096
+const (
+	// outboundQueue is how many frames wait for one device's writer. When
+	// it fills, the scheduler blocks on that device; latency is still
+	// measured from each send's intended time, so the stall shows.
+	outboundQueue = 4096
+	// retryAfter: a written send with no answer after this long is written
+	// again (same client_msg_id, so the pipeline answers it once).
+	retryAfter = 10 * time.Second
+	// unavailableRetry: how soon a send answered `unavailable` is retried.
+	unavailableRetry = 500 * time.Millisecond
+	// dialTimeout bounds one dial and its hello/welcome exchange.
+	dialTimeout = 10 * time.Second
+	// maxBackoff caps the wait between reconnect attempts.
+	maxBackoff = 2 * time.Second
+)
 
 // frame is any server frame, decoded loosely.
 type frame struct {
@@ -28,106 +40,318 @@ type frame struct {
 	Fatal   bool            `json:"fatal"`
 }
 
-// device is one user's WebSocket connection.
-type device struct {
-	user string
-	ws   *websocket.Conn
-	out  chan []byte
-	done chan struct{} // closed when the reader stops
-
-	closeOnce sync.Once
-	closing   chan struct{} // closed by close(): a read error after it is expected
+// outFrame is a frame queued for the writer; cmid is set for a send, which
+// is kept until answered.
+type outFrame struct {
+	cmid string
+	b    []byte
 }
 
-// dial connects user to gateway url, says hello with token and waits for
-// welcome.
-func dial(ctx context.Context, url, user, token string) (*device, error) {
+// inflight is a send a writer took but no answer has come for yet.
+type inflight struct {
+	b       []byte
+	retryAt time.Time // zero: write it as soon as a connection takes it
+}
+
+// deviceEvents is what a device tells the generator.
+type deviceEvents interface {
+	// frame takes every server frame except welcome and the `unavailable`
+	// errors the device retries itself.
+	frame(d *device, f frame)
+	// disconnected: the connection dropped (err) and the device redials.
+	disconnected(d *device, err error)
+	// reconnected: a new connection is up after down of downtime.
+	reconnected(d *device, down time.Duration)
+}
+
+// device is one user's device. When its connection drops it redials (the
+// next gateway in the list), says hello with the highest seq it holds in
+// each conversation as resume points, and writes again every send that
+// got no answer: a real client's behaviour, and what the delivery and
+// exactly-once guarantees are meant to survive.
+type device struct {
+	user     string
+	token    string
+	gateways []string
+	events   deviceEvents
+
+	out     chan outFrame // survives reconnects
+	closing chan struct{} // closed by close()
+	done    chan struct{} // closed when run returns
+
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	ws        *websocket.Conn // the current connection; nil before the first dial
+	next      int             // the gateway to dial next
+	positions map[string]uint64
+	pending   map[string]*inflight
+	order     []string // pending's keys in first-write order (with stale entries)
+}
+
+func newDevice(user, token string, gateways []string, first int, events deviceEvents) *device {
+	return &device{user: user, token: token, gateways: gateways, next: first % len(gateways), events: events,
+		out: make(chan outFrame, outboundQueue), closing: make(chan struct{}), done: make(chan struct{}),
+		positions: map[string]uint64{}, pending: map[string]*inflight{}}
+}
+
+// connect makes the first connection (failing the setup if it cannot).
+func (d *device) connect(ctx context.Context) error {
+	ws, err := d.dial(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.ws = ws
+	d.mu.Unlock()
+	return nil
+}
+
+// dial connects to the next gateway, says hello with the resume points
+// and waits for welcome.
+func (d *device) dial(ctx context.Context) (*websocket.Conn, error) {
+	d.mu.Lock()
+	url := d.gateways[d.next]
+	d.next = (d.next + 1) % len(d.gateways)
+	hello := map[string]any{"type": "hello", "token": d.token}
+	if len(d.positions) > 0 {
+		resume := make(map[string]uint64, len(d.positions))
+		for c, s := range d.positions {
+			resume[c] = s
+		}
+		hello["resume"] = resume
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s for %s: %w", url, user, err)
+		return nil, fmt.Errorf("dial %s for %s: %w", url, d.user, err)
 	}
-	hello, _ := json.Marshal(map[string]string{"type": "hello", "token": token})
-	if dl, ok := ctx.Deadline(); ok {
-		ws.SetWriteDeadline(dl)
-		ws.SetReadDeadline(dl)
-	}
-	if err := ws.WriteMessage(websocket.TextMessage, hello); err != nil {
+	dl, _ := ctx.Deadline()
+	ws.SetWriteDeadline(dl)
+	ws.SetReadDeadline(dl)
+	if err := ws.WriteJSON(hello); err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("hello from %s: %w", user, err)
+		return nil, fmt.Errorf("hello from %s: %w", d.user, err)
 	}
 	_, b, err := ws.ReadMessage()
 	if err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("welcome for %s: %w", user, err)
+		return nil, fmt.Errorf("welcome for %s: %w", d.user, err)
 	}
 	var f frame
 	if err := json.Unmarshal(b, &f); err != nil || f.Type != "welcome" {
 		ws.Close()
-		return nil, fmt.Errorf("%s: expected welcome, got %q", user, b)
+		return nil, fmt.Errorf("%s: expected welcome, got %q", d.user, b)
 	}
 	ws.SetWriteDeadline(time.Time{})
 	ws.SetReadDeadline(time.Time{})
-	return &device{user: user, ws: ws, out: make(chan []byte, outboundQueue),
-		done: make(chan struct{}), closing: make(chan struct{})}, nil
+	return ws, nil
 }
 
-// run reads frames into handle and writes queued frames until the
-// connection ends; it returns the read error unless close was called.
-func (d *device) run(handle func(*device, frame)) error {
-	go d.writeLoop()
+// run serves connections until close is called: when one drops, it
+// redials with backoff. Call connect first.
+func (d *device) run() {
 	defer close(d.done)
+	d.mu.Lock()
+	ws := d.ws
+	d.mu.Unlock()
 	for {
-		_, b, err := d.ws.ReadMessage()
-		if err != nil {
-			select {
-			case <-d.closing:
+		err := d.serve(ws)
+		if d.isClosing() {
+			return
+		}
+		d.events.disconnected(d, err)
+		lostAt := time.Now()
+		if ws = d.redial(); ws == nil {
+			return
+		}
+		d.events.reconnected(d, time.Since(lostAt))
+	}
+}
+
+// redial dials until a connection is up (nil if close came first).
+func (d *device) redial() *websocket.Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-d.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	backoff := 50 * time.Millisecond
+	for {
+		ws, err := d.dial(ctx)
+		if err == nil {
+			d.mu.Lock()
+			d.ws = ws
+			d.mu.Unlock()
+			if d.isClosing() { // close ran between dial and the store
+				ws.Close()
 				return nil
-			default:
-				return fmt.Errorf("%s: connection lost: %w", d.user, err)
 			}
+			return ws
+		}
+		// Jitter spreads a reconnect storm over the backoff window.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-d.closing:
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// serve runs one connection: a writer goroutine and the reader (this
+// goroutine), until the connection ends.
+func (d *device) serve(ws *websocket.Conn) error {
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		d.writeLoop(ws, stop)
+	}()
+	defer func() {
+		close(stop)
+		ws.Close()
+		<-writerDone
+	}()
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("%s: connection lost: %w", d.user, err)
 		}
 		var f frame
 		if err := json.Unmarshal(b, &f); err != nil {
 			return fmt.Errorf("%s: undecodable frame %q", d.user, b)
 		}
-		handle(d, f)
+		if d.take(f) {
+			d.events.frame(d, f)
+		}
 	}
 }
 
-func (d *device) writeLoop() {
+// take updates the device's own state with a frame; false means the
+// device handles it alone (an `unavailable` answer it will retry).
+func (d *device) take(f frame) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch f.Type {
+	case "msg":
+		d.positions[f.ConversationID] = max(d.positions[f.ConversationID], f.Seq)
+	case "accepted", "rejected":
+		delete(d.pending, f.ClientMsgID)
+	case "error":
+		if p := d.pending[f.Ref]; p != nil && f.Code == "unavailable" {
+			p.retryAt = time.Now().Add(unavailableRetry)
+			return false
+		}
+		delete(d.pending, f.Ref)
+	}
+	return true
+}
+
+// writeLoop first writes again the sends a lost connection left
+// unanswered, in their original order, then the queued frames, and every
+// second the sends whose retry time passed.
+func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
+	if !d.writeDue(ws, true) {
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
-		case b := <-d.out:
-			if err := d.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				d.ws.Close() // the reader sees it and reports the loss
+		case f := <-d.out:
+			if f.cmid != "" {
+				d.mu.Lock()
+				d.pending[f.cmid] = &inflight{b: f.b, retryAt: time.Now().Add(retryAfter)}
+				d.order = append(d.order, f.cmid)
+				d.mu.Unlock()
+			}
+			// A failed write leaves the send pending: the next connection
+			// writes it.
+			if ws.WriteMessage(websocket.TextMessage, f.b) != nil {
+				ws.Close()
 				return
 			}
-		case <-d.done:
+		case <-tick.C:
+			if !d.writeDue(ws, false) {
+				return
+			}
+		case <-stop:
 			return
 		}
 	}
 }
 
-// enqueue queues a frame for the writer; false if the connection ended or
-// ctx was cancelled first.
-func (d *device) enqueue(ctx context.Context, v any) bool {
+// writeDue writes the pending sends whose retry time passed (all of them
+// when all is set), oldest first; false if the connection failed.
+func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
+	now := time.Now()
+	d.mu.Lock()
+	var due [][]byte
+	kept := d.order[:0]
+	for _, cmid := range d.order {
+		p := d.pending[cmid]
+		if p == nil {
+			continue // answered
+		}
+		kept = append(kept, cmid)
+		if all || !now.Before(p.retryAt) {
+			due = append(due, p.b)
+			p.retryAt = now.Add(retryAfter)
+		}
+	}
+	d.order = kept
+	d.mu.Unlock()
+	for _, b := range due {
+		if ws.WriteMessage(websocket.TextMessage, b) != nil {
+			ws.Close()
+			return false
+		}
+	}
+	return true
+}
+
+// enqueue queues a frame (a send when cmid is set) for the current or next
+// connection; false if the device was closed or ctx cancelled first.
+func (d *device) enqueue(ctx context.Context, cmid string, v any) bool {
 	b, _ := json.Marshal(v) // maps of strings and numbers always marshal
 	select {
-	case d.out <- b:
+	case d.out <- outFrame{cmid: cmid, b: b}:
 		return true
-	case <-d.done:
+	case <-d.closing:
 		return false
 	case <-ctx.Done():
 		return false
 	}
 }
 
-// close ends the connection (idempotent).
+func (d *device) isClosing() bool {
+	select {
+	case <-d.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the device: its connection and any redial (idempotent).
 func (d *device) close() {
 	d.closeOnce.Do(func() {
 		close(d.closing)
-		d.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
-			time.Now().Add(time.Second))
-		d.ws.Close()
+		d.mu.Lock()
+		ws := d.ws
+		d.mu.Unlock()
+		if ws != nil {
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+				time.Now().Add(time.Second))
+			ws.Close()
+		}
 	})
 }

@@ -25,10 +25,15 @@ type Generator struct {
 	signer *auth.Signer
 	ver    *Verifier
 
+	loadStarted chan struct{} // closed when the load phase starts
+	stopSending chan struct{} // closed by StopSending
+	stopOnce    sync.Once
+
 	mu         sync.Mutex
 	changed    chan struct{}       // pinged (never blocks) on every answer and delivery
 	loading    bool                // the load phase has started: count and measure
 	sends      map[string]*pending // load sends by client_msg_id
+	open       map[string]*pending // load sends not yet answered and fully delivered
 	delivered  map[viewKey]bool    // (device, client_msg_id) first arrivals
 	setupSeen  map[viewKey]bool    // (device, group) that saw seq 1
 	counts     Counts
@@ -37,15 +42,23 @@ type Generator struct {
 	window     []time.Duration // latencies since the last progress line
 	hist       *Histogram
 	lastArrive time.Time
-	lost       int // connections lost before the end
-	lostErrs   []string
+	lastSend   time.Time
+	downtimes  []time.Duration // from a connection's loss to its replacement
 }
 
 // pending is a load send awaiting its answer and deliveries.
 type pending struct {
+	conv     string
 	due      time.Time // intended send time: latency is measured from it
 	members  int
+	got      int // member devices it reached
+	outcome  Outcome
 	answered bool
+}
+
+// done reports whether nothing more is awaited for the send.
+func (p *pending) done() bool {
+	return p.answered && (p.outcome != OutcomeAccepted || p.got >= p.members)
 }
 
 // New checks cfg and builds a generator.
@@ -59,7 +72,8 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
-		changed: make(chan struct{}, 1), sends: map[string]*pending{}, delivered: map[viewKey]bool{},
+		loadStarted: make(chan struct{}), stopSending: make(chan struct{}),
+		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{},
 		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, hist: NewHistogram()}
 	for _, cv := range g.topo.convs {
 		g.ver.AddConversation(cv.id, g.memberNames(cv))
@@ -80,9 +94,10 @@ func (g *Generator) memberNames(cv conversation) []string {
 
 // Run connects the devices, creates the groups, fires the load, waits for
 // the deliveries and returns the result, writing a progress line every
-// second to progress (nil: none). An error means the run could not be
-// made (setup failed, ctx cancelled); guarantee violations are in the
-// result's Anomalies.
+// second to progress (nil: none). Devices whose connection drops
+// reconnect, resume and retry unanswered sends, as real clients do. An
+// error means the run could not be made (setup failed, ctx cancelled);
+// guarantee violations are in the result's Anomalies.
 func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error) {
 	started := time.Now()
 	devices, err := g.connect(ctx)
@@ -100,16 +115,7 @@ func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			if err := d.run(g.handle); err != nil {
-				g.mu.Lock()
-				g.lost++
-				if len(g.lostErrs) < 5 {
-					g.lostErrs = append(g.lostErrs, err.Error())
-				}
-				g.mu.Unlock()
-				g.cfg.Logger.Warn("connection lost", "err", err)
-				g.ping()
-			}
+			d.run()
 		}()
 	}
 	clientSeq := map[viewKey]uint64{}
@@ -121,6 +127,7 @@ func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error
 	g.loading = true
 	g.mu.Unlock()
 	loadStart := time.Now()
+	close(g.loadStarted)
 	stopProgress := g.startProgress(progress, loadStart)
 	err = g.fire(ctx, devices, clientSeq, loadStart)
 	if err == nil {
@@ -137,6 +144,66 @@ func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error
 	return g.result(started, loadStart), nil
 }
 
+// LoadStarted is closed when the load phase starts (setup is done).
+func (g *Generator) LoadStarted() <-chan struct{} { return g.loadStarted }
+
+// StopSending ends the load phase early: no send is fired after it, and
+// Run goes on to wait for the outstanding deliveries.
+func (g *Generator) StopSending() { g.stopOnce.Do(func() { close(g.stopSending) }) }
+
+// Progress is the load phase's counts so far.
+func (g *Generator) Progress() Counts {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.counts
+}
+
+// Outstanding counts the load sends due more than age ago that are still
+// unanswered or not yet delivered to every member: the messages a failure
+// holds up.
+func (g *Generator) Outstanding(age time.Duration) int {
+	cut := time.Now().Add(-age)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, p := range g.open {
+		if p.due.Before(cut) {
+			n++
+		}
+	}
+	return n
+}
+
+// Message is an accepted load send and the seq it was delivered with
+// (zero if no device got it).
+type Message struct {
+	Conv        string
+	ClientMsgID string
+	Seq         uint64
+}
+
+// Accepted lists the load sends answered accepted. Call it after Run.
+func (g *Generator) Accepted() []Message {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Message, 0, g.counts.Accepted)
+	for cmid, p := range g.sends {
+		if p.answered && p.outcome == OutcomeAccepted {
+			out = append(out, Message{Conv: p.conv, ClientMsgID: cmid, Seq: g.ver.SeqOf(cmid)})
+		}
+	}
+	return out
+}
+
+// Conversations lists the run's conversation ids.
+func (g *Generator) Conversations() []string {
+	out := make([]string, len(g.topo.convs))
+	for i, cv := range g.topo.convs {
+		out[i] = cv.id
+	}
+	return out
+}
+
 // connect dials every device, a few at a time, spread over the gateways.
 func (g *Generator) connect(ctx context.Context) ([]*device, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.SetupTimeout)
@@ -146,22 +213,17 @@ func (g *Generator) connect(ctx context.Context) ([]*device, error) {
 	eg.SetLimit(16)
 	now := time.Now()
 	for i, u := range g.topo.users {
-		eg.Go(func() error {
-			tok, err := g.signer.Issue(auth.Claims{UserID: u, DeviceID: "d", IssuedAt: now.Add(-time.Minute),
-				ExpiresAt: now.Add(g.cfg.SetupTimeout + g.cfg.Duration + g.cfg.Drain + time.Hour)})
-			if err != nil {
-				return err
-			}
-			d, err := dial(ctx, g.cfg.Gateways[i%len(g.cfg.Gateways)], u, tok)
-			devices[i] = d
-			return err
-		})
+		tok, err := g.signer.Issue(auth.Claims{UserID: u, DeviceID: "d", IssuedAt: now.Add(-time.Minute),
+			ExpiresAt: now.Add(g.cfg.SetupTimeout + g.cfg.Duration + g.cfg.Drain + time.Hour)})
+		if err != nil {
+			return nil, fmt.Errorf("%w: token for %s: %v", ErrSetup, u, err)
+		}
+		devices[i] = newDevice(u, tok, g.cfg.Gateways, i, g)
+		eg.Go(func() error { return devices[i].connect(ctx) })
 	}
 	if err := eg.Wait(); err != nil {
 		for _, d := range devices {
-			if d != nil {
-				d.ws.Close()
-			}
+			d.close()
 		}
 		return nil, fmt.Errorf("%w: connect: %v", ErrSetup, err)
 	}
@@ -183,7 +245,7 @@ func (g *Generator) createGroups(ctx context.Context, devices []*device, clientS
 		clientSeq[viewKey{creator, cv.id}]++
 		cmid := cv.id[2:] + "-create"
 		g.ver.Sent(Send{Device: creator, Conv: cv.id, ClientMsgID: cmid, ClientSeq: 1})
-		if !devices[cv.members[0]].enqueue(ctx, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
+		if !devices[cv.members[0]].enqueue(ctx, cmid, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
 			"client_seq": 1, "control": map[string]any{"op": "create_group", "title": cv.id[2:], "user_ids": names[1:]}}) {
 			return fmt.Errorf("%w: create %s: connection of %s ended", ErrSetup, cv.id, creator)
 		}
@@ -196,15 +258,12 @@ func (g *Generator) createGroups(ctx context.Context, devices []*device, clientS
 		if refused {
 			codes = fmt.Sprint(g.rejections)
 		}
-		lost := g.lost
 		g.mu.Unlock()
 		switch {
 		case seen >= want:
 			return nil
 		case refused:
 			return fmt.Errorf("%w: group creation refused: %s (does run id %q exist already?)", ErrSetup, codes, g.cfg.RunID)
-		case lost > 0:
-			return fmt.Errorf("%w: connection lost while creating groups: %s", ErrSetup, g.lostErrs[0])
 		}
 		select {
 		case <-g.changed:
@@ -215,7 +274,8 @@ func (g *Generator) createGroups(ctx context.Context, devices []*device, clientS
 }
 
 // fire is the open-loop scheduler: send i is due at loadStart + i/Rate
-// whatever the answers do; a late send keeps its intended time.
+// whatever the answers do; a late send keeps its intended time. It ends
+// after Duration or at StopSending.
 func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[viewKey]uint64, loadStart time.Time) error {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, g.cfg.Seed^0x9e3779b97f4a7c15))
 	interval := time.Duration(float64(time.Second) / g.cfg.Rate)
@@ -231,6 +291,8 @@ func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[v
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
+			case <-g.stopSending:
+				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -242,17 +304,17 @@ func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[v
 		clientSeq[k]++
 		cmid := fmt.Sprintf("%s-m%d", g.cfg.RunID, i)
 		g.ver.Sent(Send{Device: user, Conv: cv.id, ClientMsgID: cmid, ClientSeq: clientSeq[k]})
+		p := &pending{conv: cv.id, due: due, members: len(cv.members)}
 		g.mu.Lock()
-		g.sends[cmid] = &pending{due: due, members: len(cv.members)}
+		g.sends[cmid], g.open[cmid] = p, p
+		g.lastSend = due
 		g.counts.Sends++
 		g.counts.ExpectedDeliveries += len(cv.members)
 		if time.Since(due) > lateThreshold {
 			g.counts.LateSends++
 		}
 		g.mu.Unlock()
-		// A device whose connection ended drops the send: it shows as
-		// unanswered and lost.
-		devices[m].enqueue(ctx, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
+		devices[m].enqueue(ctx, cmid, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
 			"client_seq": clientSeq[k], "message": map[string]string{"content_type": "text/plain", "body": "load " + cmid}})
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -267,13 +329,10 @@ func (g *Generator) drain(ctx context.Context) error {
 	defer deadline.Stop()
 	for {
 		g.mu.Lock()
-		c, lost := g.counts, g.lost
+		c := g.counts
 		g.mu.Unlock()
 		if c.Accepted+c.Rejected+c.Errors >= c.Sends && c.Deliveries >= c.ExpectedDeliveries {
 			return nil
-		}
-		if lost == len(g.topo.users) {
-			return nil // nothing more can arrive
 		}
 		select {
 		case <-g.changed:
@@ -292,8 +351,8 @@ func (g *Generator) ping() {
 	}
 }
 
-// handle takes one frame of device d (called from its reader goroutine).
-func (g *Generator) handle(d *device, f frame) {
+// frame takes one frame of device d (called from its reader goroutine).
+func (g *Generator) frame(d *device, f frame) {
 	now := time.Now()
 	defer g.ping()
 	switch f.Type {
@@ -315,6 +374,20 @@ func (g *Generator) handle(d *device, f frame) {
 	}
 }
 
+func (g *Generator) disconnected(d *device, err error) {
+	g.mu.Lock()
+	g.counts.Disconnects++
+	g.mu.Unlock()
+	g.cfg.Logger.Info("connection lost; reconnecting", "user", d.user, "err", err)
+}
+
+func (g *Generator) reconnected(d *device, down time.Duration) {
+	g.mu.Lock()
+	g.counts.Reconnects++
+	g.downtimes = append(g.downtimes, down)
+	g.mu.Unlock()
+}
+
 func (g *Generator) answer(cmid string, o Outcome, code string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -325,7 +398,7 @@ func (g *Generator) answer(cmid string, o Outcome, code string) {
 	if s == nil || s.answered {
 		return // a setup send, an error about no send, or a second answer
 	}
-	s.answered = true
+	s.answered, s.outcome = true, o
 	switch o {
 	case OutcomeAccepted:
 		g.counts.Accepted++
@@ -336,6 +409,9 @@ func (g *Generator) answer(cmid string, o Outcome, code string) {
 	}
 	if o != OutcomeAccepted {
 		g.counts.ExpectedDeliveries -= s.members
+	}
+	if s.done() {
+		delete(g.open, cmid)
 	}
 }
 
@@ -353,6 +429,9 @@ func (g *Generator) arrived(user string, f frame, now time.Time) {
 	}
 	g.delivered[k] = true
 	g.counts.Deliveries++
+	if s.got++; s.done() {
+		delete(g.open, f.ClientMsgID)
+	}
 	lat := now.Sub(s.due)
 	g.latencies = append(g.latencies, lat)
 	g.window = append(g.window, lat)
@@ -384,8 +463,8 @@ func (g *Generator) startProgress(w io.Writer, loadStart time.Time) (stop func()
 				g.window = nil
 				g.mu.Unlock()
 				slices.Sort(win)
-				fmt.Fprintf(w, "%6.1fs  sends %d  accepted %d  deliveries %d/%d  p99(1s) %.1fms\n",
-					now.Sub(loadStart).Seconds(), c.Sends, c.Accepted, c.Deliveries, c.ExpectedDeliveries,
+				fmt.Fprintf(w, "%6.1fs  sends %d  accepted %d  deliveries %d/%d  reconnects %d  p99(1s) %.1fms\n",
+					now.Sub(loadStart).Seconds(), c.Sends, c.Accepted, c.Deliveries, c.ExpectedDeliveries, c.Reconnects,
 					float64(Percentile(win, 0.99))/float64(time.Millisecond))
 			}
 		}
@@ -401,10 +480,6 @@ func (g *Generator) result(started, loadStart time.Time) *Result {
 	anomalies, examples := g.ver.Finish()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.lost > 0 {
-		anomalies["disconnected"] = g.lost
-		examples = append(examples, g.lostErrs...)
-	}
 	r := &Result{
 		Config: ResultConfig{Gateways: g.cfg.Gateways, Users: g.cfg.Users, GroupSize: g.cfg.GroupSize, Groups: g.cfg.Groups,
 			DMs: g.cfg.DMs, Rate: g.cfg.Rate, Duration: g.cfg.Duration.String(), Drain: g.cfg.Drain.String(),
@@ -412,9 +487,10 @@ func (g *Generator) result(started, loadStart time.Time) *Result {
 		StartedAt: started.UTC(), Counts: g.counts, Latency: Summarize(g.latencies),
 		Anomalies: anomalies, AnomalyExamples: examples, Rejections: g.rejections, Histogram: g.hist,
 	}
-	if secs := g.cfg.Duration.Seconds(); secs > 0 {
+	if secs := g.lastSend.Sub(loadStart).Seconds(); secs > 0 {
 		r.Throughput.AcceptedPerSec = float64(g.counts.Accepted) / secs
 	}
+	r.ReconnectDowntime = Summarize(g.downtimes)
 	if span := g.lastArrive.Sub(loadStart).Seconds(); span > 0 {
 		r.Throughput.DeliveriesPerSec = float64(g.counts.Deliveries) / span
 	}

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 
 // TestRunAgainstPipeline runs a small load (40 devices over two gateways,
 // 4 groups, 4 dm pairs, 100 sends/s for 2s) through the real pipeline and
 // expects every send accepted and delivered everywhere with no anomaly.
 func TestRunAgainstPipeline(t *testing.T) {
-	urls := startPipeline(t, "a", "b")
+	urls, _ := startPipeline(t, "a", "b")
 	gen, err := loadgen.New(loadgen.Config{Gateways: urls, TokenKey: tokenKey, Users: 40, GroupSize: 10, Groups: 4, DMs: 4,
 		Rate: 100, Duration: 2 * time.Second, Drain: 30 * time.Second})
 	if err != nil {
@@ -55,5 +56,49 @@ func TestRunAgainstPipeline(t *testing.T) {
 	}
 	if _, err := png.Decode(&img); err != nil {
 		t.Errorf("histogram PNG: %v", err)
+	}
+}
+
+// TestDevicesReconnectAndResume stops one of two gateways in the middle of
+// the load: its devices must reconnect to the other, resume where they
+// were and retry what got no answer, so that every send is still accepted
+// once and delivered once, in order, to every member.
+func TestDevicesReconnectAndResume(t *testing.T) {
+	urls, stopGateway := startPipeline(t, "a", "b")
+	gen, err := loadgen.New(loadgen.Config{Gateways: urls, TokenKey: tokenKey, Users: 40, GroupSize: 10, Groups: 4, DMs: 4,
+		Rate: 100, Duration: 4 * time.Second, Drain: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res *loadgen.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := gen.Run(context.Background(), nil)
+		done <- outcome{res, err}
+	}()
+	<-gen.LoadStarted()
+	stacktest.Eventually(t, 30*time.Second, "100 sends fired", func() bool { return gen.Progress().Sends >= 100 })
+	stopGateway("a")
+	out := <-done
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	res := out.res
+	if res.Failed() {
+		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
+	}
+	c := res.Counts
+	// Devices are spread round-robin: half of the 40 were on gateway a.
+	if c.Disconnects < 20 || c.Reconnects != c.Disconnects {
+		t.Errorf("disconnects %d, reconnects %d: want at least 20, every one reconnected", c.Disconnects, c.Reconnects)
+	}
+	if c.Sends != 400 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries {
+		t.Errorf("counts %+v: want 400 sends, all accepted, every delivery made", c)
+	}
+	if got := len(gen.Accepted()); got != c.Accepted {
+		t.Errorf("Accepted lists %d messages, counts say %d", got, c.Accepted)
 	}
 }

@@ -28,9 +28,9 @@ var tokenKey = []byte(strings.Repeat("loadgen-", 5))
 // startPipeline runs the whole system in this process (sequencer, fanout,
 // history sink and read API, and the given gateways) on the real broker
 // and ClickHouse, with topics and a database of its own, until the test
-// ends. It returns the gateways' WebSocket URLs. Modelled on the
-// gateway package's harness.
-func startPipeline(t testing.TB, gateways ...string) []string {
+// ends. It returns the gateways' WebSocket URLs and a function that stops
+// one gateway early (by id). Modelled on the gateway package's harness.
+func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway func(id string)) {
 	t.Helper()
 	admin := stacktest.Admin(t)
 	prefix := stacktest.Name(t, "lg")
@@ -48,19 +48,21 @@ func startPipeline(t testing.TB, gateways ...string) []string {
 	})
 	quiet := slog.New(slog.DiscardHandler)
 	kcfg := stacktest.Kafka(t)
-	run := func(name string, f func(context.Context) error) {
+	run := func(name string, f func(context.Context) error) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- f(ctx) }()
 		var once sync.Once
-		t.Cleanup(func() {
+		stop = func() {
 			once.Do(func() {
 				cancel()
 				if err := <-done; err != nil {
 					t.Errorf("%s: %v", name, err)
 				}
 			})
-		})
+		}
+		t.Cleanup(stop)
+		return stop
 	}
 	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: quiet})
 	if err != nil {
@@ -90,7 +92,7 @@ func startPipeline(t testing.TB, gateways ...string) []string {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 
-	var urls []string
+	stops := map[string]func(){}
 	for _, id := range gateways {
 		g, err := gateway.New(gateway.Config{Kafka: kcfg, Topics: topics, Layout: kafkawire.Layout{Partitions: 2},
 			GatewayID: id, TokenKey: tokenKey, History: &gateway.HistoryClient{BaseURL: srv.URL, Token: serviceToken},
@@ -102,7 +104,7 @@ func startPipeline(t testing.TB, gateways ...string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run("gateway "+id, func(ctx context.Context) error { return g.Run(ctx, ln) })
+		stops[id] = run("gateway "+id, func(ctx context.Context) error { return g.Run(ctx, ln) })
 		select {
 		case <-g.Started():
 		case <-time.After(time.Minute):
@@ -110,5 +112,5 @@ func startPipeline(t testing.TB, gateways ...string) []string {
 		}
 		urls = append(urls, "ws://"+ln.Addr().String()+"/ws")
 	}
-	return urls
+	return urls, func(id string) { stops[id]() }
 }

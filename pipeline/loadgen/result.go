@@ -16,9 +16,11 @@ type Result struct {
 	Counts     Counts         `json:"counts"`
 	Latency    LatencySummary `json:"latency"`
 	Throughput Throughput     `json:"throughput"`
+	// ReconnectDowntime summarises, over every dropped connection, the
+	// time until the device was connected again.
+	ReconnectDowntime LatencySummary `json:"reconnect_downtime"`
 	// Anomalies counts guarantee violations by kind (the Anomaly…
-	// constants, plus "disconnected" for connections lost mid-run); empty
-	// in a clean run.
+	// constants); empty in a clean run.
 	Anomalies map[string]int `json:"anomalies"`
 	// AnomalyExamples describes up to 50 of them.
 	AnomalyExamples []string `json:"anomaly_examples,omitempty"`
@@ -56,9 +58,13 @@ type Counts struct {
 	// LateSends were fired more than 10ms after their intended time (the
 	// generator fell behind; their latency includes the delay).
 	LateSends int `json:"late_sends"`
+	// Disconnects are connections that dropped mid-run; Reconnects, the
+	// new connections that replaced them.
+	Disconnects int `json:"disconnects"`
+	Reconnects  int `json:"reconnects"`
 }
 
-// Throughput is per second over the load phase (Config.Duration) for
+// Throughput is per second over the load phase (first to last send) for
 // accepted sends, and from its start to the last delivery for deliveries.
 type Throughput struct {
 	AcceptedPerSec   float64 `json:"accepted_per_sec"`
@@ -88,6 +94,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	row("rejected", fmt.Sprint(r.Counts.Rejected))
 	row("errors", fmt.Sprint(r.Counts.Errors))
 	row("late sends", fmt.Sprint(r.Counts.LateSends))
+	if r.Counts.Disconnects > 0 {
+		row("disconnects", fmt.Sprint(r.Counts.Disconnects))
+		row("reconnects", fmt.Sprintf("%d (downtime p50 %.0f ms, max %.0f ms)", r.Counts.Reconnects,
+			r.ReconnectDowntime.P50ms, r.ReconnectDowntime.MaxMs))
+	}
 	row("deliveries", fmt.Sprintf("%d of %d", r.Counts.Deliveries, r.Counts.ExpectedDeliveries))
 	row("accepted/s", fmt.Sprintf("%.1f", r.Throughput.AcceptedPerSec))
 	row("deliveries/s", fmt.Sprintf("%.1f", r.Throughput.DeliveriesPerSec))

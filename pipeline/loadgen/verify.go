@@ -168,6 +168,14 @@ func (v *Verifier) report(kind, format string, a ...any) {
 	}
 }
 
+// SeqOf is the seq the message with client_msg_id cmid was first seen
+// with (zero: never seen).
+func (v *Verifier) SeqOf(cmid string) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.seqOf[cmid]
+}
+
 // Finish checks what can only be checked at the end (losses, sender order,
 // unanswered sends) and returns the anomaly counts by kind (only kinds
 // that occurred) and up to 50 descriptions. Call it once.
