@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build test vet unit fuzz generate bench-sequencer bench-history bench-delivery up down stack-up stack-down stack-status stack-clean services-up services-down clean
+.PHONY: all build test vet unit fuzz generate bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -35,8 +35,8 @@ up: stack-up build
 	$(BIN)/imctl init -log-format text
 	scripts/services.sh up $(SERVICES)
 
-## down: services, then the stack.
-down: services-down stack-down
+## down: services, then the stack (and Centrifugo, if the bench started it).
+down: services-down centrifugo-down stack-down
 
 services-up: build
 	scripts/services.sh up $(SERVICES)
@@ -44,12 +44,19 @@ services-up: build
 services-down:
 	scripts/services.sh down
 
+## centrifugo-up: the benchmark's peer (pinned, installed with go install on first use).
+centrifugo-up:
+	scripts/centrifugo.sh up
+
+centrifugo-down:
+	scripts/centrifugo.sh down
+
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## test: everything, against the real broker and ClickHouse (started if needed).
-test: stack-up vet
+test: stack-up centrifugo-up vet
 	scripts/gotest.sh -race -count=1 -tags failover ./...
 
 ## unit: the tests that need no server (fast feedback while editing).
@@ -89,3 +96,12 @@ bench-history: stack-up
 ## bench-delivery: send -> receive latency and deliveries/s through the whole pipeline.
 bench-delivery: stack-up
 	$(GO) test -tags failover -run '^$$' -bench BenchmarkDelivery -benchtime 1x ./pipeline/gateway/
+
+## chaos: steady load while every service is killed (SIGKILL) and restarted
+## 20 times and the broker restarted once; then every message is checked at
+## every client and in ClickHouse. Stops `make up`'s services first (same
+## consumer groups). Tune with CHAOS_FLAGS, e.g. CHAOS_FLAGS='-kills 5 -messages 10000'.
+CHAOS_FLAGS ?=
+chaos: stack-up build services-down
+	$(BIN)/imctl init -log-format text
+	$(BIN)/chaos $(CHAOS_FLAGS)

@@ -1,0 +1,102 @@
+// Command chaos runs the pipeline's services under a steady load, kills
+// each of them with SIGKILL several times (and restarts the Kafka broker
+// once), then checks every message at every client and in ClickHouse (see
+// pipeline/chaos). Its last line is
+//
+//	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
+//
+// It exits 1 if the run could not be made and 2 on any anomaly. Run it with
+// `make chaos`, which starts the stack and stops `make up`'s services first
+// (they would share the consumer groups).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+
+	"github.com/seqchat/seqchat/pipeline/chaos"
+	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/service"
+)
+
+func main() {
+	failed, err := run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+	if failed {
+		os.Exit(2)
+	}
+}
+
+func run() (failed bool, err error) {
+	fs := flag.NewFlagSet("chaos", flag.ExitOnError)
+	var cfg chaos.Config
+	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries")
+	fs.StringVar(&cfg.StackScript, "stack-script", "scripts/stack.sh", "stack script used to restart the broker (empty: no broker restart)")
+	fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", kafkawire.DefaultBrokers, "Kafka bootstrap brokers")
+	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
+	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
+	tokenKey := fs.String("token-key", "", "HMAC key of device tokens, at least 32 bytes (required)")
+	fs.StringVar(&cfg.ServiceToken, "service-token", "", "bearer token of the history read API (required)")
+	fs.IntVar(&cfg.Kills, "kills", 20, "service kills (SIGKILL then restart)")
+	fs.IntVar(&cfg.MinMessages, "messages", 100000, "keep the load on until this many sends were fired")
+	fs.Float64Var(&cfg.Rate, "rate", 600, "sends per second")
+	fs.IntVar(&cfg.Users, "users", 200, "users, one device each")
+	fs.IntVar(&cfg.GroupSize, "group-size", 10, "members per group")
+	fs.IntVar(&cfg.Groups, "groups", 20, "groups")
+	fs.IntVar(&cfg.DMs, "dms", 20, "dm pairs")
+	fs.DurationVar(&cfg.Pause, "pause", 0, "longest random pause between a recovery and the next kill (default 4s)")
+	fs.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", 0, "longest wait for one recovery (default 2m)")
+	fs.StringVar(&cfg.LogDir, "log-dir", ".stack/chaos", "directory of the services' logs")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (default time-based)")
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return false, err
+	}
+	if len(*tokenKey) == 0 || cfg.ServiceToken == "" {
+		return false, fmt.Errorf("-token-key (SEQCHAT_TOKEN_KEY) and -service-token (SEQCHAT_SERVICE_TOKEN) are required")
+	}
+	cfg.TokenKey = []byte(*tokenKey)
+	cfg.Out = os.Stdout
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := chaos.New(cfg)
+	if err != nil {
+		return false, err
+	}
+	ctx, stop := service.SignalContext()
+	defer stop()
+	rep, err := h.Run(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := rep.Load.WriteSummary(os.Stdout); err != nil {
+		return false, err
+	}
+	for _, e := range rep.Load.AnomalyExamples {
+		fmt.Println("client anomaly:", e)
+	}
+	s := rep.Store
+	fmt.Printf("clickhouse: %d rows; missing %d, duplicated %d, conflicts %d, misplaced %d, gaps %d\n",
+		s.Rows, s.Missing, s.Duplicated, s.Conflicts, s.Misplaced, s.Gaps)
+	for _, e := range s.Examples {
+		fmt.Println("clickhouse anomaly:", e)
+	}
+	if len(rep.Load.Rejections) > 0 {
+		codes := make([]string, 0, len(rep.Load.Rejections))
+		for c, n := range rep.Load.Rejections {
+			codes = append(codes, fmt.Sprintf("%s=%d", c, n))
+		}
+		sort.Strings(codes)
+		fmt.Println("refused sends:", codes)
+	}
+	if rep.Crashes > 0 {
+		fmt.Printf("services that exited on their own: %d\n", rep.Crashes)
+	}
+	fmt.Println(rep.LastLine())
+	return rep.Failed(), nil
+}

@@ -1,0 +1,420 @@
+// Package chaos runs the pipeline's services as processes under a steady
+// load, kills them with SIGKILL at random and restarts them, restarts the
+// Kafka broker once, and then checks every message at every client and in
+// ClickHouse. Its report ends with one line:
+//
+//	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/seqchat/seqchat/pipeline/loadgen"
+)
+
+// Config is one chaos run.
+type Config struct {
+	// BinDir holds the service binaries (sequencer, fanout, history,
+	// gateway). Required.
+	BinDir string
+	// StackScript restarts the broker: "<script> down kafka", then
+	// "<script> up kafka". Empty: no broker restart.
+	StackScript string
+	// KafkaBrokers, ClickHouseAddr, ClickHouseDatabase: the stack.
+	KafkaBrokers       string
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	// TokenKey signs device tokens; ServiceToken guards the history API.
+	TokenKey     []byte
+	ServiceToken string
+	// Kills is how many services are killed (at least one of each of
+	// sequencer, fanout, history and gateway once Kills >= 4).
+	Kills int
+	// MinMessages: the load runs until this many sends were fired and every
+	// kill was made.
+	MinMessages int
+	// Rate is sends per second; Users, GroupSize, Groups, DMs as in
+	// loadgen.Config.
+	Rate                          float64
+	Users, GroupSize, Groups, DMs int
+	// Pause is the longest random wait between one kill's recovery and
+	// the next kill (the shortest is a quarter of it).
+	Pause time.Duration
+	// RecoveryTimeout bounds one recovery (ready again, backlog drained).
+	RecoveryTimeout time.Duration
+	// LogDir receives each service's log. Required.
+	LogDir string
+	// Seed seeds the choice of victims and pauses (zero: the time).
+	Seed uint64
+	// Out receives the report, Logger the harness's own events.
+	Out    io.Writer
+	Logger *slog.Logger
+}
+
+// Report is a run's outcome.
+type Report struct {
+	Messages int // sends accepted
+	Kills    int // service kills (the broker restart not counted)
+	Load     *loadgen.Result
+	Store    StoreCheck
+	// Crashes are service exits the harness did not cause.
+	Crashes int
+}
+
+// Anomalies folds the clients' and the store's findings into the four
+// counts of the last line.
+func (r *Report) Anomalies() (lost, duplicated, reordered, gaps int) {
+	a := r.Load.Anomalies
+	lost = a[loadgen.AnomalyLost] + a[loadgen.AnomalyUnanswered] + a[loadgen.AnomalyRejectedDelivered] + r.Store.Missing
+	duplicated = a[loadgen.AnomalyDuplicate] + a[loadgen.AnomalySeqConflict] + r.Store.Conflicts + r.Store.Duplicated
+	reordered = a[loadgen.AnomalyReorder] + a[loadgen.AnomalySenderOrder] + a[loadgen.AnomalyDivergent] + r.Store.Misplaced
+	gaps = a[loadgen.AnomalyGap] + r.Store.Gaps
+	return lost, duplicated, reordered, gaps
+}
+
+// Failed reports any anomaly, refused send or crash.
+func (r *Report) Failed() bool {
+	l, d, o, g := r.Anomalies()
+	c := r.Load.Counts
+	return l+d+o+g > 0 || r.Crashes > 0 || c.Rejected+c.Errors > 0 || c.Accepted != c.Sends
+}
+
+// LastLine is the report's verdict.
+func (r *Report) LastLine() string {
+	l, d, o, g := r.Anomalies()
+	return fmt.Sprintf("anomalies: lost=%d duplicated=%d reordered=%d gaps=%d (messages=%d, kills=%d)", l, d, o, g, r.Messages, r.Kills)
+}
+
+// Harness is one chaos run.
+type Harness struct {
+	cfg      Config
+	rng      *rand.Rand
+	services map[string]*Service
+	gen      *loadgen.Generator
+
+	mu      sync.Mutex
+	crashes int
+}
+
+// victims are the roles killed in turn; each round kills each role once
+// in a random order, the gateway role alternating between the gateways.
+var victims = []string{"sequencer", "fanout", "history", "gateway"}
+
+// New checks cfg and lays out the services on free loopback ports.
+func New(cfg Config) (*Harness, error) {
+	if cfg.BinDir == "" || cfg.LogDir == "" || cfg.Out == nil {
+		return nil, errors.New("chaos: BinDir, LogDir and Out are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
+	}
+	if cfg.RecoveryTimeout == 0 {
+		cfg.RecoveryTimeout = 2 * time.Minute
+	}
+	if cfg.Pause == 0 {
+		cfg.Pause = 4 * time.Second
+	}
+	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: log dir: %w", err)
+	}
+	h := &Harness{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)), services: map[string]*Service{}}
+	ports, err := freePorts(8)
+	if err != nil {
+		return nil, err
+	}
+	historyAPI := "127.0.0.1:" + ports[0]
+	common := []string{"-kafka-brokers", cfg.KafkaBrokers, "-clickhouse-addr", cfg.ClickHouseAddr,
+		"-clickhouse-database", cfg.ClickHouseDatabase, "-log-format", "json"}
+	add := func(name, bin, admin string, args ...string) {
+		h.services[name] = &Service{Name: name, Bin: filepath.Join(cfg.BinDir, bin), AdminAddr: admin,
+			Args:    append(append(slices.Clone(common), "-admin-addr", admin), args...),
+			Env:     []string{"SEQCHAT_SERVICE_TOKEN=" + cfg.ServiceToken, "SEQCHAT_TOKEN_KEY=" + string(cfg.TokenKey)},
+			LogPath: filepath.Join(cfg.LogDir, name+".log"), onCrash: h.crashed}
+	}
+	add("sequencer", "sequencer", "127.0.0.1:"+ports[1])
+	add("fanout", "fanout", "127.0.0.1:"+ports[2])
+	add("history", "history", "127.0.0.1:"+ports[3], "-listen-addr", historyAPI)
+	for i, id := range []string{"a", "b"} {
+		add("gateway-"+id, "gateway", "127.0.0.1:"+ports[4+i], "-gateway-id", "chaos-"+id,
+			"-listen-addr", "127.0.0.1:"+ports[6+i], "-history-url", "http://"+historyAPI)
+	}
+	return h, nil
+}
+
+// freePorts asks the kernel for n free loopback ports.
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("chaos: free port: %w", err)
+		}
+		lns = append(lns, ln)
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		out = append(out, port)
+	}
+	return out, nil
+}
+
+// crashed restarts a service that exited on its own, as a supervisor
+// would, and counts it: the run then fails.
+func (h *Harness) crashed(s *Service, err error) {
+	h.mu.Lock()
+	h.crashes++
+	h.mu.Unlock()
+	h.logf("CRASH %s exited on its own (%v); restarting it (log: %s)", s.Name, err, s.LogPath)
+	if err := s.Start(); err != nil {
+		h.logf("CRASH %s: restart failed: %v", s.Name, err)
+	}
+}
+
+func (h *Harness) logf(format string, a ...any) {
+	fmt.Fprintf(h.cfg.Out, "%s chaos: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+}
+
+// Run starts the services, runs the load with the kills, stops
+// everything and checks the outcome.
+func (h *Harness) Run(ctx context.Context) (*Report, error) {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range h.services {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	defer h.stopAll()
+	for _, n := range names {
+		if err := h.services[n].Start(); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		if err := h.waitReady(ctx, h.services[n]); err != nil {
+			return nil, err
+		}
+	}
+	h.logf("services ready: %s (logs in %s)", strings.Join(names, ", "), h.cfg.LogDir)
+
+	gen, err := loadgen.New(loadgen.Config{
+		Gateways: []string{"ws://" + h.listenAddr("gateway-a") + "/ws", "ws://" + h.listenAddr("gateway-b") + "/ws"},
+		TokenKey: h.cfg.TokenKey,
+		Users:    h.cfg.Users, GroupSize: h.cfg.GroupSize, Groups: h.cfg.Groups, DMs: h.cfg.DMs,
+		Rate:     h.cfg.Rate,
+		Duration: 24 * time.Hour, // ended by StopSending
+		Drain:    h.cfg.RecoveryTimeout,
+		Seed:     h.cfg.Seed,
+		Logger:   h.cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.gen = gen
+	type outcome struct {
+		res *loadgen.Result
+		err error
+	}
+	loadDone := make(chan outcome, 1)
+	go func() {
+		res, err := gen.Run(ctx, h.cfg.Out)
+		loadDone <- outcome{res, err}
+	}()
+	select {
+	case <-gen.LoadStarted():
+	case o := <-loadDone:
+		return nil, fmt.Errorf("load setup: %w", o.err)
+	}
+	h.logf("load started: run %s, %.0f sends/s", gen.RunID(), h.cfg.Rate)
+	kills, err := h.killLoop(ctx)
+	if err != nil {
+		gen.StopSending()
+		<-loadDone
+		return nil, err
+	}
+	for gen.Progress().Sends < h.cfg.MinMessages {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	gen.StopSending()
+	h.logf("load stopped after %d sends; waiting for every delivery", gen.Progress().Sends)
+	o := <-loadDone
+	if o.err != nil {
+		return nil, o.err
+	}
+	h.logf("clients done; checking ClickHouse")
+	store, err := h.checkStore(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	crashes := h.crashes
+	h.mu.Unlock()
+	return &Report{Messages: o.res.Counts.Accepted, Kills: kills, Load: o.res, Store: store, Crashes: crashes}, nil
+}
+
+func (h *Harness) listenAddr(name string) string {
+	args := h.services[name].Args
+	i := slices.Index(args, "-listen-addr")
+	return args[i+1]
+}
+
+func (h *Harness) waitReady(ctx context.Context, s *Service) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, h.cfg.RecoveryTimeout, errNotReady)
+	defer cancel()
+	return s.WaitReady(ctx)
+}
+
+// stopAll stops every service gracefully (SIGTERM).
+func (h *Harness) stopAll() {
+	for _, s := range h.services {
+		s.mu.Lock()
+		s.onCrash = nil
+		s.mu.Unlock()
+		if err := s.Stop(30 * time.Second); err != nil {
+			h.logf("%v", err)
+		}
+	}
+}
+
+// killLoop makes the kills, and the broker restart half-way, each after a
+// random pause and each waited out until the backlog it caused drained.
+func (h *Harness) killLoop(ctx context.Context) (int, error) {
+	var order []string
+	gateway := 0
+	for len(order) < h.cfg.Kills {
+		round := slices.Clone(victims)
+		h.rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		for _, v := range round {
+			if v == "gateway" {
+				v = []string{"gateway-a", "gateway-b"}[gateway%2]
+				gateway++
+			}
+			order = append(order, v)
+		}
+	}
+	order = order[:h.cfg.Kills]
+	brokerAt := len(order) / 2
+	for i, name := range order {
+		if i == brokerAt && h.cfg.StackScript != "" {
+			if err := h.pause(ctx); err != nil {
+				return i, err
+			}
+			if err := h.restartBroker(ctx); err != nil {
+				return i, err
+			}
+		}
+		if err := h.pause(ctx); err != nil {
+			return i, err
+		}
+		if err := h.kill(ctx, i+1, len(order), h.services[name]); err != nil {
+			return i, err
+		}
+	}
+	return len(order), nil
+}
+
+func (h *Harness) pause(ctx context.Context) error {
+	d := h.cfg.Pause/4 + time.Duration(h.rng.Int64N(int64(h.cfg.Pause*3/4)+1))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// kill kills s with SIGKILL, restarts it at once and measures the time
+// until it is ready and until the messages it held were all delivered.
+func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
+	before := h.gen.Outstanding(time.Second)
+	pid := s.Pid()
+	killedAt := time.Now()
+	s.Kill()
+	if err := s.Start(); err != nil {
+		return err
+	}
+	if err := h.waitReady(ctx, s); err != nil {
+		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
+	}
+	ready := time.Since(killedAt)
+	held, caughtUp, err := h.recover(ctx, killedAt)
+	if err != nil {
+		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
+	}
+	h.logf("kill %d/%d: %s (pid %d) SIGKILL; restarted, ready after %v; all messages delivered after %v; held %d messages (%d outstanding before)",
+		n, total, s.Name, pid, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, before)
+	return nil
+}
+
+// recover waits until no send older than two seconds is outstanding; it
+// returns the most messages held up meanwhile and the time since since.
+func (h *Harness) recover(ctx context.Context, since time.Time) (held int, took time.Duration, err error) {
+	deadline := time.Now().Add(h.cfg.RecoveryTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		held = max(held, h.gen.Outstanding(time.Second))
+		if h.gen.Outstanding(2*time.Second) == 0 {
+			return held, time.Since(since), nil
+		}
+		if time.Now().After(deadline) {
+			return held, 0, fmt.Errorf("%d messages still held %v after the failure", h.gen.Outstanding(2*time.Second), h.cfg.RecoveryTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return held, 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// restartBroker stops the Kafka broker (SIGTERM, as the stack script
+// does), starts it again, and waits until every service is ready and the
+// held messages are delivered.
+func (h *Harness) restartBroker(ctx context.Context) error {
+	stoppedAt := time.Now()
+	for _, verb := range []string{"down", "up"} {
+		out, err := exec.CommandContext(ctx, h.cfg.StackScript, verb, "kafka").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("broker %s: %v\n%s", verb, err, out)
+		}
+	}
+	up := time.Since(stoppedAt)
+	for _, s := range h.services {
+		if err := h.waitReady(ctx, s); err != nil {
+			return fmt.Errorf("after the broker restart: %w", err)
+		}
+	}
+	ready := time.Since(stoppedAt)
+	held, caughtUp, err := h.recover(ctx, stoppedAt)
+	if err != nil {
+		return fmt.Errorf("broker restart: %w", err)
+	}
+	h.logf("broker restart: down and up again after %v; services ready after %v; all messages delivered after %v; held %d messages",
+		up.Round(time.Millisecond), ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held)
+	return nil
+}
