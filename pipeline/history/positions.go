@@ -48,17 +48,10 @@ func (s *Store) SavePositions(ctx context.Context, user, device string, position
 }
 
 // Conversations lists the conversations user ever belonged to: groups it
-// was created in or joined, and direct conversations naming it.
+// was created in or joined, and direct conversations naming it, from the
+// user_conversations table (migrations 0003-0005): a key lookup.
 func (s *Store) Conversations(ctx context.Context, user string) ([]string, error) {
-	// Groups: membership rows naming the user. Direct conversations:
-	// "dm:<user>:…" or "dm:…:<user>", matched without LIKE (user ids may
-	// contain '_', a LIKE wildcard).
-	prefix, suffix := "dm:"+user+":", ":"+user
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT conversation_id FROM "+s.table+" WHERE "+
-		"(kind IN ('created', 'joined') AND has(member_user_ids, ?)) OR "+
-		"(substring(conversation_id, 1, 3) = 'dm:' AND (substring(conversation_id, 1, ?) = ? OR "+
-		"(length(conversation_id) >= ? AND substring(conversation_id, length(conversation_id) - ? + 1) = ?)))",
-		user, len(prefix), prefix, len(suffix), len(suffix), suffix)
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT conversation_id FROM "+s.userConversations()+" WHERE user_id = ?", user)
 	if err != nil {
 		return nil, fmt.Errorf("conversations of %s: %w", user, err)
 	}
@@ -72,6 +65,11 @@ func (s *Store) Conversations(ctx context.Context, user string) ([]string, error
 		out = append(out, conv)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) userConversations() string {
+	db, _, _ := strings.Cut(s.table, ".")
+	return db + ".user_conversations"
 }
 
 func (s *Store) positions() string {
