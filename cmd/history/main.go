@@ -40,6 +40,7 @@ func run() error {
 	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a batch waits for more records (default 200ms)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
 	listen := fs.String("listen-addr", "127.0.0.1:8081", "address of the read API")
+	maxRequests := fs.Int("max-concurrent-requests", 0, "read API requests querying ClickHouse at once; more wait (default 8)")
 	token := fs.String("service-token", "", "bearer token of the gateways calling the read API (required, at least 16 bytes)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err
@@ -73,7 +74,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token,
+	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token, MaxConcurrentRequests: *maxRequests,
 		Logger: log.With("server", "api"), Registerer: admin.Registry})
 	if err != nil {
 		return err

@@ -33,8 +33,14 @@ type HandlerConfig struct {
 	// ServiceToken is the bearer token of the gateways
 	// (Authorization: Bearer <token>). Required, at least 16 bytes.
 	ServiceToken string
-	// QueryTimeout bounds the queries of one request. Zero means 5s.
+	// QueryTimeout bounds the queries of one request, from when it got its
+	// slot. Zero means 5s.
 	QueryTimeout time.Duration
+	// MaxConcurrentRequests is how many requests query ClickHouse at once;
+	// the others wait for a slot (as long as their client waits). A
+	// reconnect storm then queues instead of overloading ClickHouse into
+	// timeouts that the gateways retry. Zero means 8.
+	MaxConcurrentRequests int
 	// Logger logs refused and failed requests. Nil means discard.
 	Logger *slog.Logger
 	// Registerer for the request metrics. Nil means none are registered.
@@ -44,6 +50,9 @@ type HandlerConfig struct {
 func (c *HandlerConfig) setDefaults() {
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = 5 * time.Second
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = 8
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -59,6 +68,8 @@ func (c HandlerConfig) Validate() error {
 		return fmt.Errorf("history api: the service token has %d bytes, want at least %d", len(c.ServiceToken), MinServiceTokenBytes)
 	case c.QueryTimeout < 0:
 		return errors.New("history api: query timeout must not be negative")
+	case c.MaxConcurrentRequests < 0:
+		return errors.New("history api: max concurrent requests must not be negative")
 	}
 	return nil
 }
@@ -68,6 +79,7 @@ type handler struct {
 	token   service.BearerToken
 	mux     *http.ServeMux
 	metrics *apiMetrics
+	slots   chan struct{} // one token per request allowed to query
 }
 
 // NewHandler serves the read API of docs/history-api.md.
@@ -76,7 +88,8 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, token: service.NewBearerToken(cfg.ServiceToken), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
+	h := &handler{cfg: cfg, token: service.NewBearerToken(cfg.ServiceToken), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer),
+		slots: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	const messages = "/v1/conversations/{conversation_id}/messages"
 	h.mux.HandleFunc("GET "+messages, h.getMessages)
 	h.registerDevices()
@@ -92,13 +105,23 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP authenticates first, so routes are not revealed to strangers.
+// ServeHTTP authenticates first, so routes are not revealed to strangers,
+// then waits for a slot.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.token.Allows(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="seqchat-history"`)
 		h.fail(w, r, http.StatusUnauthorized, codeUnauthorized, "missing or wrong service token")
 		return
 	}
+	h.metrics.waiting.Inc()
+	select {
+	case h.slots <- struct{}{}:
+		h.metrics.waiting.Dec()
+	case <-r.Context().Done():
+		h.metrics.waiting.Dec()
+		return // the client gave up; nobody reads an answer
+	}
+	defer func() { <-h.slots }()
 	h.mux.ServeHTTP(w, r)
 }
 

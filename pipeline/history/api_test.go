@@ -10,7 +10,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seqchat/seqchat/pipeline/chstore"
 	"github.com/seqchat/seqchat/pipeline/history"
@@ -297,5 +300,61 @@ func TestNewHandlerRefusesBadConfig(t *testing.T) {
 		if _, err := history.NewHandler(cfg); err == nil {
 			t.Errorf("%s: NewHandler accepted it", name)
 		}
+	}
+}
+
+// TestReadQueuesBeyondConcurrencyLimit: a burst of reads far above
+// MaxConcurrentRequests (a reconnect storm) waits for slots and is answered
+// in full, each read right; no slot leaks.
+func TestReadQueuesBeyondConcurrencyLimit(t *testing.T) {
+	store, _, _ := newStore(t)
+	var recs []*imv1.SequencedRecord
+	for seq := uint64(1); seq <= 20; seq++ {
+		recs = append(recs, message("dm:alice:bob", seq, fmt.Sprint(seq)))
+	}
+	insert(t, store, recs...)
+	reg := prometheus.NewRegistry()
+	h, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: testToken, MaxConcurrentRequests: 2, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	const burst = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, burst)
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			after := uint64(i % 20)
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/conversations/dm:alice:bob/messages?user=bob&after_seq=%d", srv.URL, after), nil)
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var p history.PageJSON
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("after_seq %d: status %d, decode %v", after, resp.StatusCode, err)
+				return
+			}
+			if got := seqs(p); !slices.Equal(got, span(after+1, 20)) {
+				errs <- fmt.Errorf("after_seq %d: seqs %v", after, got)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := metric(t, reg, "seqchat_history_api_waiting_requests"); got != 0 {
+		t.Errorf("%v requests still waiting after the burst", got)
+	}
+	if got := metric(t, reg, "seqchat_history_api_requests_total", "code", "ok"); got != burst {
+		t.Errorf("%v reads answered ok, want %d", got, burst)
 	}
 }

@@ -62,6 +62,7 @@ func newSinkMetrics(reg prometheus.Registerer) *sinkMetrics {
 type apiMetrics struct {
 	requests *prometheus.CounterVec
 	seconds  prometheus.Histogram
+	waiting  prometheus.Gauge
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
@@ -70,9 +71,11 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 			Help: "Read API requests by result: ok or the error code."}, []string{"code"}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_history_api_read_seconds",
 			Help: "Time to answer a successful read.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_api_waiting_requests",
+			Help: "Requests waiting for one of the MaxConcurrentRequests slots."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds)
+		reg.MustRegister(m.requests, m.seconds, m.waiting)
 	}
 	return m
 }
