@@ -1,8 +1,9 @@
 // Command loadgen drives an open-loop message load through running
-// gateways, measures send-to-delivery latency, checks the ordering
-// guarantees on everything it received, and writes a JSON result and a PNG
-// latency histogram (see pipeline/loadgen). It exits 1 if the run failed
-// and 2 if it found anomalies.
+// gateways (or, with -target centrifugo, a Centrifugo server), measures
+// send-to-delivery latency, checks the ordering guarantees on everything
+// it received, and writes a JSON result and a PNG latency histogram (see
+// pipeline/loadgen). It exits 1 if the run failed and 2 if it found
+// anomalies.
 package main
 
 import (
@@ -17,6 +18,17 @@ import (
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 	"github.com/seqchat/seqchat/pipeline/service"
 )
+
+// defaultURL is each target's local address: cmd/gateway's and
+// scripts/centrifugo.sh's.
+var defaultURL = map[string]string{
+	loadgen.TargetSeqchat:    "ws://127.0.0.1:8090/ws",
+	loadgen.TargetCentrifugo: "ws://127.0.0.1:18000/connection/websocket",
+}
+
+// devCentrifugoSecret is scripts/centrifugo.sh's default secret
+// (SEQCHAT_CENTRIFUGO_SECRET overrides both).
+const devCentrifugoSecret = "seqchat-dev-centrifugo-secret"
 
 func main() {
 	failed, err := run()
@@ -33,8 +45,11 @@ func main() {
 func run() (anomalies bool, err error) {
 	fs := flag.NewFlagSet("loadgen", flag.ExitOnError)
 	var cfg loadgen.Config
-	gateways := fs.String("gateways", "ws://127.0.0.1:8090/ws", "gateway WebSocket URLs, comma-separated; devices are spread over them")
-	tokenKey := fs.String("token-key", "", "the gateways' HMAC token key, at least 32 bytes (required)")
+	fs.StringVar(&cfg.Target, "target", loadgen.TargetSeqchat, "what to drive: seqchat (our gateways) or centrifugo")
+	gateways := fs.String("gateways", "", "WebSocket URLs, comma-separated; devices are spread over them (default "+
+		defaultURL[loadgen.TargetSeqchat]+", with -target centrifugo "+defaultURL[loadgen.TargetCentrifugo]+")")
+	tokenKey := fs.String("token-key", "", "the gateways' HMAC token key, at least 32 bytes (required for -target seqchat)")
+	cfSecret := fs.String("centrifugo-secret", devCentrifugoSecret, "Centrifugo's HMAC key of connection JWTs, for -target centrifugo (the default is scripts/centrifugo.sh's)")
 	fs.IntVar(&cfg.Users, "users", 200, "users, one device each")
 	fs.IntVar(&cfg.GroupSize, "group-size", 10, "members per group")
 	fs.IntVar(&cfg.Groups, "groups", 20, "groups (-1: none)")
@@ -50,8 +65,11 @@ func run() (anomalies bool, err error) {
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return false, err
 	}
-	if *tokenKey == "" {
-		return false, fmt.Errorf("-token-key (SEQCHAT_TOKEN_KEY) is required")
+	if *tokenKey == "" && cfg.Target == loadgen.TargetSeqchat {
+		return false, fmt.Errorf("-token-key (SEQCHAT_TOKEN_KEY) is required for -target seqchat")
+	}
+	if *gateways == "" {
+		*gateways = defaultURL[cfg.Target]
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -64,6 +82,7 @@ func run() (anomalies bool, err error) {
 		}
 	}
 	cfg.TokenKey = []byte(*tokenKey)
+	cfg.CentrifugoSecret = []byte(*cfSecret)
 	if *pngPath == "" {
 		*pngPath = strings.TrimSuffix(*jsonPath, filepath.Ext(*jsonPath)) + ".png"
 	}

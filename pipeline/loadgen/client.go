@@ -53,17 +53,6 @@ type inflight struct {
 	retryAt time.Time // zero: write it as soon as a connection takes it
 }
 
-// deviceEvents is what a device tells the generator.
-type deviceEvents interface {
-	// frame takes every server frame except welcome and the `unavailable`
-	// errors the device retries itself.
-	frame(d *device, f frame)
-	// disconnected: the connection dropped (err) and the device redials.
-	disconnected(d *device, err error)
-	// reconnected: a new connection is up after down of downtime.
-	reconnected(d *device, down time.Duration)
-}
-
 // device is one user's device. When its connection drops it redials (the
 // next gateway in the list), says hello with the highest seq it holds in
 // each conversation as resume points, and writes again every send that
@@ -73,7 +62,7 @@ type device struct {
 	user     string
 	token    string
 	gateways []string
-	events   deviceEvents
+	events   connEvents
 
 	out     chan outFrame // survives reconnects
 	closing chan struct{} // closed by close()
@@ -89,7 +78,7 @@ type device struct {
 	order     []string // pending's keys in first-write order (with stale entries)
 }
 
-func newDevice(user, token string, gateways []string, first int, events deviceEvents) *device {
+func newDevice(user, token string, gateways []string, first int, events connEvents) *device {
 	return &device{user: user, token: token, gateways: gateways, next: first % len(gateways), events: events,
 		out: make(chan outFrame, outboundQueue), closing: make(chan struct{}), done: make(chan struct{}),
 		positions: map[string]uint64{}, pending: map[string]*inflight{}}
@@ -162,12 +151,12 @@ func (d *device) run() {
 		if d.isClosing() {
 			return
 		}
-		d.events.disconnected(d, err)
+		d.events.disconnected(d.user, err)
 		lostAt := time.Now()
 		if ws = d.redial(); ws == nil {
 			return
 		}
-		d.events.reconnected(d, time.Since(lostAt))
+		d.events.reconnected(d.user, time.Since(lostAt))
 	}
 }
 
@@ -230,7 +219,7 @@ func (d *device) serve(ws *websocket.Conn) error {
 			return fmt.Errorf("%s: undecodable frame %q", d.user, b)
 		}
 		if d.take(f) {
-			d.events.frame(d, f)
+			d.events.frame(d.user, f)
 		}
 	}
 }
@@ -318,12 +307,18 @@ func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
 	return true
 }
 
-// enqueue queues a frame (a send when cmid is set) for the current or next
-// connection; false if the device was closed or ctx cancelled first.
-func (d *device) enqueue(ctx context.Context, cmid string, v any) bool {
+// send queues a send frame for the current or next connection (kept until
+// answered); false if the device was closed or ctx cancelled first.
+func (d *device) send(ctx context.Context, m outMsg) bool {
+	v := map[string]any{"type": "send", "conversation_id": m.conv, "client_msg_id": m.cmid, "client_seq": m.clientSeq}
+	if m.control != nil {
+		v["control"] = m.control
+	} else {
+		v["message"] = map[string]string{"content_type": "text/plain", "body": m.body}
+	}
 	b, _ := json.Marshal(v) // maps of strings and numbers always marshal
 	select {
-	case d.out <- outFrame{cmid: cmid, b: b}:
+	case d.out <- outFrame{cmid: m.cmid, b: b}:
 		return true
 	case <-d.closing:
 		return false

@@ -12,12 +12,21 @@ import (
 
 // Config is one load run.
 type Config struct {
-	// Gateways are WebSocket URLs (ws://host:port/ws); devices are spread
-	// over them round-robin. Required.
+	// Target is what to drive: TargetSeqchat (our gateways, the default
+	// when empty) or TargetCentrifugo (a Centrifugo server).
+	Target string
+	// Gateways are WebSocket URLs (ws://host:port/ws; for Centrifugo
+	// ws://host:port/connection/websocket); devices are spread over them
+	// round-robin. Required.
 	Gateways []string
 	// TokenKey is the gateways' HMAC key; the generator signs its own
-	// device tokens with it. Required, at least auth.MinKeyBytes bytes.
+	// device tokens with it. Required for TargetSeqchat, at least
+	// auth.MinKeyBytes bytes.
 	TokenKey []byte
+	// CentrifugoSecret is Centrifugo's HMAC key of connection JWTs
+	// (client.token.hmac_secret_key); the generator signs a token per
+	// user with it. Required for TargetCentrifugo.
+	CentrifugoSecret []byte
 	// Users is the number of users, one device each. Zero means 200.
 	Users int
 	// GroupSize is the members per group, creator included. Zero means 10.
@@ -55,6 +64,9 @@ var (
 )
 
 func (c *Config) setDefaults(now time.Time) {
+	if c.Target == "" {
+		c.Target = TargetSeqchat
+	}
 	if c.Users == 0 {
 		c.Users = 200
 	}
@@ -101,6 +113,18 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
 	}
+	switch c.Target {
+	case TargetSeqchat:
+		if len(c.TokenKey) < auth.MinKeyBytes {
+			return bad("token key has %d bytes, want at least %d", len(c.TokenKey), auth.MinKeyBytes)
+		}
+	case TargetCentrifugo:
+		if len(c.CentrifugoSecret) == 0 {
+			return bad("target %s needs the Centrifugo token secret (CentrifugoSecret)", c.Target)
+		}
+	default:
+		return bad("target %q: want %s or %s", c.Target, TargetSeqchat, TargetCentrifugo)
+	}
 	if len(c.Gateways) == 0 {
 		return bad("no gateway URLs")
 	}
@@ -109,9 +133,6 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 			return bad("gateway %q is not a ws:// or wss:// URL", g)
 		}
-	}
-	if len(c.TokenKey) < auth.MinKeyBytes {
-		return bad("token key has %d bytes, want at least %d", len(c.TokenKey), auth.MinKeyBytes)
 	}
 	if c.Users < 2 {
 		return bad("users %d, want at least 2", c.Users)

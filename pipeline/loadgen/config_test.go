@@ -23,6 +23,13 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{"too many dm pairs", Config{Gateways: []string{"ws://h:1/ws"}, TokenKey: testKey, Users: 3, Groups: -1, DMs: 4}, false},
 		{"no conversations", Config{Gateways: []string{"ws://h:1/ws"}, TokenKey: testKey, Groups: -1, DMs: -1}, false},
 		{"run id with colon", Config{Gateways: []string{"ws://h:1/ws"}, TokenKey: testKey, RunID: "a:b"}, false},
+		{"seqchat by name", Config{Target: TargetSeqchat, Gateways: []string{"ws://h:1/ws"}, TokenKey: testKey}, true},
+		{"unknown target", Config{Target: "nats", Gateways: []string{"ws://h:1/ws"}, TokenKey: testKey}, false},
+		{"seqchat without key but with centrifugo secret", Config{Gateways: []string{"ws://h:1/ws"}, CentrifugoSecret: []byte("s")}, false},
+		{"centrifugo", Config{Target: TargetCentrifugo, Gateways: []string{"ws://h:1/connection/websocket"}, CentrifugoSecret: []byte("s")}, true},
+		{"centrifugo without secret", Config{Target: TargetCentrifugo, Gateways: []string{"ws://h:1/connection/websocket"}, TokenKey: testKey}, false},
+		{"centrifugo without url", Config{Target: TargetCentrifugo, CentrifugoSecret: []byte("s")}, false},
+		{"centrifugo http url", Config{Target: TargetCentrifugo, Gateways: []string{"http://h:1/connection/websocket"}, CentrifugoSecret: []byte("s")}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,7 +44,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	}
 	c := Config{}
 	c.setDefaults(time.UnixMilli(1))
-	if c.Users != 200 || c.GroupSize != 10 || c.Groups != 20 || c.DMs != 20 || c.Rate != 200 ||
+	if c.Target != TargetSeqchat || c.Users != 200 || c.GroupSize != 10 || c.Groups != 20 || c.DMs != 20 || c.Rate != 200 ||
 		c.Duration != 30*time.Second || c.Drain != 30*time.Second || c.RunID == "" {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -68,5 +75,20 @@ func TestTopology(t *testing.T) {
 	}
 	if got := DMConversation("b", "a"); got != "dm:a:b" {
 		t.Errorf("DMConversation(b, a) = %s", got)
+	}
+}
+
+func TestCentrifugoChannels(t *testing.T) {
+	topo := buildTopology(Config{Users: 30, GroupSize: 4, Groups: 5, DMs: 50, RunID: "r.x-1"})
+	seen := map[string]string{}
+	for _, cv := range topo.convs {
+		ch := cfChannel(cv.id)
+		if strings.Contains(ch, ":") {
+			t.Errorf("channel %s of %s has the namespace separator", ch, cv.id)
+		}
+		if other, ok := seen[ch]; ok {
+			t.Errorf("%s and %s share channel %s", other, cv.id, ch)
+		}
+		seen[ch] = cv.id
 	}
 }

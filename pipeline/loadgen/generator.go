@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/pipeline/centrifugo"
 )
 
 // lateThreshold: a send fired later than this after its intended time is
@@ -22,7 +23,7 @@ const lateThreshold = 10 * time.Millisecond
 type Generator struct {
 	cfg    Config
 	topo   topology
-	signer *auth.Signer
+	signer *auth.Signer // seqchat only
 	ver    *Verifier
 
 	loadStarted chan struct{} // closed when the load phase starts
@@ -67,9 +68,12 @@ func New(cfg Config) (*Generator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	signer, err := auth.NewSigner(cfg.TokenKey)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	var signer *auth.Signer
+	if cfg.Target == TargetSeqchat {
+		var err error
+		if signer, err = auth.NewSigner(cfg.TokenKey); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
 		loadStarted: make(chan struct{}), stopSending: make(chan struct{}),
@@ -92,12 +96,14 @@ func (g *Generator) memberNames(cv conversation) []string {
 	return out
 }
 
-// Run connects the devices, creates the groups, fires the load, waits for
+// Run connects the devices, creates the groups (Centrifugo: subscribes
+// every member to its conversations' channels), fires the load, waits for
 // the deliveries and returns the result, writing a progress line every
-// second to progress (nil: none). Devices whose connection drops
-// reconnect, resume and retry unanswered sends, as real clients do. An
-// error means the run could not be made (setup failed, ctx cancelled);
-// guarantee violations are in the result's Anomalies.
+// second to progress (nil: none). Seqchat devices whose connection drops
+// reconnect, resume and retry unanswered sends, as real clients do;
+// Centrifugo connections do not reconnect. An error means the run could
+// not be made (setup failed, ctx cancelled); guarantee violations are in
+// the result's Anomalies.
 func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error) {
 	started := time.Now()
 	devices, err := g.connect(ctx)
@@ -119,8 +125,10 @@ func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error
 		}()
 	}
 	clientSeq := map[viewKey]uint64{}
-	if err := g.createGroups(ctx, devices, clientSeq); err != nil {
-		return nil, err
+	if g.cfg.Target == TargetSeqchat {
+		if err := g.createGroups(ctx, devices, clientSeq); err != nil {
+			return nil, err
+		}
 	}
 
 	g.mu.Lock()
@@ -204,26 +212,41 @@ func (g *Generator) Conversations() []string {
 	return out
 }
 
-// connect dials every device, a few at a time, spread over the gateways.
-func (g *Generator) connect(ctx context.Context) ([]*device, error) {
+// connect dials every user's connection, a few at a time, spread over
+// the gateways.
+func (g *Generator) connect(ctx context.Context) ([]conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.SetupTimeout)
 	defer cancel()
-	devices := make([]*device, len(g.topo.users))
+	devices := make([]conn, len(g.topo.users))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(16)
 	now := time.Now()
-	for i, u := range g.topo.users {
-		tok, err := g.signer.Issue(auth.Claims{UserID: u, DeviceID: "d", IssuedAt: now.Add(-time.Minute),
-			ExpiresAt: now.Add(g.cfg.SetupTimeout + g.cfg.Duration + g.cfg.Drain + time.Hour)})
-		if err != nil {
-			return nil, fmt.Errorf("%w: token for %s: %v", ErrSetup, u, err)
+	expires := now.Add(g.cfg.SetupTimeout + g.cfg.Duration + g.cfg.Drain + time.Hour)
+	convsOf := make([][]string, len(g.topo.users)) // Centrifugo: the channels to subscribe to
+	for _, cv := range g.topo.convs {
+		for _, m := range cv.members {
+			convsOf[m] = append(convsOf[m], cv.id)
 		}
-		devices[i] = newDevice(u, tok, g.cfg.Gateways, i, g)
+	}
+	for i, u := range g.topo.users {
+		switch g.cfg.Target {
+		case TargetCentrifugo:
+			tok := centrifugo.Token(g.cfg.CentrifugoSecret, u, expires)
+			devices[i] = newCFConn(u, g.cfg.Gateways[i%len(g.cfg.Gateways)], tok, convsOf[i], g)
+		default:
+			tok, err := g.signer.Issue(auth.Claims{UserID: u, DeviceID: "d", IssuedAt: now.Add(-time.Minute), ExpiresAt: expires})
+			if err != nil {
+				return nil, fmt.Errorf("%w: token for %s: %v", ErrSetup, u, err)
+			}
+			devices[i] = newDevice(u, tok, g.cfg.Gateways, i, g)
+		}
 		eg.Go(func() error { return devices[i].connect(ctx) })
 	}
 	if err := eg.Wait(); err != nil {
 		for _, d := range devices {
-			d.close()
+			if d != nil {
+				d.close()
+			}
 		}
 		return nil, fmt.Errorf("%w: connect: %v", ErrSetup, err)
 	}
@@ -232,7 +255,7 @@ func (g *Generator) connect(ctx context.Context) ([]*device, error) {
 
 // createGroups has each group's first member create it with the others
 // and waits until every member saw its seq 1.
-func (g *Generator) createGroups(ctx context.Context, devices []*device, clientSeq map[viewKey]uint64) error {
+func (g *Generator) createGroups(ctx context.Context, devices []conn, clientSeq map[viewKey]uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.SetupTimeout)
 	defer cancel()
 	want := 0
@@ -245,8 +268,8 @@ func (g *Generator) createGroups(ctx context.Context, devices []*device, clientS
 		clientSeq[viewKey{creator, cv.id}]++
 		cmid := cv.id[2:] + "-create"
 		g.ver.Sent(Send{Device: creator, Conv: cv.id, ClientMsgID: cmid, ClientSeq: 1})
-		if !devices[cv.members[0]].enqueue(ctx, cmid, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
-			"client_seq": 1, "control": map[string]any{"op": "create_group", "title": cv.id[2:], "user_ids": names[1:]}}) {
+		if !devices[cv.members[0]].send(ctx, outMsg{conv: cv.id, cmid: cmid, clientSeq: 1,
+			control: map[string]any{"op": "create_group", "title": cv.id[2:], "user_ids": names[1:]}}) {
 			return fmt.Errorf("%w: create %s: connection of %s ended", ErrSetup, cv.id, creator)
 		}
 		want += len(names)
@@ -276,7 +299,7 @@ func (g *Generator) createGroups(ctx context.Context, devices []*device, clientS
 // fire is the open-loop scheduler: send i is due at loadStart + i/Rate
 // whatever the answers do; a late send keeps its intended time. It ends
 // after Duration or at StopSending.
-func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[viewKey]uint64, loadStart time.Time) error {
+func (g *Generator) fire(ctx context.Context, devices []conn, clientSeq map[viewKey]uint64, loadStart time.Time) error {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, g.cfg.Seed^0x9e3779b97f4a7c15))
 	interval := time.Duration(float64(time.Second) / g.cfg.Rate)
 	timer := time.NewTimer(0)
@@ -314,8 +337,7 @@ func (g *Generator) fire(ctx context.Context, devices []*device, clientSeq map[v
 			g.counts.LateSends++
 		}
 		g.mu.Unlock()
-		devices[m].enqueue(ctx, cmid, map[string]any{"type": "send", "conversation_id": cv.id, "client_msg_id": cmid,
-			"client_seq": clientSeq[k], "message": map[string]string{"content_type": "text/plain", "body": "load " + cmid}})
+		devices[m].send(ctx, outMsg{conv: cv.id, cmid: cmid, clientSeq: clientSeq[k], body: loadBody(cmid)})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -351,8 +373,9 @@ func (g *Generator) ping() {
 	}
 }
 
-// frame takes one frame of device d (called from its reader goroutine).
-func (g *Generator) frame(d *device, f frame) {
+// frame takes one frame of user's connection (called from its reader
+// goroutine).
+func (g *Generator) frame(user string, f frame) {
 	now := time.Now()
 	defer g.ping()
 	switch f.Type {
@@ -367,21 +390,25 @@ func (g *Generator) frame(d *device, f frame) {
 			g.ver.Answered(f.Ref, OutcomeError)
 		}
 		g.answer(f.Ref, OutcomeError, f.Code)
-		g.cfg.Logger.Warn("error frame", "user", d.user, "code", f.Code, "message", string(f.Message), "ref", f.Ref)
+		g.cfg.Logger.Warn("error frame", "user", user, "code", f.Code, "message", string(f.Message), "ref", f.Ref)
 	case "msg":
-		g.ver.Arrived(d.user, f.ConversationID, f.Seq, f.ClientMsgID)
-		g.arrived(d.user, f, now)
+		g.ver.Arrived(user, f.ConversationID, f.Seq, f.ClientMsgID)
+		g.arrived(user, f, now)
 	}
 }
 
-func (g *Generator) disconnected(d *device, err error) {
+func (g *Generator) disconnected(user string, err error) {
 	g.mu.Lock()
 	g.counts.Disconnects++
 	g.mu.Unlock()
-	g.cfg.Logger.Info("connection lost; reconnecting", "user", d.user, "err", err)
+	if g.cfg.Target == TargetSeqchat {
+		g.cfg.Logger.Info("connection lost; reconnecting", "user", user, "err", err)
+	} else {
+		g.cfg.Logger.Warn("connection lost", "user", user, "err", err)
+	}
 }
 
-func (g *Generator) reconnected(d *device, down time.Duration) {
+func (g *Generator) reconnected(_ string, down time.Duration) {
 	g.mu.Lock()
 	g.counts.Reconnects++
 	g.downtimes = append(g.downtimes, down)
@@ -481,7 +508,7 @@ func (g *Generator) result(started, loadStart time.Time) *Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	r := &Result{
-		Config: ResultConfig{Gateways: g.cfg.Gateways, Users: g.cfg.Users, GroupSize: g.cfg.GroupSize, Groups: g.cfg.Groups,
+		Config: ResultConfig{Target: g.cfg.Target, Gateways: g.cfg.Gateways, Users: g.cfg.Users, GroupSize: g.cfg.GroupSize, Groups: g.cfg.Groups,
 			DMs: g.cfg.DMs, Rate: g.cfg.Rate, Duration: g.cfg.Duration.String(), Drain: g.cfg.Drain.String(),
 			RunID: g.cfg.RunID, Seed: g.cfg.Seed},
 		StartedAt: started.UTC(), Counts: g.counts, Latency: Summarize(g.latencies),

@@ -22,26 +22,7 @@ func TestRunAgainstPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var progress bytes.Buffer
-	res, err := gen.Run(context.Background(), &progress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var summary bytes.Buffer
-	if err := res.WriteSummary(&summary); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), summary.String())
-	if res.Failed() {
-		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
-	}
-	c := res.Counts
-	if c.Sends != 200 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries || c.Deliveries < c.Sends*2 {
-		t.Errorf("counts %+v: want 200 sends, all accepted, every delivery made", c)
-	}
-	if res.Latency.Count != c.Deliveries || res.Latency.MaxMs <= 0 {
-		t.Errorf("latency %+v for %d deliveries", res.Latency, c.Deliveries)
-	}
+	res := runClean(t, gen, 200)
 	var js bytes.Buffer
 	if err := res.WriteJSON(&js); err != nil {
 		t.Fatal(err)
@@ -57,6 +38,33 @@ func TestRunAgainstPipeline(t *testing.T) {
 	if _, err := png.Decode(&img); err != nil {
 		t.Errorf("histogram PNG: %v", err)
 	}
+}
+
+// runClean runs gen, logs its progress and summary, and expects sends
+// sends, all accepted, every delivery made and no anomaly.
+func runClean(t *testing.T, gen *loadgen.Generator, sends int) *loadgen.Result {
+	t.Helper()
+	var progress bytes.Buffer
+	res, err := gen.Run(context.Background(), &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	if err := res.WriteSummary(&summary); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), summary.String())
+	if res.Failed() {
+		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
+	}
+	c := res.Counts
+	if c.Sends != sends || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries || c.Deliveries < c.Sends*2 {
+		t.Errorf("counts %+v: want %d sends, all accepted, every delivery made", c, sends)
+	}
+	if res.Latency.Count != c.Deliveries || res.Latency.MaxMs <= 0 {
+		t.Errorf("latency %+v for %d deliveries", res.Latency, c.Deliveries)
+	}
+	return res
 }
 
 // TestDevicesReconnectAndResume stops one of two gateways in the middle of

@@ -31,6 +31,7 @@ type Result struct {
 
 // ResultConfig is the run's configuration as reported (no key).
 type ResultConfig struct {
+	Target    string   `json:"target"`
 	Gateways  []string `json:"gateways"`
 	Users     int      `json:"users"`
 	GroupSize int      `json:"group_size"`
@@ -89,6 +90,9 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\t\n", k, v) }
 	row("run", r.Config.RunID)
+	if r.Config.Target != "" {
+		row("target", r.Config.Target)
+	}
 	row("sends", fmt.Sprint(r.Counts.Sends))
 	row("accepted", fmt.Sprint(r.Counts.Accepted))
 	row("rejected", fmt.Sprint(r.Counts.Rejected))

@@ -1,0 +1,58 @@
+package loadgen
+
+import (
+	"context"
+	"time"
+)
+
+// Targets: what the generator drives.
+const (
+	// TargetSeqchat is our pipeline's gateways (schemas/wsprotocol).
+	TargetSeqchat = "seqchat"
+	// TargetCentrifugo is a Centrifugo server, through its own client
+	// protocol (see pipeline/centrifugo).
+	TargetCentrifugo = "centrifugo"
+)
+
+// conn is one user's connection to the target: the seam that lets the
+// same scheduler, topology, measurements and verifier drive either
+// target. It reports what it receives to connEvents as seqchat frames
+// (accepted, rejected, error, msg).
+type conn interface {
+	// connect sets the connection up during setup (failing the setup if
+	// it cannot).
+	connect(ctx context.Context) error
+	// run serves the connection until close is called (or, for a target
+	// without reconnection, until the connection is lost).
+	run()
+	// send queues a send; false if the connection is closed, lost for
+	// good, or ctx ended first.
+	send(ctx context.Context, m outMsg) bool
+	// close ends the connection (idempotent).
+	close()
+}
+
+// outMsg is one send.
+type outMsg struct {
+	conv      string
+	cmid      string // client_msg_id
+	clientSeq uint64
+	body      string // a load message's text
+	// control is a seqchat control operation (create_group) sent instead
+	// of a message.
+	control map[string]any
+}
+
+// connEvents is what a connection tells the generator.
+type connEvents interface {
+	// frame takes every server frame of user's connection except welcome
+	// and the `unavailable` errors a device retries itself.
+	frame(user string, f frame)
+	// disconnected: user's connection dropped (err).
+	disconnected(user string, err error)
+	// reconnected: a new connection is up after down of downtime.
+	reconnected(user string, down time.Duration)
+}
+
+// loadBody is a load message's text: the same size for every target.
+func loadBody(cmid string) string { return "load " + cmid }
