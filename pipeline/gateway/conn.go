@@ -51,6 +51,10 @@ type conn struct {
 type convState struct {
 	reorder *Reorder
 	filling bool
+	// live: an entry came from the topic since the connection registered,
+	// so the fanout routes this conversation here and any hole before it
+	// shows as a gap; the settle pass can skip it.
+	live bool
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -269,6 +273,11 @@ func (c *conn) settle() {
 		if cs == nil {
 			cs = &convState{reorder: NewReorder(0, 0)}
 			c.convs[conv] = cs
+		}
+		if cs.live {
+			c.mu.Unlock()
+			c.g.metrics.settleSkips.Inc()
+			continue
 		}
 		start := !cs.filling
 		cs.filling = true

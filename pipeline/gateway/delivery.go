@@ -42,11 +42,15 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 		cs = &convState{reorder: NewReorder(0, 0)}
 		c.convs[conv] = cs
 	}
+	cs.live = cs.live || (!fromHistory && len(entries) > 0)
 	var ready []Entry
 	overflow := false
 	now := time.Now()
 	for _, e := range entries {
 		if fromHistory && e.Seq > 0 && e.Seq-1 <= complete {
+			if from := cs.reorder.Delivered() + 1; from < e.Seq {
+				c.log.Debug("skipping seqs history does not show this user", "conversation", conv, "from", from, "to", e.Seq-1, "complete", complete, "first", entries[0].Seq, "n", len(entries))
+			}
 			ready = append(ready, cs.reorder.SkipTo(e.Seq-1)...)
 		}
 		got, over := cs.reorder.Offer(Entry{Seq: e.Seq, Payload: encode(e)}, now)
@@ -54,6 +58,9 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 		overflow = overflow || over
 	}
 	if fromHistory && !pageFull {
+		if from := cs.reorder.Delivered() + 1; from <= complete {
+			c.log.Debug("skipping seqs history does not show this user", "conversation", conv, "from", from, "to", complete, "n", len(entries))
+		}
 		ready = append(ready, cs.reorder.SkipTo(complete)...)
 	}
 	_, gap := cs.reorder.Gap()

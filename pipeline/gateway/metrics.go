@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
-	historyErrors                                  prometheus.Counter
+	historyErrors, settleSkips                     prometheus.Counter
 	disconnects                                    *prometheus.CounterVec
 }
 
@@ -21,11 +21,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fills:         c("history_reads_total", "History reads for catch-up and gap fills."),
 		badAcks:       c("bad_acks_total", "Acks beyond what was delivered, ignored."),
 		historyErrors: c("history_errors_total", "Failed history reads (retried)."),
+		settleSkips:   c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_disconnects_total",
 			Help: "Connections closed by the gateway, by protocol error code."}, []string{"code"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.disconnects)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects)
 	}
 	return m
 }
