@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/seqchat/seqchat/pipeline/chaos"
 	"github.com/seqchat/seqchat/pipeline/chstore"
@@ -45,6 +46,7 @@ func run() (failed bool, err error) {
 	tokenKey := fs.String("token-key", "", "HMAC key of device tokens, at least 32 bytes (required)")
 	fs.StringVar(&cfg.ServiceToken, "service-token", "", "bearer token of the history read API (required)")
 	fs.IntVar(&cfg.Kills, "kills", 20, "service kills (SIGKILL then restart)")
+	victims := fs.String("victims", strings.Join(chaos.Roles, ","), "roles to kill, comma-separated")
 	fs.IntVar(&cfg.MinMessages, "messages", 100000, "keep the load on until this many sends were fired")
 	fs.Float64Var(&cfg.Rate, "rate", 600, "sends per second")
 	fs.IntVar(&cfg.Users, "users", 200, "users, one device each")
@@ -62,6 +64,7 @@ func run() (failed bool, err error) {
 		return false, fmt.Errorf("-token-key (SEQCHAT_TOKEN_KEY) and -service-token (SEQCHAT_SERVICE_TOKEN) are required")
 	}
 	cfg.TokenKey = []byte(*tokenKey)
+	cfg.Victims = strings.Split(*victims, ",")
 	cfg.Out = os.Stdout
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h, err := chaos.New(cfg)

@@ -40,9 +40,13 @@ type Config struct {
 	// TokenKey signs device tokens; ServiceToken guards the history API.
 	TokenKey     []byte
 	ServiceToken string
-	// Kills is how many services are killed (at least one of each of
-	// sequencer, fanout, history and gateway once Kills >= 4).
+	// Kills is how many services are killed (at least one of each victim
+	// role once Kills >= len(Victims)).
 	Kills int
+	// Victims are the roles killed in turn, each round in a random order:
+	// sequencer, fanout, history, gateway (alternating between the two
+	// gateways). Empty means all four.
+	Victims []string
 	// MinMessages: the load runs until this many sends were fired and every
 	// kill was made.
 	MinMessages int
@@ -109,9 +113,8 @@ type Harness struct {
 	crashes int
 }
 
-// victims are the roles killed in turn; each round kills each role once
-// in a random order, the gateway role alternating between the gateways.
-var victims = []string{"sequencer", "fanout", "history", "gateway"}
+// Roles are the victims a run may kill.
+var Roles = []string{"sequencer", "fanout", "history", "gateway"}
 
 // New checks cfg and lays out the services on free loopback ports.
 func New(cfg Config) (*Harness, error) {
@@ -129,6 +132,14 @@ func New(cfg Config) (*Harness, error) {
 	}
 	if cfg.Pause == 0 {
 		cfg.Pause = 4 * time.Second
+	}
+	if len(cfg.Victims) == 0 {
+		cfg.Victims = Roles
+	}
+	for _, v := range cfg.Victims {
+		if !slices.Contains(Roles, v) {
+			return nil, fmt.Errorf("chaos: unknown victim %q (want some of %v)", v, Roles)
+		}
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaos: log dir: %w", err)
@@ -306,7 +317,7 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 	var order []string
 	gateway := 0
 	for len(order) < h.cfg.Kills {
-		round := slices.Clone(victims)
+		round := slices.Clone(h.cfg.Victims)
 		h.rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 		for _, v := range round {
 			if v == "gateway" {
@@ -361,7 +372,7 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
 	}
 	ready := time.Since(killedAt)
-	held, caughtUp, err := h.recover(ctx, killedAt)
+	held, caughtUp, err := h.recover(ctx, killedAt, time.Now())
 	if err != nil {
 		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
 	}
@@ -370,19 +381,26 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	return nil
 }
 
-// recover waits until no send older than two seconds is outstanding; it
-// returns the most messages held up meanwhile and the time since since.
-func (h *Harness) recover(ctx context.Context, since time.Time) (held int, took time.Duration, err error) {
+// settleWindow: a send fired this long before now should have been
+// delivered everywhere in a healthy pipeline.
+const settleWindow = 2 * time.Second
+
+// recover waits until no send older than settleWindow is outstanding, at
+// a time when sends fired after the service was ready again count too (a
+// restarted consumer may only stall once its group rebalances); it returns
+// the most messages held up meanwhile and the time since since.
+func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int, took time.Duration, err error) {
 	deadline := time.Now().Add(h.cfg.RecoveryTimeout)
+	earliest := ready.Add(settleWindow + time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		held = max(held, h.gen.Outstanding(time.Second))
-		if h.gen.Outstanding(2*time.Second) == 0 {
+		if h.gen.Outstanding(settleWindow) == 0 && time.Now().After(earliest) {
 			return held, time.Since(since), nil
 		}
 		if time.Now().After(deadline) {
-			return held, 0, fmt.Errorf("%d messages still held %v after the failure", h.gen.Outstanding(2*time.Second), h.cfg.RecoveryTimeout)
+			return held, 0, fmt.Errorf("%d messages still held %v after the failure", h.gen.Outstanding(settleWindow), h.cfg.RecoveryTimeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -410,7 +428,7 @@ func (h *Harness) restartBroker(ctx context.Context) error {
 		}
 	}
 	ready := time.Since(stoppedAt)
-	held, caughtUp, err := h.recover(ctx, stoppedAt)
+	held, caughtUp, err := h.recover(ctx, stoppedAt, time.Now())
 	if err != nil {
 		return fmt.Errorf("broker restart: %w", err)
 	}
