@@ -46,6 +46,8 @@ type conn struct {
 	acked  map[string]uint64 // acknowledged positions not yet saved
 	tokens float64
 	refill time.Time
+
+	order sendOrder // the reader goroutine's own
 }
 
 type convState struct {
@@ -317,7 +319,13 @@ func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error
 }
 
 func (c *conn) handleSend(s *Send) {
+	if !c.order.admit(s.ConversationID, s.ClientSeq) {
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
+		return
+	}
 	if !c.allowSend() {
+		c.order.failed(s.ConversationID, s.ClientSeq)
 		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID}, false))
 		return
 	}
@@ -334,11 +342,13 @@ func (c *conn) handleSend(s *Send) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
+		c.order.accepted(s.ConversationID, s.ClientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
 	case errors.As(err, &ierr):
 		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID,
 			Code: ierr.Code, Message: ierr.Message}))
 	default:
+		c.order.failed(s.ConversationID, s.ClientSeq)
 		c.log.Warn("send not accepted", "err", err)
 		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.ClientMsgID}, false))
 	}
