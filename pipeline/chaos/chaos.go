@@ -158,9 +158,11 @@ func New(cfg Config) (*Harness, error) {
 			Env:     []string{"SEQCHAT_SERVICE_TOKEN=" + cfg.ServiceToken, "SEQCHAT_TOKEN_KEY=" + string(cfg.TokenKey)},
 			LogPath: filepath.Join(cfg.LogDir, name+".log"), onCrash: h.crashed}
 	}
-	add("sequencer", "sequencer", "127.0.0.1:"+ports[1])
-	add("fanout", "fanout", "127.0.0.1:"+ports[2])
-	add("history", "history", "127.0.0.1:"+ports[3], "-listen-addr", historyAPI)
+	// Static group members, as in a production deployment (a StatefulSet's
+	// pod names): a restarted consumer takes its partitions back at once.
+	add("sequencer", "sequencer", "127.0.0.1:"+ports[1], "-instance-id", "chaos-sequencer")
+	add("fanout", "fanout", "127.0.0.1:"+ports[2], "-instance-id", "chaos-fanout")
+	add("history", "history", "127.0.0.1:"+ports[3], "-listen-addr", historyAPI, "-instance-id", "chaos-history")
 	for i, id := range []string{"a", "b"} {
 		add("gateway-"+id, "gateway", "127.0.0.1:"+ports[4+i], "-gateway-id", "chaos-"+id,
 			"-listen-addr", "127.0.0.1:"+ports[6+i], "-history-url", "http://"+historyAPI)

@@ -23,6 +23,13 @@ type Config struct {
 	Brokers []string
 	// ClientID names this process in broker logs and quotas. Empty means "seqchat".
 	ClientID string
+	// InstanceID, when set, makes this process a static consumer group
+	// member (KIP-345): restarted with the same id it takes its partitions
+	// back at once, without a rebalance or waiting out the dead process's
+	// session. It must be unique among the running members of a group (a
+	// pod name, say). A stopped member is only replaced after the session
+	// timeout, as a static member does not leave its group.
+	InstanceID string
 }
 
 // ParseBrokers splits a comma-separated broker list.
@@ -82,6 +89,7 @@ func (c Config) ConsumerGroupConfig() *sarama.Config {
 	s.Consumer.Offsets.Retry.Max = 30
 	s.Consumer.Return.Errors = true
 	s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	s.Consumer.Group.InstanceId = c.InstanceID
 	return s
 }
 

@@ -26,14 +26,14 @@ type proc struct {
 	admin string
 }
 
-func startProc(t *testing.T, name string, topics kafkawire.Topics) *proc {
+func startProc(t *testing.T, name string, topics kafkawire.Topics, extra ...string) *proc {
 	t.Helper()
 	admin := "127.0.0.1:" + stacktest.FreePort(t)
-	return &proc{admin: admin, Process: stacktest.Start(t, name, stacktest.Build(t, "../../cmd/sequencer"), nil,
-		"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","),
+	args := append([]string{"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","),
 		"-raw-topic", topics.Raw, "-seq-topic", topics.Sequenced, "-state-topic", topics.SequencerState,
-		"-deadletter-topic", topics.DeadLetter, "-group-id", topics.Raw+".sequencer",
-		"-session-timeout", "6s", "-admin-addr", admin, "-log-format", "text")}
+		"-deadletter-topic", topics.DeadLetter, "-group-id", topics.Raw + ".sequencer",
+		"-session-timeout", "6s", "-admin-addr", admin, "-log-format", "text"}, extra...)
+	return &proc{admin: admin, Process: stacktest.Start(t, name, stacktest.Build(t, "../../cmd/sequencer"), nil, args...)}
 }
 
 // stop waits until the process is ready (its signal handling installed,
@@ -113,18 +113,31 @@ func runLoad(t *testing.T, w *workload, topics kafkawire.Topics) (wait func()) {
 // TestFailoverCrash kills the sequencer with SIGKILL at random moments
 // during steady load, restarting it each time.
 func TestFailoverCrash(t *testing.T) {
+	crashAndRestart(t, 6)
+}
+
+// TestFailoverCrashStaticMember is TestFailoverCrash with a static group
+// member id (-instance-id): each restart takes the dead process's
+// partitions back at once instead of after the session timeout.
+func TestFailoverCrashStaticMember(t *testing.T) {
+	crashAndRestart(t, 3, "-instance-id", "sequencer-static")
+}
+
+func crashAndRestart(t *testing.T, kills int, extra ...string) {
 	topics := newTopics(t, failoverPartitions)
 	w := newWorkload(3, 70, 30, 50)
 	l := readLog(t, topics, failoverPartitions)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	p := startProc(t, "sequencer-0", topics)
+	p := startProc(t, "sequencer-0", topics, extra...)
 	loaded := runLoad(t, w, topics)
-	const kills = 6
 	for i := 1; i <= kills; i++ {
 		l.progress(t, 100+rng.Intn(400), w)
 		p.Kill()
 		t.Logf("kill %d: SIGKILL at %d entries", i, l.entries())
-		p = startProc(t, fmt.Sprintf("sequencer-%d", i), topics)
+		killed := time.Now()
+		p = startProc(t, fmt.Sprintf("sequencer-%d", i), topics, extra...)
+		stacktest.Eventually(t, time.Minute, p.Name+" ready", func() bool { return stacktest.Ready(p.admin) })
+		t.Logf("restart %d ready %v after the kill", i, time.Since(killed).Round(time.Millisecond))
 	}
 	loaded()
 	l.waitFor(t, 3*time.Minute, "an outcome for every send", func(l *seqLog) bool { return l.resolved(w.keys) })

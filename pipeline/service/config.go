@@ -52,6 +52,8 @@ type Common struct {
 	ClickHouseDatabase string
 	// AdminAddr serves /metrics, /healthz and /readyz.
 	AdminAddr string
+	// InstanceID makes the consumer group member static (kafkawire.Config).
+	InstanceID string
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string
 	LogFormat string
@@ -63,13 +65,15 @@ func (c *Common) Register(fs *flag.FlagSet, adminAddr string) {
 	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
 	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
 	fs.StringVar(&c.AdminAddr, "admin-addr", adminAddr, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&c.InstanceID, "instance-id", "", "static consumer group member id, unique per process (e.g. the pod name): "+
+		"a restart takes its partitions back at once; empty: dynamic membership")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 }
 
 // Kafka is the Kafka client configuration for clientID.
 func (c Common) Kafka(clientID string) kafkawire.Config {
-	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(c.KafkaBrokers), ClientID: clientID}
+	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(c.KafkaBrokers), ClientID: clientID, InstanceID: c.InstanceID}
 }
 
 // ClickHouse is the history store configuration.
