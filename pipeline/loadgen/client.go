@@ -19,8 +19,11 @@ const (
 	// retryAfter: a written send with no answer after this long is written
 	// again (same client_msg_id, so the pipeline answers it once).
 	retryAfter = 10 * time.Second
-	// unavailableRetry: how soon a send answered `unavailable` is retried.
+	// unavailableRetry: how soon a send answered `unavailable` is retried;
+	// rateLimitedRetry, one answered `rate_limited` (the gateway's bucket
+	// refills at its sends-per-second).
 	unavailableRetry = 500 * time.Millisecond
+	rateLimitedRetry = time.Second
 	// dialTimeout bounds one dial and its hello/welcome exchange.
 	dialTimeout = 10 * time.Second
 	// maxBackoff caps the wait between reconnect attempts.
@@ -225,7 +228,8 @@ func (d *device) serve(ws *websocket.Conn) error {
 }
 
 // take updates the device's own state with a frame; false means the
-// device handles it alone (an `unavailable` answer it will retry).
+// device handles it alone (an `unavailable` or `rate_limited` answer it
+// will retry).
 func (d *device) take(f frame) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -235,8 +239,12 @@ func (d *device) take(f frame) bool {
 	case "accepted", "rejected":
 		delete(d.pending, f.ClientMsgID)
 	case "error":
-		if p := d.pending[f.Ref]; p != nil && f.Code == "unavailable" {
-			p.retryAt = time.Now().Add(unavailableRetry)
+		if p := d.pending[f.Ref]; p != nil && (f.Code == "unavailable" || f.Code == "rate_limited") {
+			wait := unavailableRetry
+			if f.Code == "rate_limited" {
+				wait = rateLimitedRetry
+			}
+			p.retryAt = time.Now().Add(wait)
 			return false
 		}
 		delete(d.pending, f.Ref)
