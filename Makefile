@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build test vet unit fuzz generate bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -83,6 +83,13 @@ generate:
 
 clean:
 	rm -rf $(BIN)
+
+## bench: raw broker, sequencer alone, the pipeline at several loads and the
+## peer (Centrifugo) in one run; writes its section of docs/benchmarks.md.
+## Tune with BENCH_FLAGS, e.g. BENCH_FLAGS='-rates 500,1000 -duration 10s'.
+BENCH_FLAGS ?=
+bench: up centrifugo-up
+	$(BIN)/bench $(BENCH_FLAGS)
 
 ## bench-sequencer: raw produce rate vs sequenced rate, same records, same run.
 bench-sequencer: stack-up

@@ -41,6 +41,9 @@ type frame struct {
 	Message json.RawMessage `json:"message"`
 	Ref     string          `json:"ref"`
 	Fatal   bool            `json:"fatal"`
+	// SequencedAtMs is when the sequencer gave a msg its seq (0: unknown,
+	// as for a peer that has no sequencer).
+	SequencedAtMs int64 `json:"sequenced_at_ms"`
 }
 
 // outFrame is a frame queued for the writer; cmid is set for a send, which

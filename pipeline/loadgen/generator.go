@@ -40,6 +40,10 @@ type Generator struct {
 	counts     Counts
 	rejections map[string]int
 	latencies  []time.Duration
+	// The two legs of the latency where the target says when it sequenced
+	// a message: intended send time to sequenced (once per send), and
+	// sequenced to each arrival (clocks of one machine, ms resolution).
+	toSequenced, fromSequenced []time.Duration
 	window     []time.Duration // latencies since the last progress line
 	hist       *Histogram
 	lastArrive time.Time
@@ -460,6 +464,13 @@ func (g *Generator) arrived(user string, f frame, now time.Time) {
 		delete(g.open, f.ClientMsgID)
 	}
 	lat := now.Sub(s.due)
+	if f.SequencedAtMs > 0 {
+		seqd := time.UnixMilli(f.SequencedAtMs)
+		if s.got == 1 {
+			g.toSequenced = append(g.toSequenced, seqd.Sub(s.due))
+		}
+		g.fromSequenced = append(g.fromSequenced, now.Sub(seqd))
+	}
 	g.latencies = append(g.latencies, lat)
 	g.window = append(g.window, lat)
 	g.hist.Add(lat)
@@ -518,6 +529,9 @@ func (g *Generator) result(started, loadStart time.Time) *Result {
 		r.Throughput.AcceptedPerSec = float64(g.counts.Accepted) / secs
 	}
 	r.ReconnectDowntime = Summarize(g.downtimes)
+	if len(g.toSequenced) > 0 {
+		r.Legs = &Legs{SendToSequenced: Summarize(g.toSequenced), SequencedToDelivered: Summarize(g.fromSequenced)}
+	}
 	if span := g.lastArrive.Sub(loadStart).Seconds(); span > 0 {
 		r.Throughput.DeliveriesPerSec = float64(g.counts.Deliveries) / span
 	}

@@ -16,6 +16,9 @@ type Result struct {
 	Counts     Counts         `json:"counts"`
 	Latency    LatencySummary `json:"latency"`
 	Throughput Throughput     `json:"throughput"`
+	// Legs splits the latency at the sequencer (nil for a target that does
+	// not say when it sequenced).
+	Legs *Legs `json:"legs,omitempty"`
 	// ReconnectDowntime summarises, over every dropped connection, the
 	// time until the device was connected again.
 	ReconnectDowntime LatencySummary `json:"reconnect_downtime"`
@@ -27,6 +30,14 @@ type Result struct {
 	// Rejections counts rejected sends and error answers by code.
 	Rejections map[string]int `json:"rejections,omitempty"`
 	Histogram  *Histogram     `json:"histogram"`
+}
+
+// Legs are the latency's two parts: from a send's intended time until the
+// sequencer gave it its seq (once per send), and from then until each
+// delivery (fanout, gateway topic, gateway, WebSocket).
+type Legs struct {
+	SendToSequenced      LatencySummary `json:"send_to_sequenced"`
+	SequencedToDelivered LatencySummary `json:"sequenced_to_delivered"`
 }
 
 // ResultConfig is the run's configuration as reported (no key).
@@ -111,6 +122,10 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		ms   float64
 	}{{"p50", r.Latency.P50ms}, {"p90", r.Latency.P90ms}, {"p99", r.Latency.P99ms}, {"p99.9", r.Latency.P999ms}, {"max", r.Latency.MaxMs}} {
 		row("latency "+q.name, fmt.Sprintf("%.1f ms", q.ms))
+	}
+	if r.Legs != nil {
+		row("send→sequenced", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.Legs.SendToSequenced.P50ms, r.Legs.SendToSequenced.P99ms))
+		row("sequenced→delivered", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.Legs.SequencedToDelivered.P50ms, r.Legs.SequencedToDelivered.P99ms))
 	}
 	kinds := make([]string, 0, len(r.Anomalies))
 	for k := range r.Anomalies {
