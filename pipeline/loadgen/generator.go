@@ -44,11 +44,11 @@ type Generator struct {
 	// a message: intended send time to sequenced (once per send), and
 	// sequenced to each arrival (clocks of one machine, ms resolution).
 	toSequenced, fromSequenced []time.Duration
-	window     []time.Duration // latencies since the last progress line
-	hist       *Histogram
-	lastArrive time.Time
-	lastSend   time.Time
-	downtimes  []time.Duration // from a connection's loss to its replacement
+	window                     []time.Duration // latencies since the last progress line
+	hist                       *Histogram
+	lastArrive                 time.Time
+	lastSend                   time.Time
+	downtimes                  []time.Duration // from a connection's loss to its replacement
 }
 
 // pending is a load send awaiting its answer and deliveries.
