@@ -342,7 +342,7 @@ func (c *conn) handleSend(s *Send) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.order.accepted(s.ConversationID, s.ClientSeq)
+		c.order.accept(s.ConversationID, s.ClientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
 	case errors.As(err, &ierr):
 		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID,

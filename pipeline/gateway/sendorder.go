@@ -11,7 +11,8 @@ package gateway
 // never held back. Not safe for concurrent use: the connection's reader
 // owns it.
 type sendOrder struct {
-	blocked map[string]uint64 // conversation -> lowest client_seq that failed
+	blocked  map[string]uint64 // conversation -> lowest client_seq that failed
+	accepted map[string]uint64 // conversation -> highest client_seq accepted here
 }
 
 // admit reports whether a send may be submitted now.
@@ -20,9 +21,12 @@ func (o *sendOrder) admit(conv string, clientSeq uint64) bool {
 	return !ok || clientSeq == 0 || clientSeq <= b
 }
 
-// failed records that the send was not accepted and will be retried.
+// failed records that the send was not accepted and will be retried. A
+// failed repeat of a send this connection already had accepted (a client
+// that resent it before the first answer came) holds nothing back: the
+// client has its answer and will not send it again.
 func (o *sendOrder) failed(conv string, clientSeq uint64) {
-	if clientSeq == 0 {
+	if clientSeq == 0 || clientSeq <= o.accepted[conv] {
 		return
 	}
 	if o.blocked == nil {
@@ -35,8 +39,12 @@ func (o *sendOrder) failed(conv string, clientSeq uint64) {
 
 // accepted records that the send is in the pipeline: sends after it may
 // follow once nothing before them is missing.
-func (o *sendOrder) accepted(conv string, clientSeq uint64) {
+func (o *sendOrder) accept(conv string, clientSeq uint64) {
 	if b, ok := o.blocked[conv]; ok && clientSeq == b {
 		delete(o.blocked, conv)
 	}
+	if o.accepted == nil {
+		o.accepted = map[string]uint64{}
+	}
+	o.accepted[conv] = max(o.accepted[conv], clientSeq)
 }

@@ -11,7 +11,7 @@ func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
 		}
 	}
 	step("g:a", 1, true)
-	o.accepted("g:a", 1)
+	o.accept("g:a", 1)
 	step("g:a", 2, true)
 	o.failed("g:a", 2)
 	step("g:a", 3, false) // would overtake 2
@@ -22,7 +22,7 @@ func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
 	o.failed("g:a", 2)    // fails again
 	step("g:a", 3, false) // still held back
 	step("g:a", 2, true)
-	o.accepted("g:a", 2)
+	o.accept("g:a", 2)
 	step("g:a", 3, true)
 	step("g:a", 4, true)
 
@@ -31,8 +31,14 @@ func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
 	o.failed("g:a", 7)
 	o.failed("g:a", 5)
 	step("g:a", 6, false)
-	o.accepted("g:a", 7)
+	o.accept("g:a", 7)
 	step("g:a", 6, false)
-	o.accepted("g:a", 5)
+	o.accept("g:a", 5)
 	step("g:a", 6, true)
+
+	// A repeat of an accepted send that fails (the client resent it before
+	// its answer came) holds nothing back: the client will not resend it.
+	o.accept("g:a", 6)
+	o.failed("g:a", 6)
+	step("g:a", 8, true)
 }
