@@ -16,9 +16,11 @@ const (
 	// it fills, the scheduler blocks on that device; latency is still
 	// measured from each send's intended time, so the stall shows.
 	outboundQueue = 4096
-	// retryAfter: a written send with no answer after this long is written
-	// again (same client_msg_id, so the pipeline answers it once).
-	retryAfter = 10 * time.Second
+	// notYet is the retry time of a send written on a live connection:
+	// none. The gateway answers every send it reads, in order, so writing
+	// it again there only adds a duplicate; sends are written again after
+	// a reconnect or an `unavailable` / `rate_limited` answer.
+	notYet = 100 * 365 * 24 * time.Hour
 	// unavailableRetry: how soon a send answered `unavailable` is retried;
 	// rateLimitedRetry, one answered `rate_limited` (the gateway's bucket
 	// refills at its sends-per-second).
@@ -80,6 +82,11 @@ type device struct {
 	ws        *websocket.Conn // the current connection; nil before the first dial
 	next      int             // the gateway to dial next
 	positions map[string]uint64
+	// The current connection, for diagnostics: how many dials so far, to
+	// which gateway, with which resume points.
+	dials   int
+	url     string
+	resumed map[string]uint64
 	pending   map[string]*inflight
 	order     []string // pending's keys in first-write order (with stale entries)
 }
@@ -108,9 +115,13 @@ func (d *device) dial(ctx context.Context) (*websocket.Conn, error) {
 	d.mu.Lock()
 	url := d.gateways[d.next]
 	d.next = (d.next + 1) % len(d.gateways)
+	d.dials++
+	d.url = url
 	hello := map[string]any{"type": "hello", "token": d.token}
+	d.resumed = nil
 	if len(d.positions) > 0 {
 		resume := make(map[string]uint64, len(d.positions))
+		d.resumed = resume
 		for c, s := range d.positions {
 			resume[c] = s
 		}
@@ -238,6 +249,9 @@ func (d *device) take(f frame) bool {
 	defer d.mu.Unlock()
 	switch f.Type {
 	case "msg":
+		if prev := d.positions[f.ConversationID]; prev > 0 && f.Seq != prev+1 {
+			d.events.outOfOrder(d.user, f.ConversationID, prev, f.Seq, fmt.Sprintf("#%d to %s (resume %d)", d.dials, d.url, d.resumed[f.ConversationID]))
+		}
 		d.positions[f.ConversationID] = max(d.positions[f.ConversationID], f.Seq)
 	case "accepted", "rejected":
 		delete(d.pending, f.ClientMsgID)
@@ -269,7 +283,7 @@ func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
 		case f := <-d.out:
 			if f.cmid != "" {
 				d.mu.Lock()
-				d.pending[f.cmid] = &inflight{b: f.b, retryAt: time.Now().Add(retryAfter)}
+				d.pending[f.cmid] = &inflight{b: f.b, retryAt: time.Now().Add(notYet)}
 				d.order = append(d.order, f.cmid)
 				d.mu.Unlock()
 			}
@@ -304,7 +318,7 @@ func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
 		kept = append(kept, cmid)
 		if all || !now.Before(p.retryAt) {
 			due = append(due, p.b)
-			p.retryAt = now.Add(retryAfter)
+			p.retryAt = now.Add(notYet)
 		}
 	}
 	d.order = kept

@@ -52,6 +52,9 @@ type connEvents interface {
 	disconnected(user string, err error)
 	// reconnected: a new connection is up after down of downtime.
 	reconnected(user string, down time.Duration)
+	// outOfOrder: a msg did not follow the last one the device had of its
+	// conversation (the verifier counts it; this says on which connection).
+	outOfOrder(user, conv string, prev, seq uint64, connection string)
 }
 
 // loadBody is a load message's text: the same size for every target.

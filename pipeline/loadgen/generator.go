@@ -401,6 +401,10 @@ func (g *Generator) frame(user string, f frame) {
 	}
 }
 
+func (g *Generator) outOfOrder(user, conv string, prev, seq uint64, connection string) {
+	g.cfg.Logger.Warn("msg out of order", "user", user, "conversation", conv, "after", prev, "seq", seq, "connection", connection)
+}
+
 func (g *Generator) disconnected(user string, err error) {
 	g.mu.Lock()
 	g.counts.Disconnects++
