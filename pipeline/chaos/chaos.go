@@ -164,8 +164,10 @@ func New(cfg Config) (*Harness, error) {
 	add("fanout", "fanout", "127.0.0.1:"+ports[2], "-instance-id", "chaos-fanout")
 	add("history", "history", "127.0.0.1:"+ports[3], "-listen-addr", historyAPI, "-instance-id", "chaos-history")
 	for i, id := range []string{"a", "b"} {
+		// Debug: the gateway then logs each skip of seqs history does not
+		// show the user, the one way it moves past a gap.
 		add("gateway-"+id, "gateway", "127.0.0.1:"+ports[4+i], "-gateway-id", "chaos-"+id,
-			"-listen-addr", "127.0.0.1:"+ports[6+i], "-history-url", "http://"+historyAPI)
+			"-listen-addr", "127.0.0.1:"+ports[6+i], "-history-url", "http://"+historyAPI, "-log-level", "debug")
 	}
 	return h, nil
 }
