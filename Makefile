@@ -86,9 +86,10 @@ clean:
 
 ## bench: raw broker, sequencer alone, the pipeline at several loads and the
 ## peer (Centrifugo) in one run; writes its section of docs/benchmarks.md.
+## Restarts `make up`'s services so that they run the code just built.
 ## Tune with BENCH_FLAGS, e.g. BENCH_FLAGS='-rates 500,1000 -duration 10s'.
 BENCH_FLAGS ?=
-bench: up centrifugo-up
+bench: services-down up centrifugo-up
 	$(BIN)/bench $(BENCH_FLAGS)
 
 ## bench-sequencer: raw produce rate vs sequenced rate, same records, same run.
