@@ -48,7 +48,7 @@ func run() (failed bool, err error) {
 	fs.IntVar(&cfg.Kills, "kills", 20, "service kills (SIGKILL then restart)")
 	victims := fs.String("victims", strings.Join(chaos.Roles, ","), "roles to kill, comma-separated")
 	fs.IntVar(&cfg.MinMessages, "messages", 100000, "keep the load on until this many sends were fired")
-	fs.Float64Var(&cfg.Rate, "rate", 600, "sends per second")
+	fs.Float64Var(&cfg.Rate, "rate", 400, "sends per second (the default leaves the 2-core reference machine headroom to recover)")
 	fs.IntVar(&cfg.Users, "users", 200, "users, one device each")
 	fs.IntVar(&cfg.GroupSize, "group-size", 10, "members per group")
 	fs.IntVar(&cfg.Groups, "groups", 20, "groups")

@@ -54,10 +54,12 @@ func (s *Service) Start() error {
 		s.mu.Lock()
 		planned, onCrash := s.killed, s.onCrash
 		s.mu.Unlock()
-		close(exited)
+		// Reported before exited closes: once Kill returns, an unplanned
+		// exit has been reported.
 		if !planned && onCrash != nil {
 			onCrash(s, err)
 		}
+		close(exited)
 	}()
 	return nil
 }
