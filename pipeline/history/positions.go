@@ -3,12 +3,11 @@ package history
 import (
 	"context"
 	"fmt"
-	"strings"
 )
 
 // Positions returns a device's acknowledged position per conversation.
 func (s *Store) Positions(ctx context.Context, user, device string) (map[string]uint64, error) {
-	rows, err := s.conn.Query(ctx, "SELECT conversation_id, max(seq) FROM "+s.positions()+
+	rows, err := s.conn.Query(ctx, "SELECT conversation_id, max(seq) FROM "+s.sibling("device_positions")+
 		" WHERE user_id = ? AND device_id = ? GROUP BY conversation_id", user, device)
 	if err != nil {
 		return nil, fmt.Errorf("read positions of %s/%s: %w", user, device, err)
@@ -32,7 +31,7 @@ func (s *Store) SavePositions(ctx context.Context, user, device string, position
 	if len(positions) == 0 {
 		return nil
 	}
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.positions()+" (user_id, device_id, conversation_id, seq)")
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.sibling("device_positions")+" (user_id, device_id, conversation_id, seq)")
 	if err != nil {
 		return fmt.Errorf("save positions of %s/%s: %w", user, device, err)
 	}
@@ -51,7 +50,7 @@ func (s *Store) SavePositions(ctx context.Context, user, device string, position
 // was created in or joined, and direct conversations naming it, from the
 // user_conversations table (migrations 0003-0005): a key lookup.
 func (s *Store) Conversations(ctx context.Context, user string) ([]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT conversation_id FROM "+s.userConversations()+" WHERE user_id = ?", user)
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT conversation_id FROM "+s.sibling("user_conversations")+" WHERE user_id = ?", user)
 	if err != nil {
 		return nil, fmt.Errorf("conversations of %s: %w", user, err)
 	}
@@ -65,14 +64,4 @@ func (s *Store) Conversations(ctx context.Context, user string) ([]string, error
 		out = append(out, conv)
 	}
 	return out, rows.Err()
-}
-
-func (s *Store) userConversations() string {
-	db, _, _ := strings.Cut(s.table, ".")
-	return db + ".user_conversations"
-}
-
-func (s *Store) positions() string {
-	db, _, _ := strings.Cut(s.table, ".")
-	return db + ".device_positions"
 }

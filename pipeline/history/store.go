@@ -145,29 +145,39 @@ type Summary struct {
 	Changes []Change
 }
 
-// Summary reads, in one pass over the conversation's rows, how far its
-// history is complete and the membership changes of user. Both are
-// dedup-safe: uniqExact counts a duplicated seq once.
+// Summary reads the membership changes of user (a key lookup in
+// membership_events) and how far the conversation's history is complete
+// (its seq column only). Completeness is from seq 1, not from where the
+// caller is: a hole below it could be the user's leave, not written yet.
+// Dedup-safe: uniqExact counts a duplicated seq once.
 func (s *Store) Summary(ctx context.Context, conv, user string) (Summary, error) {
-	var (
-		sum              Summary
-		distinct, last   uint64
-		changeSeqs       []uint64
-		changeKinds      []string
-		membershipOfUser = "kind != 'message' AND has(member_user_ids, ?)"
-	)
-	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(seq), max(seq), groupArrayIf(seq, "+membershipOfUser+
-		"), groupArrayIf(toString(kind), "+membershipOfUser+") FROM "+s.table+" WHERE conversation_id = ?", user, user, conv).
-		Scan(&distinct, &last, &changeSeqs, &changeKinds); err != nil {
-		return sum, fmt.Errorf("summary of %s: %w", conv, err)
+	var sum Summary
+	rows, err := s.conn.Query(ctx, "SELECT seq, toString(kind) FROM "+s.sibling("membership_events")+
+		" WHERE conversation_id = ? AND user_id = ?", conv, user)
+	if err != nil {
+		return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
 	}
-	if len(changeSeqs) != len(changeKinds) {
-		return sum, fmt.Errorf("summary of %s: %d change seqs, %d kinds", conv, len(changeSeqs), len(changeKinds))
+	for rows.Next() {
+		var c Change
+		var kind string
+		if err := rows.Scan(&c.Seq, &kind); err != nil {
+			rows.Close()
+			return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
+		}
+		c.Kind = Kind(kind)
+		sum.Changes = append(sum.Changes, c)
 	}
-	for i, seq := range changeSeqs {
-		sum.Changes = append(sum.Changes, Change{Seq: seq, Kind: Kind(changeKinds[i])})
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
 	}
 	sort.Slice(sum.Changes, func(a, b int) bool { return sum.Changes[a].Seq < sum.Changes[b].Seq })
+
+	var distinct, last uint64
+	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(seq), max(seq) FROM "+s.table+" WHERE conversation_id = ?", conv).
+		Scan(&distinct, &last); err != nil {
+		return sum, fmt.Errorf("summary of %s: %w", conv, err)
+	}
 	sum.Found, sum.CompleteUpTo = distinct > 0, last
 	if distinct != last {
 		h, err := s.firstGap(ctx, conv)
@@ -196,6 +206,12 @@ func (s *Store) firstGap(ctx context.Context, conv string) (uint64, error) {
 		return distinct, nil
 	}
 	return uint64(firstGap) - 1, nil
+}
+
+// sibling is the name of another table of the store's database.
+func (s *Store) sibling(table string) string {
+	db, _, _ := strings.Cut(s.table, ".")
+	return db + "." + table
 }
 
 // Entries reads at most limit entries of conv whose seq lies in one of
