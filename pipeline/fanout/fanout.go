@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -55,14 +56,17 @@ func (c Config) Validate() error {
 // since the last commit are routed again, and the gateways' reorder
 // buffers drop what a device already has.
 type Fanout struct {
-	cfg      Config
-	log      *slog.Logger
-	metrics  *metrics
-	presence *presenceView
-	client   sarama.Client
-	state    sarama.SyncProducer // membership periods, to explicit partitions
-	delivery sarama.SyncProducer // gateway topics, murmur2 by conversation
-	gateways *gatewayTopics
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	inSession atomic.Bool  // in a consumer group session
+	restoring atomic.Int32 // claimed partitions still restoring
+	presence  *presenceView
+	client    sarama.Client
+	state     sarama.SyncProducer // membership periods, to explicit partitions
+	delivery  sarama.SyncProducer // gateway topics, murmur2 by conversation
+	gateways  *gatewayTopics
 }
 
 // New checks the configuration; Run connects.
@@ -76,8 +80,13 @@ func New(cfg Config) (*Fanout, error) {
 
 // Ready fails until the presence table has caught up with its topic.
 func (f *Fanout) Ready(context.Context) error {
-	if !f.presence.caughtUp.Load() {
+	switch {
+	case !f.presence.caughtUp.Load():
 		return errors.New("presence table not caught up")
+	case !f.inSession.Load():
+		return errors.New("not in a consumer group session")
+	case f.restoring.Load() > 0:
+		return fmt.Errorf("restoring %d partitions", f.restoring.Load())
 	}
 	return nil
 }
@@ -156,14 +165,30 @@ func (f *Fanout) route(ctx context.Context) error {
 
 type handler struct{ f *Fanout }
 
-func (handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+// Setup counts the claimed partitions as restoring: the fanout is ready
+// once each has its membership periods back.
+func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
+	n := 0
+	for _, ps := range sess.Claims() {
+		n += len(ps)
+	}
+	h.f.restoring.Store(int32(n))
+	h.f.inSession.Store(true)
+	return nil
+}
+
+func (h handler) Cleanup(sarama.ConsumerGroupSession) error {
+	h.f.inSession.Store(false)
+	h.f.restoring.Store(0)
+	return nil
+}
 
 func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	f := h.f
 	f.metrics.partitions.Inc()
 	defer f.metrics.partitions.Dec()
 	w, err := f.startWorker(sess.Context(), claim.Partition())
+	f.restoring.Add(-1)
 	if err != nil {
 		f.log.Error("partition restore failed", "partition", claim.Partition(), "err", err)
 		return err

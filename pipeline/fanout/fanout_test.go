@@ -105,9 +105,15 @@ func (e *env) start() (stop func()) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if f.Ready(context.Background()) == nil {
+		e.t.Fatal("a fanout that has not started says it is ready")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	// Ready only once in a group session with every claimed partition's
+	// membership periods restored.
+	stacktest.Eventually(e.t, time.Minute, "fanout ready", func() bool { return f.Ready(context.Background()) == nil })
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
