@@ -103,7 +103,9 @@ func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
 }
 
 // noticeFrame turns a notice (seq 0) into `rejected` or `accepted` (a
-// duplicate's original seq); nil for anything else.
+// duplicate's original seq); nil for anything else. A duplicate whose original
+// seq is no longer remembered (OriginalSeq 0: the sequencer knew the send only
+// by its device's client_seq) gives `accepted` without `seq` (omitempty).
 func noticeFrame(r *imv1.SequencedRecord) []byte {
 	switch b := r.Body.(type) {
 	case *imv1.SequencedRecord_Rejection:

@@ -79,7 +79,12 @@ func (c *Checker) Add(r *imv1.SequencedRecord) {
 		if r.GetRejection() != nil {
 			cc.rejected[key] = true
 		}
-		if d := r.GetDuplicate(); d != nil && cc.seqOf[key] != d.OriginalSeq {
+		d := r.GetDuplicate()
+		switch {
+		case d == nil:
+		case d.OriginalSeq == 0 && cc.seqOf[key] == 0: // 0: sequenced, seq no longer remembered
+			c.fail("%s: duplicate notice for %s/%s, which was never sequenced (I3, I6)", r.ConversationId, r.SenderUserId, r.ClientMsgId)
+		case d.OriginalSeq != 0 && cc.seqOf[key] != d.OriginalSeq:
 			c.fail("%s: duplicate notice for %s names seq %d, the original got %d", r.ConversationId, r.ClientMsgId, d.OriginalSeq, cc.seqOf[key])
 		}
 		return

@@ -23,6 +23,10 @@ type Options struct {
 	// MaxHeldPerConversation bounds held sends per conversation; past it the
 	// oldest held device is released early. Zero means 1000.
 	MaxHeldPerConversation int
+	// MaxOpenRangesPerDevice bounds, per sender device and conversation, the
+	// ranges of client_seqs below its cursor that were passed over or
+	// rejected (cursor.go says what past it costs). Zero means 64.
+	MaxOpenRangesPerDevice int
 }
 
 func (o Options) withDefaults() Options {
@@ -34,6 +38,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHeldPerConversation == 0 {
 		o.MaxHeldPerConversation = 1000
+	}
+	if o.MaxOpenRangesPerDevice == 0 {
+		o.MaxOpenRangesPerDevice = 64
 	}
 	return o
 }
@@ -61,7 +68,7 @@ type conversation struct {
 	members map[string]uint64 // groups: user -> seq of the event that added them
 	recent  map[string]*imv1.RecentSend
 	order   []string // recent keys, oldest first
-	cursors map[device]uint64
+	cursors map[device]*cursor
 	held    map[device][]heldSend // each sorted by client_seq
 	nHeld   int
 }
@@ -171,7 +178,7 @@ func (m *Machine) conversation(id string) *conversation {
 		head:    &imv1.ConversationHead{ConversationId: id, Created: dm},
 		members: map[string]uint64{},
 		recent:  map[string]*imv1.RecentSend{},
-		cursors: map[device]uint64{},
+		cursors: map[device]*cursor{},
 		held:    map[device][]heldSend{},
 	}
 	m.convs[id] = c
@@ -205,16 +212,23 @@ func (m *Machine) Apply(r *imv1.RawRecord, now time.Time) {
 			return // already waiting; it gets its seq when released
 		}
 	}
-	if r.ClientSeq > c.cursors[dev]+1 { // I2: a predecessor is missing
+	last := c.lastClientSeq(dev)
+	if r.ClientSeq > last+1 { // I2: a predecessor is missing
 		m.hold(c, dev, r, now)
 		return
 	}
-	// In order, or late after its hold window expired (then it cannot move
-	// the cursor back, and takes the next seq like any late arrival).
-	if r.ClientSeq > c.cursors[dev] {
-		m.setCursor(c, dev, r.ClientSeq)
+	if r.ClientSeq <= last && !c.cursors[dev].isOpen(r.ClientSeq) {
+		// I3: this client_seq was sequenced already, and the send has left
+		// the recent window (else it was answered above): a repeat, whose
+		// seq is no longer remembered.
+		m.notice(r, now).Body = &imv1.SequencedRecord_Duplicate{Duplicate: &imv1.DuplicateNotice{}}
+		return
 	}
-	m.decide(c, r, now, false)
+	// In order, or late (passed over when its hold window expired, or
+	// rejected before): then it cannot move the cursor back, and takes the
+	// next seq like any late arrival.
+	m.advance(c, dev, r.ClientSeq)
+	m.handled(c, dev, r.ClientSeq, m.decide(c, r, now, false))
 	m.releaseReady(c, dev, now)
 }
 
@@ -284,8 +298,8 @@ func (m *Machine) releaseOldest(c *conversation, now time.Time) {
 // predecessor never came, then every held send that follows it in order.
 func (m *Machine) releaseFirst(c *conversation, dev device, now time.Time) {
 	h := m.unhold(c, dev)
-	m.setCursor(c, dev, h.rec.ClientSeq)
-	m.decide(c, h.rec, now, true)
+	m.advance(c, dev, h.rec.ClientSeq) // what it skips is passed over
+	m.handled(c, dev, h.rec.ClientSeq, m.decide(c, h.rec, now, true))
 	m.releaseReady(c, dev, now)
 }
 
@@ -293,12 +307,12 @@ func (m *Machine) releaseFirst(c *conversation, dev device, now time.Time) {
 func (m *Machine) releaseReady(c *conversation, dev device, now time.Time) {
 	for {
 		hs := c.held[dev]
-		if len(hs) == 0 || hs[0].rec.ClientSeq != c.cursors[dev]+1 {
+		if len(hs) == 0 || hs[0].rec.ClientSeq != c.lastClientSeq(dev)+1 {
 			return
 		}
 		h := m.unhold(c, dev)
-		m.setCursor(c, dev, h.rec.ClientSeq)
-		m.decide(c, h.rec, now, false)
+		m.advance(c, dev, h.rec.ClientSeq)
+		m.handled(c, dev, h.rec.ClientSeq, m.decide(c, h.rec, now, false))
 	}
 }
 
@@ -318,14 +332,8 @@ func (m *Machine) unhold(c *conversation, dev device) heldSend {
 	return h
 }
 
-func (m *Machine) setCursor(c *conversation, dev device, clientSeq uint64) {
-	c.cursors[dev] = clientSeq
-	m.changes[cursorKey(c.id, dev)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Cursor{
-		Cursor: &imv1.DeviceCursor{ConversationId: c.id, UserId: dev.user, DeviceId: dev.device, LastClientSeq: clientSeq}}}
-}
-
-// decide accepts the send (a new seq) or rejects it (a notice, no seq).
-func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, predecessorMissing bool) {
+// decide accepts the send (a new seq; true) or rejects it (a notice, no seq; false).
+func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, predecessorMissing bool) bool {
 	reject := func(code, format string, args ...any) {
 		m.notice(r, now).Body = &imv1.SequencedRecord_Rejection{Rejection: &imv1.Rejection{Code: code, Message: fmt.Sprintf(format, args...)}}
 	}
@@ -335,26 +343,27 @@ func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, pred
 	case *imv1.RawRecord_Message:
 		if !c.head.Created {
 			reject(CodeUnknownConversation, "%s does not exist", c.id)
-			return
+			return false
 		}
 		if !c.isMember(sender) {
 			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
-			return
+			return false
 		}
 		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Message{Message: body.Message}}
 	case *imv1.RawRecord_Control:
 		if c.dm {
 			reject(CodeInvalid, "%s is a direct conversation: its members are fixed", c.id)
-			return
+			return false
 		}
 		ev, code, why := m.membership(c, sender, body.Control)
 		if code != "" {
 			reject(code, "%s", why)
-			return
+			return false
 		}
 		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Membership{Membership: ev}}
 	}
 	m.sequence(c, r, entry, now, predecessorMissing)
+	return true
 }
 
 // membership checks a control operation; on success it returns the event.

@@ -343,7 +343,13 @@ func roundTrip(t *testing.T, e *imv1.StateEntry) *imv1.StateEntry {
 
 // randomWorkload mixes messages from several devices (with gaps, swaps and
 // retries), membership changes and expiry ticks over a few conversations.
-func randomWorkload(rng *rand.Rand, n int) []step {
+func randomWorkload(rng *rand.Rand, n int) []step { return randomWorkloadRetrying(rng, n, false) }
+
+// randomWorkloadRetrying is randomWorkload; with orderedRetriesOnly, only
+// sends with a client_seq are retried. Exact dedup beyond the recent window
+// needs a client_seq: a send without one (client_seq 0) is deduplicated only
+// inside the window.
+func randomWorkloadRetrying(rng *rand.Rand, n int, orderedRetriesOnly bool) []step {
 	users := []string{"u1", "u2", "u3", "u4"}
 	convs := []string{"g:a", "g:b", "dm:u1:u2"}
 	clientSeq := map[string]uint64{}
@@ -362,6 +368,9 @@ func randomWorkload(rng *rand.Rand, n int) []step {
 			continue
 		case k == 1 && len(sent) > 0:
 			r = sent[rng.Intn(len(sent))] // a retry
+			if orderedRetriesOnly && r.ClientSeq == 0 {
+				continue
+			}
 		case k == 2:
 			r = create(conv, u, cmid, users[rng.Intn(len(users))])
 		case k == 3:

@@ -49,7 +49,7 @@ func Restore(opts Options, entries map[string]*imv1.StateEntry) (*Machine, error
 		case *imv1.StateEntry_Recent:
 			c.recent[x.Recent.SenderUserId+sep+x.Recent.ClientMsgId] = x.Recent
 		case *imv1.StateEntry_Cursor:
-			c.cursors[device{x.Cursor.UserId, x.Cursor.DeviceId}] = x.Cursor.LastClientSeq
+			c.cursors[device{x.Cursor.UserId, x.Cursor.DeviceId}] = restoreCursor(x.Cursor, m.opts.MaxOpenRangesPerDevice)
 		case *imv1.StateEntry_Held:
 			r := x.Held.Record
 			dev := device{r.SenderUserId, r.SenderDeviceId}

@@ -71,8 +71,8 @@ func (c Config) Validate() error {
 		return errors.New("sequencer: batch max records must be at least 1")
 	case c.Machine.HoldWindow < 0:
 		return errors.New("sequencer: hold window must not be negative")
-	case c.Machine.RecentPerConversation < 1 || c.Machine.MaxHeldPerConversation < 1:
-		return errors.New("sequencer: recent and held bounds must be at least 1")
+	case c.Machine.RecentPerConversation < 1 || c.Machine.MaxHeldPerConversation < 1 || c.Machine.MaxOpenRangesPerDevice < 1:
+		return errors.New("sequencer: recent, held and open-range bounds must be at least 1")
 	case c.SessionTimeout < 6*time.Second:
 		return errors.New("sequencer: session timeout below the broker's 6s minimum")
 	}

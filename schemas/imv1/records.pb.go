@@ -923,7 +923,10 @@ func (x *Rejection) GetMessage() string {
 	return ""
 }
 
-// DuplicateNotice answers a repeated client_msg_id with the original seq (I3).
+// DuplicateNotice answers a repeated send with the seq its original got (I3).
+// original_seq 0 (and no original_msg_id) means the original was sequenced
+// but its seq is no longer remembered: the send fell out of the recent-send
+// window and was recognised as a repeat by its device's client_seq.
 type DuplicateNotice struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OriginalSeq   uint64                 `protobuf:"varint,1,opt,name=original_seq,json=originalSeq,proto3" json:"original_seq,omitempty"`
@@ -1348,15 +1351,34 @@ func (x *RecentSend) GetMsgId() string {
 	return ""
 }
 
-// DeviceCursor is the last client_seq sequenced for one sender device (I2).
+// DeviceCursor is the order and dedup position of one sender device in one
+// conversation (I2, I3): last_client_seq is the highest client_seq that was
+// sequenced, rejected or passed over. A send with 0 < client_seq <=
+// last_client_seq is a repeat of one already handled (answered with a
+// DuplicateNotice, original_seq 0 when the seq is no longer remembered) unless
+// its client_seq is in `open`.
 type DeviceCursor struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	UserId         string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	DeviceId       string                 `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	LastClientSeq  uint64                 `protobuf:"varint,4,opt,name=last_client_seq,json=lastClientSeq,proto3" json:"last_client_seq,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Client_seqs at or below last_client_seq that were never sequenced: passed
+	// over (an expired hold released a later one with predecessor_missing) or
+	// rejected. A send of one of them is still evaluated; once sequenced it
+	// leaves the set. Sorted, disjoint, non-adjacent, bounded in number (the
+	// sequencer merges the closest ranges past its bound, so a range may also
+	// cover client_seqs that were sequenced: those fall back to the recent-send
+	// window for dedup).
+	Open []*ClientSeqRange `protobuf:"bytes,5,rep,name=open,proto3" json:"open,omitempty"`
+	// Set by every writer that keeps `open`. An entry without it predates
+	// `open` (its rejected and passed-over client_seqs were not recorded): the
+	// reader then counts all of 1..last_client_seq as open, so those client_seqs
+	// keep the old window-only dedup instead of a late send being taken for a
+	// repeat.
+	OpenTracked   bool `protobuf:"varint,6,opt,name=open_tracked,json=openTracked,proto3" json:"open_tracked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceCursor) Reset() {
@@ -1417,6 +1439,73 @@ func (x *DeviceCursor) GetLastClientSeq() uint64 {
 	return 0
 }
 
+func (x *DeviceCursor) GetOpen() []*ClientSeqRange {
+	if x != nil {
+		return x.Open
+	}
+	return nil
+}
+
+func (x *DeviceCursor) GetOpenTracked() bool {
+	if x != nil {
+		return x.OpenTracked
+	}
+	return false
+}
+
+// ClientSeqRange is the client_seqs first..last, both included.
+type ClientSeqRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Last          uint64                 `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSeqRange) Reset() {
+	*x = ClientSeqRange{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSeqRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSeqRange) ProtoMessage() {}
+
+func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSeqRange.ProtoReflect.Descriptor instead.
+func (*ClientSeqRange) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ClientSeqRange) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *ClientSeqRange) GetLast() uint64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
 // HeldSend waits for a missing predecessor of the same device (I2).
 type HeldSend struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1429,7 +1518,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1530,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1543,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -1483,7 +1572,7 @@ type RestoreMarker struct {
 
 func (x *RestoreMarker) Reset() {
 	*x = RestoreMarker{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1584,7 @@ func (x *RestoreMarker) String() string {
 func (*RestoreMarker) ProtoMessage() {}
 
 func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1597,7 @@ func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreMarker.ProtoReflect.Descriptor instead.
 func (*RestoreMarker) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestoreMarker) GetToken() string {
@@ -1532,7 +1621,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1633,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1646,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -1591,7 +1680,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1692,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1705,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1651,7 +1740,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1752,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1765,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -1749,7 +1838,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1850,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1863,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -1860,7 +1949,7 @@ type FanoutMembership struct {
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1961,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1974,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -1928,7 +2017,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2029,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2042,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2072,12 +2161,17 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x0esender_user_id\x18\x02 \x01(\tR\fsenderUserId\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x15\n" +
-	"\x06msg_id\x18\x05 \x01(\tR\x05msgId\"\x95\x01\n" +
+	"\x06msg_id\x18\x05 \x01(\tR\x05msgId\"\xeb\x01\n" +
 	"\fDeviceCursor\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12&\n" +
-	"\x0flast_client_seq\x18\x04 \x01(\x04R\rlastClientSeq\"`\n" +
+	"\x0flast_client_seq\x18\x04 \x01(\x04R\rlastClientSeq\x121\n" +
+	"\x04open\x18\x05 \x03(\v2\x1d.seqchat.im.v1.ClientSeqRangeR\x04open\x12!\n" +
+	"\fopen_tracked\x18\x06 \x01(\bR\vopenTracked\":\n" +
+	"\x0eClientSeqRange\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\x04R\x04last\"`\n" +
 	"\bHeldSend\x120\n" +
 	"\x06record\x18\x01 \x01(\v2\x18.seqchat.im.v1.RawRecordR\x06record\x12\"\n" +
 	"\rheld_since_ms\x18\x02 \x01(\x03R\vheldSinceMs\"%\n" +
@@ -2134,7 +2228,7 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
@@ -2153,14 +2247,15 @@ var file_schemas_imv1_records_proto_goTypes = []any{
 	(*Member)(nil),            // 14: seqchat.im.v1.Member
 	(*RecentSend)(nil),        // 15: seqchat.im.v1.RecentSend
 	(*DeviceCursor)(nil),      // 16: seqchat.im.v1.DeviceCursor
-	(*HeldSend)(nil),          // 17: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),     // 18: seqchat.im.v1.RestoreMarker
-	(*GatewayDelivery)(nil),   // 19: seqchat.im.v1.GatewayDelivery
-	(*DeviceRef)(nil),         // 20: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),          // 21: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),        // 22: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),  // 23: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),  // 24: seqchat.im.v1.MembershipPeriod
+	(*ClientSeqRange)(nil),    // 17: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),          // 18: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),     // 19: seqchat.im.v1.RestoreMarker
+	(*GatewayDelivery)(nil),   // 20: seqchat.im.v1.GatewayDelivery
+	(*DeviceRef)(nil),         // 21: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),          // 22: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),        // 23: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),  // 24: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),  // 25: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -2178,17 +2273,18 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	14, // 12: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
 	15, // 13: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
 	16, // 14: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
-	17, // 15: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
-	18, // 16: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
-	1,  // 17: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	8,  // 18: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	20, // 19: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	24, // 20: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 15: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
+	19, // 16: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
+	17, // 17: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
+	1,  // 18: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
+	8,  // 19: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	21, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	25, // 21: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2226,7 +2322,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
