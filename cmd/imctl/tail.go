@@ -96,7 +96,10 @@ func formatEntry(r *imv1.SequencedRecord) string {
 	case *imv1.SequencedRecord_Rejection:
 		what = fmt.Sprintf("(rejected %s: %s)", b.Rejection.Code, b.Rejection.Message)
 	case *imv1.SequencedRecord_Duplicate:
-		what = fmt.Sprintf("(duplicate of seq %d)", b.Duplicate.OriginalSeq)
+		what = "(duplicate of an older send)"
+		if b.Duplicate.OriginalSeq > 0 {
+			what = fmt.Sprintf("(duplicate of seq %d)", b.Duplicate.OriginalSeq)
+		}
 	}
 	gap := ""
 	if r.PredecessorMissing {
