@@ -164,6 +164,13 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		err := group.Consume(sctx, []string{t.Raw}, handler{s})
 		cancel()
 		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, sarama.ErrUnstableOffsetCommit) {
+				// A dead instance left a transaction open: its offsets
+				// stay unreadable until the broker aborts it at the
+				// transaction timeout. Fencing aborts it now.
+				s.fenceAll(int(n))
+				continue
+			}
 			s.log.Warn("consumer group session failed; rejoining", "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
@@ -173,6 +180,31 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	}
 	s.log.Info("sequencer stopped")
 	return nil
+}
+
+// fenceAll initialises the transactional producer of every raw partition
+// and closes it, which aborts whatever transaction a previous owner left
+// open. A live instance that owned one of them is fenced too: its next
+// commit fails and it rejoins, claiming its partitions again from committed
+// state (nothing is lost, one session restart). Called only when the group
+// cannot start because of such an open transaction, i.e. after a crash.
+func (s *Sequencer) fenceAll(partitions int) {
+	start := time.Now()
+	for p := range partitions {
+		txnID := s.transactionalID(int32(p))
+		producer, err := sarama.NewSyncProducer(s.cfg.Kafka.BrokerList(), s.cfg.Kafka.TransactionalProducerConfig(txnID))
+		if err != nil {
+			s.log.Warn("fencing a transactional id", "id", txnID, "err", err)
+			continue
+		}
+		producer.Close()
+	}
+	s.log.Warn("offsets blocked by an open transaction of a dead instance; fenced every partition's transactional id",
+		"partitions", partitions, "took", time.Since(start).Round(time.Millisecond))
+}
+
+func (s *Sequencer) transactionalID(p int32) string {
+	return fmt.Sprintf("%s-%s-%d", s.cfg.TransactionalIDPrefix, s.cfg.Topics.Raw, p)
 }
 
 // restartSession ends the current group session so that every partition is

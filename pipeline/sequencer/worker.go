@@ -36,7 +36,7 @@ func (s *Sequencer) startWorker(sess sarama.ConsumerGroupSession, p int32) (*wor
 	s.restoring.Add(1)
 	defer s.restoring.Add(-1)
 	start := time.Now()
-	txnID := fmt.Sprintf("%s-%s-%d", s.cfg.TransactionalIDPrefix, s.cfg.Topics.Raw, p)
+	txnID := s.transactionalID(p)
 	producer, err := sarama.NewSyncProducer(s.cfg.Kafka.BrokerList(), s.cfg.Kafka.TransactionalProducerConfig(txnID))
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: transactional producer %s: %w", p, txnID, err)
