@@ -25,6 +25,16 @@ func TestEnsureTopicsIsIdempotentAndChecksPartitions(t *testing.T) {
 			t.Fatalf("round %d: %v", i, err)
 		}
 	}
+	// A topic made by an older version (other settings) is brought up to
+	// date by the next EnsureTopics.
+	old := "86400000"
+	if err := admin.AlterConfig(sarama.TopicResource, topics.SequencerState,
+		map[string]*string{"cleanup.policy": &compact, "segment.ms": &old}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
+		t.Fatal(err)
+	}
 	n, err := kafkawire.CheckCoPartitioned(admin, topics.Raw, topics.Sequenced, topics.SequencerState)
 	if err != nil || n != 3 {
 		t.Fatalf("CheckCoPartitioned = %d, %v; want 3, nil", n, err)
@@ -44,13 +54,14 @@ func TestEnsureTopicsIsIdempotentAndChecksPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := ""
+	got := map[string]string{}
 	for _, e := range entries {
-		if e.Name == "cleanup.policy" {
-			policy = e.Value
-		}
+		got[e.Name] = e.Value
 	}
-	if policy != "compact" {
-		t.Fatalf("state topic cleanup.policy = %q, want compact", policy)
+	if got["cleanup.policy"] != "compact" || got["segment.ms"] != "600000" || got["min.cleanable.dirty.ratio"] != "0.1" {
+		t.Fatalf("state topic cleanup.policy %q, segment.ms %q, min.cleanable.dirty.ratio %q; want compact, 600000, 0.1",
+			got["cleanup.policy"], got["segment.ms"], got["min.cleanable.dirty.ratio"])
 	}
 }
+
+var compact = "compact"
