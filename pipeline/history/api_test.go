@@ -358,3 +358,67 @@ func TestReadQueuesBeyondConcurrencyLimit(t *testing.T) {
 		t.Errorf("%v reads answered ok, want %d", got, burst)
 	}
 }
+
+// TestCatchUpGivesTheSinglePagesInOneCall: a catch-up of several
+// conversations answers each exactly as its own read would, and refuses
+// per conversation what a read refuses.
+func TestCatchUpGivesTheSinglePagesInOneCall(t *testing.T) {
+	srv, _ := apiFixture(t)
+	post := func(user, body string) (int, history.CatchUpJSON) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv+"/v1/users/"+user+"/catch-up", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out history.CatchUpJSON
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	for _, tc := range []struct {
+		user    string
+		after   map[string]uint64
+		refused map[string]string // conversation -> code
+	}{
+		{"alice", map[string]uint64{"g:team": 0, "dm:alice:bob": 1, "g:gap": 0, "g:churn": 5}, nil},
+		{"carol", map[string]uint64{"g:team": 3, "g:churn": 0, "dm:alice:bob": 0, "g:gap": 0, "g:nothing": 0, "g:bad id": 0},
+			map[string]string{"dm:alice:bob": "not_member", "g:gap": "not_member", "g:nothing": "not_found", "g:bad id": "invalid"}},
+	} {
+		body, _ := json.Marshal(history.CatchUpRequest{After: tc.after, Limit: 3})
+		status, out := post(tc.user, string(body))
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d", tc.user, status)
+		}
+		gotRefused := map[string]string{}
+		for _, r := range out.Refused {
+			gotRefused[r.ConversationID] = r.Code
+		}
+		if len(gotRefused) != len(tc.refused) {
+			t.Errorf("%s: refused %v, want %v", tc.user, gotRefused, tc.refused)
+		}
+		for conv, code := range tc.refused {
+			if gotRefused[conv] != code {
+				t.Errorf("%s: %s refused %q, want %q", tc.user, conv, gotRefused[conv], code)
+			}
+		}
+		if len(out.Pages)+len(out.Refused) != len(tc.after) {
+			t.Errorf("%s: %d pages and %d refusals for %d conversations", tc.user, len(out.Pages), len(out.Refused), len(tc.after))
+		}
+		for _, p := range out.Pages {
+			want := read(t, srv, p.ConversationID, fmt.Sprintf("user=%s&after_seq=%d&limit=3", tc.user, tc.after[p.ConversationID]))
+			g, _ := json.Marshal(p)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Errorf("%s %s:\n catch-up %s\n read     %s", tc.user, p.ConversationID, g, w)
+			}
+		}
+	}
+	if status, _ := post("bad user", `{"after": {"g:team": 0}}`); status != http.StatusBadRequest {
+		t.Errorf("invalid user: status %d, want 400", status)
+	}
+	if status, _ := post("alice", `{"after": {"g:team": 0}, "extra": 1}`); status != http.StatusBadRequest {
+		t.Errorf("unknown field: status %d, want 400", status)
+	}
+}

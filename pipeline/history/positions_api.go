@@ -14,6 +14,7 @@ const maxPositionsPerSave = 10000
 // gateway: the user's conversations and the device's acknowledged positions.
 func (h *handler) registerDevices() {
 	h.mux.HandleFunc("GET /v1/users/{user_id}/conversations", h.getConversations)
+	h.mux.HandleFunc("POST /v1/users/{user_id}/catch-up", h.postCatchUp)
 	h.mux.HandleFunc("GET /v1/devices/{user_id}/{device_id}/positions", h.getPositions)
 	h.mux.HandleFunc("PUT /v1/devices/{user_id}/{device_id}/positions", h.putPositions)
 }

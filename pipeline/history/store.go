@@ -151,42 +151,86 @@ type Summary struct {
 // caller is: a hole below it could be the user's leave, not written yet.
 // Dedup-safe: uniqExact counts a duplicated seq once.
 func (s *Store) Summary(ctx context.Context, conv, user string) (Summary, error) {
-	var sum Summary
-	rows, err := s.conn.Query(ctx, "SELECT seq, toString(kind) FROM "+s.sibling("membership_events")+
-		" WHERE conversation_id = ? AND user_id = ?", conv, user)
+	sums, err := s.Summaries(ctx, []string{conv}, user)
+	return sums[conv], err
+}
+
+// Summaries is Summary for several conversations of one user in two
+// queries (a reconnecting device catches up all its conversations at once).
+func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map[string]Summary, error) {
+	sums := make(map[string]Summary, len(convs))
+	if len(convs) == 0 {
+		return sums, nil
+	}
+	in, args := inList(convs)
+	rows, err := s.conn.Query(ctx, "SELECT conversation_id, seq, toString(kind) FROM "+s.sibling("membership_events")+
+		" WHERE conversation_id IN "+in+" AND user_id = ?", append(args, user)...)
 	if err != nil {
-		return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
+		return nil, fmt.Errorf("membership of %s: %w", user, err)
 	}
 	for rows.Next() {
-		var c Change
-		var kind string
-		if err := rows.Scan(&c.Seq, &kind); err != nil {
+		var (
+			conv, kind string
+			c          Change
+		)
+		if err := rows.Scan(&conv, &c.Seq, &kind); err != nil {
 			rows.Close()
-			return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
+			return nil, fmt.Errorf("membership of %s: %w", user, err)
 		}
 		c.Kind = Kind(kind)
+		sum := sums[conv]
 		sum.Changes = append(sum.Changes, c)
+		sums[conv] = sum
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return sum, fmt.Errorf("membership of %s in %s: %w", user, conv, err)
+		return nil, fmt.Errorf("membership of %s: %w", user, err)
 	}
-	sort.Slice(sum.Changes, func(a, b int) bool { return sum.Changes[a].Seq < sum.Changes[b].Seq })
-
-	var distinct, last uint64
-	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(seq), max(seq) FROM "+s.table+" WHERE conversation_id = ?", conv).
-		Scan(&distinct, &last); err != nil {
-		return sum, fmt.Errorf("summary of %s: %w", conv, err)
+	rows, err = s.conn.Query(ctx, "SELECT conversation_id, uniqExact(seq), max(seq) FROM "+s.table+
+		" WHERE conversation_id IN "+in+" GROUP BY conversation_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
 	}
-	sum.Found, sum.CompleteUpTo = distinct > 0, last
-	if distinct != last {
-		h, err := s.firstGap(ctx, conv)
-		if err != nil {
-			return sum, err
+	gapped := map[string]bool{}
+	for rows.Next() {
+		var (
+			conv           string
+			distinct, last uint64
+		)
+		if err := rows.Scan(&conv, &distinct, &last); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("summary: %w", err)
 		}
-		sum.CompleteUpTo = h
+		sum := sums[conv]
+		sum.Found, sum.CompleteUpTo = distinct > 0, last
+		sums[conv] = sum
+		gapped[conv] = distinct != last
 	}
-	return sum, nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
+	}
+	for conv, sum := range sums {
+		sort.Slice(sum.Changes, func(a, b int) bool { return sum.Changes[a].Seq < sum.Changes[b].Seq })
+		if gapped[conv] {
+			h, err := s.firstGap(ctx, conv)
+			if err != nil {
+				return nil, err
+			}
+			sum.CompleteUpTo = h
+		}
+		sums[conv] = sum
+	}
+	return sums, nil
+}
+
+// inList is "(?, ?, …)" for the values and the values as arguments.
+func inList(values []string) (string, []any) {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", ") + ")", args
 }
 
 // firstGap is the highest h with every seq 1..h present, for a conversation
@@ -217,29 +261,52 @@ func (s *Store) sibling(table string) string {
 // Entries reads at most limit entries of conv whose seq lies in one of
 // ranges (closed periods, at most MaxRangesPerQuery), by seq, each once.
 func (s *Store) Entries(ctx context.Context, conv string, ranges []Period, limit int) ([]Row, error) {
-	if len(ranges) == 0 || limit <= 0 {
-		return nil, nil
-	}
-	if len(ranges) > MaxRangesPerQuery {
-		return nil, fmt.Errorf("entries of %s: %d ranges, at most %d", conv, len(ranges), MaxRangesPerQuery)
+	rows, err := s.EntriesOf(ctx, map[string][]Period{conv: ranges}, limit)
+	return rows[conv], err
+}
+
+// EntriesOf is Entries for several conversations in one query: at most
+// limit entries of each, by seq, each once.
+func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit int) (map[string][]Row, error) {
+	out := map[string][]Row{}
+	if limit <= 0 {
+		return out, nil
 	}
 	var where strings.Builder
-	args := []any{conv}
-	for i, p := range ranges {
-		if i > 0 {
+	var args []any
+	for conv, rs := range ranges {
+		if len(rs) == 0 {
+			continue
+		}
+		if len(rs) > MaxRangesPerQuery {
+			return nil, fmt.Errorf("entries of %s: %d ranges, at most %d", conv, len(rs), MaxRangesPerQuery)
+		}
+		if len(args) > 0 {
 			where.WriteString(" OR ")
 		}
-		where.WriteString("(seq >= ? AND seq <= ?)")
-		args = append(args, p.From, p.To)
+		where.WriteString("(conversation_id = ? AND (")
+		args = append(args, conv)
+		for i, p := range rs {
+			if i > 0 {
+				where.WriteString(" OR ")
+			}
+			where.WriteString("(seq >= ? AND seq <= ?)")
+			args = append(args, p.From, p.To)
+		}
+		where.WriteString("))")
+	}
+	if len(args) == 0 {
+		return out, nil
 	}
 	args = append(args, limit)
-	rows, err := s.conn.Query(ctx, "SELECT "+columns+" FROM "+s.table+" WHERE conversation_id = ? AND ("+where.String()+
-		") ORDER BY seq LIMIT 1 BY seq LIMIT ?", args...)
+	// LIMIT 1 BY drops the duplicate rows a sink writes after a crash (I7);
+	// the outer LIMIT BY bounds each conversation's page.
+	rows, err := s.conn.Query(ctx, "SELECT "+columns+" FROM (SELECT "+columns+" FROM "+s.table+" WHERE "+where.String()+
+		" ORDER BY conversation_id, seq LIMIT 1 BY conversation_id, seq) ORDER BY conversation_id, seq LIMIT ? BY conversation_id", args...)
 	if err != nil {
-		return nil, fmt.Errorf("entries of %s: %w", conv, err)
+		return nil, fmt.Errorf("entries: %w", err)
 	}
 	defer rows.Close()
-	var out []Row
 	for rows.Next() {
 		var (
 			r    Row
@@ -248,13 +315,14 @@ func (s *Store) Entries(ctx context.Context, conv string, ranges []Period, limit
 		)
 		if err := rows.Scan(&r.ConversationID, &r.Seq, &r.MsgID, &r.ClientMsgID, &r.SenderUserID, &r.SenderDeviceID, &r.ClientSeq,
 			&kind, &r.MemberUserIDs, &r.Title, &r.ContentType, &r.Body, &pm, &r.ReceivedAtMs, &r.SequencedAtMs); err != nil {
-			return nil, fmt.Errorf("entries of %s: %w", conv, err)
+			return nil, fmt.Errorf("entries: %w", err)
 		}
 		r.Kind, r.PredecessorMissing = Kind(kind), pm != 0
-		out = append(out, r)
+		out[r.ConversationID] = append(out[r.ConversationID], r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("entries of %s: %w", conv, err)
+		return nil, fmt.Errorf("entries: %w", err)
 	}
 	return out, nil
 }
+
