@@ -248,11 +248,65 @@ func (c *conn) hello() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.g.announce(ctx, c, true)
 	cancel()
-	for conv := range resume {
-		go c.fill(conv, true)
-	}
+	go c.catchUp(resume)
 	go c.settle()
 	return true
+}
+
+// catchUpBatch is how many conversations one catch-up call reads (the
+// history API's MaxReadMany).
+const catchUpBatch = 64
+
+// catchUp reads the first page of every resumed conversation in a few
+// calls instead of one each (a reconnect storm is bound by history's
+// queries), then fills each conversation from its page on. A failed call
+// is retried as a whole: falling back to one read per conversation would
+// multiply the load on a history service that is already behind. A
+// conversation the call refused is filled by its own reads, which report
+// why.
+func (c *conn) catchUp(resume map[string]uint64) {
+	first := map[string]HistoryPage{}
+	batch := map[string]uint64{}
+	flush := func() {
+		backoff := 500 * time.Millisecond
+		for !c.closed() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			pages, err := c.g.cfg.History.CatchUp(ctx, c.user, batch, historyPage)
+			cancel()
+			if err == nil {
+				for conv, p := range pages {
+					first[conv] = p
+				}
+				break
+			}
+			c.g.metrics.historyErrors.Inc()
+			c.log.Warn("catch-up read failed; retrying", "conversations", len(batch), "err", err)
+			if !c.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		batch = map[string]uint64{}
+	}
+	for conv, pos := range resume {
+		batch[conv] = pos
+		if len(batch) == catchUpBatch {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	if c.closed() {
+		return
+	}
+	for conv := range resume {
+		var page *HistoryPage
+		if p, ok := first[conv]; ok {
+			page = &p
+		}
+		go c.fill(conv, true, page)
+	}
 }
 
 // settle is the second catch-up pass, SettleDelay after hello: anything
@@ -285,7 +339,7 @@ func (c *conn) settle() {
 		cs.filling = true
 		c.mu.Unlock()
 		if start {
-			go c.fill(conv, true)
+			go c.fill(conv, true, nil)
 		}
 	}
 }

@@ -74,14 +74,15 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 	}
 	c.g.metrics.delivered.Add(float64(len(ready)))
 	if startFill {
-		go c.fill(conv, false)
+		go c.fill(conv, false, nil)
 	}
 }
 
 // fill reads history after the delivered position until the conversation
 // has no gap (catchUp: until history has nothing newer, then says synced).
 // It waits GapWait first for a gap, since the live stream usually closes it.
-func (c *conn) fill(conv string, catchUp bool) {
+// first, when set, is the first page, already read by a catch-up call.
+func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 	defer func() {
 		c.mu.Lock()
 		cs := c.convs[conv]
@@ -92,7 +93,7 @@ func (c *conn) fill(conv string, catchUp bool) {
 			c.mu.Lock()
 			cs.filling = true
 			c.mu.Unlock()
-			go c.fill(conv, false)
+			go c.fill(conv, false, nil)
 		}
 	}()
 	if !catchUp && !c.sleep(c.g.cfg.GapWait) {
@@ -108,9 +109,15 @@ func (c *conn) fill(conv string, catchUp bool) {
 		if !hasGap && !catchUp {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		page, err := c.g.cfg.History.Read(ctx, conv, c.user, after, historyPage)
-		cancel()
+		var page HistoryPage
+		var err error
+		if first != nil { // read after the resume position: at or below after
+			page, first = *first, nil
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			page, err = c.g.cfg.History.Read(ctx, conv, c.user, after, historyPage)
+			cancel()
+		}
 		if errors.Is(err, ErrNotMember) {
 			c.send(errorPayload(&ProtocolError{Code: CodeNotMember, Message: c.user + " is not a member of " + conv}, false))
 			return

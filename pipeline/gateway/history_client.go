@@ -31,6 +31,10 @@ type HistoryPage struct {
 // acknowledged positions, so a reconnect to any gateway resumes exactly.
 type History interface {
 	Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error)
+	// CatchUp reads the first page of each conversation after its seq in
+	// one call (a reconnect); conversations it refuses are left out, for
+	// Read to report.
+	CatchUp(ctx context.Context, user string, after map[string]uint64, limit int) (map[string]HistoryPage, error)
 	Conversations(ctx context.Context, user string) ([]string, error)
 	Positions(ctx context.Context, user, device string) (map[string]uint64, error)
 	SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error
@@ -109,6 +113,30 @@ func (c *HistoryClient) SavePositions(ctx context.Context, user, device string, 
 }
 
 // Read implements History.
+// CatchUp calls POST /v1/users/{user}/catch-up.
+func (c *HistoryClient) CatchUp(ctx context.Context, user string, after map[string]uint64, limit int) (map[string]HistoryPage, error) {
+	var out struct {
+		Pages []struct {
+			ConversationID string     `json:"conversation_id"`
+			Entries        []MsgFrame `json:"entries"`
+			CompleteUpTo   uint64     `json:"complete_up_to"`
+		} `json:"pages"`
+	}
+	body := map[string]any{"after": after, "limit": limit}
+	if err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/catch-up", body, &out); err != nil {
+		return nil, err
+	}
+	pages := make(map[string]HistoryPage, len(out.Pages))
+	for _, p := range out.Pages {
+		for i := range p.Entries {
+			p.Entries[i].Type = "msg"
+			p.Entries[i].ConversationID = p.ConversationID
+		}
+		pages[p.ConversationID] = HistoryPage{Entries: p.Entries, CompleteUpTo: p.CompleteUpTo}
+	}
+	return pages, nil
+}
+
 func (c *HistoryClient) Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error) {
 	q := url.Values{"user": {user}, "after_seq": {strconv.FormatUint(afterSeq, 10)}, "limit": {strconv.Itoa(limit)}}
 	var page struct {
