@@ -53,10 +53,11 @@ type Config struct {
 	// PingInterval of WebSocket pings; a client silent for twice as long is
 	// dropped. Zero means 20s.
 	PingInterval time.Duration
-	// SettleDelay: this long after a device connects, the gateway reads
-	// history once more for every conversation of the user. Entries routed
-	// between the device's hello and the fanout seeing its presence did
-	// not come live; this pass delivers them. Zero means 3s.
+	// SettleDelay: this long after a device connects (and again 4 times
+	// later), the gateway reads history once more for every conversation
+	// of the user that has had no live entry. Entries routed between the
+	// device's hello and the fanout seeing its presence did not come live;
+	// this pass delivers them. Zero means 3s.
 	SettleDelay time.Duration
 	// Demo serves a chat page at / and issues tokens to anyone at
 	// /demo/token: for development only.
