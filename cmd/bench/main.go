@@ -247,7 +247,7 @@ func render(c config, seq seqRow, seqCmd string, runs []loadRun, started time.Ti
 	p("\nWhat the two do differs: the pipeline writes every send durably to Kafka before it answers, sequences it in a " +
 		"Kafka transaction, routes it through a second topic and stores it in ClickHouse; Centrifugo (memory engine) keeps history " +
 		"in its process memory, so a restart loses it.\n\n")
-	p("### Commands\n\n```\nmake bench    # = make up centrifugo-up, then bin/bench\n%s\n", seqCmd)
+	p("### Commands\n\n```\nmake bench    # = make services-down up centrifugo-up, then bin/bench\n%s\n", seqCmd)
 	for _, r := range runs {
 		p("%s\n", r.command)
 	}
