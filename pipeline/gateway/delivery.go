@@ -68,10 +68,12 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 	if startFill {
 		cs.filling = true
 	}
-	c.mu.Unlock()
+	// Queued under the lock that released them (send never blocks): a live
+	// entry released by another goroutine right after cannot overtake them.
 	for _, e := range ready {
 		c.send(e.Payload)
 	}
+	c.mu.Unlock()
 	c.g.metrics.delivered.Add(float64(len(ready)))
 	if startFill {
 		go c.fill(conv, false, nil)

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+)
+
+// TestHistoryRunAndLiveEntryKeepOrder: a fill releasing a long run of
+// history entries and the live consumer delivering the next entry at the
+// same moment must enqueue them in seq order. (The entries were released
+// under the lock but sent after it, so a live entry could slip in between:
+// one device got seq 556 before 349..555.)
+func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
+	const run = 1000
+	page := make([]MsgFrame, run)
+	for i := range page {
+		page[i] = MsgFrame{Type: "msg", ConversationID: "g:t", Seq: uint64(i + 1)}
+	}
+	for trial := 0; trial < 150; trial++ {
+		c := testConn(4*run, 1, 1)
+		c.log = slog.New(slog.DiscardHandler)
+		c.convs = map[string]*convState{"g:t": {reorder: NewReorder(0, 0), filling: true}}
+		c.offer("g:t", []MsgFrame{{Type: "msg", ConversationID: "g:t", Seq: run + 1}}) // held behind the gap
+		var wg sync.WaitGroup
+		done := make(chan struct{})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			c.offerPage("g:t", page, true, run, false)
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				c.offer("g:t", []MsgFrame{{Type: "msg", ConversationID: "g:t", Seq: run + 2}})
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+		wg.Wait()
+		close(c.out)
+		var last uint64
+		n := 0
+		for b := range c.out {
+			var f MsgFrame
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Fatal(err)
+			}
+			if f.Seq != last+1 {
+				t.Fatalf("trial %d: seq %d enqueued after %d", trial, f.Seq, last)
+			}
+			last = f.Seq
+			n++
+		}
+		if n != run+2 {
+			t.Fatalf("trial %d: %d entries enqueued, want %d", trial, n, run+2)
+		}
+	}
+}
