@@ -325,4 +325,3 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 	}
 	return out, nil
 }
-

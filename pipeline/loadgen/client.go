@@ -87,8 +87,8 @@ type device struct {
 	dials   int
 	url     string
 	resumed map[string]uint64
-	pending   map[string]*inflight
-	order     []string // pending's keys in first-write order (with stale entries)
+	pending map[string]*inflight
+	order   []string // pending's keys in first-write order (with stale entries)
 }
 
 func newDevice(user, token string, gateways []string, first int, events connEvents) *device {
