@@ -60,6 +60,15 @@ type convState struct {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	g.handlers.Add(1)
+	g.mu.Unlock()
+	defer g.handlers.Done()
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the HTTP error
@@ -244,7 +253,10 @@ func (c *conn) hello() bool {
 		c.convs[conv] = &convState{reorder: NewReorder(pos, 0), filling: true}
 	}
 	c.mu.Unlock()
-	c.g.register(c)
+	if !c.g.register(c) {
+		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "the gateway is shutting down; reconnect"}, websocket.CloseTryAgainLater)
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.g.announce(ctx, c, true)
 	cancel()

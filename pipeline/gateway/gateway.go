@@ -136,8 +136,14 @@ type Gateway struct {
 
 	started chan struct{} // closed once the gateway consumes its topic
 
-	mu    sync.Mutex
-	conns map[deviceKey]map[*conn]struct{}
+	mu      sync.Mutex
+	conns   map[deviceKey]map[*conn]struct{}
+	closing bool // set by closeAll: no new connection is registered
+
+	// handlers counts the WebSocket handlers still running, each until its
+	// connection's last presence announcement is written: the presence
+	// writer may only close after them.
+	handlers sync.WaitGroup
 }
 
 // New checks the configuration and prepares the gateway; Run starts it.
@@ -314,15 +320,21 @@ func (g *Gateway) savePositionsEvery(ctx context.Context, interval time.Duration
 	}
 }
 
-func (g *Gateway) register(c *conn) {
+// register adds c to the devices served here; false once the gateway is
+// shutting down.
+func (g *Gateway) register(c *conn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
 	k := deviceKey{c.user, c.device}
 	if g.conns[k] == nil {
 		g.conns[k] = map[*conn]struct{}{}
 	}
 	g.conns[k][c] = struct{}{}
 	g.metrics.connections.Inc()
+	return true
 }
 
 func (g *Gateway) unregister(c *conn) {
@@ -339,8 +351,13 @@ func (g *Gateway) unregister(c *conn) {
 	g.metrics.connections.Dec()
 }
 
+// closeAll closes every connection and waits until every handler has
+// finished, its offline announcement included (so the presence writer can
+// close after it: a write racing the close hung the writer's Close).
 func (g *Gateway) closeAll() {
+	defer g.handlers.Wait()
 	g.mu.Lock()
+	g.closing = true
 	var all []*conn
 	for _, cs := range g.conns {
 		for c := range cs {
