@@ -46,12 +46,12 @@ die() { printf 'centrifugo: error: %s\n' "$*" >&2; exit 1; }
 # port_open: true when something accepts connections on HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
 
+# shellcheck source=lib/process.sh
+. "$ROOT/scripts/lib/process.sh"
+
 # alive: true when the pid file names a live Centrifugo (not a reused pid).
 alive() {
-	[[ -f $PIDFILE ]] || return 1
-	local pid
-	pid=$(cat "$PIDFILE")
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null || echo centrifugo) == centrifugo ]]
+	pid_alive "$PIDFILE" && [[ $(cat "/proc/$(cat "$PIDFILE")/comm" 2>/dev/null || echo centrifugo) == centrifugo ]]
 }
 
 # healthy: GET /health answers 200 (bash's /dev/tcp, so curl is not needed).
@@ -135,19 +135,7 @@ stop() {
 		log "not running (started by this script)"
 		return 0
 	fi
-	local pid
-	pid=$(cat "$PIDFILE")
-	log "stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 60); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "still alive after 30 s, sending KILL"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$PIDFILE"
+	terminate "" "$PIDFILE"
 }
 
 up() {

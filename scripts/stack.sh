@@ -42,34 +42,17 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 # port_open PORT: true when something accepts connections on HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-# pid_alive FILE: true when FILE names a live process.
-pid_alive() {
-	[[ -f $1 ]] || return 1
-	local pid
-	pid=$(cat "$1")
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
-}
+# shellcheck source=lib/process.sh
+. "$ROOT/scripts/lib/process.sh"
 
-# stop_pid NAME FILE: TERM the process in FILE, KILL it after 30 s.
+# stop_pid NAME FILE: stop the process in FILE if this script started it.
 stop_pid() {
-	local name=$1 file=$2 pid
-	if ! pid_alive "$file"; then
-		rm -f "$file"
-		log "$name: not running (started by this script)"
+	if ! pid_alive "$2"; then
+		rm -f "$2"
+		log "$1: not running (started by this script)"
 		return 0
 	fi
-	pid=$(cat "$file")
-	log "$name: stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 60); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name: still alive after 30 s, sending KILL"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$file"
+	terminate "$1" "$2"
 }
 
 # ---------------------------------------------------------------- Kafka
