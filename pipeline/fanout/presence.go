@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/presence"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -56,7 +57,7 @@ func (v *presenceView) run(ctx context.Context, client sarama.Client, topic stri
 		if end > 0 {
 			pending[p] = end
 		}
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
 		if err != nil {
 			return fmt.Errorf("presence topic %s/%d: %w", topic, p, err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -37,7 +38,7 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			return nil, err
 		}
 		defer consumer.Close()
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
 		if err != nil {
 			return nil, fmt.Errorf("partition %d: read %s: %w", p, topic, err)
 		}

@@ -226,7 +226,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		// From the newest offset, taken before any device can connect:
 		// nothing routed to a connected device is missed, and what was
 		// routed before it connected comes from history.
-		pc, err := consumePartition(ctx, consumer, topic, p)
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetNewest)
 		if err != nil {
 			return fmt.Errorf("gateway: consume %s/%d: %w", topic, p, err)
 		}
@@ -240,24 +240,6 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	err = eg.Wait()
 	g.closeAll()
 	return err
-}
-
-// consumePartition starts at the newest offset, waiting out the moments
-// after topic creation when the partition has no leader yet.
-func consumePartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32) (sarama.PartitionConsumer, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
-		if err == nil || time.Now().After(deadline) || !(errors.Is(err, sarama.ErrNotLeaderForPartition) ||
-			errors.Is(err, sarama.ErrLeaderNotAvailable) || errors.Is(err, sarama.ErrUnknownTopicOrPartition)) {
-			return pc, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) error {

@@ -208,3 +208,22 @@ func retriable(err error) bool {
 
 // Close flushes and closes the writer.
 func (p *Producer) Close() error { return p.w.Close() }
+
+// ConsumePartition starts a partition consumer at offset, waiting out the
+// moments after a topic's creation or a leader change when the partition
+// has no leader (yet): up to 30 seconds, or until ctx ends.
+func ConsumePartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, offset int64) (sarama.PartitionConsumer, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pc, err := consumer.ConsumePartition(topic, p, offset)
+		if err == nil || time.Now().After(deadline) || !(errors.Is(err, sarama.ErrNotLeaderForPartition) ||
+			errors.Is(err, sarama.ErrLeaderNotAvailable) || errors.Is(err, sarama.ErrUnknownTopicOrPartition)) {
+			return pc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
