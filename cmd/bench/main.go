@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,12 +17,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/seqchat/seqchat/pipeline/latency"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 	"github.com/seqchat/seqchat/pipeline/service"
 )
@@ -43,13 +44,24 @@ func main() {
 }
 
 type config struct {
-	bin, dir, doc        string
-	rates                []float64
-	duration, drain      time.Duration
-	records              int
-	gateway, centrifugo  string
-	kafkaVersion, cfVers string
+	bin, dir, doc, stackDir string
+	targets                 []string
+	rates                   []float64
+	overload                bool
+	duration, drain, warmup time.Duration
+	records                 int
+	gateway, centrifugo     string
+	kafkaVersion, cfVers    string
+	metrics                 map[string]string // service -> its /metrics URL
+	floorArgs               []string
 }
+
+// Targets of the load runs.
+const (
+	targetSeqchat    = "seqchat"
+	targetFloor      = "floor"
+	targetCentrifugo = "centrifugo"
+)
 
 // seqRow mirrors cmd/seqbench's JSON row.
 type seqRow struct {
@@ -62,31 +74,41 @@ type seqRow struct {
 	Sequenced       float64 `json:"sequenced_per_sec"`
 }
 
-// loadRun is one load generator run.
+// loadRun is one load generator (or floor) run.
 type loadRun struct {
-	target  string
-	rate    float64
-	command string
-	res     *loadgen.Result
+	target   string
+	rate     float64
+	overload bool // the run at twice the highest rate kept up with
+	command  string
+	res      *loadgen.Result
+	cpu      map[string]float64 // CPU seconds over the load window, by process
+	hops     []hopLeg           // seqchat: the per-hop latencies from the services' histograms
 }
 
 func run() error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var c config
-	fs.StringVar(&c.bin, "bin-dir", "bin", "directory of seqbench and loadgen")
+	fs.StringVar(&c.bin, "bin-dir", "bin", "directory of seqbench, loadgen and floor")
 	fs.StringVar(&c.dir, "dir", ".stack/bench", "directory of the raw results (JSON, PNG)")
 	fs.StringVar(&c.doc, "doc", "docs/benchmarks.md", "document to write the section into")
-	rates := fs.String("rates", "500,1000,2000,4000", "send rates of the pipeline and peer runs, comma-separated")
+	fs.StringVar(&c.stackDir, "stack-dir", ".stack", "the stack scripts' directory (pid files of the processes whose CPU is measured)")
+	targets := fs.String("targets", "seqchat,floor,centrifugo", "what to load, comma-separated: seqchat, floor (Kafka over the same hops, no logic), centrifugo")
+	rates := fs.String("rates", "500,1000,2000,4000,8000", "send rates of the load runs, comma-separated")
+	fs.BoolVar(&c.overload, "overload", true, "add a seqchat run at twice the highest rate it kept up with")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each load run")
 	fs.DurationVar(&c.drain, "drain", 30*time.Second, "wait for deliveries after each load run")
-	fs.IntVar(&c.records, "records", 100000, "records of the raw broker and sequencer runs")
+	fs.DurationVar(&c.warmup, "warmup", 16*time.Second, "idle time between connecting the devices and the load "+
+		"(the gateway's two settle passes, 3s and 15s after hello, then stay out of the measured window)")
+	fs.IntVar(&c.records, "records", 100000, "records of the raw broker and sequencer runs (0: skip them)")
 	fs.StringVar(&c.gateway, "gateway", "ws://127.0.0.1:8090/ws", "the pipeline's gateway (make up)")
 	fs.StringVar(&c.centrifugo, "centrifugo", "ws://127.0.0.1:18000/connection/websocket", "the peer (scripts/centrifugo.sh up)")
 	fs.StringVar(&c.kafkaVersion, "kafka-version", "4.1.1", "reported Kafka version (SEQCHAT_KAFKA_VERSION)")
 	fs.StringVar(&c.cfVers, "centrifugo-version", "v6.9.1", "reported Centrifugo version (SEQCHAT_CENTRIFUGO_VERSION)")
+	floorArgs := fs.String("floor-args", "", "extra flags of bin/floor, space-separated (e.g. \"-linger 5ms\")")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err
 	}
+	c.floorArgs = strings.Fields(*floorArgs)
 	for _, r := range strings.Split(*rates, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
 		if err != nil || v <= 0 {
@@ -94,57 +116,157 @@ func run() error {
 		}
 		c.rates = append(c.rates, v)
 	}
+	for _, t := range strings.Split(*targets, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case targetSeqchat, targetFloor, targetCentrifugo:
+			c.targets = append(c.targets, t)
+		default:
+			return fmt.Errorf("-targets: unknown target %q", t)
+		}
+	}
+	c.metrics = map[string]string{}
+	for _, s := range []string{"sequencer", "fanout", "gateway"} {
+		c.metrics[s] = "http://" + service.DefaultAdminAddr(s) + "/metrics"
+	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
 	started := time.Now()
 
-	seqJSON := filepath.Join(c.dir, "seqbench.json")
-	seqCmd := []string{filepath.Join(c.bin, "seqbench"), "-records", fmt.Sprint(c.records), "-partitions", "8",
-		"-batch-max-records", "5000", "-json", seqJSON}
-	if err := runCmd(seqCmd); err != nil {
-		return err
-	}
-	var seqRows []seqRow
-	if err := readJSON(seqJSON, &seqRows); err != nil || len(seqRows) == 0 {
-		return fmt.Errorf("seqbench result %s: %v", seqJSON, err)
+	var seq *seqRow
+	var seqCmd []string
+	if c.records > 0 {
+		seqJSON := filepath.Join(c.dir, "seqbench.json")
+		seqCmd = []string{filepath.Join(c.bin, "seqbench"), "-records", fmt.Sprint(c.records), "-partitions", "8",
+			"-batch-max-records", "5000", "-json", seqJSON}
+		if _, err := runCmd(seqCmd); err != nil {
+			return err
+		}
+		var rows []seqRow
+		if err := readJSON(seqJSON, &rows); err != nil || len(rows) == 0 {
+			return fmt.Errorf("seqbench result %s: %v", seqJSON, err)
+		}
+		seq = &rows[0]
 	}
 
 	var runs []loadRun
-	for _, target := range []string{"seqchat", "centrifugo"} {
-		url := c.gateway
-		if target == "centrifugo" {
-			url = c.centrifugo
-		}
-		for _, rate := range c.rates {
-			out := filepath.Join(c.dir, fmt.Sprintf("%s-%g.json", target, rate))
-			cmd := []string{filepath.Join(c.bin, "loadgen"), "-target", target, "-gateways", url, "-rate", fmt.Sprint(rate),
-				"-duration", c.duration.String(), "-drain", c.drain.String(), "-json", out}
-			// Exit status 2 is "anomalies found": the run is still reported.
-			if err := runCmd(cmd); err != nil && !isExit(err, 2) {
+	// The floor and the pipeline alternate rate by rate, so that both meet
+	// the machine in the same state; the peer runs after them.
+	for _, rate := range c.rates {
+		for _, target := range c.targets {
+			if target == targetCentrifugo {
+				continue
+			}
+			r, err := c.load(target, rate, false)
+			if err != nil {
 				return err
 			}
-			var res loadgen.Result
-			if err := readJSON(out, &res); err != nil {
-				return fmt.Errorf("load result %s: %w", out, err)
-			}
-			runs = append(runs, loadRun{target: target, rate: rate, command: strings.Join(cmd, " "), res: &res})
+			runs = append(runs, r)
 		}
 	}
-	section := render(c, seqRows[0], strings.Join(seqCmd, " "), runs, started)
+	if slices.Contains(c.targets, targetSeqchat) && c.overload {
+		if b := best(runs, targetSeqchat); b != nil {
+			r, err := c.load(targetSeqchat, 2*b.rate, true)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, r)
+		}
+	}
+	if slices.Contains(c.targets, targetCentrifugo) {
+		for _, rate := range c.rates {
+			r, err := c.load(targetCentrifugo, rate, false)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, r)
+		}
+	}
+	section := render(c, seq, strings.Join(seqCmd, " "), runs, started)
 	fmt.Println(section)
 	return writeSection(c.doc, section)
 }
 
-// runCmd runs a command with its output on ours.
-func runCmd(args []string) error {
+// load runs one target at one rate, measuring the CPU time of every process
+// over the load window and, for the pipeline, its per-hop latencies.
+func (c config) load(target string, rate float64, overload bool) (loadRun, error) {
+	name := fmt.Sprintf("%s-%g", target, rate)
+	out := filepath.Join(c.dir, name+".json")
+	var cmd []string
+	switch target {
+	case targetFloor:
+		cmd = []string{filepath.Join(c.bin, "floor"), "-rate", fmt.Sprint(rate), "-duration", c.duration.String(),
+			"-drain", c.drain.String(), "-json", out}
+		cmd = append(cmd, c.floorArgs...)
+	default:
+		url := c.gateway
+		if target == targetCentrifugo {
+			url = c.centrifugo
+		}
+		cmd = []string{filepath.Join(c.bin, "loadgen"), "-target", target, "-gateways", url, "-rate", fmt.Sprint(rate),
+			"-duration", c.duration.String(), "-drain", c.drain.String(), "-warmup", c.warmup.String(), "-json", out}
+	}
+	var before map[string]latency.Histograms
+	if target == targetSeqchat {
+		before = c.scrape()
+	}
+	// Exit status 2 is "anomalies found": the run is still reported.
+	cpu, err := runCmd(cmd, stackProcs(c.stackDir)...)
+	if err != nil && !isExit(err, 2) {
+		return loadRun{}, err
+	}
+	var res loadgen.Result
+	if err := readJSON(out, &res); err != nil {
+		return loadRun{}, fmt.Errorf("load result %s: %w", out, err)
+	}
+	r := loadRun{target: target, rate: rate, overload: overload, command: strings.Join(cmd, " "), res: &res}
+	if cpu != nil {
+		r.cpu = cpu.Seconds(res.Window.LoadStart, res.Window.End())
+	}
+	if before != nil {
+		r.hops = hopLegs(before, c.scrape())
+	}
+	return r, nil
+}
+
+// scrape reads the hop histograms of the services (a service that does not
+// answer has none).
+func (c config) scrape() map[string]latency.Histograms {
+	out := map[string]latency.Histograms{}
+	for s, url := range c.metrics {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := latency.Scrape(ctx, url)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			continue
+		}
+		out[s] = h
+	}
+	return out
+}
+
+// runCmd runs a command with its output on ours. With procs, it records
+// their CPU time and the command's own while it runs.
+func runCmd(args []string, procs ...proc) (*cpuRecorder, error) {
 	fmt.Fprintf(os.Stderr, "bench: %s\n", strings.Join(args, " "))
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(args[0]), err)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(args[0]), err)
 	}
-	return nil
+	var rec *cpuRecorder
+	if len(procs) > 0 {
+		rec = startCPU(append(procs, proc{strings.TrimSuffix(filepath.Base(args[0]), ".exe"), cmd.Process.Pid}), 250*time.Millisecond)
+	}
+	err := cmd.Wait()
+	if rec != nil {
+		rec.Stop()
+	}
+	if err != nil {
+		return rec, fmt.Errorf("%s: %w", filepath.Base(args[0]), err)
+	}
+	return rec, nil
 }
 
 func isExit(err error, code int) bool {
@@ -178,86 +300,9 @@ func best(runs []loadRun, target string) *loadRun {
 	return b
 }
 
-func render(c config, seq seqRow, seqCmd string, runs []loadRun, started time.Time) string {
-	var b strings.Builder
-	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	p("## Side by side: raw broker, sequencer, pipeline, Centrifugo (`make bench`)\n\n")
-	p("Run %s, %s.\n\n", started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second))
-	p("Machine: %s, %d cores, %s RAM; %s; Kafka %s (single broker, KRaft), ClickHouse %s, Centrifugo %s (single node, memory engine, history and recovery on). "+
-		"The broker, ClickHouse, every service, the peer and the load generator share the machine.\n\n",
-		cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(), c.kafkaVersion, clickhouseVersion(), c.cfVers)
-	p("### Raw broker and sequencer (%d records of %d-byte bodies, %d partitions)\n\n", seq.Records, seq.BodyBytes, seq.Partitions)
-	p("| raw produce rec/s | raw consume rec/s | sequenced rec/s | sequenced / raw produce |\n|---:|---:|---:|---:|\n")
-	p("| %.0f | %.0f | %.0f | %.2f |\n\n", seq.RawProduce, seq.RawConsume, seq.Sequenced, seq.Sequenced/seq.RawProduce)
-	p("Raw produce: kafka-go, acks=all, the ingest path's writer. Raw consume: a read_committed consumer, first record to last. " +
-		"Sequenced: committed entries out of the sequencer's transactions, first to last.\n\n")
-	p("### Delivery under load (200 users, 20 groups of 10, 20 dm pairs; open loop; %v per run)\n\n", c.duration)
-	p("Latency is from each send's intended time to its arrival at each member device (the sender's own included).\n\n")
-	p("| target | sends/s asked | accepted/s | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | late sends | not done at the end | anomalies | kept up |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
-	for _, r := range runs {
-		l := r.res.Latency
-		// Unanswered sends and missing deliveries when the drain ran out
-		// are a backlog, not broken guarantees: reported apart.
-		notDone := r.res.Anomalies[loadgen.AnomalyUnanswered] + r.res.Anomalies[loadgen.AnomalyLost]
-		var broken []string
-		for k, n := range r.res.Anomalies {
-			if k != loadgen.AnomalyUnanswered && k != loadgen.AnomalyLost {
-				broken = append(broken, fmt.Sprintf("%s %d", k, n))
-			}
-		}
-		slices.Sort(broken)
-		anomalies := "none"
-		if len(broken) > 0 {
-			anomalies = strings.Join(broken, ", ")
-		}
-		kept := "yes"
-		if !sustained(r) {
-			kept = "no"
-		}
-		p("| %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %s | %s |\n", r.target, r.rate,
-			r.res.Throughput.AcceptedPerSec, r.res.Throughput.DeliveriesPerSec, l.P50ms, l.P90ms, l.P99ms, l.P999ms, l.MaxMs,
-			r.res.Counts.LateSends, notDone, anomalies, kept)
-	}
-	p("\n\"Kept up\": at least 95%% of the asked rate accepted, p99 under %v, every send accepted, no anomaly. "+
-		"\"Not done at the end\": sends unanswered and deliveries missing when the %v drain ran out (a backlog). "+
-		"\"Late sends\": sends the generator fired over 10 ms late because the machine was busy; their latency counts from the intended time.\n\n",
-		sustainedP99, c.drain)
-	p("### Ratios\n\n")
-	ours, peer := best(runs, "seqchat"), best(runs, "centrifugo")
-	if ours != nil {
-		p("- Pipeline / raw broker: the highest rate the pipeline kept up with, %.0f sends/s (%.0f deliveries/s), is %.3f of the raw produce rate "+
-			"and its deliveries %.3f of the raw consume rate.\n", ours.res.Throughput.AcceptedPerSec, ours.res.Throughput.DeliveriesPerSec,
-			ours.res.Throughput.AcceptedPerSec/seq.RawProduce, ours.res.Throughput.DeliveriesPerSec/seq.RawConsume)
-	} else {
-		p("- Pipeline / raw broker: the pipeline kept up with none of the rates.\n")
-	}
-	if ours != nil && peer != nil {
-		p("- Pipeline / Centrifugo, highest rate kept up with: %.0f / %.0f sends/s = %.2f.\n", ours.rate, peer.rate, ours.rate/peer.rate)
-	}
-	for _, rate := range c.rates {
-		o, q := find(runs, "seqchat", rate), find(runs, "centrifugo", rate)
-		if o == nil || q == nil || q.res.Latency.P50ms <= 0 || q.res.Latency.P99ms <= 0 {
-			continue
-		}
-		p("- At %.0f sends/s: p50 %.1f ms vs %.1f ms (%.1f×), p99 %.1f ms vs %.1f ms (%.1f×).\n", rate, o.res.Latency.P50ms,
-			q.res.Latency.P50ms, o.res.Latency.P50ms/q.res.Latency.P50ms, o.res.Latency.P99ms, q.res.Latency.P99ms,
-			o.res.Latency.P99ms/q.res.Latency.P99ms)
-	}
-	p("\nWhat the two do differs: the pipeline writes every send durably to Kafka before it answers, sequences it in a " +
-		"Kafka transaction, routes it through a second topic and stores it in ClickHouse; Centrifugo (memory engine) keeps history " +
-		"in its process memory, so a restart loses it.\n\n")
-	p("### Commands\n\n```\nmake bench    # = make services-down up centrifugo-up, then bin/bench\n%s\n", seqCmd)
-	for _, r := range runs {
-		p("%s\n", r.command)
-	}
-	p("```\n\nRaw results (JSON, latency histograms as PNG) are in `%s`.\n", c.dir)
-	return b.String()
-}
-
 func find(runs []loadRun, target string, rate float64) *loadRun {
 	for i, r := range runs {
-		if r.target == target && r.rate == rate {
+		if r.target == target && r.rate == rate && !r.overload {
 			return &runs[i]
 		}
 	}

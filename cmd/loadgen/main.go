@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/seqchat/seqchat/pipeline/loadgen"
@@ -57,11 +58,13 @@ func run() (anomalies bool, err error) {
 	fs.Float64Var(&cfg.Rate, "rate", 200, "total sends per second")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (default 30s)")
 	fs.DurationVar(&cfg.Drain, "drain", 0, "how long to wait for deliveries after the last send (default 30s)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "how long the connected devices stay idle before the load starts")
 	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of user and group ids (default time-based)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (default time-based)")
 	jsonPath := fs.String("json", "loadgen-result.json", "result file")
 	pngPath := fs.String("png", "", "latency histogram PNG (default: the result file's name with .png)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return false, err
 	}
@@ -89,6 +92,17 @@ func run() (anomalies bool, err error) {
 	gen, err := loadgen.New(cfg)
 	if err != nil {
 		return false, err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return false, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := service.SignalContext()
 	defer stop()

@@ -262,6 +262,7 @@ func (d *device) take(f frame) bool {
 				wait = rateLimitedRetry
 			}
 			p.retryAt = time.Now().Add(wait)
+			d.events.refused(f.Code)
 			return false
 		}
 		delete(d.pending, f.Ref)
@@ -293,6 +294,9 @@ func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
 				ws.Close()
 				return
 			}
+			if f.cmid != "" {
+				d.events.attempted(f.cmid, time.Now())
+			}
 		case <-tick.C:
 			if !d.writeDue(ws, false) {
 				return
@@ -308,7 +312,7 @@ func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
 func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
 	now := time.Now()
 	d.mu.Lock()
-	var due [][]byte
+	var due []outFrame
 	kept := d.order[:0]
 	for _, cmid := range d.order {
 		p := d.pending[cmid]
@@ -317,17 +321,18 @@ func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
 		}
 		kept = append(kept, cmid)
 		if all || !now.Before(p.retryAt) {
-			due = append(due, p.b)
+			due = append(due, outFrame{cmid: cmid, b: p.b})
 			p.retryAt = now.Add(notYet)
 		}
 	}
 	d.order = kept
 	d.mu.Unlock()
-	for _, b := range due {
-		if ws.WriteMessage(websocket.TextMessage, b) != nil {
+	for _, f := range due {
+		if ws.WriteMessage(websocket.TextMessage, f.b) != nil {
 			ws.Close()
 			return false
 		}
+		d.events.attempted(f.cmid, time.Now())
 	}
 	return true
 }

@@ -46,6 +46,11 @@ type Config struct {
 	// SetupTimeout bounds connecting every device and creating every
 	// group. Zero means 1m.
 	SetupTimeout time.Duration
+	// Warmup is how long the connected devices stay idle after setup,
+	// before the load starts: what connecting costs the target (catch-up
+	// reads, the gateway's settle passes) then stays out of what the load
+	// is measured to cost. Zero means none.
+	Warmup time.Duration
 	// RunID prefixes user and group ids so runs do not collide. Empty
 	// means "lg" plus the start time in base 36.
 	RunID string
@@ -146,8 +151,8 @@ func (c *Config) Validate() error {
 	if c.DMs > c.Users*(c.Users-1)/2 {
 		return bad("%d dm pairs but only %d distinct pairs of %d users", c.DMs, c.Users*(c.Users-1)/2, c.Users)
 	}
-	if c.Rate < 0 || c.Duration < 0 || c.Drain < 0 || c.SetupTimeout < 0 {
-		return bad("rate, duration, drain and setup timeout must not be negative")
+	if c.Rate < 0 || c.Duration < 0 || c.Drain < 0 || c.SetupTimeout < 0 || c.Warmup < 0 {
+		return bad("rate, duration, drain, setup timeout and warmup must not be negative")
 	}
 	if !idPattern.MatchString(c.RunID) || len(c.RunID) > 64 {
 		return bad("run id %q: want 1 to 64 of [A-Za-z0-9._@-]", c.RunID)

@@ -50,6 +50,12 @@ type connEvents interface {
 	frame(user string, f frame)
 	// disconnected: user's connection dropped (err).
 	disconnected(user string, err error)
+	// attempted: the send cmid was written to a connection at (its first
+	// write or a retry).
+	attempted(cmid string, at time.Time)
+	// refused: a send was answered with code (unavailable, rate_limited)
+	// and will be written again.
+	refused(code string)
 	// reconnected: a new connection is up after down of downtime.
 	reconnected(user string, down time.Duration)
 	// outOfOrder: a msg did not follow the last one the device had of its

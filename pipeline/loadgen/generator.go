@@ -39,22 +39,27 @@ type Generator struct {
 	setupSeen  map[viewKey]bool    // (device, group) that saw seq 1
 	counts     Counts
 	rejections map[string]int
+	refusals   map[string]int // retried answers by code
 	latencies  []time.Duration
 	// The two legs of the latency where the target says when it sequenced
 	// a message: intended send time to sequenced (once per send), and
 	// sequenced to each arrival (clocks of one machine, ms resolution).
 	toSequenced, fromSequenced []time.Duration
-	window                     []time.Duration // latencies since the last progress line
-	hist                       *Histogram
-	lastArrive                 time.Time
-	lastSend                   time.Time
-	downtimes                  []time.Duration // from a connection's loss to its replacement
+	// fromAttempt: each arrival from the last write of its send, the one
+	// that was accepted (a refused send's wait before its retry left out).
+	fromAttempt []time.Duration
+	window      []time.Duration // latencies since the last progress line
+	hist        *Histogram
+	lastArrive  time.Time
+	lastSend    time.Time
+	downtimes   []time.Duration // from a connection's loss to its replacement
 }
 
 // pending is a load send awaiting its answer and deliveries.
 type pending struct {
 	conv     string
 	due      time.Time // intended send time: latency is measured from it
+	attempt  time.Time // the last write of the send to a connection
 	members  int
 	got      int // member devices it reached
 	outcome  Outcome
@@ -82,7 +87,7 @@ func New(cfg Config) (*Generator, error) {
 	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
 		loadStarted: make(chan struct{}), stopSending: make(chan struct{}),
 		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{},
-		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, hist: NewHistogram()}
+		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, refusals: map[string]int{}, hist: NewHistogram()}
 	for _, cv := range g.topo.convs {
 		g.ver.AddConversation(cv.id, g.memberNames(cv))
 	}
@@ -135,6 +140,13 @@ func (g *Generator) Run(ctx context.Context, progress io.Writer) (*Result, error
 		}
 	}
 
+	if g.cfg.Warmup > 0 {
+		select {
+		case <-time.After(g.cfg.Warmup):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	g.mu.Lock()
 	g.loading = true
 	g.mu.Unlock()
@@ -416,6 +428,22 @@ func (g *Generator) disconnected(user string, err error) {
 	}
 }
 
+func (g *Generator) attempted(cmid string, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s := g.sends[cmid]; s != nil && !s.answered {
+		s.attempt = at
+	}
+}
+
+func (g *Generator) refused(code string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.loading {
+		g.refusals[code]++
+	}
+}
+
 func (g *Generator) reconnected(_ string, down time.Duration) {
 	g.mu.Lock()
 	g.counts.Reconnects++
@@ -476,6 +504,9 @@ func (g *Generator) arrived(user string, f frame, now time.Time) {
 		g.fromSequenced = append(g.fromSequenced, now.Sub(seqd))
 	}
 	g.latencies = append(g.latencies, lat)
+	if !s.attempt.IsZero() {
+		g.fromAttempt = append(g.fromAttempt, now.Sub(s.attempt))
+	}
 	g.window = append(g.window, lat)
 	g.hist.Add(lat)
 	g.lastArrive = now
@@ -527,12 +558,17 @@ func (g *Generator) result(started, loadStart time.Time) *Result {
 			DMs: g.cfg.DMs, Rate: g.cfg.Rate, Duration: g.cfg.Duration.String(), Drain: g.cfg.Drain.String(),
 			RunID: g.cfg.RunID, Seed: g.cfg.Seed},
 		StartedAt: started.UTC(), Counts: g.counts, Latency: Summarize(g.latencies),
-		Anomalies: anomalies, AnomalyExamples: examples, Rejections: g.rejections, Histogram: g.hist,
+		Anomalies: anomalies, AnomalyExamples: examples, Rejections: g.rejections, Refusals: g.refusals, Histogram: g.hist,
+		Window: Window{LoadStart: loadStart.UTC(), LastSend: g.lastSend.UTC(), LastArrival: g.lastArrive.UTC()},
 	}
 	if secs := g.lastSend.Sub(loadStart).Seconds(); secs > 0 {
 		r.Throughput.AcceptedPerSec = float64(g.counts.Accepted) / secs
 	}
 	r.ReconnectDowntime = Summarize(g.downtimes)
+	if len(g.fromAttempt) > 0 {
+		a := Summarize(g.fromAttempt)
+		r.AcceptedLatency = &a
+	}
 	if len(g.toSequenced) > 0 {
 		r.Legs = &Legs{SendToSequenced: Summarize(g.toSequenced), SequencedToDelivered: Summarize(g.fromSequenced)}
 	}

@@ -19,6 +19,11 @@ type Result struct {
 	// Legs splits the latency at the sequencer (nil for a target that does
 	// not say when it sequenced).
 	Legs *Legs `json:"legs,omitempty"`
+	// AcceptedLatency is the latency of every arrival from the last write
+	// of its send, the attempt that was accepted: what a send that got in
+	// waited, without the waits of refused attempts (nil for a target that
+	// does not report writes).
+	AcceptedLatency *LatencySummary `json:"accepted_latency,omitempty"`
 	// ReconnectDowntime summarises, over every dropped connection, the
 	// time until the device was connected again.
 	ReconnectDowntime LatencySummary `json:"reconnect_downtime"`
@@ -29,7 +34,30 @@ type Result struct {
 	AnomalyExamples []string `json:"anomaly_examples,omitempty"`
 	// Rejections counts rejected sends and error answers by code.
 	Rejections map[string]int `json:"rejections,omitempty"`
-	Histogram  *Histogram     `json:"histogram"`
+	// Refusals counts the answers a send was written again after
+	// (unavailable, rate_limited), by code; a send may be refused several
+	// times before it is accepted.
+	Refusals  map[string]int `json:"refusals,omitempty"`
+	Histogram *Histogram     `json:"histogram"`
+	// Window is when the load ran, so that what the machine spent can be
+	// measured over the same span.
+	Window Window `json:"window"`
+}
+
+// Window is the load phase: from its start to the last send's intended
+// time, and to the last arrival of a load message.
+type Window struct {
+	LoadStart   time.Time `json:"load_start"`
+	LastSend    time.Time `json:"last_send"`
+	LastArrival time.Time `json:"last_arrival"`
+}
+
+// End is the later of the last send and the last arrival.
+func (w Window) End() time.Time {
+	if w.LastArrival.After(w.LastSend) {
+		return w.LastArrival
+	}
+	return w.LastSend
 }
 
 // Legs are the latency's two parts: from a send's intended time until the
