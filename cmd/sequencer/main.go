@@ -34,12 +34,13 @@ func run() error {
 	fs.StringVar(&cfg.Topics.SequencerState, "state-topic", def.SequencerState, "compacted state store topic")
 	fs.StringVar(&cfg.Topics.DeadLetter, "deadletter-topic", def.DeadLetter, "topic of undecodable records")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
-	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the per-partition transactional ids (default: the group id)")
+	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the transactional id, <prefix>-<instance id or random> (default: the group id)")
 	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
 	fs.IntVar(&cfg.Machine.RecentPerConversation, "recent-per-conversation", 0, "client_msg_ids remembered per conversation for dedup (default 1000)")
 	fs.IntVar(&cfg.Machine.MaxHeldPerConversation, "max-held-per-conversation", 0, "held sends per conversation before the oldest is released (default 1000)")
 	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "raw records per transaction at most (default 5000)")
-	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a transaction waits for more records (default 2ms; negative: never)")
+	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a partition's batch waits for more records (default 1ms; negative: never)")
+	fs.DurationVar(&cfg.TransactionLinger, "transaction-linger", 0, "how long a transaction waits for more partitions' batches (default 5ms; negative: never)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err

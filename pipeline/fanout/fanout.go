@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -15,14 +15,23 @@ import (
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 )
 
+// DefaultCommitInterval is Config.CommitInterval when zero.
+const DefaultCommitInterval = time.Second
+
 // Config configures a Fanout.
 type Config struct {
 	Kafka  kafkawire.Config
 	Topics kafkawire.Topics // zero fields get kafkawire's defaults
 	// GroupID is the consumer group over the sequenced topic. Zero means "seqchat-fanout".
 	GroupID string
-	// BatchMaxRecords caps the entries routed per commit. Zero means 1000.
+	// BatchMaxRecords caps the entries routed at once. Zero means 1000.
 	BatchMaxRecords int
+	// CommitInterval is how often the routed offsets are committed. A
+	// restart routes again at most this much (the gateways drop what a
+	// device already has). Zero means 1s.
+	CommitInterval time.Duration
+	// SessionTimeout of the consumer group. Zero means 10s.
+	SessionTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; nil means none are registered.
@@ -37,6 +46,12 @@ func (c *Config) setDefaults() {
 	if c.BatchMaxRecords == 0 {
 		c.BatchMaxRecords = 1000
 	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -44,8 +59,11 @@ func (c *Config) setDefaults() {
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
-	if c.BatchMaxRecords < 1 {
+	switch {
+	case c.BatchMaxRecords < 1:
 		return errors.New("fanout: batch max records must be at least 1")
+	case c.CommitInterval < 0:
+		return errors.New("fanout: commit interval must not be negative")
 	}
 	return nil
 }
@@ -60,13 +78,13 @@ type Fanout struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	inSession atomic.Bool  // in a consumer group session
-	restoring atomic.Int32 // claimed partitions still restoring
-	presence  *presenceView
-	client    sarama.Client
-	state     sarama.SyncProducer // membership periods, to explicit partitions
-	delivery  sarama.SyncProducer // gateway topics, murmur2 by conversation
-	gateways  *gatewayTopics
+	presence *presenceView
+	client   sarama.Client
+	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
+	gateways *gatewayTopics
+
+	mu    sync.Mutex
+	group *kafkawire.Group
 }
 
 // New checks the configuration; Run connects.
@@ -78,17 +96,19 @@ func New(cfg Config) (*Fanout, error) {
 	return &Fanout{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), presence: newPresenceView(cfg.Logger)}, nil
 }
 
-// Ready fails until the presence table has caught up with its topic.
+// Ready fails until the presence table has caught up with its topic and
+// every claimed partition has its membership periods back.
 func (f *Fanout) Ready(context.Context) error {
-	switch {
-	case !f.presence.caughtUp.Load():
+	if !f.presence.caughtUp.Load() {
 		return errors.New("presence table not caught up")
-	case !f.inSession.Load():
-		return errors.New("not in a consumer group session")
-	case f.restoring.Load() > 0:
-		return fmt.Errorf("restoring %d partitions", f.restoring.Load())
 	}
-	return nil
+	f.mu.Lock()
+	g := f.group
+	f.mu.Unlock()
+	if g == nil {
+		return errors.New("not consuming yet")
+	}
+	return g.Ready()
 }
 
 // Run routes until ctx is cancelled. It refuses to start unless the
@@ -115,84 +135,54 @@ func (f *Fanout) Run(ctx context.Context) error {
 	defer client.Close()
 	f.client = client
 	f.gateways = newGatewayTopics(client)
-	stateCfg := f.cfg.Kafka.IdempotentProducerConfig()
-	stateCfg.Producer.Partitioner = sarama.NewManualPartitioner
-	if f.state, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), stateCfg); err != nil {
-		return fmt.Errorf("fanout: state producer: %w", err)
+	pcfg := f.cfg.Kafka.IdempotentProducerConfig()
+	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // route chooses every partition
+	if f.producer, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), pcfg); err != nil {
+		return fmt.Errorf("fanout: producer: %w", err)
 	}
-	defer f.state.Close()
-	if f.delivery, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), f.cfg.Kafka.IdempotentProducerConfig()); err != nil {
-		return fmt.Errorf("fanout: delivery producer: %w", err)
+	defer f.producer.Close()
+	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: f.cfg.Kafka, GroupID: f.cfg.GroupID, Topic: t.Sequenced,
+		SessionTimeout: f.cfg.SessionTimeout, MaxBatch: f.cfg.BatchMaxRecords, CommitInterval: f.cfg.CommitInterval,
+		Lag: f.metrics.lag, Logger: f.log}, stage{f})
+	if err != nil {
+		return fmt.Errorf("fanout: %w", err)
 	}
-	defer f.delivery.Close()
+	f.mu.Lock()
+	f.group = group
+	f.mu.Unlock()
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return f.presence.run(ctx, client, t.Presence) })
-	g.Go(func() error { return f.route(ctx) })
+	g.Go(func() error { return f.route(ctx, group) })
 	return g.Wait()
 }
 
 // route runs the consumer group over the sequenced topic once presence has
 // caught up (routing earlier would miss connected devices).
-func (f *Fanout) route(ctx context.Context) error {
+func (f *Fanout) route(ctx context.Context, group *kafkawire.Group) error {
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-f.presence.ready:
 	}
-	group, err := sarama.NewConsumerGroup(f.cfg.Kafka.BrokerList(), f.cfg.GroupID, f.cfg.Kafka.ConsumerGroupConfig())
-	if err != nil {
-		return fmt.Errorf("fanout: join group %s: %w", f.cfg.GroupID, err)
-	}
-	defer group.Close()
-	go func() {
-		for err := range group.Errors() {
-			f.log.Warn("consumer group error", "err", err)
-		}
-	}()
-	for ctx.Err() == nil {
-		if err := group.Consume(ctx, []string{f.cfg.Topics.Sequenced}, handler{f}); err != nil && ctx.Err() == nil {
-			f.log.Warn("consumer group session failed; rejoining", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
+	err := group.Run(ctx)
 	f.log.Info("fanout stopped")
-	return nil
+	return err
 }
 
-type handler struct{ f *Fanout }
+// stage opens a worker per claimed partition of the sequenced topic.
+type stage struct{ f *Fanout }
 
-// Setup counts the claimed partitions as restoring: the fanout is ready
-// once each has its membership periods back.
-func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
-	n := 0
-	for _, ps := range sess.Claims() {
-		n += len(ps)
-	}
-	h.f.restoring.Store(int32(n))
-	h.f.inSession.Store(true)
-	return nil
-}
+func (stage) BeforeSession(context.Context) error { return nil }
+func (stage) Setup(*kafkawire.Session) error      { return nil }
+func (stage) Cleanup(*kafkawire.Session)          {}
 
-func (h handler) Cleanup(sarama.ConsumerGroupSession) error {
-	h.f.inSession.Store(false)
-	h.f.restoring.Store(0)
-	return nil
-}
-
-func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	f := h.f
-	f.metrics.partitions.Inc()
-	defer f.metrics.partitions.Dec()
-	w, err := f.startWorker(sess.Context(), claim.Partition())
-	f.restoring.Add(-1)
+func (s stage) Open(sess *kafkawire.Session, p int32) (kafkawire.Partition, error) {
+	w, err := s.f.startWorker(sess.Context(), p)
 	if err != nil {
-		f.log.Error("partition restore failed", "partition", claim.Partition(), "err", err)
-		return err
+		s.f.log.Error("partition restore failed", "partition", p, "err", err)
+		return nil, err
 	}
-	defer w.close()
-	return w.run(sess, claim)
+	s.f.metrics.partitions.Inc()
+	return w, nil
 }

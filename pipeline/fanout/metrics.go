@@ -1,10 +1,16 @@
 package fanout
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seqchat/seqchat/pipeline/latency"
+)
 
 type metrics struct {
 	entries, deliveries, dropped, skipped prometheus.Counter
 	partitions                            prometheus.Gauge
+	routeDelay                            prometheus.Histogram
+	lag                                   *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -14,9 +20,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_dropped_total", Help: "Deliveries not written because the gateway's topic is gone."}),
 		skipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_skipped_total", Help: "Undecodable sequenced records skipped."}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_fanout_partitions", Help: "Sequenced partitions this instance routes."}),
+		routeDelay: latency.NewHistogram("seqchat_fanout_route_delay_seconds",
+			"From an entry's sequencing (sequenced_at_ms) until its deliveries were acknowledged by the gateway topics (the sequencer's commit included)."),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seqchat_fanout_lag_records",
+			Help: "Sequenced records behind the partition's high-water mark, after each batch."}, []string{"partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.entries, m.deliveries, m.dropped, m.skipped, m.partitions)
+		reg.MustRegister(m.entries, m.deliveries, m.dropped, m.skipped, m.partitions, m.routeDelay, m.lag)
 	}
 	return m
 }

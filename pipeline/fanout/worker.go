@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/latency"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -73,47 +74,35 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	return w, nil
 }
 
-func (w *worker) close() {}
+// Close: the partition was revoked or the session ended.
+func (w *worker) Close() { w.f.metrics.partitions.Dec() }
 
-func (w *worker) run(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for {
-		var batch []*sarama.ConsumerMessage
-		select {
-		case <-sess.Context().Done():
-			return nil
-		case m, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			batch = append(batch, m)
-		}
-	drain:
-		for len(batch) < w.f.cfg.BatchMaxRecords {
-			select {
-			case m, ok := <-claim.Messages():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		if err := w.route(batch); err != nil {
-			// Not committed: the next owner (or this one after the rebalance
-			// the error causes) routes the batch again.
-			w.log.Error("routing failed", "err", err)
-			return err
-		}
-		last := batch[len(batch)-1]
-		sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
-		sess.Commit()
+// Process routes a batch: membership changes persisted and deliveries
+// written, in one request, before the group may commit the batch's
+// offsets. An error ends the session; the batch is routed again.
+func (w *worker) Process(b kafkawire.Batch) error {
+	if len(b.Records) == 0 {
+		return nil
 	}
+	msgs, sequenced, err := w.route(b.Records)
+	if err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		if err := w.f.producer.SendMessages(msgs); err != nil {
+			return fmt.Errorf("write deliveries and membership periods: %w", err)
+		}
+	}
+	now := time.Now()
+	for _, ms := range sequenced {
+		w.f.metrics.routeDelay.Observe(latency.SinceMillis(ms, now).Seconds())
+	}
+	return nil
 }
 
-// route persists membership changes, then writes one delivery per gateway
-// and entry.
-func (w *worker) route(batch []*sarama.ConsumerMessage) error {
+// route turns a batch into its membership-period changes and one delivery
+// per gateway and entry; sequenced are the entries' sequenced_at_ms.
+func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.ProducerMessage, sequenced []int64, err error) {
 	var deliveries []*sarama.ProducerMessage
 	for _, m := range batch {
 		r := &imv1.SequencedRecord{}
@@ -131,41 +120,35 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) error {
 		} else {
 			byGateway = w.f.presence.devices(w.members.Recipients(r))
 		}
+		if len(byGateway) > 0 {
+			sequenced = append(sequenced, r.SequencedAtMs)
+		}
 		for gw, devices := range byGateway {
 			topic := w.f.cfg.Topics.Gateway(gw)
-			if !w.f.gateways.exists(topic) {
+			parts := w.f.gateways.partitions(topic)
+			if parts == 0 {
 				w.f.metrics.dropped.Inc() // the gateway is gone; its devices catch up from history
 				continue
 			}
 			b, err := imv1.Marshal(&imv1.GatewayDelivery{Version: imv1.Version, Record: r, Recipients: devices})
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			deliveries = append(deliveries, &sarama.ProducerMessage{Topic: topic,
-				Key: sarama.StringEncoder(r.ConversationId), Value: sarama.ByteEncoder(b)})
+				Partition: int32(kafkawire.PartitionFor([]byte(r.ConversationId), int(parts))),
+				Key:       sarama.StringEncoder(r.ConversationId), Value: sarama.ByteEncoder(b)})
 		}
 	}
-	var state []*sarama.ProducerMessage
 	for _, fm := range w.members.TakeChanges() {
 		b, err := imv1.Marshal(fm)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		state = append(state, &sarama.ProducerMessage{Topic: w.f.cfg.Topics.FanoutMembers, Partition: w.p,
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: w.f.cfg.Topics.FanoutMembers, Partition: w.p,
 			Key: sarama.StringEncoder(fm.ConversationId + "\x00" + fm.UserId), Value: sarama.ByteEncoder(b)})
 	}
-	if len(state) > 0 {
-		if err := w.f.state.SendMessages(state); err != nil {
-			return fmt.Errorf("write membership periods: %w", err)
-		}
-	}
-	if len(deliveries) > 0 {
-		if err := w.f.delivery.SendMessages(deliveries); err != nil {
-			return fmt.Errorf("write deliveries: %w", err)
-		}
-		w.f.metrics.deliveries.Add(float64(len(deliveries)))
-	}
-	return nil
+	w.f.metrics.deliveries.Add(float64(len(deliveries)))
+	return append(msgs, deliveries...), sequenced, nil
 }
 
 // gatewayTopics remembers which gateway topics exist, for a few seconds.
@@ -176,21 +159,26 @@ type gatewayTopics struct {
 }
 
 type gatewayCheck struct {
-	exists bool
-	at     time.Time
+	partitions int32 // 0: the topic does not exist
+	at         time.Time
 }
 
 func newGatewayTopics(client sarama.Client) *gatewayTopics {
 	return &gatewayTopics{client: client, known: map[string]gatewayCheck{}}
 }
 
-func (g *gatewayTopics) exists(topic string) bool {
+// partitions is the partition count of a gateway's topic, 0 if it is gone.
+func (g *gatewayTopics) partitions(topic string) int32 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.known[topic]; ok && time.Since(c.at) < 5*time.Second {
-		return c.exists
+		return c.partitions
 	}
-	_, err := g.client.Partitions(topic)
-	g.known[topic] = gatewayCheck{exists: err == nil, at: time.Now()}
-	return err == nil
+	ps, err := g.client.Partitions(topic)
+	n := int32(len(ps))
+	if err != nil {
+		n = 0
+	}
+	g.known[topic] = gatewayCheck{partitions: n, at: time.Now()}
+	return n
 }

@@ -18,13 +18,13 @@ type sinkMetrics struct {
 	batchRows     prometheus.Histogram
 	retries       *prometheus.CounterVec
 	partitions    prometheus.Gauge
-	retrying      prometheus.Gauge
+	retrying      prometheus.GaugeFunc
 	lag           *prometheus.GaugeVec
 	pending       prometheus.Gauge
 	delay         prometheus.Histogram
 }
 
-func newSinkMetrics(reg prometheus.Registerer) *sinkMetrics {
+func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMetrics {
 	m := &sinkMetrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_history_records_total",
 			Help: "Sequenced records consumed and committed, by outcome: entry (stored), notice (skipped), dead_letter."}, []string{"outcome"}),
@@ -38,8 +38,8 @@ func newSinkMetrics(reg prometheus.Registerer) *sinkMetrics {
 			Help: "Failed attempts that were retried, by operation: insert, dead_letter."}, []string{"op"}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_partitions",
 			Help: "Sequenced partitions this instance owns."}),
-		retrying: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_retrying_partitions",
-			Help: "Partitions waiting for ClickHouse (or the dead-letter topic) to take their batch."}),
+		retrying: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_history_retrying_partitions",
+			Help: "Partitions waiting for ClickHouse (or the dead-letter topic) to take their batch."}, retrying),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seqchat_history_lag_records",
 			Help: "Records of the partition after the last committed offset, as of the last commit."}, []string{"partition"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_pending_records",

@@ -2,12 +2,13 @@ package history
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/pipeline/backoff"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -20,79 +21,59 @@ const (
 
 // partition writes one claimed partition for the length of a session.
 type partition struct {
-	s     *Sink
-	sess  sarama.ConsumerGroupSession
-	claim sarama.ConsumerGroupClaim
-	log   *slog.Logger
-	lag   prometheus.Gauge
+	s   *Sink
+	ss  *sinkSession
+	log *slog.Logger
 }
 
-// batch is what one insert and one commit cover.
+// batch is what one Process writes.
 type batch struct {
 	rows    []Row
 	dead    []*sarama.ProducerMessage
 	notices int
-	records int
-	first   int64 // the first record's offset
-	next    int64 // the offset to commit: the last record's + 1
 }
 
-// run writes batches until the session ends. It reads nothing more while
-// a batch waits for ClickHouse, so memory stays bounded (the batch plus
-// sarama's fetch buffer) and offsets stay in order.
-func (p *partition) run() {
-	for {
-		b, more := p.collect()
-		written := b.records == 0 || p.flush(b)
-		p.s.metrics.pending.Sub(float64(b.records))
-		if !written {
-			p.log.Warn("partition stopped before its last batch was written; the next owner reads it again",
-				"records", b.records, "from_offset", b.first)
-			return
-		}
-		if !more {
-			return
+// Process writes the batch's dead letters, then its rows through the
+// session's inserter, and returns once they are in: only then may the
+// group mark its offsets. It fails when the session's write deadline ends
+// first; the next owner reads the batch again.
+func (p *partition) Process(kb kafkawire.Batch) error {
+	if len(kb.Records) == 0 {
+		return nil
+	}
+	var b batch
+	for _, m := range kb.Records {
+		p.add(&b, m)
+	}
+	p.s.waiting.Add(1)
+	defer p.s.waiting.Add(-1)
+	if len(b.dead) > 0 && !p.s.retry(p.ss.writeCtx, opDeadLetter, func(context.Context) error { return p.s.deadLetters.SendMessages(b.dead) }) {
+		return p.unwritten(kb)
+	}
+	if len(b.rows) > 0 {
+		if err := <-p.ss.inserter.Submit(b.rows); err != nil {
+			return p.unwritten(kb)
 		}
 	}
+	m := p.s.metrics
+	m.records.WithLabelValues(outcomeEntry).Add(float64(len(b.rows)))
+	m.records.WithLabelValues(outcomeNotice).Add(float64(b.notices))
+	m.records.WithLabelValues(outcomeDeadLetter).Add(float64(len(b.dead)))
+	return nil
 }
 
-// collect reads up to BatchMaxRows records, waiting at most BatchMaxWait
-// after the first. more is false when the session is ending.
-func (p *partition) collect() (b batch, more bool) {
-	cfg := p.s.cfg
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	var deadline <-chan time.Time
-	for b.records < cfg.BatchMaxRows {
-		select {
-		case m, ok := <-p.claim.Messages():
-			if !ok {
-				return b, false
-			}
-			if b.records == 0 {
-				timer.Reset(cfg.BatchMaxWait)
-				deadline = timer.C
-			}
-			p.add(&b, m)
-		case <-deadline:
-			return b, true
-		case <-p.sess.Context().Done():
-			return b, false
-		}
-	}
-	return b, true
+func (p *partition) unwritten(b kafkawire.Batch) error {
+	p.log.Warn("partition stopped before its batch was written; the next owner reads it again",
+		"records", len(b.Records), "from_offset", b.Records[0].Offset)
+	return errors.New("history: the session ended before the batch was written")
 }
+
+// Close: the partition was revoked or the session ended.
+func (p *partition) Close() { p.s.metrics.partitions.Dec() }
 
 // add decodes one record into the batch: an entry becomes a row, a notice
 // is skipped, anything else becomes a dead letter (never a stall).
 func (p *partition) add(b *batch, m *sarama.ConsumerMessage) {
-	if b.records == 0 {
-		b.first = m.Offset
-	}
-	b.records++
-	p.s.metrics.pending.Inc()
-	b.next = m.Offset + 1
 	rec := &imv1.SequencedRecord{}
 	err := imv1.Unmarshal(m.Value, rec)
 	if err == nil && IsNotice(rec) {
@@ -133,62 +114,52 @@ func (p *partition) deadLetter(m *sarama.ConsumerMessage, reason error) (*sarama
 	return msg, nil
 }
 
-// flush writes the dead letters and the rows, retrying while they fail,
-// then marks the batch's offset for commit. false means the session ended
-// (plus ShutdownTimeout) before the batch was written: nothing was marked.
-func (p *partition) flush(b batch) bool {
-	ctx, cancel := graceContext(p.sess.Context(), p.s.cfg.ShutdownTimeout)
-	defer cancel()
-	if len(b.dead) > 0 && !p.retry(ctx, opDeadLetter, func(context.Context) error { return p.s.deadLetters.SendMessages(b.dead) }) {
-		return false
+// insert writes the rows several partitions submitted in one insert,
+// retrying while ClickHouse fails (false: ctx ended first).
+func (s *Sink) insert(ctx context.Context, parts [][]Row) error {
+	var rows []Row
+	for _, r := range parts {
+		rows = append(rows, r...)
 	}
 	start := time.Now()
-	if !p.retry(ctx, opInsert, func(ctx context.Context) error { return p.s.cfg.Store.Insert(ctx, b.rows) }) {
-		return false
+	if !s.retry(ctx, opInsert, func(ctx context.Context) error { return s.cfg.Store.Insert(ctx, rows) }) {
+		return errors.New("history: insert not written before the session's deadline")
 	}
-	m := p.s.metrics
-	if len(b.rows) > 0 {
-		m.insertSeconds.Observe(time.Since(start).Seconds())
-		m.batchRows.Observe(float64(len(b.rows)))
-		m.rows.Add(float64(len(b.rows)))
-		newest := b.rows[len(b.rows)-1].SequencedAtMs
-		m.delay.Observe(max(time.Since(time.UnixMilli(int64(newest))).Seconds(), 0))
+	m := s.metrics
+	m.insertSeconds.Observe(time.Since(start).Seconds())
+	m.batchRows.Observe(float64(len(rows)))
+	m.rows.Add(float64(len(rows)))
+	newest := rows[len(rows)-1].SequencedAtMs
+	for _, r := range rows {
+		newest = max(newest, r.SequencedAtMs)
 	}
-	// Only now may the offset move: commitLoop and Cleanup commit it.
-	p.sess.MarkOffset(p.claim.Topic(), p.claim.Partition(), b.next, "")
-	m.records.WithLabelValues(outcomeEntry).Add(float64(len(b.rows)))
-	m.records.WithLabelValues(outcomeNotice).Add(float64(b.notices))
-	m.records.WithLabelValues(outcomeDeadLetter).Add(float64(len(b.dead)))
-	p.lag.Set(float64(max(p.claim.HighWaterMarkOffset()-b.next, 0)))
-	return true
+	m.delay.Observe(max(time.Since(time.UnixMilli(int64(newest))).Seconds(), 0))
+	return nil
 }
 
 // retry runs op until it succeeds (true) or ctx ends (false), each attempt
 // bounded by InsertTimeout, with a bounded exponential backoff in between.
-func (p *partition) retry(ctx context.Context, op string, do func(context.Context) error) bool {
-	cfg := p.s.cfg
-	b := newBackoff(cfg.RetryMin, cfg.RetryMax)
+func (s *Sink) retry(ctx context.Context, op string, do func(context.Context) error) bool {
+	cfg := s.cfg
+	b := backoff.New(cfg.RetryMin, cfg.RetryMax)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, cfg.InsertTimeout)
 		err := do(actx)
 		cancel()
 		if err == nil {
 			if attempt > 1 {
-				p.s.retrying.Add(-1)
-				p.s.metrics.retrying.Dec()
-				p.log.Info("recovered", "op", op, "attempts", attempt)
+				s.failing.Add(-1)
+				s.log.Info("recovered", "op", op, "attempts", attempt)
 			}
 			return true
 		}
 		if attempt == 1 {
-			p.s.retrying.Add(1)
-			p.s.metrics.retrying.Inc()
+			s.failing.Add(1)
 		}
-		p.s.metrics.retries.WithLabelValues(op).Inc()
-		p.log.Warn("write failed; retrying the same batch", "op", op, "attempt", attempt, "backoff", b.next, "err", err)
-		if !b.wait(ctx) {
-			p.s.retrying.Add(-1)
-			p.s.metrics.retrying.Dec()
+		s.metrics.retries.WithLabelValues(op).Inc()
+		s.log.Warn("write failed; retrying the same batch", "op", op, "attempt", attempt, "backoff", b.Next(), "err", err)
+		if !b.Wait(ctx) {
+			s.failing.Add(-1)
 			return false
 		}
 	}

@@ -5,19 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/pipeline/coalesce"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 )
 
 // Sink writes the sequenced topic into the history table: a consumer group
 // (read_committed, manual offsets) with one goroutine per claimed
-// partition, each inserting batches and committing their offsets only
-// after ClickHouse took them. A crash between insert and commit writes a
-// batch twice; ReplacingMergeTree collapses it and reads are dedup-safe.
+// partition, whose batches go into ClickHouse in inserts shared by every
+// partition of the instance (ClickHouse wants few inserts of many rows);
+// a partition's offsets are marked only after its rows were inserted. A
+// crash between insert and commit writes rows twice; ReplacingMergeTree
+// collapses them and reads are dedup-safe.
 type Sink struct {
 	cfg     Config
 	log     *slog.Logger
@@ -26,8 +29,12 @@ type Sink struct {
 	dlqPartitions int32
 	deadLetters   sarama.SyncProducer
 
-	inSession atomic.Bool
-	retrying  atomic.Int32
+	failing atomic.Int32 // writes being retried
+	waiting atomic.Int32 // partitions whose batch waits for a write
+
+	mu      sync.Mutex
+	group   *kafkawire.Group
+	session *sinkSession
 }
 
 // New checks the configuration; Run connects.
@@ -36,19 +43,37 @@ func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, log: cfg.Logger, metrics: newSinkMetrics(cfg.Registerer)}, nil
+	s := &Sink{cfg: cfg, log: cfg.Logger}
+	s.metrics = newSinkMetrics(cfg.Registerer, func() float64 { return float64(s.retrying()) })
+	return s, nil
 }
 
 // Ready fails until the sink is in a consumer group session, and while a
 // partition waits for ClickHouse.
 func (s *Sink) Ready(context.Context) error {
-	if !s.inSession.Load() {
-		return errors.New("not in a consumer group session")
+	s.mu.Lock()
+	g := s.group
+	s.mu.Unlock()
+	if g == nil {
+		return errors.New("not consuming yet")
 	}
-	if n := s.retrying.Load(); n > 0 {
+	if err := g.Ready(); err != nil {
+		return err
+	}
+	if n := s.retrying(); n > 0 {
 		return fmt.Errorf("%d partitions waiting for clickhouse", n)
 	}
 	return nil
+}
+
+// retrying is the number of partitions held up by failing writes: every
+// partition waiting on a write while one is being retried (those in the
+// failing insert and those queued behind it).
+func (s *Sink) retrying() int32 {
+	if s.failing.Load() == 0 {
+		return 0
+	}
+	return s.waiting.Load()
 }
 
 // Run consumes until ctx is cancelled; then each partition writes and
@@ -76,78 +101,70 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	defer s.deadLetters.Close()
 
-	gcfg := s.cfg.Kafka.ConsumerGroupConfig()
-	gcfg.Consumer.Group.Session.Timeout = s.cfg.SessionTimeout
-	gcfg.Consumer.Group.Heartbeat.Interval = s.cfg.SessionTimeout / 5
-	group, err := sarama.NewConsumerGroup(s.cfg.Kafka.BrokerList(), s.cfg.GroupID, gcfg)
+	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: s.cfg.Kafka, GroupID: s.cfg.GroupID, Topic: t.Sequenced,
+		SessionTimeout: s.cfg.SessionTimeout, MaxBatch: s.cfg.BatchMaxRows, Linger: s.cfg.BatchMaxWait,
+		CommitInterval: s.cfg.CommitInterval, FlushOnEnd: true, Lag: s.metrics.lag, Pending: s.metrics.pending, Logger: s.log}, s)
 	if err != nil {
-		return fmt.Errorf("history sink: join group %s: %w", s.cfg.GroupID, err)
+		return fmt.Errorf("history sink: %w", err)
 	}
-	defer group.Close()
-	go func() {
-		for err := range group.Errors() {
-			s.log.Warn("consumer group error", "err", err)
-		}
-	}()
+	s.mu.Lock()
+	s.group = group
+	s.mu.Unlock()
 	s.log.Info("history sink started", "topic", t.Sequenced, "group", s.cfg.GroupID)
-	b := newBackoff(time.Second, 10*time.Second)
-	for ctx.Err() == nil {
-		err := group.Consume(ctx, []string{t.Sequenced}, groupHandler{s})
-		if err == nil || ctx.Err() != nil {
-			b.reset()
-			continue
-		}
-		s.log.Warn("consumer group session failed; rejoining", "err", err, "backoff", b.next)
-		b.wait(ctx)
-	}
+	err = group.Run(ctx)
 	s.log.Info("history sink stopped")
+	return err
+}
+
+// sinkSession is what a session's partitions share: the inserter and the
+// deadline of their writes (ShutdownTimeout past the session's end).
+type sinkSession struct {
+	inserter *coalesce.Batcher[[]Row]
+	writeCtx context.Context
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// BeforeSession: nothing to prepare.
+func (s *Sink) BeforeSession(context.Context) error { return nil }
+
+// Setup starts the session's inserter: an insert carries the rows of every
+// partition that submitted within BatchMaxWait, and goes as soon as each
+// claimed partition has submitted.
+func (s *Sink) Setup(sess *kafkawire.Session) error {
+	n := 0
+	for _, ps := range sess.Claims() {
+		n += len(ps)
+	}
+	writeCtx, stop := graceContext(sess.Context(), s.cfg.ShutdownTimeout)
+	ss := &sinkSession{inserter: coalesce.New[[]Row](s.cfg.BatchMaxWait, max(n, 1), nil), writeCtx: writeCtx, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(ss.done)
+		ss.inserter.Run(writeCtx, func(parts [][]Row) error { return s.insert(writeCtx, parts) })
+	}()
+	s.mu.Lock()
+	s.session = ss
+	s.mu.Unlock()
 	return nil
 }
 
-type groupHandler struct{ s *Sink }
-
-func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.s.inSession.Store(true)
-	h.s.log.Info("group session started", "generation", sess.GenerationID(), "claims", sess.Claims())
-	go h.s.commitLoop(sess)
-	return nil
-}
-
-// Cleanup runs once every partition of the session has stopped: the last
-// batches they wrote are committed here.
-func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	sess.Commit()
-	h.s.inSession.Store(false)
-	return nil
-}
-
-// commitLoop commits the offsets the partitions marked after their inserts.
-// Committing apart from the partitions keeps them inserting: a commit waits
-// on the coordinator's connection behind the fetches' long polls (up to
-// Consumer.MaxWaitTime, 500ms).
-func (s *Sink) commitLoop(sess sarama.ConsumerGroupSession) {
-	tick := time.NewTicker(s.cfg.CommitInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-sess.Context().Done():
-			return
-		case <-tick.C:
-			sess.Commit() // errors go to the group's Errors(); a failed commit only means a re-insert
-		}
+// Cleanup stops the session's inserter once every partition is done.
+func (s *Sink) Cleanup(*kafkawire.Session) {
+	s.mu.Lock()
+	ss := s.session
+	s.session = nil
+	s.mu.Unlock()
+	if ss != nil {
+		ss.stop()
+		<-ss.done
 	}
 }
 
-// ConsumeClaim is the partition's goroutine: the only writer of its
-// conversations' rows and offsets in this session.
-func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	s := h.s
+// Open starts writing a claimed partition.
+func (s *Sink) Open(_ *kafkawire.Session, p int32) (kafkawire.Partition, error) {
+	s.mu.Lock()
+	ss := s.session
+	s.mu.Unlock()
 	s.metrics.partitions.Inc()
-	defer s.metrics.partitions.Dec()
-	label := fmt.Sprint(claim.Partition())
-	defer s.metrics.lag.DeleteLabelValues(label)
-	p := &partition{s: s, sess: sess, claim: claim, lag: s.metrics.lag.WithLabelValues(label),
-		log: s.log.With("partition", claim.Partition())}
-	p.run()
-	return nil
+	return &partition{s: s, ss: ss, log: s.log.With("partition", p)}, nil
 }

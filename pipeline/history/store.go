@@ -12,6 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/seqchat/seqchat/pipeline/backoff"
 	"github.com/seqchat/seqchat/pipeline/chstore"
 )
 
@@ -59,14 +60,14 @@ func OpenStore(ctx context.Context, cfg chstore.Config, log *slog.Logger) (*Stor
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		s, err := openOnce(ctx, cfg)
 		if err == nil {
 			return s, nil
 		}
-		log.Warn("clickhouse not ready; retrying", "addr", cfg.Addr, "err", err, "backoff", b.next)
-		if !b.wait(ctx) {
+		log.Warn("clickhouse not ready; retrying", "addr", cfg.Addr, "err", err, "backoff", b.Next())
+		if !b.Wait(ctx) {
 			return nil, fmt.Errorf("history store: %w (last error: %v)", ctx.Err(), err)
 		}
 	}

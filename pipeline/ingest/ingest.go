@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -21,17 +20,17 @@ import (
 var ErrUnavailable = errors.New("ingest unavailable")
 
 // Ingester validates sends and produces them to the raw topic. It is safe
-// for concurrent use; concurrent Submits share the producer's batches.
+// for concurrent use; concurrent Submits share the producer's requests.
 type Ingester struct {
 	cfg       Config
-	producer  *kafkawire.Producer
 	meta      *kafka.Client // for Ready
 	transport *kafka.Transport
 	metrics   *metrics
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	mu       sync.Mutex
+	producer *kafkawire.Sender // connected on the first Submit
+	closed   bool
+	closeErr error
 }
 
 // New builds an Ingester. It does not contact the broker: a Submit or Ready
@@ -48,7 +47,6 @@ func New(cfg Config) (*Ingester, error) {
 	transport := &kafka.Transport{ClientID: cfg.Kafka.ClientID}
 	return &Ingester{
 		cfg:       cfg,
-		producer:  cfg.Kafka.NewProducer(cfg.Topic),
 		meta:      &kafka.Client{Addr: kafka.TCP(cfg.Kafka.BrokerList()...), Transport: transport},
 		transport: transport,
 		metrics:   m,
@@ -85,15 +83,16 @@ func (i *Ingester) Submit(ctx context.Context, s Send) error {
 		i.metrics.sends.WithLabelValues(resultInvalid).Inc()
 		return invalid("cannot encode the send: %v", err)
 	}
-	if i.closed.Load() {
+	producer, err := i.sender()
+	if err != nil {
 		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
-		return fmt.Errorf("submit %s: ingester closed: %w", s.ClientMsgID, ErrUnavailable)
+		return fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, i.cfg.WriteTimeout)
 	defer cancel()
 	start := time.Now()
-	err = i.producer.Write(ctx, kafka.Message{Key: []byte(s.ConversationID), Value: value})
+	err = producer.Send(ctx, []byte(s.ConversationID), value)
 	i.metrics.produce.Observe(time.Since(start).Seconds())
 	if err != nil {
 		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
@@ -103,6 +102,24 @@ func (i *Ingester) Submit(ctx context.Context, s Send) error {
 	}
 	i.metrics.sends.WithLabelValues(resultAccepted).Inc()
 	return nil
+}
+
+// sender is the producer, connected on first use (New does not contact
+// the broker, so a service can start before Kafka does).
+func (i *Ingester) sender() (*kafkawire.Sender, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.closed {
+		return nil, errors.New("ingester closed")
+	}
+	if i.producer == nil {
+		p, err := i.cfg.Kafka.NewSender(i.cfg.Topic, i.cfg.Linger)
+		if err != nil {
+			return nil, err
+		}
+		i.producer = p
+	}
+	return i.producer, nil
 }
 
 // Ready reports whether the raw topic's metadata is reachable and every
@@ -137,12 +154,17 @@ func (i *Ingester) Ready(ctx context.Context) error {
 // Close fail with ErrUnavailable. Calling Close again returns the first
 // result.
 func (i *Ingester) Close() error {
-	i.closeOnce.Do(func() {
-		i.closed.Store(true)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.closed {
+		return i.closeErr
+	}
+	i.closed = true
+	if i.producer != nil {
 		if err := i.producer.Close(); err != nil {
 			i.closeErr = fmt.Errorf("close ingest producer: %w", err)
 		}
-		i.transport.CloseIdleConnections()
-	})
+	}
+	i.transport.CloseIdleConnections()
 	return i.closeErr
 }

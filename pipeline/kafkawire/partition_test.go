@@ -2,6 +2,7 @@ package kafkawire
 
 import (
 	"fmt"
+	"github.com/rcrowley/go-metrics"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -82,4 +83,19 @@ func conversationKey(i int) string {
 		return fmt.Sprintf("g:%d", i)
 	}
 	return fmt.Sprintf("dm:user%d:user%d", i, i*7+1)
+}
+
+// TestNoMetricsGivesSaramaTheKindsItAsksFor: sarama type-asserts what the
+// registry returns; a wrong kind would panic inside the client.
+func TestNoMetricsGivesSaramaTheKindsItAsksFor(t *testing.T) {
+	r := noMetrics{}
+	if _, ok := metrics.GetOrRegisterMeter("m", r).(metrics.Meter); !ok {
+		t.Fatal("no meter")
+	}
+	if _, ok := metrics.GetOrRegisterCounter("c", r).(metrics.Counter); !ok {
+		t.Fatal("no counter")
+	}
+	if _, ok := r.GetOrRegister("h", func() metrics.Histogram { return metrics.NilHistogram{} }).(metrics.Histogram); !ok {
+		t.Fatal("no histogram")
+	}
 }

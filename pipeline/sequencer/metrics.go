@@ -1,16 +1,19 @@
 package sequencer
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/latency"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 type metrics struct {
 	records        *prometheus.CounterVec
+	commitDelay    prometheus.Histogram
+	lag            *prometheus.GaugeVec
 	batchRecords   prometheus.Histogram
+	txnRecords     prometheus.Histogram
 	txnSeconds     prometheus.Histogram
 	restoreSeconds prometheus.Histogram
 	held           prometheus.Gauge
@@ -23,10 +26,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_sequencer_records_total",
 			Help: "Records written by outcome: sequenced, rejected, duplicate, dead_letter."}, []string{"outcome"}),
+		commitDelay: latency.NewHistogram("seqchat_sequencer_commit_delay_seconds",
+			"From a raw record's append to the raw topic (its broker timestamp) until the transaction with its sequenced entry committed."),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seqchat_sequencer_lag_records",
+			Help: "Raw records behind the partition's high-water mark, after each batch."}, []string{"partition"}),
 		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_batch_records",
-			Help: "Raw records per transaction.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
-		txnSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_transaction_seconds",
-			Help: "Time to write and commit one transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
+			Help: "Raw records per partition batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+		txnRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_transaction_records",
+			Help: "Records written per transaction (output, state changes, dead letters, markers).", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+		txnSeconds: latency.NewHistogram("seqchat_sequencer_transaction_seconds",
+			"Time to write and commit one transaction."),
 		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_sequencer_restore_seconds",
 			Help: "Time to fence the previous owner and restore a partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_sequencer_held_sends",
@@ -39,16 +48,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Partition workers that failed and restarted the group session."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.batchRecords, m.txnSeconds, m.restoreSeconds, m.held, m.partitions, m.fenced, m.failures)
+		reg.MustRegister(m.records, m.commitDelay, m.lag, m.batchRecords, m.txnRecords, m.txnSeconds, m.restoreSeconds, m.held, m.partitions, m.fenced, m.failures)
 	}
 	return m
 }
 
-func (m *metrics) observeBatch(raw int, out []*imv1.SequencedRecord, dead, held int, took time.Duration) {
+func (m *metrics) observeTxn(t kafkawire.TxnStats) {
+	m.txnSeconds.Observe(t.Took.Seconds())
+	m.txnRecords.Observe(float64(t.Records))
+}
+
+func (m *metrics) observeBatch(raw int, out []*imv1.SequencedRecord, dead, held int) {
 	if raw > 0 {
 		m.batchRecords.Observe(float64(raw))
 	}
-	m.txnSeconds.Observe(took.Seconds())
 	m.held.Set(float64(held))
 	for _, r := range out {
 		switch {

@@ -2,11 +2,12 @@ package sequencer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -15,23 +16,38 @@ import (
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 )
 
+// Defaults of Config's batching (what a zero field means), shared with the
+// floor benchmark (pipeline/floor), which mirrors the sequencer's wiring.
+const (
+	DefaultBatchMaxWait      = time.Millisecond
+	DefaultTransactionLinger = 5 * time.Millisecond
+)
+
 // Config configures a Sequencer.
 type Config struct {
 	Kafka  kafkawire.Config
 	Topics kafkawire.Topics // zero fields get kafkawire's defaults
 	// GroupID is the consumer group over the raw topic. Zero means "seqchat-sequencer".
 	GroupID string
-	// TransactionalIDPrefix names the transactional producers, one per raw
-	// partition: <prefix>-<raw topic>-<partition>. Zero means GroupID.
+	// TransactionalIDPrefix names the instance's transactional producer:
+	// <prefix>-<instance id> with Kafka.InstanceID, else <prefix>-<random>.
+	// A restart with the same instance id aborts what the previous
+	// incarnation left open at once; without one, the broker aborts it at
+	// the transaction timeout. Zero means GroupID.
 	TransactionalIDPrefix string
 	// Machine bounds the per-partition state.
 	Machine Options
-	// BatchMaxRecords caps the raw records in one transaction. Zero means 5000
-	// (measured: docs/benchmarks.md).
+	// BatchMaxRecords caps the raw records a partition applies at once.
+	// Zero means 5000 (measured: docs/benchmarks.md).
 	BatchMaxRecords int
-	// BatchMaxWait is how long a transaction waits for more records once it
-	// has one. Zero means 2ms; negative means never wait.
+	// BatchMaxWait is how long a partition's batch waits for more records
+	// once it has one. Zero means 1ms; negative means never wait.
 	BatchMaxWait time.Duration
+	// TransactionLinger is how long a transaction, once it has one
+	// partition's batch, waits for the other partitions' before it commits:
+	// fewer, fuller transactions cost the broker less (about 2 ms of its CPU
+	// each, docs/benchmarks.md). Zero means 5ms; negative means never wait.
+	TransactionLinger time.Duration
 	// SessionTimeout of the consumer group: how soon a dead instance's
 	// partitions move. Zero means 10s (the broker's minimum is 6s).
 	SessionTimeout time.Duration
@@ -54,7 +70,10 @@ func (c *Config) setDefaults() {
 		c.BatchMaxRecords = 5000
 	}
 	if c.BatchMaxWait == 0 {
-		c.BatchMaxWait = 2 * time.Millisecond
+		c.BatchMaxWait = DefaultBatchMaxWait
+	}
+	if c.TransactionLinger == 0 {
+		c.TransactionLinger = DefaultTransactionLinger
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -80,19 +99,20 @@ func (c Config) Validate() error {
 }
 
 // Sequencer consumes the raw topic as a consumer group and runs one
-// partition worker per claimed partition.
+// partition worker per claimed partition; the workers' output, state
+// changes and input offsets commit in the shared transactions of one
+// producer per instance (kafkawire.TxnStage).
 type Sequencer struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	txnID   string
 
 	dlqPartitions int32
 	state         sarama.Consumer // reads state partitions on restore
 
-	mu            sync.Mutex
-	cancelSession context.CancelFunc
-	inSession     atomic.Bool
-	restoring     atomic.Int32
+	mu    sync.Mutex
+	group *kafkawire.Group
 }
 
 // New checks the configuration; Run connects.
@@ -101,19 +121,28 @@ func New(cfg Config) (*Sequencer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sequencer{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}, nil
+	instance := cfg.Kafka.InstanceID
+	if instance == "" {
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		instance = hex.EncodeToString(b)
+	}
+	return &Sequencer{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
+		txnID: cfg.TransactionalIDPrefix + "-" + instance}, nil
 }
 
 // Ready fails until the instance is in a consumer group session with every
 // claimed partition restored.
 func (s *Sequencer) Ready(context.Context) error {
-	if !s.inSession.Load() {
-		return errors.New("not in a consumer group session")
+	s.mu.Lock()
+	g := s.group
+	s.mu.Unlock()
+	if g == nil {
+		return errors.New("not started")
 	}
-	if n := s.restoring.Load(); n > 0 {
-		return fmt.Errorf("restoring %d partitions", n)
-	}
-	return nil
+	return g.Ready()
 }
 
 // Run sequences until ctx is cancelled. It refuses to start unless the raw,
@@ -132,121 +161,37 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sequencer: %w", err)
 	}
-	s.log.Info("topics checked", "raw", t.Raw, "partitions", n)
+	s.log.Info("topics checked", "raw", t.Raw, "partitions", n, "transactional_id", s.txnID)
 
-	stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
-	s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), stateCfg)
+	s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), s.cfg.Kafka.ConsumerGroupConfig())
 	if err != nil {
 		return fmt.Errorf("sequencer: state consumer: %w", err)
 	}
 	defer s.state.Close()
 
-	groupCfg := s.cfg.Kafka.ConsumerGroupConfig()
-	groupCfg.Consumer.Group.Session.Timeout = s.cfg.SessionTimeout
-	groupCfg.Consumer.Group.Heartbeat.Interval = s.cfg.SessionTimeout / 5
-	group, err := sarama.NewConsumerGroup(s.cfg.Kafka.BrokerList(), s.cfg.GroupID, groupCfg)
+	stage := kafkawire.NewTxnStage(kafkawire.TxnConfig{Kafka: s.cfg.Kafka, TransactionalID: s.txnID,
+		Linger: max(s.cfg.TransactionLinger, 0), OnCommit: s.metrics.observeTxn, OnFail: s.failed, Logger: s.log}, s.startWorker)
+	defer stage.Close()
+	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: s.cfg.Kafka, GroupID: s.cfg.GroupID, Topic: t.Raw,
+		SessionTimeout: s.cfg.SessionTimeout, MaxBatch: s.cfg.BatchMaxRecords, Linger: max(s.cfg.BatchMaxWait, 0),
+		Idle: max(s.cfg.Machine.HoldWindow/8, 10*time.Millisecond), Lag: s.metrics.lag, Logger: s.log}, stage)
 	if err != nil {
-		return fmt.Errorf("sequencer: join group %s: %w", s.cfg.GroupID, err)
+		return fmt.Errorf("sequencer: %w", err)
 	}
-	defer group.Close()
-	go func() {
-		for err := range group.Errors() {
-			s.log.Warn("consumer group error", "err", err)
-		}
-	}()
-
-	backoff := time.Second
-	for ctx.Err() == nil {
-		sctx, cancel := context.WithCancel(ctx)
-		s.mu.Lock()
-		s.cancelSession = cancel
-		s.mu.Unlock()
-		err := group.Consume(sctx, []string{t.Raw}, handler{s})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			if errors.Is(err, sarama.ErrUnstableOffsetCommit) {
-				// A dead instance left a transaction open: its offsets
-				// stay unreadable until the broker aborts it at the
-				// transaction timeout. Fencing aborts it now.
-				s.fenceAll(int(n))
-				continue
-			}
-			s.log.Warn("consumer group session failed; rejoining", "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-		}
-	}
-	s.log.Info("sequencer stopped")
-	return nil
-}
-
-// fenceAll initialises the transactional producer of every raw partition
-// and closes it, which aborts whatever transaction a previous owner left
-// open. A live instance that owned one of them is fenced too: its next
-// commit fails and it rejoins, claiming its partitions again from committed
-// state (nothing is lost, one session restart). Called only when the group
-// cannot start because of such an open transaction, i.e. after a crash.
-func (s *Sequencer) fenceAll(partitions int) {
-	start := time.Now()
-	for p := range partitions {
-		txnID := s.transactionalID(int32(p))
-		producer, err := sarama.NewSyncProducer(s.cfg.Kafka.BrokerList(), s.cfg.Kafka.TransactionalProducerConfig(txnID))
-		if err != nil {
-			s.log.Warn("fencing a transactional id", "id", txnID, "err", err)
-			continue
-		}
-		producer.Close()
-	}
-	s.log.Warn("offsets blocked by an open transaction of a dead instance; fenced every partition's transactional id",
-		"partitions", partitions, "took", time.Since(start).Round(time.Millisecond))
-}
-
-func (s *Sequencer) transactionalID(p int32) string {
-	return fmt.Sprintf("%s-%s-%d", s.cfg.TransactionalIDPrefix, s.cfg.Topics.Raw, p)
-}
-
-// restartSession ends the current group session so that every partition is
-// claimed again from its committed offset and state: the way back from a
-// failed transaction, whose effects exist only in memory.
-func (s *Sequencer) restartSession(partition int32, err error) {
-	s.metrics.failures.Inc()
-	s.log.Error("partition failed; restarting the group session", "partition", partition, "err", err)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancelSession != nil {
-		s.cancelSession()
-	}
+	s.group = group
+	s.mu.Unlock()
+	err = group.Run(ctx)
+	s.log.Info("sequencer stopped")
+	return err
 }
 
-type handler struct{ s *Sequencer }
-
-func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.s.inSession.Store(true)
-	h.s.log.Info("group session started", "generation", sess.GenerationID(), "claims", sess.Claims())
-	return nil
-}
-
-func (h handler) Cleanup(sarama.ConsumerGroupSession) error {
-	h.s.inSession.Store(false)
-	return nil
-}
-
-func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	s := h.s
-	p := claim.Partition()
-	s.metrics.partitions.Inc()
-	defer s.metrics.partitions.Dec()
-	w, err := s.startWorker(sess, p)
-	if err != nil {
-		s.restartSession(p, err)
-		return err
+// failed counts a failed transaction: the session restarts from committed
+// state (every partition restored again).
+func (s *Sequencer) failed(err error) {
+	s.metrics.failures.Inc()
+	if kafkawire.Fenced(err) {
+		s.metrics.fenced.Inc()
 	}
-	defer w.close()
-	if err := w.run(sess, claim); err != nil {
-		s.restartSession(p, err)
-		return err
-	}
-	return nil
+	s.log.Error("transaction failed; restarting the group session", "err", err)
 }

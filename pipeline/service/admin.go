@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 type ReadyCheck func(ctx context.Context) error
 
 // Admin is the admin HTTP server: /metrics (Prometheus), /healthz (the
-// process is alive and serving) and /readyz (every registered check passes).
+// process is alive and serving), /readyz (every registered check passes)
+// and Go's profiles under /debug/pprof/ (the admin address is internal).
 type Admin struct {
 	Registry *prometheus.Registry
 
@@ -52,6 +54,11 @@ func (a *Admin) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", a.serveReady)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

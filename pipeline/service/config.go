@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/seqchat/seqchat/pipeline/chstore"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
@@ -54,6 +56,9 @@ type Common struct {
 	AdminAddr string
 	// InstanceID makes the consumer group member static (kafkawire.Config).
 	InstanceID string
+	// FetchMaxWait and FetchMinBytes shape the consumers' fetches (kafkawire.Config).
+	FetchMaxWait  time.Duration
+	FetchMinBytes int32
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string
 	LogFormat string
@@ -67,13 +72,20 @@ func (c *Common) Register(fs *flag.FlagSet, adminAddr string) {
 	fs.StringVar(&c.AdminAddr, "admin-addr", adminAddr, "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "static consumer group member id, unique per process (e.g. the pod name): "+
 		"a restart takes its partitions back at once; empty: dynamic membership")
+	fs.DurationVar(&c.FetchMaxWait, "kafka-fetch-max-wait", 0, "longest wait of a consumer's fetch for -kafka-fetch-min-bytes (default 500ms)")
+	fs.Func("kafka-fetch-min-bytes", "bytes a consumer's fetch waits for, up to -kafka-fetch-max-wait (default 1: answer at once)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		c.FetchMinBytes = int32(n)
+		return err
+	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 }
 
 // Kafka is the Kafka client configuration for clientID.
 func (c Common) Kafka(clientID string) kafkawire.Config {
-	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(c.KafkaBrokers), ClientID: clientID, InstanceID: c.InstanceID}
+	return kafkawire.Config{Brokers: kafkawire.ParseBrokers(c.KafkaBrokers), ClientID: clientID, InstanceID: c.InstanceID,
+		FetchMaxWait: c.FetchMaxWait, FetchMinBytes: c.FetchMinBytes}
 }
 
 // ClickHouse is the history store configuration.
