@@ -27,12 +27,13 @@ const helloTimeout = 10 * time.Second
 type conn struct {
 	g      *Gateway
 	ws     *websocket.Conn
+	wire   *batchConn // ws's connection, for batched writes
 	log    *slog.Logger
 	user   string
 	device string
 	epoch  uint64
 
-	out  chan []byte   // frames to write, bounded
+	out  chan outFrame // frames to write, bounded
 	quit chan struct{} // closed to stop the write loop
 	done chan struct{} // closed when the write loop has closed the socket
 
@@ -48,6 +49,13 @@ type conn struct {
 	refill time.Time
 
 	order sendOrder // the reader goroutine's own
+}
+
+// outFrame is a frame waiting for the write loop; routedAt is set for a
+// live entry (the time from it to the write is measured).
+type outFrame struct {
+	b        []byte
+	routedAt time.Time
 }
 
 type convState struct {
@@ -69,11 +77,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.handlers.Add(1)
 	g.mu.Unlock()
 	defer g.handlers.Done()
-	ws, err := g.upgrader.Upgrade(w, r, nil)
+	bw := &batchingWriter{ResponseWriter: w}
+	ws, err := g.upgrader.Upgrade(bw, r, nil)
 	if err != nil {
 		return // the upgrader answered the HTTP error
 	}
-	c := &conn{g: g, ws: ws, log: g.log, out: make(chan []byte, g.cfg.OutboundQueue),
+	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
 		acked: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
 	go c.writeLoop()
@@ -82,9 +91,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // send queues a frame; a client too slow to take its frames is dropped
 // rather than allowed to grow the queue (slow_consumer).
-func (c *conn) send(frame []byte) {
+func (c *conn) send(frame []byte) { c.enqueue(outFrame{b: frame}) }
+
+// sendEntry queues an entry's frame.
+func (c *conn) sendEntry(e Entry) { c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt}) }
+
+func (c *conn) enqueue(f outFrame) {
 	select {
-	case c.out <- frame:
+	case c.out <- f:
 		c.g.metrics.framesOut.Inc()
 	case <-c.quit:
 	default:
@@ -118,8 +132,8 @@ func (c *conn) writeLoop() {
 	}
 	for {
 		select {
-		case b := <-c.out:
-			if err := write(websocket.TextMessage, b); err != nil {
+		case f := <-c.out:
+			if err := c.writeFrames(f, write); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "write failed")
 				return
 			}
@@ -136,6 +150,41 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeFrames writes f and every frame queued behind it, in one system
+// call, then measures the live entries among them.
+func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
+	frames := []outFrame{f}
+	if n := len(c.out); n > 0 && c.wire != nil {
+		c.wire.begin()
+		for range n {
+			frames = append(frames, <-c.out)
+		}
+	}
+	for _, f := range frames {
+		if err := write(websocket.TextMessage, f.b); err != nil {
+			return err
+		}
+		if c.wire != nil && c.wire.full() {
+			if err := c.wire.flush(time.Now().Add(10 * time.Second)); err != nil {
+				return err
+			}
+			c.wire.begin()
+		}
+	}
+	if c.wire != nil {
+		if err := c.wire.flush(time.Now().Add(10 * time.Second)); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	for _, f := range frames {
+		if !f.routedAt.IsZero() {
+			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
+		}
+	}
+	return nil
 }
 
 func (c *conn) readLoop() {

@@ -11,31 +11,36 @@ import (
 // historyPage is how many entries one gap fill asks history for.
 const historyPage = 500
 
-// deliverLive takes one record routed to this device from the topic.
-func (c *conn) deliverLive(r *imv1.SequencedRecord) {
-	if r.Seq == 0 { // a notice to the sending device
-		if r.SenderDeviceId == c.device && r.SenderUserId == c.user {
-			if f := noticeFrame(r); f != nil {
-				c.send(f)
-			}
+// deliverNotice takes a notice (seq 0) routed to this device: a rejection
+// or a duplicate's answer, for the sending device only.
+func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
+	if r.SenderDeviceId == c.device && r.SenderUserId == c.user {
+		if f := noticeFrame(r); f != nil {
+			c.send(f)
 		}
-		return
 	}
-	c.offer(r.ConversationId, []MsgFrame{EntryFrame(r)})
 }
 
 // offer feeds live entries of a conversation to its reorder buffer, then
 // sends what became deliverable. A conversation seen for the first time
 // starts from 0: history fills in what the device may see of it.
-func (c *conn) offer(conv string, entries []MsgFrame) {
-	c.offerPage(conv, entries, false, 0, false)
+func (c *conn) offer(conv string, entries []Entry) {
+	c.offerEntries(conv, entries, false, 0, false)
 }
 
-// offerPage feeds entries; from history it also skips what history is
-// complete for but did not return (not visible to this user): the seqs
-// before each returned entry and, when the page was not full, those after
-// the last one up to complete.
-func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, complete uint64, pageFull bool) {
+// offerPage feeds a history page; it also skips what history is complete
+// for but did not return (not visible to this user): the seqs before each
+// returned entry and, when the page was not full, those after the last one
+// up to complete.
+func (c *conn) offerPage(conv string, page []MsgFrame, complete uint64, pageFull bool) {
+	entries := make([]Entry, len(page))
+	for i, f := range page {
+		entries[i] = Entry{Seq: f.Seq, Payload: encode(f)}
+	}
+	c.offerEntries(conv, entries, true, complete, pageFull)
+}
+
+func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, complete uint64, pageFull bool) {
 	c.mu.Lock()
 	cs := c.convs[conv]
 	if cs == nil {
@@ -53,7 +58,7 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 			}
 			ready = append(ready, cs.reorder.SkipTo(e.Seq-1)...)
 		}
-		got, over := cs.reorder.Offer(Entry{Seq: e.Seq, Payload: encode(e)}, now)
+		got, over := cs.reorder.Offer(e, now)
 		ready = append(ready, got...)
 		overflow = overflow || over
 	}
@@ -71,7 +76,7 @@ func (c *conn) offerPage(conv string, entries []MsgFrame, fromHistory bool, comp
 	// Queued under the lock that released them (send never blocks): a live
 	// entry released by another goroutine right after cannot overtake them.
 	for _, e := range ready {
-		c.send(e.Payload)
+		c.sendEntry(e)
 	}
 	c.mu.Unlock()
 	c.g.metrics.delivered.Add(float64(len(ready)))
@@ -135,7 +140,7 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 		}
 		c.g.metrics.fills.Inc()
 		full := len(page.Entries) == historyPage
-		c.offerPage(conv, page.Entries, true, page.CompleteUpTo, full)
+		c.offerPage(conv, page.Entries, page.CompleteUpTo, full)
 		if catchUp && !full {
 			c.mu.Lock()
 			up := c.convs[conv].reorder.Delivered()

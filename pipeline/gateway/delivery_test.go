@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestHistoryRunAndLiveEntryKeepOrder: a fill releasing a long run of
@@ -22,19 +23,19 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 		c := testConn(4*run, 1, 1)
 		c.log = slog.New(slog.DiscardHandler)
 		c.convs = map[string]*convState{"g:t": {reorder: NewReorder(0, 0), filling: true}}
-		c.offer("g:t", []MsgFrame{{Type: "msg", ConversationID: "g:t", Seq: run + 1}}) // held behind the gap
+		c.offer("g:t", []Entry{liveEntry(run + 1)}) // held behind the gap
 		var wg sync.WaitGroup
 		done := make(chan struct{})
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			defer close(done)
-			c.offerPage("g:t", page, true, run, false)
+			c.offerPage("g:t", page, run, false)
 		}()
 		go func() {
 			defer wg.Done()
 			for {
-				c.offer("g:t", []MsgFrame{{Type: "msg", ConversationID: "g:t", Seq: run + 2}})
+				c.offer("g:t", []Entry{liveEntry(run + 2)})
 				select {
 				case <-done:
 					return
@@ -46,9 +47,9 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 		close(c.out)
 		var last uint64
 		n := 0
-		for b := range c.out {
+		for o := range c.out {
 			var f MsgFrame
-			if err := json.Unmarshal(b, &f); err != nil {
+			if err := json.Unmarshal(o.b, &f); err != nil {
 				t.Fatal(err)
 			}
 			if f.Seq != last+1 {
@@ -61,4 +62,9 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 			t.Fatalf("trial %d: %d entries enqueued, want %d", trial, n, run+2)
 		}
 	}
+}
+
+// liveEntry is the entry at seq of g:t as the topic consumer hands it over.
+func liveEntry(seq uint64) Entry {
+	return Entry{Seq: seq, Payload: encode(MsgFrame{Type: "msg", ConversationID: "g:t", Seq: seq}), RoutedAt: time.Now()}
 }

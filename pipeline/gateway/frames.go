@@ -131,6 +131,14 @@ func NewFrameDecoder() (*FrameDecoder, error) {
 
 // Decode parses and checks one text frame.
 func (d *FrameDecoder) Decode(b []byte) (ClientFrame, *ProtocolError) {
+	if f, ok := decodeFast(b); ok {
+		return f, nil
+	}
+	return d.decodeWithSchema(b)
+}
+
+// decodeWithSchema checks b against its frame's schema, then decodes it.
+func (d *FrameDecoder) decodeWithSchema(b []byte) (ClientFrame, *ProtocolError) {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	obj, isObject := v.(map[string]any)
 	if err != nil || !isObject {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -99,4 +100,95 @@ func TestDocumentedClientExamplesDecode(t *testing.T) {
 			t.Errorf("documented %s example refused: %v\n%s", head.Type, err, ex[1])
 		}
 	}
+}
+
+// fastCases are frames on both sides of every check of the fast path.
+var fastCases = []string{
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"text/plain","body":"hi"}}`,
+	` { "type" : "send" , "client_seq" : 7 , "conversation_id":"dm:a:b","client_msg_id":"m1","message":{"body":"a\nb \"q\" \u00e9","content_type":"text/plain"} } `,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1.0,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1e0,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":0,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":-1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":18446744073709551616,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":null}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":null}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x","x":1}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"},"type":"send"}`,
+	`{"type":"send","Conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a\n","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"\u0067:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"x:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m 1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"control":{"op":"leave"}}`,
+	`{"type":"Send","conversation_id":"g:a","client_msg_id":"m1","client_seq":1,"message":{"content_type":"t","body":"x"}}`,
+	`{"type":"ack","conversation_id":"g:a","seq":3}`,
+	`{"type":"ack","conversation_id":"g:a","seq":0}`,
+	`{"type":"ack","conversation_id":"g:a","seq":"3"}`,
+	`{"type":"ack","conversation_id":"g:a","seq":3}x`,
+	`{"type":"ack","conversation_id":"g:a","seq":3,}`,
+	`{"type":"ack","conversation_id":"g:a","seq":3]`,
+	`{"type":"ping"}`,
+	"{\"type\":\"send\",\"conversation_id\":\"g:a\",\"client_msg_id\":\"m1\",\"client_seq\":1,\"message\":{\"content_type\":\"t\",\"body\":\"\xff\"}}",
+}
+
+// TestFastDecodeAgreesWithSchema: whatever the fast path accepts, the
+// schema accepts with the same result; what it refuses, the schema decides.
+func TestFastDecodeAgreesWithSchema(t *testing.T) {
+	d := decoder(t)
+	accepted := 0
+	for _, c := range fastCases {
+		if agreesWithSchema(t, d, []byte(c)) {
+			accepted++
+		}
+	}
+	if accepted < 3 {
+		t.Fatalf("the fast path accepted %d of the cases: it is not used", accepted)
+	}
+}
+
+func FuzzFastDecodeAgreesWithSchema(f *testing.F) {
+	for _, c := range fastCases {
+		f.Add([]byte(c))
+	}
+	d := decoder(f)
+	f.Fuzz(func(t *testing.T, b []byte) { agreesWithSchema(t, d, b) })
+}
+
+// agreesWithSchema fails t when the fast path accepts b differently from
+// the schema; it reports whether the fast path accepted it.
+func agreesWithSchema(t *testing.T, d *FrameDecoder, b []byte) bool {
+	t.Helper()
+	fast, ok := decodeFast(b)
+	if !ok {
+		return false
+	}
+	slow, perr := d.decodeWithSchema(b)
+	if perr != nil {
+		t.Fatalf("fast path accepted %q, the schema refused it: %v", b, perr)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("fast path decoded %q as %+v, the schema as %+v", b, fast, slow)
+	}
+	return true
+}
+
+func BenchmarkDecodeSend(b *testing.B) {
+	d := decoder(b)
+	frame := []byte(`{"type":"send","conversation_id":"g:lg-g001","client_msg_id":"lg-m123456","client_seq":42,"message":{"content_type":"text/plain","body":"load lg-m123456"}}`)
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, perr := d.Decode(frame); perr != nil {
+				b.Fatal(perr)
+			}
+		}
+	})
+	b.Run("schema", func(b *testing.B) {
+		for b.Loop() {
+			if _, perr := d.decodeWithSchema(frame); perr != nil {
+				b.Fatal(perr)
+			}
+		}
+	})
 }

@@ -255,22 +255,31 @@ func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) erro
 				g.log.Warn("skipping undecodable delivery", "offset", m.Offset, "err", err)
 				continue
 			}
-			g.route(d)
+			g.route(d, m.Timestamp)
 		}
 	}
 }
 
-// route hands a delivery to the recipients' connections on this gateway.
-func (g *Gateway) route(d *imv1.GatewayDelivery) {
+// route hands a delivery to the recipients' connections on this gateway;
+// an entry's frame is encoded once for all of them.
+func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
+	var entry []Entry
+	if d.Record.Seq > 0 {
+		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(EntryFrame(d.Record)), RoutedAt: routedAt}}
+	}
+	var cs []*conn
+	g.mu.Lock()
 	for _, r := range d.Recipients {
-		g.mu.Lock()
-		var cs []*conn
 		for c := range g.conns[deviceKey{r.UserId, r.DeviceId}] {
 			cs = append(cs, c)
 		}
-		g.mu.Unlock()
-		for _, c := range cs {
-			c.deliverLive(d.Record)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		if entry == nil {
+			c.deliverNotice(d.Record)
+		} else {
+			c.offer(d.Record.ConversationId, entry)
 		}
 	}
 }

@@ -1,12 +1,17 @@
 package gateway
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seqchat/seqchat/pipeline/latency"
+)
 
 type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
 	historyErrors, settleSkips                     prometheus.Counter
 	disconnects                                    *prometheus.CounterVec
+	writeDelay                                     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,9 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		settleSkips:   c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_disconnects_total",
 			Help: "Connections closed by the gateway, by protocol error code."}, []string{"code"}),
+		writeDelay: latency.NewHistogram("seqchat_gateway_write_delay_seconds",
+			"From a live entry's routing (its gateway record's timestamp) until its frame was written to a recipient's socket."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay)
 	}
 	return m
 }

@@ -8,7 +8,10 @@ import (
 // Entry is one sequenced entry of a conversation as the gateway delivers it.
 type Entry struct {
 	Seq     uint64
-	Payload []byte // the encoded `msg` frame
+	Payload []byte // the encoded `msg` frame, shared by every recipient
+	// RoutedAt is when the fanout routed a live entry (its gateway
+	// record's timestamp); zero for an entry from history.
+	RoutedAt time.Time
 }
 
 // Gap is a run of missing seqs [From, To] that entries after it wait for.
