@@ -450,7 +450,12 @@ func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error
 }
 
 func (c *conn) handleSend(s *Send) {
-	if !c.order.admit(s.ConversationID, s.ClientSeq) {
+	if ok, full := c.order.admit(s.ConversationID, s.ClientSeq); !ok {
+		if full {
+			c.fail(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+				Message: "too many sends refused in " + s.ConversationID + "; reconnect and resend them in order"}, websocket.CloseTryAgainLater)
+			return
+		}
 		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
 			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
 		return

@@ -2,14 +2,18 @@ package gateway
 
 import "testing"
 
-func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
-	var o sendOrder
-	step := func(conv string, cs uint64, want bool) {
+func admitStep(t *testing.T, o *sendOrder) func(conv string, cs uint64, want bool) {
+	return func(conv string, cs uint64, want bool) {
 		t.Helper()
-		if got := o.admit(conv, cs); got != want {
+		if got, _ := o.admit(conv, cs); got != want {
 			t.Fatalf("admit(%s, %d) = %v, want %v", conv, cs, got, want)
 		}
 	}
+}
+
+func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
+	var o sendOrder
+	step := admitStep(t, &o)
 	step("g:a", 1, true)
 	o.accept("g:a", 1)
 	step("g:a", 2, true)
@@ -23,7 +27,8 @@ func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
 	step("g:a", 3, false) // still held back
 	step("g:a", 2, true)
 	o.accept("g:a", 2)
-	step("g:a", 3, true)
+	step("g:a", 3, true) // the refused 3 is next
+	o.accept("g:a", 3)
 	step("g:a", 4, true)
 
 	// An earlier failure lowers the barrier; accepting a later send does
@@ -41,4 +46,44 @@ func TestSendOrderHoldsBackSendsAfterAFailure(t *testing.T) {
 	o.accept("g:a", 6)
 	o.failed("g:a", 6)
 	step("g:a", 8, true)
+}
+
+// TestSendOrderNewSendWaitsForEveryRefusedOne is the sender_order of the
+// 2,000 sends/s benchmark: 234 was rate limited and 308..332 refused behind
+// it; the client resent 234 (accepted) and 308..311, but 312..332 were not
+// due yet when its next new send, 333, came. 333 must wait for them.
+func TestSendOrderNewSendWaitsForEveryRefusedOne(t *testing.T) {
+	var o sendOrder
+	step := admitStep(t, &o)
+	o.accept("dm:a:b", 233)
+	step("dm:a:b", 234, true)
+	o.failed("dm:a:b", 234) // rate_limited
+	for cs := uint64(308); cs <= 332; cs++ {
+		step("dm:a:b", cs, false) // unavailable: behind 234
+	}
+	step("dm:a:b", 234, true)
+	o.accept("dm:a:b", 234)
+	for cs := uint64(308); cs <= 311; cs++ {
+		step("dm:a:b", cs, true)
+		o.accept("dm:a:b", cs)
+	}
+	step("dm:a:b", 333, false) // 312..332 were refused and not resent yet
+	for cs := uint64(312); cs <= 333; cs++ {
+		step("dm:a:b", cs, true)
+		o.accept("dm:a:b", cs)
+	}
+	step("dm:a:b", 334, true)
+}
+
+func TestSendOrderIsBounded(t *testing.T) {
+	var o sendOrder
+	o.failed("g:a", 1)
+	for cs := uint64(2); cs <= maxRefusedPerConversation; cs++ {
+		if ok, full := o.admit("g:a", cs); ok || full {
+			t.Fatalf("admit(%d) = %v, %v before the bound", cs, ok, full)
+		}
+	}
+	if ok, full := o.admit("g:a", maxRefusedPerConversation+1); ok || !full {
+		t.Fatalf("past the bound: admit = %v, full %v", ok, full)
+	}
 }
