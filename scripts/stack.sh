@@ -14,6 +14,8 @@
 #   SEQCHAT_KAFKA_VERSION [4.1.1]
 #   SEQCHAT_KAFKA_PORT [9092]  SEQCHAT_KAFKA_CONTROLLER_PORT [9093]
 #   SEQCHAT_KAFKA_HEAP [1g]
+#   SEQCHAT_KAFKA_JAVA_OPTS []               more JVM options (JMX, JFR settings)
+#   SEQCHAT_KAFKA_EXTRA_CONFIG []            more server.properties lines
 #   SEQCHAT_CLICKHOUSE_PORT [9000]  SEQCHAT_CLICKHOUSE_HTTP_PORT [8123]
 #   SEQCHAT_STACK_WAIT [120]                 seconds to wait for health
 set -euo pipefail
@@ -74,7 +76,7 @@ kafka_resolve() {
 	touch "$KAFKA_LIBS/.complete"
 }
 
-KAFKA_JAVA=(java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true
+KAFKA_JAVA=(java ${SEQCHAT_KAFKA_JAVA_OPTS:-} -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true
 	-Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs"
 	-cp "$KAFKA_LIBS/*")
 
@@ -108,6 +110,10 @@ group.initial.rebalance.delay.ms=0
 # Tests create and delete many topics; keep segments small.
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000
+# A crashed instance's open transaction is aborted this soon after its
+# transaction.timeout (the default check runs every 10 s).
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+${SEQCHAT_KAFKA_EXTRA_CONFIG:-}
 EOF
 	cat >"$KAFKA_DIR/log4j2.properties" <<EOF
 status = warn
