@@ -40,6 +40,7 @@ func run() error {
 	fs.IntVar(&cfg.OutboundQueue, "outbound-queue", 0, "frames queued for a slow client before it is dropped (default 1024)")
 	fs.DurationVar(&cfg.GapWait, "gap-wait", 0, "wait for the live stream to fill a gap before reading history (default 300ms)")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "WebSocket ping interval (default 20s)")
+	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "refuse new sends (unavailable, retry_after_ms) while the pipeline is this far behind (default 500ms; negative: never)")
 	fs.DurationVar(&cfg.Ingest.Linger, "ingest-linger", 0, "how long a produce request of sends waits for more (default 1ms; negative: none)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "serve the demo chat page at / and issue tokens to anyone (development only)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {

@@ -456,13 +456,23 @@ func (c *conn) handleSend(s *Send) {
 				Message: "too many sends refused in " + s.ConversationID + "; reconnect and resend them in order"}, websocket.CloseTryAgainLater)
 			return
 		}
+		c.g.metrics.refused.WithLabelValues(refusedOrder).Inc()
 		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
 			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
 		return
 	}
-	if !c.allowSend() {
+	if ok, wait := c.allowSend(); !ok {
 		c.order.failed(s.ConversationID, s.ClientSeq)
-		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID}, false))
+		c.g.metrics.refused.WithLabelValues(refusedRateLimited).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID,
+			RetryAfter: wait}, false))
+		return
+	}
+	if ok, behind := c.g.admit.admit(time.Now()); !ok {
+		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.g.metrics.refused.WithLabelValues(refusedOverload).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID, RetryAfter: behind,
+			Message: "the pipeline is behind; retry with the same client_msg_id after retry_after_ms"}, false))
 		return
 	}
 	in := ingest.Send{ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID, SenderUserID: c.user,
@@ -478,6 +488,7 @@ func (c *conn) handleSend(s *Send) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
+		c.g.admit.accepted(time.Now())
 		c.order.accept(s.ConversationID, s.ClientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
 	case errors.As(err, &ierr):
@@ -503,18 +514,19 @@ func controlOf(c *Control) *imv1.Control {
 	}
 }
 
-// allowSend is a token bucket: SendsPerSecond, bursts of SendBurst.
-func (c *conn) allowSend() bool {
+// allowSend is a token bucket: SendsPerSecond, bursts of SendBurst. When
+// it refuses, wait is how long until the next token.
+func (c *conn) allowSend() (ok bool, wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
 	c.tokens = min(float64(c.g.cfg.SendBurst), c.tokens+now.Sub(c.refill).Seconds()*c.g.cfg.SendsPerSecond)
 	c.refill = now
 	if c.tokens < 1 {
-		return false
+		return false, time.Duration((1 - c.tokens) / c.g.cfg.SendsPerSecond * float64(time.Second))
 	}
 	c.tokens--
-	return true
+	return true, 0
 }
 
 func (c *conn) handleAck(a *Ack) {

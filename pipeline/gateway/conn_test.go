@@ -40,7 +40,7 @@ func TestSendRateIsBounded(t *testing.T) {
 	c := testConn(1, 10, 3)
 	allowed := 0
 	for i := 0; i < 10; i++ {
-		if c.allowSend() {
+		if ok, _ := c.allowSend(); ok {
 			allowed++
 		}
 	}
@@ -48,7 +48,13 @@ func TestSendRateIsBounded(t *testing.T) {
 		t.Fatalf("%d sends allowed at once, want the burst of 3", allowed)
 	}
 	c.refill = c.refill.Add(-200 * time.Millisecond) // 200ms at 10/s refills 2
-	if !c.allowSend() || !c.allowSend() || c.allowSend() {
+	a, _ := c.allowSend()
+	b, _ := c.allowSend()
+	last, wait := c.allowSend()
+	if !a || !b || last {
 		t.Fatal("the bucket did not refill at the configured rate")
+	}
+	if wait <= 0 || wait > 100*time.Millisecond {
+		t.Fatalf("retry hint %v, want up to one token's time (100ms at 10/s)", wait)
 	}
 }

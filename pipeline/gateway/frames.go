@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"time"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,9 @@ type ProtocolError struct {
 	Code    string
 	Message string
 	Ref     string // the frame's client_msg_id or ping id, when known
+	// RetryAfter, for a refused send, is when a retry may succeed (zero:
+	// no hint).
+	RetryAfter time.Duration
 }
 
 func (e *ProtocolError) Error() string { return e.Code + ": " + e.Message }

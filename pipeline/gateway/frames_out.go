@@ -66,11 +66,12 @@ type pongFrame struct {
 }
 
 type errorFrame struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Fatal   bool   `json:"fatal"`
-	Ref     string `json:"ref,omitempty"`
+	Type         string `json:"type"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	Fatal        bool   `json:"fatal"`
+	Ref          string `json:"ref,omitempty"`
+	RetryAfterMs int64  `json:"retry_after_ms,omitempty"`
 }
 
 func encode(v any) []byte {
@@ -82,7 +83,8 @@ func encode(v any) []byte {
 }
 
 func errorPayload(e *ProtocolError, fatal bool) []byte {
-	return encode(errorFrame{Type: "error", Code: e.Code, Message: e.Message, Fatal: fatal, Ref: e.Ref})
+	return encode(errorFrame{Type: "error", Code: e.Code, Message: e.Message, Fatal: fatal, Ref: e.Ref,
+		RetryAfterMs: e.RetryAfter.Milliseconds()})
 }
 
 // EntryFrame turns a sequenced entry (seq >= 1) into its `msg` frame.

@@ -20,6 +20,7 @@ import (
 	"github.com/seqchat/seqchat/pipeline/auth"
 	"github.com/seqchat/seqchat/pipeline/ingest"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/latency"
 	"github.com/seqchat/seqchat/pipeline/presence"
 	"github.com/seqchat/seqchat/pipeline/service"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -59,6 +60,13 @@ type Config struct {
 	// device's hello and the fanout seeing its presence did not come live;
 	// this pass delivers them. Zero means 3s.
 	SettleDelay time.Duration
+	// OverloadDelay: while the pipeline is this far behind (live entries
+	// arrive this long after ingest received them, or nothing came back
+	// this long after a send was accepted), new sends are refused with
+	// unavailable and a retry_after_ms hint, so that accepted sends are
+	// still delivered quickly and the backlog cannot grow without bound.
+	// Zero means 500ms; negative means never refuse.
+	OverloadDelay time.Duration
 	// Demo serves a chat page at / and issues tokens to anyone at
 	// /demo/token: for development only.
 	Demo bool
@@ -89,6 +97,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SettleDelay == 0 {
 		c.SettleDelay = 3 * time.Second
+	}
+	if c.OverloadDelay == 0 {
+		c.OverloadDelay = 500 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -133,6 +144,7 @@ type Gateway struct {
 	presence *kafkawire.Producer
 	metrics  *metrics
 	upgrader websocket.Upgrader
+	admit    *admission
 
 	started chan struct{} // closed once the gateway consumes its topic
 
@@ -166,7 +178,8 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
-		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{})}
+		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now())}
+	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
 		CheckOrigin: func(*http.Request) bool { return true }} // tokens, not cookies, authenticate
 	return g, nil
@@ -263,6 +276,8 @@ func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) erro
 // route hands a delivery to the recipients' connections on this gateway;
 // an entry's frame is encoded once for all of them.
 func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
+	now := time.Now()
+	g.admit.entry(latency.SinceMillis(d.Record.ReceivedAtMs, now), now)
 	var entry []Entry
 	if d.Record.Seq > 0 {
 		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(EntryFrame(d.Record)), RoutedAt: routedAt}}

@@ -150,7 +150,10 @@ func (p *pipeline) startGateway(id string, tune ...func(*gateway.Config)) {
 	cfg := gateway.Config{Kafka: stacktest.Kafka(p.t), Topics: p.topics,
 		Layout: kafkawire.Layout{Partitions: 2}, GatewayID: id, TokenKey: tokenKey,
 		History: &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken},
-		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.quiet}
+		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.quiet,
+		// These clients do not resend refused sends: admission has its
+		// own test (TestOverloadedGatewayRefusesWithARetryHint).
+		OverloadDelay: -1}
 	for _, f := range tune {
 		f(&cfg)
 	}
@@ -190,6 +193,8 @@ type frame struct {
 	SenderUserID   string `json:"sender_user_id"`
 	Code           string `json:"code"`
 	Fatal          bool   `json:"fatal"`
+	Ref            string `json:"ref"`
+	RetryAfterMs   int64  `json:"retry_after_ms"`
 	UpToSeq        uint64 `json:"up_to_seq"`
 	ID             string `json:"id"`
 	Event          *struct {

@@ -6,12 +6,21 @@ import (
 	"github.com/seqchat/seqchat/pipeline/latency"
 )
 
+// Values of the reason label of seqchat_gateway_sends_refused_total.
+const (
+	refusedOverload    = "overload"
+	refusedRateLimited = "rate_limited"
+	refusedOrder       = "order"
+)
+
 type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
 	historyErrors, settleSkips                     prometheus.Counter
 	disconnects                                    *prometheus.CounterVec
 	writeDelay                                     prometheus.Histogram
+	refused                                        *prometheus.CounterVec
+	pipelineDelay                                  func() float64 // set by the gateway
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,9 +40,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed by the gateway, by protocol error code."}, []string{"code"}),
 		writeDelay: latency.NewHistogram("seqchat_gateway_write_delay_seconds",
 			"From a live entry's routing (its gateway record's timestamp) until its frame was written to a recipient's socket."),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_sends_refused_total",
+			Help: "Sends refused before ingest, by reason: overload (the pipeline is behind), rate_limited, order (behind a refused send)."}, []string{"reason"}),
 	}
+	for _, r := range []string{refusedOverload, refusedRateLimited, refusedOrder} {
+		m.refused.WithLabelValues(r)
+	}
+	delay := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_gateway_pipeline_delay_seconds",
+		Help: "How far behind the pipeline is, as the gateway's admission measures it (p90 of live entries' delay from ingest, or the wait for a send's first entry)."},
+		func() float64 {
+			if m.pipelineDelay == nil {
+				return 0
+			}
+			return m.pipelineDelay()
+		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay, m.refused, delay)
 	}
 	return m
 }

@@ -26,6 +26,8 @@ const (
 	// refills at its sends-per-second).
 	unavailableRetry = 500 * time.Millisecond
 	rateLimitedRetry = time.Second
+	// retryTick is how often a connection writes the sends whose retry time passed.
+	retryTick = 100 * time.Millisecond
 	// dialTimeout bounds one dial and its hello/welcome exchange.
 	dialTimeout = 10 * time.Second
 	// maxBackoff caps the wait between reconnect attempts.
@@ -46,6 +48,8 @@ type frame struct {
 	// SequencedAtMs is when the sequencer gave a msg its seq (0: unknown,
 	// as for a peer that has no sequencer).
 	SequencedAtMs int64 `json:"sequenced_at_ms"`
+	// RetryAfterMs is a refused send's retry hint (0: none).
+	RetryAfterMs int64 `json:"retry_after_ms"`
 }
 
 // outFrame is a frame queued for the writer; cmid is set for a send, which
@@ -261,6 +265,10 @@ func (d *device) take(f frame) bool {
 			if f.Code == "rate_limited" {
 				wait = rateLimitedRetry
 			}
+			if f.RetryAfterMs > 0 { // the gateway's hint, spread by up to half so retries do not come back together
+				hint := time.Duration(f.RetryAfterMs) * time.Millisecond
+				wait = hint + rand.N(hint/2+1)
+			}
 			p.retryAt = time.Now().Add(wait)
 			d.events.refused(f.Code)
 			return false
@@ -272,12 +280,12 @@ func (d *device) take(f frame) bool {
 
 // writeLoop first writes again the sends a lost connection left
 // unanswered, in their original order, then the queued frames, and every
-// second the sends whose retry time passed.
+// retryTick the sends whose retry time passed.
 func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
 	if !d.writeDue(ws, true) {
 		return
 	}
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(retryTick)
 	defer tick.Stop()
 	for {
 		select {

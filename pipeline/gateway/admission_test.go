@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAdmissionRefusesWhileEntriesComeBackLate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	if ok, _ := a.admit(t0); !ok {
+		t.Fatal("refused with nothing measured")
+	}
+	// A window of entries 800 ms behind: the next window refuses.
+	for i := range 100 {
+		a.entry(800*time.Millisecond, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	at := t0.Add(admissionWindow + time.Millisecond)
+	ok, retry := a.admit(at)
+	if ok {
+		t.Fatal("admitted while entries arrive 800 ms late")
+	}
+	if retry < 500*time.Millisecond || retry > time.Second {
+		t.Fatalf("retry after %v, want about the delay (800 ms)", retry)
+	}
+	// Entries on time again: admitted after the next window.
+	for i := range 100 {
+		a.entry(20*time.Millisecond, at.Add(time.Duration(i)*time.Millisecond))
+	}
+	if ok, _ := a.admit(at.Add(admissionWindow + time.Millisecond)); !ok {
+		t.Fatal("still refusing once entries arrive on time")
+	}
+}
+
+func TestAdmissionRefusesWhenNothingComesBack(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	a.accepted(t0)
+	if ok, _ := a.admit(t0.Add(400 * time.Millisecond)); !ok {
+		t.Fatal("refused before the limit")
+	}
+	if ok, _ := a.admit(t0.Add(600 * time.Millisecond)); ok {
+		t.Fatal("admitted although nothing came back for 600 ms after a send")
+	}
+	a.entry(10*time.Millisecond, t0.Add(700*time.Millisecond))
+	if ok, _ := a.admit(t0.Add(710 * time.Millisecond)); !ok {
+		t.Fatal("still refusing after an entry came back")
+	}
+}
+
+func TestAdmissionQuietPipelineAdmits(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	for i := range 10 {
+		a.entry(900*time.Millisecond, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	// Nothing arrives for two windows and nothing was accepted: the
+	// backlog is gone, sends are admitted again.
+	if ok, _ := a.admit(t0.Add(3 * admissionWindow)); !ok {
+		t.Fatal("a quiet pipeline keeps refusing")
+	}
+}
+
+func TestAdmissionOff(t *testing.T) {
+	a := newAdmission(0, time.Unix(1000, 0))
+	a.accepted(time.Unix(1000, 0))
+	if ok, _ := a.admit(time.Unix(2000, 0)); !ok {
+		t.Fatal("refused with admission off")
+	}
+}
