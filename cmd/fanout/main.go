@@ -33,7 +33,8 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Presence, "presence-topic", def.Presence, "compacted topic of device presence")
 	fs.StringVar(&cfg.Topics.GatewayPrefix, "gateway-topic-prefix", def.GatewayPrefix, "a gateway's topic is this prefix + its id")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-fanout", "consumer group over the sequenced topic")
-	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries routed per commit at most (default 1000)")
+	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries a partition routes at once at most (default 1000)")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "how often routed offsets are committed; a restart routes again at most this much (default 1s)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err
 	}

@@ -80,6 +80,7 @@ type Fanout struct {
 
 	presence *presenceView
 	client   sarama.Client
+	restorer sarama.Consumer // reads membership periods on assignment
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
 
@@ -135,6 +136,16 @@ func (f *Fanout) Run(ctx context.Context) error {
 	defer client.Close()
 	f.client = client
 	f.gateways = newGatewayTopics(client)
+	// Restores read to a known end: fetches that answer at once, on a
+	// connection of their own (partitions restoring together over the
+	// client's connection waited out each other's long polls, 0.5 s each:
+	// 2-5 s per partition).
+	rcfg := f.cfg.Kafka.ConsumerGroupConfig()
+	rcfg.Consumer.MaxWaitTime = 10 * time.Millisecond
+	if f.restorer, err = sarama.NewConsumer(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
+		return fmt.Errorf("fanout: restore consumer: %w", err)
+	}
+	defer f.restorer.Close()
 	pcfg := f.cfg.Kafka.IdempotentProducerConfig()
 	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // route chooses every partition
 	if f.producer, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), pcfg); err != nil {

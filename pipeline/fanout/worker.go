@@ -34,12 +34,7 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	}
 	latest := map[string]*imv1.FanoutMembership{}
 	if end > 0 {
-		consumer, err := sarama.NewConsumerFromClient(f.client)
-		if err != nil {
-			return nil, err
-		}
-		defer consumer.Close()
-		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(ctx, f.restorer, topic, p, sarama.OffsetOldest)
 		if err != nil {
 			return nil, fmt.Errorf("partition %d: read %s: %w", p, topic, err)
 		}

@@ -21,11 +21,14 @@ type Config struct {
 	GroupID string
 	// Store receives the rows. Required.
 	Store *Store
-	// BatchMaxRows caps the records (so the rows) of one insert. Zero means
+	// BatchMaxRows caps the records (so the rows) of one partition's batch;
+	// an insert carries a batch of every partition that has one. Zero means
 	// 5000 (measured: docs/benchmarks.md).
 	BatchMaxRows int
-	// BatchMaxWait is how long a batch waits for more records once it has
-	// one. Zero means 200ms.
+	// BatchMaxWait is how long a partition's batch waits for more records
+	// once it has one, and how long an insert waits for the other
+	// partitions' batches (it goes at once when every claimed partition's
+	// is in). Zero means 200ms.
 	BatchMaxWait time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts while
 	// ClickHouse (or the dead-letter topic) fails. Zero means 100ms and 5s.

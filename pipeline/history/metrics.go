@@ -41,7 +41,7 @@ func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMet
 		retrying: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_history_retrying_partitions",
 			Help: "Partitions waiting for ClickHouse (or the dead-letter topic) to take their batch."}, retrying),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seqchat_history_lag_records",
-			Help: "Records of the partition after the last committed offset, as of the last commit."}, []string{"partition"}),
+			Help: "Records of the partition behind its high-water mark, after each batch."}, []string{"partition"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_pending_records",
 			Help: "Records read into batches that are not written and committed yet."}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_history_entry_delay_seconds",

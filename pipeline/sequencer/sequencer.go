@@ -163,7 +163,9 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	}
 	s.log.Info("topics checked", "raw", t.Raw, "partitions", n, "transactional_id", s.txnID)
 
-	s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), s.cfg.Kafka.ConsumerGroupConfig())
+	stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
+	stateCfg.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
+	s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), stateCfg)
 	if err != nil {
 		return fmt.Errorf("sequencer: state consumer: %w", err)
 	}

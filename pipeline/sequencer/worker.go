@@ -69,7 +69,10 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 	defer pc.Close()
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
-	entries := map[string]*imv1.StateEntry{}
+	// The latest value of every key, undecoded: most entries are
+	// overwritten later (a conversation's head at every batch), so only
+	// the survivors are decoded, once the marker is reached.
+	latest := map[string][]byte{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,24 +81,33 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 			return fmt.Errorf("partition %d: read state: %w", w.p, err)
 		case m := <-pc.Messages():
 			key := string(m.Key)
-			if len(m.Value) == 0 {
-				delete(entries, key)
+			if key != markerKey {
+				if len(m.Value) == 0 {
+					delete(latest, key)
+				} else {
+					latest[key] = m.Value
+				}
 				continue
 			}
 			e := &imv1.StateEntry{}
 			if err := imv1.Unmarshal(m.Value, e); err != nil {
-				// A state entry this code cannot read: sequencing on without
-				// it could reuse seqs, so stop and say where.
 				return fmt.Errorf("partition %d: state entry at offset %d: %w", w.p, m.Offset, err)
 			}
-			if mk := e.GetMarker(); mk != nil {
-				if mk.Token != token {
-					continue
-				}
-				w.machine, err = Restore(w.s.cfg.Machine, entries)
-				return err
+			if e.GetMarker().GetToken() != token {
+				continue
 			}
-			entries[key] = e
+			entries := make(map[string]*imv1.StateEntry, len(latest))
+			for k, v := range latest {
+				e := &imv1.StateEntry{}
+				if err := imv1.Unmarshal(v, e); err != nil {
+					// A state entry this code cannot read: sequencing on
+					// without it could reuse seqs, so stop and say which.
+					return fmt.Errorf("partition %d: state entry %q: %w", w.p, k, err)
+				}
+				entries[k] = e
+			}
+			w.machine, err = Restore(w.s.cfg.Machine, entries)
+			return err
 		}
 	}
 }
