@@ -80,7 +80,7 @@ type Fanout struct {
 
 	presence *presenceView
 	client   sarama.Client
-	restorer sarama.Consumer // reads membership periods on assignment
+	restorer sarama.Consumer     // reads membership periods on assignment
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
 

@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"time"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
