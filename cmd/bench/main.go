@@ -49,6 +49,7 @@ type config struct {
 	rates                   []float64
 	overload                bool
 	duration, drain, warmup time.Duration
+	prewarm                 time.Duration
 	records                 int
 	gateway, centrifugo     string
 	kafkaVersion, cfVers    string
@@ -97,8 +98,10 @@ func run() error {
 	fs.BoolVar(&c.overload, "overload", true, "add a seqchat run at twice the highest rate it kept up with")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each load run")
 	fs.DurationVar(&c.drain, "drain", 30*time.Second, "wait for deliveries after each load run")
-	fs.DurationVar(&c.warmup, "warmup", 16*time.Second, "idle time between connecting the devices and the load "+
+	fs.DurationVar(&c.warmup, "warmup", 16*time.Second, "idle time between connecting the pipeline's devices and the load "+
 		"(the gateway's two settle passes, 3s and 15s after hello, then stay out of the measured window)")
+	fs.DurationVar(&c.prewarm, "prewarm", 15*time.Second, "an unrecorded pipeline run at the lowest rate first, so that the broker's JIT "+
+		"compiler has done its work before anything is measured (0: none)")
 	fs.IntVar(&c.records, "records", 100000, "records of the raw broker and sequencer runs (0: skip them)")
 	fs.StringVar(&c.gateway, "gateway", "ws://127.0.0.1:8090/ws", "the pipeline's gateway (make up)")
 	fs.StringVar(&c.centrifugo, "centrifugo", "ws://127.0.0.1:18000/connection/websocket", "the peer (scripts/centrifugo.sh up)")
@@ -149,6 +152,13 @@ func run() error {
 		seq = &rows[0]
 	}
 
+	if c.prewarm > 0 && slices.Contains(c.targets, targetSeqchat) {
+		cmd := []string{filepath.Join(c.bin, "loadgen"), "-gateways", c.gateway, "-rate", fmt.Sprint(slices.Min(c.rates)),
+			"-duration", c.prewarm.String(), "-drain", "10s", "-json", filepath.Join(c.dir, "prewarm.json")}
+		if _, err := runCmd(cmd); err != nil && !isExit(err, 2) {
+			return err
+		}
+	}
 	var runs []loadRun
 	// The floor and the pipeline alternate rate by rate, so that both meet
 	// the machine in the same state; the peer runs after them.
@@ -203,8 +213,12 @@ func (c config) load(target string, rate float64, overload bool) (loadRun, error
 		if target == targetCentrifugo {
 			url = c.centrifugo
 		}
+		warmup := time.Duration(0) // Centrifugo does no work on connect that could spill into the load
+		if target == targetSeqchat {
+			warmup = c.warmup
+		}
 		cmd = []string{filepath.Join(c.bin, "loadgen"), "-target", target, "-gateways", url, "-rate", fmt.Sprint(rate),
-			"-duration", c.duration.String(), "-drain", c.drain.String(), "-warmup", c.warmup.String(), "-json", out}
+			"-duration", c.duration.String(), "-drain", c.drain.String(), "-warmup", warmup.String(), "-json", out}
 	}
 	var before map[string]latency.Histograms
 	if target == targetSeqchat {
