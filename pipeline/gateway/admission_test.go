@@ -48,6 +48,18 @@ func TestAdmissionRefusesWhenNothingComesBack(t *testing.T) {
 	}
 }
 
+// TestAdmissionForgetsSendsThatLanded: a send whose sender left (its
+// entry will never be written here) must not keep the gateway refusing.
+func TestAdmissionForgetsSendsThatLanded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	a.accepted(t0)
+	a.landed(1) // the sender's connection closed
+	if ok, _ := a.admit(t0.Add(time.Minute)); !ok {
+		t.Fatal("refusing a minute later for a send that is no longer in flight")
+	}
+}
+
 func TestAdmissionQuietPipelineAdmits(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	a := newAdmission(500*time.Millisecond, t0)

@@ -42,11 +42,14 @@ type conn struct {
 	closeText string
 	lastFrame []byte // a fatal error frame written just before closing
 
-	mu     sync.Mutex
-	convs  map[string]*convState
-	acked  map[string]uint64 // acknowledged positions not yet saved
-	tokens float64
-	refill time.Time
+	mu    sync.Mutex
+	convs map[string]*convState
+	acked map[string]uint64 // acknowledged positions not yet saved
+	// inflight are this device's accepted sends whose entry (or notice)
+	// has not come back to it yet (admission counts them).
+	inflight map[string]struct{}
+	tokens   float64
+	refill   time.Time
 
 	order sendOrder // the reader goroutine's own
 }
@@ -54,8 +57,8 @@ type conn struct {
 // outFrame is a frame waiting for the write loop; routedAt is set for a
 // live entry (the time from it to the write is measured).
 type outFrame struct {
-	b        []byte
-	routedAt time.Time
+	b                    []byte
+	routedAt, receivedAt time.Time
 }
 
 type convState struct {
@@ -84,7 +87,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
+		acked: map[string]uint64{}, inflight: map[string]struct{}{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
 	go c.writeLoop()
 	c.readLoop()
 }
@@ -93,8 +96,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // rather than allowed to grow the queue (slow_consumer).
 func (c *conn) send(frame []byte) { c.enqueue(outFrame{b: frame}) }
 
-// sendEntry queues an entry's frame.
-func (c *conn) sendEntry(e Entry) { c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt}) }
+// sendEntry queues an entry's frame; c.mu is held.
+func (c *conn) sendEntry(e Entry) {
+	if e.Sender.user == c.user && e.Sender.device == c.device && e.ClientMsgID != "" {
+		c.landed(e.ClientMsgID)
+	}
+	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt})
+}
 
 func (c *conn) enqueue(f outFrame) {
 	select {
@@ -182,6 +190,7 @@ func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
 	for _, f := range frames {
 		if !f.routedAt.IsZero() {
 			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
+			c.g.admit.entry(max(now.Sub(f.receivedAt), 0), now)
 		}
 	}
 	return nil
@@ -191,6 +200,10 @@ func (c *conn) readLoop() {
 	defer func() {
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
+		c.mu.Lock()
+		c.g.admit.landed(len(c.inflight)) // their entries will not be written here
+		c.inflight = nil
+		c.mu.Unlock()
 		if c.user != "" {
 			c.g.unregister(c)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -488,7 +501,12 @@ func (c *conn) handleSend(s *Send) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.g.admit.accepted(time.Now())
+		c.mu.Lock()
+		if _, again := c.inflight[s.ClientMsgID]; !again && c.inflight != nil {
+			c.inflight[s.ClientMsgID] = struct{}{}
+			c.g.admit.accepted(time.Now())
+		}
+		c.mu.Unlock()
 		c.order.accept(s.ConversationID, s.ClientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
 	case errors.As(err, &ierr):

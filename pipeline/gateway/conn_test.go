@@ -7,7 +7,7 @@ import (
 )
 
 func testConn(queue int, rate float64, burst int) *conn {
-	g := &Gateway{cfg: Config{SendsPerSecond: rate, SendBurst: burst}, metrics: newMetrics(nil)}
+	g := &Gateway{cfg: Config{SendsPerSecond: rate, SendBurst: burst}, metrics: newMetrics(nil), admit: newAdmission(0, time.Now())}
 	return &conn{g: g, out: make(chan outFrame, queue), quit: make(chan struct{}), done: make(chan struct{}),
 		tokens: float64(burst), refill: time.Now()}
 }

@@ -15,9 +15,21 @@ const historyPage = 500
 // or a duplicate's answer, for the sending device only.
 func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
 	if r.SenderDeviceId == c.device && r.SenderUserId == c.user {
+		c.mu.Lock()
+		c.landed(r.ClientMsgId)
+		c.mu.Unlock()
 		if f := noticeFrame(r); f != nil {
 			c.send(f)
 		}
+	}
+}
+
+// landed ends the flight of this device's send cmid, if it was in flight;
+// c.mu is held.
+func (c *conn) landed(cmid string) {
+	if _, ok := c.inflight[cmid]; ok {
+		delete(c.inflight, cmid)
+		c.g.admit.landed(1)
 	}
 }
 
@@ -35,7 +47,7 @@ func (c *conn) offer(conv string, entries []Entry) {
 func (c *conn) offerPage(conv string, page []MsgFrame, complete uint64, pageFull bool) {
 	entries := make([]Entry, len(page))
 	for i, f := range page {
-		entries[i] = Entry{Seq: f.Seq, Payload: encode(f)}
+		entries[i] = Entry{Seq: f.Seq, Payload: encode(f), Sender: deviceKey{f.SenderUserID, f.SenderDeviceID}, ClientMsgID: f.ClientMsgID}
 	}
 	c.offerEntries(conv, entries, true, complete, pageFull)
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/seqchat/seqchat/pipeline/auth"
 	"github.com/seqchat/seqchat/pipeline/ingest"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/latency"
 	"github.com/seqchat/seqchat/pipeline/presence"
 	"github.com/seqchat/seqchat/pipeline/service"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -61,8 +60,9 @@ type Config struct {
 	// this pass delivers them. Zero means 3s.
 	SettleDelay time.Duration
 	// OverloadDelay: while the pipeline is this far behind (live entries
-	// arrive this long after ingest received them, or nothing came back
-	// this long after a send was accepted), new sends are refused with
+	// are written to the clients this long after ingest received them, or
+	// nothing came back this long while accepted sends are in flight), the
+	// rate of new sends is throttled and the others are refused with
 	// unavailable and a retry_after_ms hint, so that accepted sends are
 	// still delivered quickly and the backlog cannot grow without bound.
 	// Zero means 500ms; negative means never refuse.
@@ -276,11 +276,11 @@ func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) erro
 // route hands a delivery to the recipients' connections on this gateway;
 // an entry's frame is encoded once for all of them.
 func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
-	now := time.Now()
-	g.admit.entry(latency.SinceMillis(d.Record.ReceivedAtMs, now), now)
 	var entry []Entry
 	if d.Record.Seq > 0 {
-		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(EntryFrame(d.Record)), RoutedAt: routedAt}}
+		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(EntryFrame(d.Record)), RoutedAt: routedAt,
+			ReceivedAt: time.UnixMilli(d.Record.ReceivedAtMs), ClientMsgID: d.Record.ClientMsgId,
+			Sender: deviceKey{d.Record.SenderUserId, d.Record.SenderDeviceId}}}
 	}
 	var cs []*conn
 	g.mu.Lock()

@@ -10,8 +10,13 @@ type Entry struct {
 	Seq     uint64
 	Payload []byte // the encoded `msg` frame, shared by every recipient
 	// RoutedAt is when the fanout routed a live entry (its gateway
-	// record's timestamp); zero for an entry from history.
-	RoutedAt time.Time
+	// record's timestamp), ReceivedAt when ingest received it; both zero
+	// for an entry from history.
+	RoutedAt, ReceivedAt time.Time
+	// Sender and ClientMsgID name the send it came from: delivered to the
+	// sending device, it ends that send's flight (admission).
+	Sender      deviceKey
+	ClientMsgID string
 }
 
 // Gap is a run of missing seqs [From, To] that entries after it wait for.
