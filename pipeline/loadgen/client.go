@@ -26,6 +26,8 @@ const (
 	// refills at its sends-per-second).
 	unavailableRetry = 500 * time.Millisecond
 	rateLimitedRetry = time.Second
+	// maxRetryWait caps the backoff of a send refused again and again.
+	maxRetryWait = 8 * time.Second
 	// retryTick is how often a connection writes the sends whose retry time passed.
 	retryTick = 100 * time.Millisecond
 	// dialTimeout bounds one dial and its hello/welcome exchange.
@@ -56,13 +58,16 @@ type frame struct {
 // is kept until answered.
 type outFrame struct {
 	cmid string
+	conv string
 	b    []byte
 }
 
 // inflight is a send a writer took but no answer has come for yet.
 type inflight struct {
-	b       []byte
-	retryAt time.Time // zero: write it as soon as a connection takes it
+	conv     string
+	b        []byte
+	retryAt  time.Time // zero: write it as soon as a connection takes it
+	refusals int       // answers it was written again after
 }
 
 // device is one user's device. When its connection drops it redials (the
@@ -92,13 +97,17 @@ type device struct {
 	url     string
 	resumed map[string]uint64
 	pending map[string]*inflight
-	order   []string // pending's keys in first-write order (with stale entries)
+	// gate holds back a conversation's sends after one was refused: none
+	// is written before it, so that the refused ones go again together and
+	// in order, earliest first, as the protocol asks.
+	gate  map[string]time.Time
+	order []string // pending's keys in first-write order (with stale entries)
 }
 
 func newDevice(user, token string, gateways []string, first int, events connEvents) *device {
 	return &device{user: user, token: token, gateways: gateways, next: first % len(gateways), events: events,
 		out: make(chan outFrame, outboundQueue), closing: make(chan struct{}), done: make(chan struct{}),
-		positions: map[string]uint64{}, pending: map[string]*inflight{}}
+		positions: map[string]uint64{}, pending: map[string]*inflight{}, gate: map[string]time.Time{}}
 }
 
 // connect makes the first connection (failing the setup if it cannot).
@@ -265,11 +274,20 @@ func (d *device) take(f frame) bool {
 			if f.Code == "rate_limited" {
 				wait = rateLimitedRetry
 			}
-			if f.RetryAfterMs > 0 { // the gateway's hint, spread by up to half so retries do not come back together
-				hint := time.Duration(f.RetryAfterMs) * time.Millisecond
-				wait = hint + rand.N(hint/2+1)
+			if f.RetryAfterMs > 0 { // the gateway's hint
+				wait = time.Duration(f.RetryAfterMs) * time.Millisecond
 			}
+			// Refused again and again, back off further than the hint (a
+			// retry storm past capacity costs the gateway what the load
+			// does), and spread by up to half so retries do not come back
+			// together.
+			p.refusals++
+			wait = min(max(wait, unavailableRetry<<min(p.refusals-1, 4)), maxRetryWait)
+			wait += rand.N(wait/2 + 1)
 			p.retryAt = time.Now().Add(wait)
+			if p.retryAt.After(d.gate[p.conv]) {
+				d.gate[p.conv] = p.retryAt
+			}
 			d.events.refused(f.Code)
 			return false
 		}
@@ -292,9 +310,17 @@ func (d *device) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
 		case f := <-d.out:
 			if f.cmid != "" {
 				d.mu.Lock()
-				d.pending[f.cmid] = &inflight{b: f.b, retryAt: time.Now().Add(notYet)}
+				p := &inflight{conv: f.conv, b: f.b, retryAt: time.Now().Add(notYet)}
+				d.pending[f.cmid] = p
 				d.order = append(d.order, f.cmid)
+				gated := time.Now().Before(d.gate[f.conv])
+				if gated { // an earlier send of its conversation waits: go after it
+					p.retryAt = d.gate[f.conv]
+				}
 				d.mu.Unlock()
+				if gated {
+					continue
+				}
 			}
 			// A failed write leaves the send pending: the next connection
 			// writes it.
@@ -328,7 +354,7 @@ func (d *device) writeDue(ws *websocket.Conn, all bool) bool {
 			continue // answered
 		}
 		kept = append(kept, cmid)
-		if all || !now.Before(p.retryAt) {
+		if all || (!now.Before(p.retryAt) && !now.Before(d.gate[p.conv])) {
 			due = append(due, outFrame{cmid: cmid, b: p.b})
 			p.retryAt = now.Add(notYet)
 		}
@@ -356,7 +382,7 @@ func (d *device) send(ctx context.Context, m outMsg) bool {
 	}
 	b, _ := json.Marshal(v) // maps of strings and numbers always marshal
 	select {
-	case d.out <- outFrame{cmid: m.cmid, b: b}:
+	case d.out <- outFrame{cmid: m.cmid, conv: m.conv, b: b}:
 		return true
 	case <-d.closing:
 		return false
