@@ -201,6 +201,9 @@ func run() error {
 // over the load window and, for the pipeline, its per-hop latencies.
 func (c config) load(target string, rate float64, overload bool) (loadRun, error) {
 	name := fmt.Sprintf("%s-%g", target, rate)
+	if overload {
+		name += "-overload"
+	}
 	out := filepath.Join(c.dir, name+".json")
 	var cmd []string
 	switch target {
@@ -220,6 +223,7 @@ func (c config) load(target string, rate float64, overload bool) (loadRun, error
 		cmd = []string{filepath.Join(c.bin, "loadgen"), "-target", target, "-gateways", url, "-rate", fmt.Sprint(rate),
 			"-duration", c.duration.String(), "-drain", c.drain.String(), "-warmup", warmup.String(), "-json", out}
 	}
+	c.waitIdle(3 * time.Minute) // every target shares the broker and the machine
 	var before map[string]latency.Histograms
 	if target == targetSeqchat {
 		before = c.scrape()
