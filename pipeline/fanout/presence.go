@@ -50,7 +50,7 @@ func (v *presenceView) run(ctx context.Context, client sarama.Client, topic stri
 	pending := map[int32]int64{} // partition -> offset to reach
 	in := make(chan *sarama.ConsumerMessage)
 	for _, p := range parts {
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		end, err := kafkawire.NewestOffset(ctx, client, topic, p)
 		if err != nil {
 			return fmt.Errorf("presence topic %s/%d: %w", topic, p, err)
 		}

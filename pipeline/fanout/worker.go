@@ -28,7 +28,7 @@ type worker struct {
 func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	start := time.Now()
 	topic := f.cfg.Topics.FanoutMembers
-	end, err := f.client.GetOffset(topic, p, sarama.OffsetNewest)
+	end, err := kafkawire.NewestOffset(ctx, f.client, topic, p)
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: end of %s: %w", p, topic, err)
 	}

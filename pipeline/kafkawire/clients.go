@@ -230,16 +230,38 @@ func (p *Producer) Close() error { return p.w.Close() }
 // moments after a topic's creation or a leader change when the partition
 // has no leader (yet): up to 30 seconds, or until ctx ends.
 func ConsumePartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, offset int64) (sarama.PartitionConsumer, error) {
+	var pc sarama.PartitionConsumer
+	err := whileLeaderless(ctx, func() (err error) {
+		pc, err = consumer.ConsumePartition(topic, p, offset)
+		return err
+	})
+	return pc, err
+}
+
+// NewestOffset is the offset the partition's next record will get, waiting
+// out a partition without a leader like ConsumePartition.
+func NewestOffset(ctx context.Context, client sarama.Client, topic string, p int32) (int64, error) {
+	var end int64
+	err := whileLeaderless(ctx, func() (err error) {
+		end, err = client.GetOffset(topic, p, sarama.OffsetNewest)
+		return err
+	})
+	return end, err
+}
+
+// whileLeaderless runs op until it succeeds or fails for another reason
+// than a partition without a leader, for up to 30 seconds or until ctx ends.
+func whileLeaderless(ctx context.Context, op func() error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pc, err := consumer.ConsumePartition(topic, p, offset)
+		err := op()
 		if err == nil || time.Now().After(deadline) || !(errors.Is(err, sarama.ErrNotLeaderForPartition) ||
 			errors.Is(err, sarama.ErrLeaderNotAvailable) || errors.Is(err, sarama.ErrUnknownTopicOrPartition)) {
-			return pc, err
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
