@@ -37,7 +37,7 @@ const (
 // let every waiting retry in at once whenever the delay dipped, and the
 // burst sent the delay up again): while the delay is over the limit, the
 // admitted rate is cut to 80% of what was accepted each window; once the
-// delay is under half the limit, it grows back by 10% a window, and the
+// delay is under half the limit, it grows back by 25% a window, and the
 // limit is lifted once it is far above what is sent. Safe for concurrent
 // use.
 type admission struct {
@@ -167,10 +167,10 @@ func (a *admission) roll(now time.Time) {
 	est := a.current(now)
 	sent := float64(a.accepts) / elapsed.Seconds()
 	switch {
-	case est > a.limit:
+	case est > a.limit && a.accepts > 0: // (with nothing sent, admit refuses on est alone)
 		a.rate = max(min(a.rate, sent)*0.8, minAdmitRate)
 	case est < a.limit/2 && !math.IsInf(a.rate, 1):
-		a.rate *= 1.1
+		a.rate *= 1.25
 		if a.rate > 4*sent+100 { // far above what is sent: no limit needed
 			a.rate = math.Inf(1)
 		}

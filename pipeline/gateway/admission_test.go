@@ -80,3 +80,25 @@ func TestAdmissionOff(t *testing.T) {
 		t.Fatal("refused with admission off")
 	}
 }
+
+// TestAdmissionStallWithoutSendsKeepsTheRate: a stall seen while nothing
+// is being sent (a send from before it still in flight) must not throttle
+// the load that follows once the pipeline answers again.
+func TestAdmissionStallWithoutSendsKeepsTheRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	a.accepted(t0)
+	a.delay(t0.Add(300 * time.Millisecond)) // the window of the send: nothing back yet
+	if d := a.delay(t0.Add(1300 * time.Millisecond)); d < time.Second {
+		t.Fatalf("delay %v after a second of silence with a send in flight", d)
+	}
+	a.entry(1300*time.Millisecond, t0.Add(1300*time.Millisecond))
+	a.landed(1)
+	now := t0.Add(1400 * time.Millisecond)
+	for i := range 100 {
+		if ok, _ := a.admit(now); !ok {
+			t.Fatalf("send %d of a burst refused after the pipeline answered again", i)
+		}
+		a.accepted(now)
+	}
+}

@@ -495,18 +495,27 @@ func (c *conn) handleSend(s *Send) {
 	} else {
 		in.Control = controlOf(s.Control)
 	}
+	// In flight from before the submit: its entry can come back before the
+	// broker's acknowledgement does.
+	c.mu.Lock()
+	_, again := c.inflight[s.ClientMsgID]
+	tracked := !again && c.inflight != nil
+	if tracked {
+		c.inflight[s.ClientMsgID] = struct{}{}
+		c.g.admit.accepted(time.Now())
+	}
+	c.mu.Unlock()
 	// Submit returns after the broker's acknowledgement; sends of one
 	// connection are submitted one after another, in the client's order.
 	err := c.g.ingest.Submit(context.Background(), in)
+	if err != nil && tracked {
+		c.mu.Lock()
+		c.landed(s.ClientMsgID) // not taken: nothing will come back
+		c.mu.Unlock()
+	}
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.mu.Lock()
-		if _, again := c.inflight[s.ClientMsgID]; !again && c.inflight != nil {
-			c.inflight[s.ClientMsgID] = struct{}{}
-			c.g.admit.accepted(time.Now())
-		}
-		c.mu.Unlock()
 		c.order.accept(s.ConversationID, s.ClientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
 	case errors.As(err, &ierr):
