@@ -43,7 +43,8 @@ type GroupConfig struct {
 	// can still write them, within its own deadline).
 	FlushOnEnd bool
 	// Lag, when set, gets each partition's records behind the high-water
-	// mark after each batch (label "partition").
+	// mark after each batch (label "partition"); on a transactional topic
+	// a caught-up partition shows 1, its last commit marker.
 	Lag *prometheus.GaugeVec
 	// Pending, when set, counts the records taken from the partitions and
 	// not yet processed (in a batch being gathered or in Process).
