@@ -18,6 +18,9 @@ const (
 	minRetryAfter = 50 * time.Millisecond
 	maxRetryAfter = 5 * time.Second
 	minAdmitRate  = 10.0
+	// stallProbe is how long nothing comes back before one send probes
+	// the pipeline, and the time between probes.
+	stallProbe = 2 * time.Second
 )
 
 // admission refuses new sends early when the pipeline is behind, so that
@@ -53,6 +56,7 @@ type admission struct {
 	rate        float64       // admitted sends per second; +Inf: no limit
 	tokens      float64
 	refill      time.Time
+	probed      time.Time // the last send let through a stall to probe it
 }
 
 func newAdmission(limit time.Duration, now time.Time) *admission {
@@ -98,6 +102,14 @@ func (a *admission) admit(now time.Time) (ok bool, retryAfter time.Duration) {
 			return true, 0
 		}
 	}
+	// Only the stall term is over (what does come back is on time) and
+	// for a while: let one send through every stallProbe, whose entry ends
+	// the stall if the pipeline works. Without it, a send whose entry can
+	// never reach this gateway kept it refusing everything for good.
+	if a.estimate <= a.limit && now.Sub(a.since) >= stallProbe && now.Sub(a.probed) >= stallProbe {
+		a.probed = now
+		return true, 0
+	}
 	return false, min(max(est, time.Duration((1-a.tokens)/a.rate*float64(time.Second)), minRetryAfter), maxRetryAfter)
 }
 
@@ -113,11 +125,16 @@ func (a *admission) accepted(now time.Time) {
 }
 
 // landed records that n sends are no longer in flight: their entries (or
-// notices) reached their senders, or the senders' connections closed.
-func (a *admission) landed(n int) {
+// notices) reached their senders, or the senders' connections closed. It
+// is progress, as an entry is (entries delivered from history are counted
+// only here).
+func (a *admission) landed(n int, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inFlight = max(a.inFlight-n, 0)
+	if n > 0 {
+		a.since = now
+	}
 }
 
 // current is the estimate, or how long nothing came back while sends are
@@ -167,7 +184,9 @@ func (a *admission) roll(now time.Time) {
 	est := a.current(now)
 	sent := float64(a.accepts) / elapsed.Seconds()
 	switch {
-	case est > a.limit && a.accepts > 0: // (with nothing sent, admit refuses on est alone)
+	case est > a.limit && a.accepts > 0 && elapsed < 2*admissionWindow:
+		// (with nothing sent, or a window spanning a pause, there is no
+		// rate to cut from: admit refuses on the delay alone)
 		a.rate = max(min(a.rate, sent)*0.8, minAdmitRate)
 	case est < a.limit/2 && !math.IsInf(a.rate, 1):
 		a.rate *= 1.25

@@ -201,7 +201,7 @@ func (c *conn) readLoop() {
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
 		c.mu.Lock()
-		c.g.admit.landed(len(c.inflight)) // their entries will not be written here
+		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
 		c.inflight = nil
 		c.mu.Unlock()
 		if c.user != "" {

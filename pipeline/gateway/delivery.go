@@ -29,7 +29,7 @@ func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
 func (c *conn) landed(cmid string) {
 	if _, ok := c.inflight[cmid]; ok {
 		delete(c.inflight, cmid)
-		c.g.admit.landed(1)
+		c.g.admit.landed(1, time.Now())
 	}
 }
 

@@ -26,8 +26,9 @@ const (
 	// refills at its sends-per-second).
 	unavailableRetry = 500 * time.Millisecond
 	rateLimitedRetry = time.Second
-	// maxRetryWait caps the backoff of a send refused again and again.
-	maxRetryWait = 8 * time.Second
+	// maxRetryWait caps the backoff of a send refused again and again
+	// (the gateway's longest hint).
+	maxRetryWait = 5 * time.Second
 	// retryTick is how often a connection writes the sends whose retry time passed.
 	retryTick = 100 * time.Millisecond
 	// dialTimeout bounds one dial and its hello/welcome exchange.
