@@ -38,11 +38,11 @@ const (
 //
 // It acts on the rate of accepted sends, not as an on/off gate (which
 // let every waiting retry in at once whenever the delay dipped, and the
-// burst sent the delay up again): while the delay is over the limit, the
-// admitted rate is cut to 80% of what was accepted each window; once the
-// delay is under half the limit, it grows back by 25% a window, and the
-// limit is lifted once it is far above what is sent. Safe for concurrent
-// use.
+// burst sent the delay up again): while the measured delay is over the
+// limit and not falling, the admitted rate is cut to 80% of what was
+// accepted each window; once the delay is under half the limit, it grows
+// back by 25% a window, and the limit is lifted once it is far above what
+// is sent. Safe for concurrent use.
 type admission struct {
 	limit time.Duration // the delay to stay under; <= 0: never refuse
 
@@ -167,6 +167,7 @@ func (a *admission) roll(now time.Time) {
 	for _, n := range a.window {
 		total += n
 	}
+	prev := a.estimate
 	a.estimate = 0
 	if total > 0 && elapsed < 2*admissionWindow {
 		bs := make([]latency.Bucket, 0, len(a.window))
@@ -184,9 +185,12 @@ func (a *admission) roll(now time.Time) {
 	est := a.current(now)
 	sent := float64(a.accepts) / elapsed.Seconds()
 	switch {
-	case est > a.limit && a.accepts > 0 && elapsed < 2*admissionWindow:
-		// (with nothing sent, or a window spanning a pause, there is no
-		// rate to cut from: admit refuses on the delay alone)
+	case a.estimate > a.limit && a.estimate >= prev && a.accepts > 0 && elapsed < 2*admissionWindow:
+		// Cut while the measured delay is over and not falling. Not on a
+		// stall (admit refuses and probes), not while a backlog drains
+		// (after an outage that cut left clients' resends at a trickle for
+		// minutes), not without a rate to cut from (nothing sent, or a
+		// window spanning a pause).
 		a.rate = max(min(a.rate, sent)*0.8, minAdmitRate)
 	case est < a.limit/2 && !math.IsInf(a.rate, 1):
 		a.rate *= 1.25

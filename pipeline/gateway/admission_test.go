@@ -133,3 +133,29 @@ func TestAdmissionProbesAStall(t *testing.T) {
 		a.entry(20*time.Millisecond, now)
 	}
 }
+
+// TestAdmissionStallDoesNotCutTheRate: an outage (nothing comes back, one
+// probe every stallProbe) refuses sends but leaves the rate alone, so that
+// once the pipeline answers again the clients' resends go in at once
+// (cut to the lowest rate, they trickled in for minutes after a broker
+// restart).
+func TestAdmissionStallDoesNotCutTheRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	a.accepted(t0)
+	now := t0
+	for ; now.Before(t0.Add(5 * time.Second)); now = now.Add(admissionWindow) {
+		if ok, _ := a.admit(now); ok && now.After(t0) {
+			a.accepted(now) // a probe
+		}
+	}
+	a.entry(20*time.Millisecond, now)
+	a.landed(a.inFlight, now)
+	now = now.Add(10 * time.Millisecond)
+	for i := range 100 {
+		if ok, _ := a.admit(now); !ok {
+			t.Fatalf("send %d of the resends refused once the pipeline answered again", i)
+		}
+		a.accepted(now)
+	}
+}
