@@ -65,15 +65,24 @@ func newAdmission(limit time.Duration, now time.Time) *admission {
 }
 
 // entry records a live entry that took delay from ingest to its client.
-func (a *admission) entry(delay time.Duration, now time.Time) {
+func (a *admission) entry(delay time.Duration, now time.Time) { a.entries([]time.Duration{delay}, now) }
+
+// entries records live entries written together, each with its delay
+// from ingest to its client (one lock for a connection's whole write).
+func (a *admission) entries(delays []time.Duration, now time.Time) {
+	if len(delays) == 0 {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.roll(now)
-	i := 0
-	for i < len(latency.Buckets) && delay.Seconds() > latency.Buckets[i] {
-		i++
+	for _, d := range delays {
+		i := 0
+		for i < len(latency.Buckets) && d.Seconds() > latency.Buckets[i] {
+			i++
+		}
+		a.window[i]++
 	}
-	a.window[i]++
 	if a.inFlight > 0 {
 		a.since = now // progress
 	}

@@ -187,12 +187,14 @@ func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
 		}
 	}
 	now := time.Now()
+	var delays []time.Duration
 	for _, f := range frames {
 		if !f.routedAt.IsZero() {
 			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
-			c.g.admit.entry(max(now.Sub(f.receivedAt), 0), now)
+			delays = append(delays, max(now.Sub(f.receivedAt), 0))
 		}
 	}
+	c.g.admit.entries(delays, now)
 	return nil
 }
 
