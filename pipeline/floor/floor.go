@@ -292,36 +292,21 @@ func newMeter(cfg Config) *meter {
 // fire writes record i at its intended time, each on its own goroutine
 // (a send waits for the broker's acknowledgement, as ingest's do).
 func (m *meter) fire(ctx context.Context, producer *kafkawire.Sender) error {
-	interval := time.Duration(float64(time.Second) / m.cfg.Rate)
 	start := time.Now()
 	m.mu.Lock()
 	m.loadStart = start
 	m.mu.Unlock()
-	timer := time.NewTimer(0)
-	<-timer.C
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for i := int64(0); ; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if due.Sub(start) >= m.cfg.Duration {
-			return nil
-		}
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	return loadgen.OpenLoop(ctx, start, m.cfg.Rate, m.cfg.Duration, nil, func(i int, due time.Time) error {
 		v := binary.BigEndian.AppendUint64(nil, uint64(due.UnixNano()))
 		v = binary.BigEndian.AppendUint64(v, uint64(i))
 		v = append(v, m.payload...)
-		key := fmt.Appendf(nil, "c%d", i%int64(m.cfg.Keys))
+		key := fmt.Appendf(nil, "c%d", i%m.cfg.Keys)
 		m.mu.Lock()
 		m.sends++
 		m.lastSend = due
-		if time.Since(due) > 10*time.Millisecond {
+		if loadgen.Late(due, time.Now()) {
 			m.late++
 		}
 		m.mu.Unlock()
@@ -337,7 +322,8 @@ func (m *meter) fire(ctx context.Context, producer *kafkawire.Sender) error {
 			}
 			m.accepted.Add(1)
 		}()
-	}
+		return nil
+	})
 }
 
 func (m *meter) arrived(v []byte, now time.Time) {

@@ -15,10 +15,6 @@ import (
 	"github.com/seqchat/seqchat/pipeline/centrifugo"
 )
 
-// lateThreshold: a send fired later than this after its intended time is
-// counted as late.
-const lateThreshold = 10 * time.Millisecond
-
 // Generator runs one load run. Build it with New, run it once with Run.
 type Generator struct {
 	cfg    Config
@@ -317,25 +313,7 @@ func (g *Generator) createGroups(ctx context.Context, devices []conn, clientSeq 
 // after Duration or at StopSending.
 func (g *Generator) fire(ctx context.Context, devices []conn, clientSeq map[viewKey]uint64, loadStart time.Time) error {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, g.cfg.Seed^0x9e3779b97f4a7c15))
-	interval := time.Duration(float64(time.Second) / g.cfg.Rate)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for i := 0; ; i++ {
-		due := loadStart.Add(time.Duration(i) * interval)
-		if due.Sub(loadStart) >= g.cfg.Duration {
-			return nil
-		}
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-g.stopSending:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	return OpenLoop(ctx, loadStart, g.cfg.Rate, g.cfg.Duration, g.stopSending, func(i int, due time.Time) error {
 		cv := g.topo.convs[rng.IntN(len(g.topo.convs))]
 		m := cv.members[rng.IntN(len(cv.members))]
 		user := g.topo.users[m]
@@ -349,15 +327,13 @@ func (g *Generator) fire(ctx context.Context, devices []conn, clientSeq map[view
 		g.lastSend = due
 		g.counts.Sends++
 		g.counts.ExpectedDeliveries += len(cv.members)
-		if time.Since(due) > lateThreshold {
+		if Late(due, time.Now()) {
 			g.counts.LateSends++
 		}
 		g.mu.Unlock()
 		devices[m].send(ctx, outMsg{conv: cv.id, cmid: cmid, clientSeq: clientSeq[k], body: loadBody(cmid)})
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+		return ctx.Err()
+	})
 }
 
 // drain waits until every send is answered and every expected delivery
