@@ -83,6 +83,11 @@ func Topic(t testing.TB, partitions int32, config map[string]string) string {
 	if err := kafkawire.EnsureTopics(admin, spec); err != nil {
 		t.Fatalf("create topic: %v; %s", err, startHint)
 	}
+	// Created is not yet visible: the broker's metadata catches up a
+	// moment later, and a test's first request must not race it.
+	if _, err := kafkawire.PartitionCount(admin, name); err != nil {
+		t.Fatalf("topic %s created but not in the metadata: %v", name, err)
+	}
 	t.Cleanup(func() { admin.DeleteTopic(name) })
 	return name
 }
