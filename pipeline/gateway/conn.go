@@ -20,6 +20,10 @@ import (
 // helloTimeout is how long a new connection has to say hello.
 const helloTimeout = 10 * time.Second
 
+// sendsInFlight bounds a connection's sends handed to the broker and not
+// answered yet; past it the reader waits (the client's socket backs up).
+const sendsInFlight = 64
+
 // conn is one device's WebSocket connection. The read loop owns the
 // socket's reads, the write loop its writes; deliveries from the topic
 // consumer and history fills meet in the conversations' reorder buffers
@@ -51,7 +55,21 @@ type conn struct {
 	tokens   float64
 	refill   time.Time
 
-	order sendOrder // the reader goroutine's own
+	orderMu sync.Mutex
+	order   sendOrder // the reader admits sends, the answer loop settles them
+
+	submits  chan submitted // sends handed to the broker, in the client's order
+	answered chan struct{}  // closed when the answer loop has answered them all
+}
+
+// submitted is a send handed to ingest (or refused by it: err) whose
+// answer the answer loop owes the client.
+type submitted struct {
+	conv, cmid string
+	clientSeq  uint64
+	sub        *ingest.Submission
+	err        error
+	tracked    bool // counted in flight by admission
 }
 
 // outFrame is a frame waiting for the write loop; routedAt is set for a
@@ -87,8 +105,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, inflight: map[string]struct{}{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
+		acked: map[string]uint64{}, inflight: map[string]struct{}{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
+		submits: make(chan submitted, sendsInFlight), answered: make(chan struct{})}
 	go c.writeLoop()
+	go c.answerLoop()
 	c.readLoop()
 }
 
@@ -202,6 +222,8 @@ func (c *conn) readLoop() {
 	defer func() {
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
+		close(c.submits)
+		<-c.answered
 		c.mu.Lock()
 		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
 		c.inflight = nil
@@ -465,29 +487,7 @@ func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error
 }
 
 func (c *conn) handleSend(s *Send) {
-	if ok, full := c.order.admit(s.ConversationID, s.ClientSeq); !ok {
-		if full {
-			c.fail(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
-				Message: "too many sends refused in " + s.ConversationID + "; reconnect and resend them in order"}, websocket.CloseTryAgainLater)
-			return
-		}
-		c.g.metrics.refused.WithLabelValues(refusedOrder).Inc()
-		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
-			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
-		return
-	}
-	if ok, wait := c.allowSend(); !ok {
-		c.order.failed(s.ConversationID, s.ClientSeq)
-		c.g.metrics.refused.WithLabelValues(refusedRateLimited).Inc()
-		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID,
-			RetryAfter: wait}, false))
-		return
-	}
-	if ok, behind := c.g.admit.admit(time.Now()); !ok {
-		c.order.failed(s.ConversationID, s.ClientSeq)
-		c.g.metrics.refused.WithLabelValues(refusedOverload).Inc()
-		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID, RetryAfter: behind,
-			Message: "the pipeline is behind; retry with the same client_msg_id after retry_after_ms"}, false))
+	if !c.admitSend(s) {
 		return
 	}
 	in := ingest.Send{ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID, SenderUserID: c.user,
@@ -507,26 +507,86 @@ func (c *conn) handleSend(s *Send) {
 		c.g.admit.accepted(time.Now())
 	}
 	c.mu.Unlock()
-	// Submit returns after the broker's acknowledgement; sends of one
-	// connection are submitted one after another, in the client's order.
-	err := c.g.ingest.Submit(context.Background(), in)
-	if err != nil && tracked {
+	// Handed to the producer in the client's order without waiting for the
+	// broker (the raw topic keeps it: one conversation, one partition); the
+	// answer loop waits for the acknowledgements, in the same order.
+	sub, err := c.g.ingest.Enqueue(context.Background(), in)
+	c.submits <- submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, sub: sub, err: err, tracked: tracked}
+}
+
+// admitSend answers a send that may not go to the pipeline now (order,
+// rate, overload) and reports whether it may.
+func (c *conn) admitSend(s *Send) bool {
+	c.orderMu.Lock()
+	defer c.orderMu.Unlock()
+	if ok, full := c.order.admit(s.ConversationID, s.ClientSeq); !ok {
+		if full {
+			c.fail(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+				Message: "too many sends refused in " + s.ConversationID + "; reconnect and resend them in order"}, websocket.CloseTryAgainLater)
+			return false
+		}
+		c.g.metrics.refused.WithLabelValues(refusedOrder).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
+		return false
+	}
+	if ok, wait := c.allowSend(); !ok {
+		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.g.metrics.refused.WithLabelValues(refusedRateLimited).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID,
+			RetryAfter: wait}, false))
+		return false
+	}
+	if ok, behind := c.g.admit.admit(time.Now()); !ok {
+		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.g.metrics.refused.WithLabelValues(refusedOverload).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID, RetryAfter: behind,
+			Message: "the pipeline is behind; retry with the same client_msg_id after retry_after_ms"}, false))
+		return false
+	}
+	return true
+}
+
+// answerLoop answers the connection's submitted sends in the order they
+// were read, each once the broker acknowledged it (or did not). A send
+// that fails while later ones of its conversation are in flight cannot
+// hold those back; they reach the sequencer behind it only if the
+// producer wrote it, and otherwise wait there for the client's resend
+// within the hold window (I2). Sends read after the failure was answered
+// are refused until the resend is accepted (sendOrder).
+func (c *conn) answerLoop() {
+	defer close(c.answered)
+	for s := range c.submits {
+		err := s.err
+		if err == nil {
+			err = s.sub.Wait(context.Background())
+		}
+		c.answer(s, err)
+	}
+}
+
+func (c *conn) answer(s submitted, err error) {
+	if err != nil && s.tracked {
 		c.mu.Lock()
-		c.landed(s.ClientMsgID) // not taken: nothing will come back
+		c.landed(s.cmid) // not taken: nothing will come back
 		c.mu.Unlock()
 	}
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.order.accept(s.ConversationID, s.ClientSeq)
-		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID}))
+		c.orderMu.Lock()
+		c.order.accept(s.conv, s.clientSeq)
+		c.orderMu.Unlock()
+		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid}))
 	case errors.As(err, &ierr):
-		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID,
+		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.conv, ClientMsgID: s.cmid,
 			Code: ierr.Code, Message: ierr.Message}))
 	default:
-		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.orderMu.Lock()
+		c.order.failed(s.conv, s.clientSeq)
+		c.orderMu.Unlock()
 		c.log.Warn("send not accepted", "err", err)
-		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.ClientMsgID}, false))
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.cmid}, false))
 	}
 }
 

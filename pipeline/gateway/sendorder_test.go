@@ -75,6 +75,47 @@ func TestSendOrderNewSendWaitsForEveryRefusedOne(t *testing.T) {
 	step("dm:a:b", 334, true)
 }
 
+// TestSendOrderResentBurstGoesThroughAtOnce: sends are answered after the
+// broker's acknowledgement, so a client's resent burst arrives while the
+// first of it is still in flight. Each resend is ahead of the next in the
+// producer, so the whole burst is admitted at once (waiting for each
+// acknowledgement let it through one send per retry round, and a minute
+// was not enough to drain a reconnect's backlog); a resend that fails
+// again holds back the new sends behind it.
+func TestSendOrderResentBurstGoesThroughAtOnce(t *testing.T) {
+	var o sendOrder
+	step := admitStep(t, &o)
+	o.accept("g:a", 30)
+	o.failed("g:a", 31) // unavailable
+	for cs := uint64(32); cs <= 34; cs++ {
+		step("g:a", cs, false) // behind 31
+	}
+	for cs := uint64(31); cs <= 34; cs++ {
+		step("g:a", cs, true) // the resent burst, in order
+	}
+	o.accept("g:a", 31)
+	o.failed("g:a", 32) // the broker did not take it
+	o.accept("g:a", 33)
+	o.accept("g:a", 34)
+	step("g:a", 35, false) // 32 must be resent first
+	step("g:a", 32, true)
+	step("g:a", 35, true) // behind the resent 32
+	o.accept("g:a", 32)
+	o.accept("g:a", 35)
+	step("g:a", 36, true)
+	if len(o.refused) != 0 {
+		t.Fatalf("refused %v after every send was accepted", o.refused)
+	}
+
+	// A resend out of order does not open the way for the sends after an
+	// earlier refused one.
+	o.failed("g:a", 40)
+	o.failed("g:a", 41)
+	step("g:a", 41, false) // 40 first
+	step("g:a", 40, true)
+	step("g:a", 41, true)
+}
+
 func TestSendOrderIsBounded(t *testing.T) {
 	var o sendOrder
 	o.failed("g:a", 1)

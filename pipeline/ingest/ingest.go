@@ -59,9 +59,32 @@ func New(cfg Config) (*Ingester, error) {
 // error wrapping ErrUnavailable when the broker did not acknowledge within
 // WriteTimeout or ctx ended first.
 func (i *Ingester) Submit(ctx context.Context, s Send) error {
+	sub, err := i.Enqueue(ctx, s)
+	if err != nil {
+		return err
+	}
+	return sub.Wait(ctx)
+}
+
+// Submission is a send handed to the producer; Wait gives its outcome.
+type Submission struct {
+	i          *Ingester
+	conv, cmid string // for the log
+	pending    *kafkawire.Pending
+	start      time.Time
+	deadline   time.Time
+}
+
+// Enqueue validates s and hands it to the producer without waiting for
+// the broker, so that one caller can have several sends in flight: sends
+// enqueued one after another keep their order on the raw topic (one
+// conversation is one partition). It returns the errors Submit returns
+// before the write (an *Error, ErrUnavailable); Wait returns the rest.
+// WriteTimeout counts from here.
+func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 	if err := validate(s, i.cfg.Limits); err != nil {
 		i.metrics.sends.WithLabelValues(resultInvalid).Inc()
-		return err
+		return nil, err
 	}
 	rec := &imv1.RawRecord{
 		Version:        imv1.Version,
@@ -81,27 +104,43 @@ func (i *Ingester) Submit(ctx context.Context, s Send) error {
 	value, err := imv1.Marshal(rec)
 	if err != nil { // Validate should have caught whatever protobuf refuses
 		i.metrics.sends.WithLabelValues(resultInvalid).Inc()
-		return invalid("cannot encode the send: %v", err)
+		return nil, invalid("cannot encode the send: %v", err)
 	}
 	producer, err := i.sender()
 	if err != nil {
 		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
-		return fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
+		return nil, fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, i.cfg.WriteTimeout)
+	sub := &Submission{i: i, conv: s.ConversationID, cmid: s.ClientMsgID, start: time.Now()}
+	sub.deadline = sub.start.Add(i.cfg.WriteTimeout)
+	ctx, cancel := context.WithDeadline(ctx, sub.deadline)
 	defer cancel()
-	start := time.Now()
-	err = producer.Send(ctx, []byte(s.ConversationID), value)
-	i.metrics.produce.Observe(time.Since(start).Seconds())
+	sub.pending, err = producer.Enqueue(ctx, []byte(s.ConversationID), value)
 	if err != nil {
-		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
-		i.cfg.Logger.Warn("send not acknowledged", "conversation_id", s.ConversationID,
-			"client_msg_id", s.ClientMsgID, "err", err)
-		return fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
+		return nil, sub.unavailable(err)
 	}
-	i.metrics.sends.WithLabelValues(resultAccepted).Inc()
+	return sub, nil
+}
+
+// Wait returns nil once the broker acknowledged the send, or an error
+// wrapping ErrUnavailable when it did not within WriteTimeout of the
+// Enqueue or ctx ended first. Call it once.
+func (sub *Submission) Wait(ctx context.Context) error {
+	ctx, cancel := context.WithDeadline(ctx, sub.deadline)
+	defer cancel()
+	err := sub.pending.Wait(ctx)
+	sub.i.metrics.produce.Observe(time.Since(sub.start).Seconds())
+	if err != nil {
+		return sub.unavailable(err)
+	}
+	sub.i.metrics.sends.WithLabelValues(resultAccepted).Inc()
 	return nil
+}
+
+func (sub *Submission) unavailable(err error) error {
+	sub.i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
+	sub.i.cfg.Logger.Warn("send not acknowledged", "conversation_id", sub.conv, "client_msg_id", sub.cmid, "err", err)
+	return fmt.Errorf("submit %s: %w: %w", sub.cmid, ErrUnavailable, err)
 }
 
 // sender is the producer, connected on first use (New does not contact

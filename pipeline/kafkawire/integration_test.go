@@ -185,3 +185,62 @@ func (c collector) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.C
 		}
 	}
 }
+
+// TestSenderEnqueueKeepsEachCallersOrder: callers that enqueue records
+// without waiting for each acknowledgement (as a gateway connection does
+// with its sends) find them on the topic in the order each enqueued them,
+// every one exactly once.
+func TestSenderEnqueueKeepsEachCallersOrder(t *testing.T) {
+	const partitions, callers, perCaller = 4, 8, 300
+	cfg := stacktest.Kafka(t)
+	topic := stacktest.Topic(t, partitions, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	s, err := cfg.NewSender(topic, kafkawire.DefaultSendLinger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errs := make(chan error, callers)
+	for c := 0; c < callers; c++ {
+		go func() {
+			key := []byte(fmt.Sprintf("caller-%d", c))
+			var pending []*kafkawire.Pending
+			for i := 0; i < perCaller; i++ {
+				p, err := s.Enqueue(ctx, key, []byte(fmt.Sprint(i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				pending = append(pending, p)
+			}
+			for _, p := range pending {
+				if err := p.Wait(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for c := 0; c < callers; c++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	next := map[string]int{}
+	for _, m := range consume(ctx, t, cfg.ConsumerGroupConfig(), topic, callers*perCaller) {
+		key := string(m.Key)
+		if v := string(m.Value); v != fmt.Sprint(next[key]) {
+			t.Fatalf("%s: got record %s, want %d (the order it was enqueued in)", key, v, next[key])
+		}
+		next[key]++
+	}
+	for c := 0; c < callers; c++ {
+		if n := next[fmt.Sprintf("caller-%d", c)]; n != perCaller {
+			t.Errorf("caller-%d: %d records arrived, want %d", c, n, perCaller)
+		}
+	}
+}

@@ -75,31 +75,56 @@ func (c Config) NewSender(topic string, linger time.Duration) (*Sender, error) {
 // with an error when it failed or ctx ended first (the record may then
 // still be written: the caller retries with the same idempotency key).
 func (s *Sender) Send(ctx context.Context, key, value []byte) error {
-	if len(key) == 0 {
-		return fmt.Errorf("write to %s: %w", s.topic, ErrNoKey)
+	p, err := s.Enqueue(ctx, key, value)
+	if err != nil {
+		return err
 	}
-	result := make(chan error, 1)
-	m := &sarama.ProducerMessage{Topic: s.topic, Key: sarama.ByteEncoder(key), Value: sarama.ByteEncoder(value), Metadata: result}
+	return p.Wait(ctx)
+}
+
+// Pending is a record handed to the producer whose acknowledgement has
+// not been awaited yet.
+type Pending struct {
+	topic  string
+	result chan error
+}
+
+// Enqueue hands one record to the producer without waiting for the
+// broker: records one caller enqueues one after another with keys of one
+// partition are written in that order (the producer is idempotent), so a
+// caller can have many in flight and still keep its order. It blocks only
+// while the producer's input is full, until ctx ends.
+func (s *Sender) Enqueue(ctx context.Context, key, value []byte) (*Pending, error) {
+	if len(key) == 0 {
+		return nil, fmt.Errorf("write to %s: %w", s.topic, ErrNoKey)
+	}
+	p := &Pending{topic: s.topic, result: make(chan error, 1)}
+	m := &sarama.ProducerMessage{Topic: s.topic, Key: sarama.ByteEncoder(key), Value: sarama.ByteEncoder(value), Metadata: p.result}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
-		return fmt.Errorf("write to %s: %w", s.topic, ErrSenderClosed)
+		return nil, fmt.Errorf("write to %s: %w", s.topic, ErrSenderClosed)
 	}
 	select {
 	case s.producer.Input() <- m:
-		s.mu.RUnlock()
+		return p, nil
 	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("write to %s: %w", s.topic, ctx.Err())
+		return nil, fmt.Errorf("write to %s: %w", s.topic, ctx.Err())
 	}
+}
+
+// Wait returns once the broker acknowledged the record, or with an error
+// when it failed or ctx ended first (the record may then still be
+// written). Call it once.
+func (p *Pending) Wait(ctx context.Context) error {
 	select {
-	case err := <-result:
+	case err := <-p.result:
 		if err != nil {
-			return fmt.Errorf("write to %s: %w", s.topic, err)
+			return fmt.Errorf("write to %s: %w", p.topic, err)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("write to %s: %w", s.topic, ctx.Err())
+		return fmt.Errorf("write to %s: %w", p.topic, ctx.Err())
 	}
 }
 
