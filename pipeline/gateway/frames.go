@@ -3,11 +3,14 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/seqchat/seqchat/schemas/wsprotocol"
 )
@@ -157,7 +160,7 @@ func (d *FrameDecoder) decodeWithSchema(b []byte) (ClientFrame, *ProtocolError) 
 		return ClientFrame{}, protoErr(CodeUnknownType, "unknown frame type %.40q", fmt.Sprint(obj["type"]))
 	}
 	if err := schema.Validate(v); err != nil {
-		perr := protoErr(CodeInvalid, "%s frame: %s", typ, firstLine(err.Error()))
+		perr := protoErr(CodeInvalid, "%s frame: %s", typ, schemaViolation(err))
 		if ref, ok := obj["client_msg_id"].(string); ok && len(ref) <= 128 {
 			perr.Ref = ref
 		}
@@ -188,7 +191,20 @@ func (d *FrameDecoder) decodeWithSchema(b []byte) (ClientFrame, *ProtocolError) 
 	return f, nil
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
+// schemaViolation says where a frame breaks the schema and how, for the
+// client: the first innermost cause with its place in the frame (the
+// validator's own text starts with the schema's location on the server).
+func schemaViolation(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return "does not match the protocol's schema"
+	}
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	at := "the frame"
+	if len(ve.InstanceLocation) > 0 {
+		at = strings.Join(ve.InstanceLocation, ".")
+	}
+	return at + ": " + ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))
 }

@@ -62,6 +62,31 @@ func TestDecodeClientFrame(t *testing.T) {
 	}
 }
 
+// TestInvalidFrameMessagesNameTheField: an `invalid` answer says which
+// field is wrong and why, and shows nothing of the server (the schema
+// validator's text starts with the schema file's path on disk).
+func TestInvalidFrameMessagesNameTheField(t *testing.T) {
+	d := decoder(t)
+	tests := []struct{ frame, want string }{
+		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"message":{"content_type":"t","body":5}}`, "send frame: message.body: got number, want string"},
+		{`{"type":"ack","conversation_id":"g:1"}`, "ack frame: the frame: missing property 'seq'"},
+		{`{"type":"sync","conversation_id":"g:1","after_seq":-1}`, "sync frame: after_seq: minimum: got -1, want 0"},
+		{`{"type":"hello","token":"t","extra":1}`, "hello frame: the frame: additional properties 'extra' not allowed"},
+	}
+	for _, tt := range tests {
+		_, err := d.Decode([]byte(tt.frame))
+		if err == nil || err.Code != CodeInvalid {
+			t.Fatalf("%s: %v, want invalid", tt.frame, err)
+		}
+		if err.Message != tt.want {
+			t.Errorf("%s: message %q, want %q", tt.frame, err.Message, tt.want)
+		}
+		if strings.Contains(err.Message, "file:") || strings.Contains(err.Message, ".json") {
+			t.Errorf("%s: message %q shows the server's schema location", tt.frame, err.Message)
+		}
+	}
+}
+
 // FuzzDecodeClientFrame: nothing panics, an accepted frame has exactly one
 // part set, and its re-encoding decodes to the same frame.
 func FuzzDecodeClientFrame(f *testing.F) {
