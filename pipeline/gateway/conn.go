@@ -41,6 +41,7 @@ type conn struct {
 	quit chan struct{} // closed to stop the write loop
 	done chan struct{} // closed when the write loop has closed the socket
 
+	expiry    *time.Timer // closes the connection when its token expires
 	closeOnce sync.Once
 	closeCode int
 	closeText string
@@ -220,6 +221,9 @@ func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
 
 func (c *conn) readLoop() {
 	defer func() {
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
 		close(c.submits)
@@ -322,6 +326,12 @@ func (c *conn) hello() bool {
 		return false
 	}
 	c.user, c.device, c.epoch = claims.UserID, claims.DeviceID, uint64(time.Now().UnixNano())
+	// A connection does not outlive its token: the client reconnects with
+	// a new one and resumes where it was.
+	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
+		c.fail(&ProtocolError{Code: CodeTokenExpired, Message: "token expired at " + claims.ExpiresAt.Format(time.RFC3339) +
+			"; reconnect with a new token"}, websocket.ClosePolicyViolation)
+	})
 	c.log = c.log.With("user", c.user, "device", c.device)
 	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
 		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))

@@ -153,6 +153,15 @@ func TestEndToEnd(t *testing.T) {
 		expired.expectCode("error", "token_expired")
 		expired.waitClosed()
 
+		// A connection does not outlive its token.
+		short := p.connect("a", "alice", "short")
+		short.sendJSON(map[string]any{"type": "hello", "token": p.token("alice", "short", 2*time.Second)})
+		short.waitFrame("welcome", func(f frame) bool { return f.Type == "welcome" })
+		if f := short.expectCode("error", "token_expired"); !f.Fatal {
+			t.Errorf("token expiry: %+v, want a fatal error", f)
+		}
+		short.waitClosed()
+
 		first := p.connect("b", "carol", "x")
 		first.sendJSON(map[string]any{"type": "ping", "id": "p"})
 		first.expectCode("error", "hello_required")
