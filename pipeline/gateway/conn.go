@@ -53,8 +53,11 @@ type conn struct {
 	// inflight are this device's accepted sends whose entry (or notice)
 	// has not come back to it yet (admission counts them).
 	inflight map[string]struct{}
-	tokens   float64
-	refill   time.Time
+	// unanswered are the sends read and not answered yet, with the
+	// original seq when the sequencer said one is a repeat meanwhile.
+	unanswered map[string]uint64
+	tokens     float64
+	refill     time.Time
 
 	orderMu sync.Mutex
 	order   sendOrder // the reader admits sends, the answer loop settles them
@@ -106,7 +109,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, inflight: map[string]struct{}{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
+		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
 		submits: make(chan submitted, sendsInFlight), answered: make(chan struct{})}
 	go c.writeLoop()
 	go c.answerLoop()
@@ -516,6 +519,7 @@ func (c *conn) handleSend(s *Send) {
 		c.inflight[s.ClientMsgID] = struct{}{}
 		c.g.admit.accepted(time.Now())
 	}
+	c.unanswered[s.ClientMsgID] = 0
 	c.mu.Unlock()
 	// Handed to the producer in the client's order without waiting for the
 	// broker (the raw topic keeps it: one conversation, one partition); the
@@ -576,18 +580,20 @@ func (c *conn) answerLoop() {
 }
 
 func (c *conn) answer(s submitted, err error) {
+	c.mu.Lock()
+	seq := c.unanswered[s.cmid] // a repeat's original seq, if known by now
+	delete(c.unanswered, s.cmid)
 	if err != nil && s.tracked {
-		c.mu.Lock()
 		c.landed(s.cmid) // not taken: nothing will come back
-		c.mu.Unlock()
 	}
+	c.mu.Unlock()
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
 		c.orderMu.Lock()
 		c.order.accept(s.conv, s.clientSeq)
 		c.orderMu.Unlock()
-		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid}))
+		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
 	case errors.As(err, &ierr):
 		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.conv, ClientMsgID: s.cmid,
 			Code: ierr.Code, Message: ierr.Message}))

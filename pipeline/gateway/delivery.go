@@ -12,15 +12,27 @@ import (
 const historyPage = 500
 
 // deliverNotice takes a notice (seq 0) routed to this device: a rejection
-// or a duplicate's answer, for the sending device only.
+// or a duplicate's answer, for the sending device only. Either ends the
+// send's flight.
 func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
-	if r.SenderDeviceId == c.device && r.SenderUserId == c.user {
-		c.mu.Lock()
-		c.landed(r.ClientMsgId)
-		c.mu.Unlock()
-		if f := noticeFrame(r); f != nil {
-			c.send(f)
+	if r.SenderDeviceId != c.device || r.SenderUserId != c.user {
+		return
+	}
+	c.mu.Lock()
+	c.landed(r.ClientMsgId)
+	if d := r.GetDuplicate(); d != nil {
+		// A repeat is answered once, by its own `accepted` (with the
+		// original seq if it is not out yet); the original entry reaches
+		// the device in the stream like any other.
+		if _, ok := c.unanswered[r.ClientMsgId]; ok {
+			c.unanswered[r.ClientMsgId] = d.OriginalSeq
 		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	if f := rejectionFrame(r); f != nil {
+		c.send(f)
 	}
 }
 

@@ -142,6 +142,38 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a repeated send is answered once", func(t *testing.T) {
+		dm := "dm:erin:frank"
+		first := p.dial("a", "erin", "tab", nil)
+		first.send(dm, "rep-1", 1, "once")
+		first.waitSeqs(dm, 1)
+		first.ws.Close() // as if the answer had been lost: the device resends
+		again := p.dial("b", "erin", "tab", map[string]uint64{dm: 1})
+		again.send(dm, "rep-1", 1, "once")
+		again.send(dm, "rep-2", 2, "after")
+		// The repeat's duplicate notice comes before rep-2's entry (one
+		// conversation, one partition, in order): once rep-2 is here,
+		// every answer to rep-1 is too.
+		again.waitSeqs(dm, 1)
+		again.mu.Lock()
+		defer again.mu.Unlock()
+		answers := 0
+		for _, f := range again.frames {
+			if f.ClientMsgID == "rep-1" && f.Type != "msg" {
+				answers++
+				if f.Type != "accepted" {
+					t.Errorf("repeat answered %+v, want accepted", f)
+				}
+			}
+		}
+		if answers != 1 {
+			t.Errorf("the repeat got %d answers, want exactly 1; frames %+v", answers, again.frames)
+		}
+		if got := fmt.Sprint(again.seqs[dm]); got != "[2]" {
+			t.Errorf("after resuming at 1 the device received %s, want [2] (no second seq for the repeat)", got)
+		}
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		forged := p.connect("a", "mallory", "x")
 		forged.sendJSON(map[string]any{"type": "hello", "token": p.token("alice", "phone", time.Hour) + "x"})

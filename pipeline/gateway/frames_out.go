@@ -104,18 +104,13 @@ func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
 	return f
 }
 
-// noticeFrame turns a notice (seq 0) into `rejected` or `accepted` (a
-// duplicate's original seq); nil for anything else. A duplicate whose original
-// seq is no longer remembered (OriginalSeq 0: the sequencer knew the send only
-// by its device's client_seq) gives `accepted` without `seq` (omitempty).
-func noticeFrame(r *imv1.SequencedRecord) []byte {
-	switch b := r.Body.(type) {
-	case *imv1.SequencedRecord_Rejection:
-		return encode(rejectedFrame{Type: "rejected", ConversationID: r.ConversationId, ClientMsgID: r.ClientMsgId,
-			Code: b.Rejection.Code, Message: b.Rejection.Message})
-	case *imv1.SequencedRecord_Duplicate:
-		return encode(acceptedFrame{Type: "accepted", ConversationID: r.ConversationId, ClientMsgID: r.ClientMsgId,
-			Seq: b.Duplicate.OriginalSeq})
+// rejectionFrame turns a rejection notice (seq 0) into `rejected`; nil for
+// any other notice.
+func rejectionFrame(r *imv1.SequencedRecord) []byte {
+	b := r.GetRejection()
+	if b == nil {
+		return nil
 	}
-	return nil
+	return encode(rejectedFrame{Type: "rejected", ConversationID: r.ConversationId, ClientMsgID: r.ClientMsgId,
+		Code: b.Code, Message: b.Message})
 }
