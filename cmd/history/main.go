@@ -74,8 +74,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	progress := history.NewProgress(cfg.Kafka, cfg.Topics, cfg.GroupID)
+	defer progress.Close()
 	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token, MaxConcurrentRequests: *maxRequests,
-		Logger: log.With("server", "api"), Registerer: admin.Registry})
+		Progress: progress, Logger: log.With("server", "api"), Registerer: admin.Registry})
 	if err != nil {
 		return err
 	}

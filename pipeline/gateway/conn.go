@@ -679,11 +679,17 @@ func (c *conn) handleSync(s *Sync) {
 	defer cancel()
 	page, err := c.g.cfg.History.Read(ctx, s.ConversationID, c.user, s.AfterSeq, limit)
 	if err != nil {
-		code := CodeUnavailable
-		if errors.Is(err, ErrNotMember) {
-			code = CodeNotMember
+		perr := &ProtocolError{Code: CodeUnavailable, Message: "history did not answer; retry"}
+		switch {
+		case errors.Is(err, ErrNotMember):
+			perr = &ProtocolError{Code: CodeNotMember, Message: c.user + " was never a member"}
+		case errors.Is(err, ErrUnknownConversation):
+			perr = &ProtocolError{Code: CodeUnknownConversation, Message: "no such conversation"}
+		default:
+			c.log.Warn("sync", "conversation_id", s.ConversationID, "err", err)
 		}
-		c.send(errorPayload(&ProtocolError{Code: code, Message: "sync " + s.ConversationID + ": " + err.Error()}, false))
+		perr.Message = "sync " + s.ConversationID + ": " + perr.Message
+		c.send(errorPayload(perr, false))
 		return
 	}
 	up := s.AfterSeq

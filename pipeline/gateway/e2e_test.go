@@ -185,6 +185,37 @@ func TestEndToEnd(t *testing.T) {
 		expired.expectCode("error", "token_expired")
 		expired.waitClosed()
 
+		// A sync of a group that was never created is answered with a
+		// code the client can act on, not unavailable for ever: history
+		// says unavailable only until its sink has stored what was
+		// sequenced before the read (the client retries, as documented).
+		dave.mu.Lock()
+		seen := len(dave.frames) // dave sends nothing else meanwhile
+		dave.mu.Unlock()
+		for answered := 0; ; {
+			dave.sendJSON(map[string]any{"type": "sync", "conversation_id": "g:never-created", "after_seq": 0})
+			var code string
+			dave.waitFor("an answer to the sync", func() bool {
+				n := 0
+				for _, f := range dave.frames[seen:] {
+					if f.Type == "error" {
+						if n++; n > answered {
+							code = f.Code
+							return true
+						}
+					}
+				}
+				return false
+			})
+			answered++
+			if code == "unknown_conversation" {
+				break
+			}
+			if code != "unavailable" || answered > 50 {
+				t.Fatalf("sync of a group never created: %q after %d answers, want unknown_conversation", code, answered)
+			}
+		}
+
 		// A connection does not outlive its token.
 		short := p.connect("a", "alice", "short")
 		short.sendJSON(map[string]any{"type": "hello", "token": p.token("alice", "short", 2*time.Second)})

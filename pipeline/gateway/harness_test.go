@@ -95,7 +95,9 @@ func startPipeline(t testing.TB) *pipeline {
 		t.Fatal(err)
 	}
 	p.run("history sink", sink.Run)
-	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken})
+	progress := history.NewProgress(kcfg, topics, prefix+".history")
+	t.Cleanup(func() { progress.Close() })
+	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken, Progress: progress})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,10 @@ import (
 // ErrNotMember means the user was never a member of the conversation.
 var ErrNotMember = errors.New("not a member")
 
+// ErrUnknownConversation means the group was never created (history's
+// 404 unknown_conversation; its plain not_found means "not stored yet").
+var ErrUnknownConversation = errors.New("unknown conversation")
+
 // HistoryPage is a page of a conversation's history as one user may see it.
 type HistoryPage struct {
 	Entries []MsgFrame
@@ -77,6 +81,8 @@ func (c *HistoryClient) do(ctx context.Context, method, path string, body, out a
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("history %s %s: %w", method, path, ErrNotMember)
+	case resp.StatusCode == http.StatusNotFound && errorCode(resp.Body) == "unknown_conversation":
+		return fmt.Errorf("history %s %s: %w", method, path, ErrUnknownConversation)
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("history %s %s: %s", method, path, resp.Status)
 	case out == nil:
@@ -86,6 +92,17 @@ func (c *HistoryClient) do(ctx context.Context, method, path string, body, out a
 		return fmt.Errorf("history %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// errorCode is the code of a history error answer, "" if it has none.
+func errorCode(body io.Reader) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	json.NewDecoder(io.LimitReader(body, 4096)).Decode(&e)
+	return e.Error.Code
 }
 
 // Conversations implements History.

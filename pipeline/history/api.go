@@ -41,6 +41,10 @@ type HandlerConfig struct {
 	// reconnect storm then queues instead of overloading ClickHouse into
 	// timeouts that the gateways retry. Zero means 8.
 	MaxConcurrentRequests int
+	// Progress tells a group that does not exist from one the sink has
+	// not stored yet, for GET …/messages (404 unknown_conversation, or 503
+	// unavailable). Nil: both are 404 not_found.
+	Progress *Progress
 	// Logger logs refused and failed requests. Nil means discard.
 	Logger *slog.Logger
 	// Registerer for the request metrics. Nil means none are registered.
@@ -135,6 +139,9 @@ func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.QueryTimeout)
 	defer cancel()
 	page, err := Read(ctx, h.cfg.Store, req)
+	if e := (*Error)(nil); errors.As(err, &e) && e.Code == CodeNotFound && h.cfg.Progress != nil {
+		err = h.unknownOrBehind(ctx, req.ConversationID)
+	}
 	if err != nil {
 		h.refuse(w, r, err)
 		return
@@ -142,6 +149,20 @@ func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
 	h.metrics.seconds.Observe(time.Since(start).Seconds())
 	h.metrics.requests.WithLabelValues("ok").Inc()
 	writeJSON(w, http.StatusOK, pageJSON(page))
+}
+
+// unknownOrBehind is the answer for a group history holds nothing of:
+// unknown_conversation once the sink has stored everything sequenced so
+// far on its partition, else unavailable (not written yet: retry).
+func (h *handler) unknownOrBehind(ctx context.Context, conv string) error {
+	caught, err := h.cfg.Progress.CaughtUp(ctx, conv)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case caught:
+		return &Error{CodeUnknownConversation, fmt.Sprintf("no conversation %s", conv)}
+	}
+	return &Error{CodeUnavailable, fmt.Sprintf("history has not stored %s yet; retry", conv)}
 }
 
 // ParseReadRequest reads the request of GET
@@ -183,7 +204,11 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
-		status := map[string]int{CodeInvalid: http.StatusBadRequest, CodeNotMember: http.StatusForbidden, CodeNotFound: http.StatusNotFound}[e.Code]
+		status := map[string]int{CodeInvalid: http.StatusBadRequest, CodeNotMember: http.StatusForbidden, CodeNotFound: http.StatusNotFound,
+			CodeUnknownConversation: http.StatusNotFound, CodeUnavailable: http.StatusServiceUnavailable}[e.Code]
+		if e.Code == CodeUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}

@@ -22,6 +22,8 @@ const (
 	CodeNotMember   = "not_member"
 	CodeNotFound    = "not_found"
 	CodeUnavailable = "unavailable"
+	// CodeUnknownConversation: the group was never created (HandlerConfig.Progress).
+	CodeUnknownConversation = "unknown_conversation"
 )
 
 // Error is a read refused with a stable Code and a human Message.

@@ -249,6 +249,38 @@ func NewestOffset(ctx context.Context, client sarama.Client, topic string, p int
 	return end, err
 }
 
+// StableOffset is the partition's last stable offset: where a
+// read_committed consumer's reading ends now (before the first record of
+// a transaction still open). Waits out a leaderless partition.
+func StableOffset(ctx context.Context, client sarama.Client, topic string, p int32) (int64, error) {
+	var end int64
+	err := whileLeaderless(ctx, func() error {
+		broker, err := client.Leader(topic, p)
+		if err != nil {
+			return err
+		}
+		req := sarama.NewOffsetRequest(client.Config().Version)
+		req.IsolationLevel = sarama.ReadCommitted
+		req.AddBlock(topic, p, sarama.OffsetNewest, 1)
+		resp, err := broker.GetAvailableOffsets(req)
+		if err != nil {
+			return err
+		}
+		block := resp.GetBlock(topic, p)
+		switch {
+		case block == nil:
+			return sarama.ErrIncompleteResponse
+		case !errors.Is(block.Err, sarama.ErrNoError):
+			return block.Err
+		case len(block.Offsets) != 1:
+			return fmt.Errorf("stable offset of %s/%d: %d offsets in the answer", topic, p, len(block.Offsets))
+		}
+		end = block.Offsets[0]
+		return nil
+	})
+	return end, err
+}
+
 // whileLeaderless runs op until it succeeds or fails for another reason
 // than a partition without a leader, for up to 30 seconds or until ctx ends.
 func whileLeaderless(ctx context.Context, op func() error) error {

@@ -1,0 +1,111 @@
+package history_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+)
+
+// TestProgressTellsUnknownFromNotStoredYet drives a real topic written in
+// transactions, as the sequencer writes it, and commits the group's
+// offsets as the sink does: a conversation's partition counts as stored
+// only once the group has committed every record committed before the
+// call, its transaction markers aside, and an open transaction does not
+// hold it back.
+func TestProgressTellsUnknownFromNotStoredYet(t *testing.T) {
+	cfg := stacktest.Kafka(t)
+	topic := stacktest.Topic(t, 1, nil)
+	group := stacktest.Name(t, "sink")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	progress := history.NewProgress(cfg, kafkawire.Topics{Sequenced: topic}, group)
+	defer progress.Close()
+	want := func(step string, caught bool) {
+		t.Helper()
+		got, err := progress.CaughtUp(ctx, "g:anything")
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if got != caught {
+			t.Fatalf("%s: caught up = %v, want %v", step, got, caught)
+		}
+	}
+
+	prod, err := sarama.NewSyncProducer(cfg.BrokerList(), cfg.TransactionalProducerConfig(stacktest.Name(t, "txn")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	send := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("g:x"), Value: sarama.StringEncoder("entry")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	client, err := sarama.NewClient(cfg.BrokerList(), cfg.Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	offsets, err := sarama.NewOffsetManagerFromClient(group, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer offsets.Close()
+	pom, err := offsets.ManagePartition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pom.Close()
+	// A commit's markers are written by the coordinator a moment after
+	// CommitTxn returns; until then read_committed readers do not see the
+	// transaction either.
+	committed := func(stable int64) {
+		t.Helper()
+		stacktest.Eventually(t, 30*time.Second, "the transaction's marker", func() bool {
+			end, err := kafkawire.StableOffset(ctx, client, topic, 0)
+			return err == nil && end == stable
+		})
+	}
+	commit := func(next int64) {
+		t.Helper()
+		pom.MarkOffset(next, "")
+		offsets.Commit()
+	}
+
+	want("empty topic, nothing committed", true)
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(3) // offsets 0..2, the commit marker at 3
+	if err := prod.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	committed(4)
+	want("three entries, none stored", false)
+	commit(2)
+	want("two of three stored", false)
+	commit(3)
+	want("all three stored (the marker is never received)", true)
+
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(1) // offset 4, in an open transaction
+	want("an open transaction is not written yet", true)
+	if err := prod.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	committed(6)
+	want("its commit makes it due", false)
+	commit(5)
+	want("stored", true)
+}
