@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -34,6 +34,12 @@ stack-clean:
 up: stack-up build
 	$(BIN)/imctl init -log-format text
 	scripts/services.sh up $(SERVICES)
+	@scripts/services.sh where
+
+## env: the development settings as shell exports, for the docs' examples:
+## eval "$$(make -s env)"
+env:
+	@echo "export SEQCHAT_SERVICE_TOKEN='$(SEQCHAT_SERVICE_TOKEN)' SEQCHAT_TOKEN_KEY='$(SEQCHAT_TOKEN_KEY)'"
 
 ## down: services, then the stack (and Centrifugo, if the bench started it).
 down: services-down centrifugo-down stack-down

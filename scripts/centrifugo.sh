@@ -54,15 +54,8 @@ alive() {
 	pid_alive "$PIDFILE" && [[ $(cat "/proc/$(cat "$PIDFILE")/comm" 2>/dev/null || echo centrifugo) == centrifugo ]]
 }
 
-# healthy: GET /health answers 200 (bash's /dev/tcp, so curl is not needed).
-healthy() {
-	local status
-	status=$(timeout 5 bash -c '
-		exec 3<>"/dev/tcp/$0/$1" || exit 1
-		printf "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n" "$0" >&3
-		head -n 1 <&3' "$HOST" "$PORT" 2>/dev/null) || return 1
-	[[ $status == "HTTP/1."[01]" 200"* ]]
-}
+# healthy: GET /health answers 200.
+healthy() { http_ok "$HOST" "$PORT" /health; }
 
 install() {
 	[[ -x $BIN ]] && return 0

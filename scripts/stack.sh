@@ -336,8 +336,10 @@ up)
 	fi
 	;;
 down)
-	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid"
-	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid"
+	# Both at once; nothing of one depends on the other while it stops.
+	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" &
+	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid" &
+	wait
 	true
 	;;
 status)

@@ -49,6 +49,8 @@ func (v *presenceView) run(ctx context.Context, client sarama.Client, topic stri
 	}
 	pending := map[int32]int64{} // partition -> offset to reach
 	in := make(chan *sarama.ConsumerMessage)
+	var pcs []sarama.PartitionConsumer
+	defer func() { kafkawire.ClosePartitions(pcs) }()
 	for _, p := range parts {
 		end, err := kafkawire.NewestOffset(ctx, client, topic, p)
 		if err != nil {
@@ -61,7 +63,7 @@ func (v *presenceView) run(ctx context.Context, client sarama.Client, topic stri
 		if err != nil {
 			return fmt.Errorf("presence topic %s/%d: %w", topic, p, err)
 		}
-		defer pc.Close()
+		pcs = append(pcs, pc)
 		go func() {
 			for m := range pc.Messages() {
 				select {

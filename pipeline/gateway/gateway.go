@@ -235,6 +235,8 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("gateway: topic %s: %w", topic, err)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
+	var pcs []sarama.PartitionConsumer
+	defer func() { kafkawire.ClosePartitions(pcs) }()
 	for _, p := range parts {
 		// From the newest offset, taken before any device can connect:
 		// nothing routed to a connected device is missed, and what was
@@ -243,7 +245,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			return fmt.Errorf("gateway: consume %s/%d: %w", topic, p, err)
 		}
-		defer pc.Close()
+		pcs = append(pcs, pc)
 		eg.Go(func() error { return g.consume(ctx, pc) })
 	}
 	close(g.started)

@@ -238,6 +238,18 @@ func ConsumePartition(ctx context.Context, consumer sarama.Consumer, topic strin
 	return pc, err
 }
 
+// ClosePartitions closes partition consumers together. Each Close waits
+// until its broker connection abandons the fetch in flight; one after
+// another, eight of them took about 2 s of a service's shutdown.
+func ClosePartitions(pcs []sarama.PartitionConsumer) {
+	for _, pc := range pcs {
+		pc.AsyncClose()
+	}
+	for _, pc := range pcs {
+		pc.Close() // its errors are the consumer's last, of no use now
+	}
+}
+
 // NewestOffset is the offset the partition's next record will get, waiting
 // out a partition without a leader like ConsumePartition.
 func NewestOffset(ctx context.Context, client sarama.Client, topic string, p int32) (int64, error) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -157,4 +158,29 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestServicesScriptAgreesWithCode: scripts/services.sh waits for each
+// service's /readyz on the admin address the binary defaults to.
+func TestServicesScriptAgreesWithCode(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "services.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*(\w+)\) echo (\S+) ;;$`).FindAllStringSubmatch(string(script), -1) {
+		got[m[1]] = m[2]
+	}
+	for _, s := range service.Services() {
+		if want := service.DefaultAdminAddr(s); got[s] != want {
+			t.Errorf("services.sh waits for %s on %q, the binary listens on %q", s, got[s], want)
+		}
+	}
+	if len(got) != len(service.Services()) {
+		t.Errorf("services.sh knows %d admin addresses %v, want one per service %v", len(got), got, service.Services())
+	}
 }
