@@ -62,8 +62,9 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## test: everything, against the real broker and ClickHouse (started if needed).
+## chdb (a current ClickHouse, in process) is installed once for the query pack's test.
 test: stack-up centrifugo-up vet
-	scripts/gotest.sh -race -count=1 -tags failover ./...
+	python=$$(scripts/chdb.sh install) && SEQCHAT_TEST_CHDB_PYTHON=$$python scripts/gotest.sh -race -count=1 -tags failover ./...
 
 ## unit: the tests that need no server (fast feedback while editing).
 unit:

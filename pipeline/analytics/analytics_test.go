@@ -47,6 +47,20 @@ func seed(t *testing.T) *analytics.Client {
 	t.Helper()
 	conn, db := stacktest.ClickHouse(t)
 	stopMerges(t, conn, db)
+	for _, part := range knownHistory(t) {
+		insert(t, conn, db, part...)
+	}
+	c, err := analytics.New(conn, analytics.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// knownHistory is the history above as the sink's inserts: the second part
+// holds the copies, which await a merge.
+func knownHistory(t *testing.T) [][]entry {
+	t.Helper()
 	m := func(conv string, seq uint64, sender, day, clock string, latency int64) entry {
 		return entry{conv: conv, seq: seq, msgID: fmt.Sprintf("%s#%d", conv, seq), clientMsgID: fmt.Sprintf("%s-%d", sender, seq),
 			sender: sender, kind: "message", sequenced: at(t, day, clock), latencyMs: latency}
@@ -59,7 +73,7 @@ func seed(t *testing.T) *analytics.Client {
 	team4 := ev(m("g:team", 4, "dave", d1, "11:00:00.000", 1000), "joined", "dave")
 	dm2 := m("dm:alice:bob", 2, "bob", d1, "23:59:59.999", 7)
 	quiet2 := m("g:quiet", 2, "frank", d3, "12:30:00.000", 50)
-	insert(t, conn, db,
+	first := []entry{
 		ev(m("g:team", 1, "alice", d1, "10:00:00.000", 5), "created", "alice", "bob", "carol"),
 		m("g:team", 2, "alice", d1, "10:05:00.000", 12),
 		team3,
@@ -77,16 +91,11 @@ func seed(t *testing.T) *analytics.Client {
 		ev(m("g:quiet", 1, "erin", d3, "12:00:00.000", 1), "created", "erin", "frank"),
 		quiet2,
 		m("g:quiet", 3, "erin", d10, "09:00:00.000", 10),
-	)
+	}
 	conflictDM, conflictQuiet := dm2, quiet2
 	conflictDM.msgID, conflictDM.clientMsgID = "other-msg-id", "bob-retry"
 	conflictQuiet.clientMsgID = "frank-other"
-	insert(t, conn, db, team3, team4, conflictDM, conflictQuiet) // a second part: copies await a merge
-	c, err := analytics.New(conn, analytics.Config{Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return [][]entry{first, {team3, team4, conflictDM, conflictQuiet}}
 }
 
 func date(t *testing.T, day string) time.Time { t.Helper(); return at(t, day, "00:00:00.000") }

@@ -2,6 +2,8 @@ package analytics_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +39,7 @@ func insert(t testing.TB, conn driver.Conn, db string, entries ...entry) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".messages "+
-		"(conversation_id, seq, msg_id, client_msg_id, sender_user_id, sender_device_id, kind, member_user_ids, "+
-		"body, received_at_ms, sequenced_at_ms)")
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".messages ("+insertColumns+")")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +57,36 @@ func insert(t testing.TB, conn driver.Conn, db string, entries ...entry) {
 	if err := batch.Send(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// insertColumns are the columns insert and insertSQL write.
+const insertColumns = "conversation_id, seq, msg_id, client_msg_id, sender_user_id, sender_device_id, kind, " +
+	"member_user_ids, body, received_at_ms, sequenced_at_ms"
+
+// insertSQL is insert's batch as SQL text, for a ClickHouse reached
+// without the driver (the in-process engine of the current version).
+func insertSQL(db string, entries []entry) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + db + ".messages (" + insertColumns + ") VALUES")
+	for i, e := range entries {
+		members := make([]string, len(e.members))
+		for j, m := range e.members {
+			members[j] = quote(m)
+		}
+		seqMs := e.sequenced.UnixMilli()
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " (%s, %d, %s, %s, %s, %s, %s, [%s], 'body', %d, %d)", quote(e.conv), e.seq, quote(e.msgID),
+			quote(e.clientMsgID), quote(e.sender), quote(e.sender+"-phone"), quote(e.kind), strings.Join(members, ", "),
+			seqMs-e.latencyMs, seqMs)
+	}
+	return b.String()
+}
+
+// quote is a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // at is a UTC instant: day "2006-01-02", clock "15:04:05.000".

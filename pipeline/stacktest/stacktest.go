@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -21,6 +23,9 @@ import (
 const (
 	EnvKafkaBrokers   = "SEQCHAT_TEST_KAFKA_BROKERS"
 	EnvClickHouseAddr = "SEQCHAT_TEST_CLICKHOUSE_ADDR"
+	// EnvClickHouseHTTP is the same server's HTTP interface (default
+	// 127.0.0.1:8123, the stack script's).
+	EnvClickHouseHTTP = "SEQCHAT_TEST_CLICKHOUSE_HTTP_ADDR"
 )
 
 const startHint = "start the stack with `make stack-up` (scripts/stack.sh up)"
@@ -90,6 +95,30 @@ func Topic(t testing.TB, partitions int32, config map[string]string) string {
 	}
 	t.Cleanup(func() { admin.DeleteTopic(name) })
 	return name
+}
+
+// ClickHouseQuery runs sql on the test server's HTTP interface and returns
+// its answer as text (append a FORMAT clause for the one you want).
+func ClickHouseQuery(t testing.TB, sql string) string {
+	t.Helper()
+	requireStack(t)
+	addr := os.Getenv(EnvClickHouseHTTP)
+	if addr == "" {
+		addr = "127.0.0.1:8123"
+	}
+	resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader(sql))
+	if err != nil {
+		t.Fatalf("clickhouse's HTTP interface is not reachable (%v); %s", err, startHint)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("clickhouse: %s: %s\n%s", resp.Status, body, sql)
+	}
+	return string(body)
 }
 
 // ClickHouse connects to the test server and migrates a fresh database,
