@@ -567,7 +567,7 @@ func (c *conn) admitSend(s *Send) bool {
 // hold those back; they reach the sequencer behind it only if the
 // producer wrote it, and otherwise wait there for the client's resend
 // within the hold window (I2). Sends read after the failure was answered
-// are refused until the resend is accepted (sendOrder).
+// are refused until it is resent (sendOrder).
 func (c *conn) answerLoop() {
 	defer close(c.answered)
 	for s := range c.submits {
