@@ -41,11 +41,12 @@ type conn struct {
 	quit chan struct{} // closed to stop the write loop
 	done chan struct{} // closed when the write loop has closed the socket
 
-	expiry    *time.Timer // closes the connection when its token expires
-	closeOnce sync.Once
-	closeCode int
-	closeText string
-	lastFrame []byte // a fatal error frame written just before closing
+	expiry     *time.Timer // closes the connection when its token expires
+	registered bool        // hello registered it (and announced it online); the reader's own
+	closeOnce  sync.Once
+	closeCode  int
+	closeText  string
+	lastFrame  []byte // a fatal error frame written just before closing
 
 	mu    sync.Mutex
 	convs map[string]*convState
@@ -235,7 +236,7 @@ func (c *conn) readLoop() {
 		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
 		c.inflight = nil
 		c.mu.Unlock()
-		if c.user != "" {
+		if c.registered { // a hello that failed announced nothing
 			c.g.unregister(c)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			c.savePositions(ctx)
@@ -336,14 +337,15 @@ func (c *conn) hello() bool {
 			"; reconnect with a new token"}, websocket.ClosePolicyViolation)
 	})
 	c.log = c.log.With("user", c.user, "device", c.device)
-	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
-		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
 	resume, err := c.resumePositions(f.Hello.Resume)
 	if err != nil {
+		// Before welcome: a client told welcome may count on the session.
 		c.log.Warn("reading stored positions", "err", err)
 		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "history is unavailable; reconnect later"}, websocket.CloseTryAgainLater)
 		return false
 	}
+	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
+		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
 	// Registered before the catch-up reads history: a live delivery that
 	// arrives meanwhile is held in the reorder buffer, so the seam between
 	// history and live has neither a gap nor a duplicate.
@@ -356,6 +358,7 @@ func (c *conn) hello() bool {
 		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "the gateway is shutting down; reconnect"}, websocket.CloseTryAgainLater)
 		return false
 	}
+	c.registered = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.g.announce(ctx, c, true)
 	cancel()

@@ -1,0 +1,84 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// TestFailedHelloSendsNoWelcomeAndNoPresence: a hello that fails for an
+// internal reason (history cannot say where the device resumes) is refused
+// with unavailable before any welcome, so the client never counts on a
+// session that is not there, and it leaves no presence behind (it had
+// been writing an "offline" with no "online" before it).
+func TestFailedHelloSendsNoWelcomeAndNoPresence(t *testing.T) {
+	p := startPipeline(t)
+	p.startGateway("nohistory", func(c *gateway.Config) {
+		c.History = &gateway.HistoryClient{BaseURL: "http://127.0.0.1:1", Token: serviceToken} // nothing listens
+	})
+	c := p.connect("nohistory", "zoe", "phone")
+	c.sendJSON(map[string]any{"type": "hello", "token": p.token("zoe", "phone", time.Hour)})
+	if f := c.expectCode("error", "unavailable"); !f.Fatal {
+		t.Errorf("hello without history: %+v, want a fatal unavailable", f)
+	}
+	c.waitClosed()
+	c.mu.Lock()
+	for _, f := range c.frames {
+		if f.Type == "welcome" {
+			t.Errorf("welcome sent to a hello that then failed: %+v", c.frames)
+		}
+	}
+	c.mu.Unlock()
+
+	// Once the gateway has stopped, every connection's last word is
+	// written: the presence topic must hold nothing of zoe.
+	p.gateways["nohistory"].stop()
+	client, err := sarama.NewClient(stacktest.Kafka(t).BrokerList(), stacktest.Kafka(t).Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(p.topics.Presence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, part := range parts {
+		end, err := client.GetOffset(p.topics.Presence, part, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(p.topics.Presence, part, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for next := int64(0); next < end; {
+			select {
+			case m := <-pc.Messages():
+				next = m.Offset + 1
+				var pr imv1.Presence
+				if err := imv1.Unmarshal(m.Value, &pr); err == nil && pr.UserId == "zoe" {
+					t.Errorf("presence record %+v for a hello that failed", &pr)
+				}
+			case <-ctx.Done():
+				t.Fatalf("presence partition %d: read up to %d of %d", part, next, end)
+			}
+		}
+		pc.Close()
+	}
+}
