@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build docs-check env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -35,6 +35,11 @@ up: stack-up build
 	$(BIN)/imctl init -log-format text
 	scripts/services.sh up $(SERVICES)
 	@scripts/services.sh where
+
+## docs-check: every shell example of README.md and docs/ run as a reader
+## pastes it, against the system `make up` starts (CI runs it after make test).
+docs-check: up
+	scripts/docs-examples.sh
 
 ## env: the development settings as shell exports, for the docs' examples:
 ## eval "$$(make -s env)"
