@@ -13,7 +13,11 @@
 #   SEQCHAT_CACHE_DIR [~/.cache/seqchat]     resolved Kafka jars
 #   SEQCHAT_KAFKA_VERSION [4.1.1]
 #   SEQCHAT_KAFKA_PORT [9092]  SEQCHAT_KAFKA_CONTROLLER_PORT [9093]
-#   SEQCHAT_KAFKA_HEAP [1g]
+#   SEQCHAT_KAFKA_HEAP [1g; 512m a node with 3]
+#   SEQCHAT_KAFKA_NODES [1]                  3: a KRaft cluster of three broker+controller
+#                                            nodes on ports PORT, PORT+2, PORT+4 (controllers
+#                                            CONTROLLER_PORT, +2, +4), replication factor 3
+#                                            and min.insync.replicas 2 for internal topics
 #   SEQCHAT_KAFKA_JAVA_OPTS []               more JVM options (JMX, JFR settings)
 #   SEQCHAT_KAFKA_EXTRA_CONFIG []            more server.properties lines
 #   SEQCHAT_CLICKHOUSE_PORT [9000]  SEQCHAT_CLICKHOUSE_HTTP_PORT [8123]
@@ -26,7 +30,8 @@ CACHE_DIR=${SEQCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seqchat}
 KAFKA_VERSION=${SEQCHAT_KAFKA_VERSION:-4.1.1}
 KAFKA_PORT=${SEQCHAT_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${SEQCHAT_KAFKA_CONTROLLER_PORT:-9093}
-KAFKA_HEAP=${SEQCHAT_KAFKA_HEAP:-1g}
+KAFKA_NODES=${SEQCHAT_KAFKA_NODES:-1}
+KAFKA_HEAP=${SEQCHAT_KAFKA_HEAP:-$( ((KAFKA_NODES > 1)) && echo 512m || echo 1g)}
 CH_PORT=${SEQCHAT_CLICKHOUSE_PORT:-9000}
 CH_HTTP_PORT=${SEQCHAT_CLICKHOUSE_HTTP_PORT:-8123}
 WAIT_SECONDS=${SEQCHAT_STACK_WAIT:-120}
@@ -76,36 +81,54 @@ kafka_resolve() {
 	touch "$KAFKA_LIBS/.complete"
 }
 
-KAFKA_JAVA=(java ${SEQCHAT_KAFKA_JAVA_OPTS:-} -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true
-	-Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs"
-	-cp "$KAFKA_LIBS/*")
+# Node i (1-based) of the cluster: its directory (the single node keeps
+# the layout of before: .stack/kafka), client and controller ports.
+node_dir() { ((KAFKA_NODES == 1)) && echo "$KAFKA_DIR" || echo "$KAFKA_DIR/node-$1"; }
+node_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+node_cport() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+nodes() { seq 1 "$KAFKA_NODES"; }
+node_name() { ((KAFKA_NODES == 1)) && echo kafka || echo "kafka-$1"; }
+kafka_java() { # kafka_java DIR: the JVM command line of the node in DIR
+	KAFKA_JAVA=(java ${SEQCHAT_KAFKA_JAVA_OPTS:-} -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true
+		-Dlog4j2.configurationFile="$1/log4j2.properties" -Dkafka.logs.dir="$1/logs"
+		-cp "$KAFKA_LIBS/*")
+}
+# The cluster's bootstrap list.
+bootstrap() {
+	local i out=
+	for i in $(nodes); do out+=${out:+,}$HOST:$(node_port "$i"); done
+	echo "$out"
+}
 
-kafka_write_config() {
-	mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-	cat >"$KAFKA_DIR/server.properties" <<EOF
-# Written by scripts/stack.sh: single-node KRaft broker+controller for development and tests.
+kafka_write_config() { # kafka_write_config NODE
+	local id=$1 dir port cport voters= i rf=$KAFKA_NODES isr=$((KAFKA_NODES > 1 ? 2 : 1))
+	dir=$(node_dir "$id") port=$(node_port "$id") cport=$(node_cport "$id")
+	for i in $(nodes); do voters+=${voters:+,}$i@$HOST:$(node_cport "$i"); done
+	mkdir -p "$dir/data" "$dir/logs"
+	cat >"$dir/server.properties" <<EOF
+# Written by scripts/stack.sh: KRaft broker+controller $id of $KAFKA_NODES for development and tests.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
+advertised.listeners=PLAINTEXT://$HOST:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 # Topics are created by the project (pipeline/kafkawire), never implicitly.
 auto.create.topics.enable=false
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-# One node: internal topics cannot have more than one replica.
-offsets.topic.replication.factor=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+# Internal topics on every node (one node: one replica).
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 # Tests create and delete many topics; keep segments small.
 log.segment.bytes=67108864
@@ -115,12 +138,12 @@ log.retention.check.interval.ms=60000
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 ${SEQCHAT_KAFKA_EXTRA_CONFIG:-}
 EOF
-	cat >"$KAFKA_DIR/log4j2.properties" <<EOF
+	cat >"$dir/log4j2.properties" <<EOF
 status = warn
 appender.file.type = RollingFile
 appender.file.name = file
-appender.file.fileName = $KAFKA_DIR/logs/server.log
-appender.file.filePattern = $KAFKA_DIR/logs/server.log.%i
+appender.file.fileName = $dir/logs/server.log
+appender.file.filePattern = $dir/logs/server.log.%i
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 appender.file.policies.type = Policies
@@ -137,53 +160,78 @@ logger.state.level = WARN
 EOF
 }
 
-kafka_probe() {
+kafka_probe() { # kafka_probe PORT
 	# A metadata request (ListTopics) through Kafka's own admin client.
 	timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$HOST:$KAFKA_PORT" --list >/dev/null 2>&1
+		--bootstrap-server "$HOST:$1" --list >/dev/null 2>&1
 }
 
 kafka_up() {
-	local pidfile=$KAFKA_DIR/kafka.pid
-	if pid_alive "$pidfile"; then
-		log "kafka: already running (pid $(cat "$pidfile")) on $HOST:$KAFKA_PORT"
-		return 0
-	fi
+	local i dir pidfile started=()
 	command -v java >/dev/null || die "java is missing: Kafka needs Java 17+ (apt-get install openjdk-17-jre-headless)"
 	local jv
 	jv=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
 	[[ ${jv%%.*} -ge 17 ]] 2>/dev/null || die "java $jv is too old: Kafka $KAFKA_VERSION needs Java 17+"
-	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-		port_open "$p" && die "kafka: port $HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
-	done
 	kafka_resolve
-	kafka_write_config
+	mkdir -p "$KAFKA_DIR"
 	printf 'status = error\nrootLogger.level = ERROR\n' >"$KAFKA_DIR/log4j2-tools.properties"
-	if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-		log "kafka: formatting KRaft storage (cluster $KAFKA_CLUSTER_ID)"
-		"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$KAFKA_CLUSTER_ID" \
-			--config "$KAFKA_DIR/server.properties" --ignore-formatted >"$KAFKA_DIR/logs/format.log" 2>&1 ||
-			{ cat "$KAFKA_DIR/logs/format.log" >&2; die "kafka: formatting storage failed"; }
-	fi
-	log "kafka: starting $KAFKA_VERSION on $HOST:$KAFKA_PORT (log: $KAFKA_DIR/logs/server.log)"
-	setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
-		>"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null &
-	echo $! >"$pidfile"
-	local deadline=$((SECONDS + WAIT_SECONDS))
-	until kafka_probe; do
-		if ! pid_alive "$pidfile"; then
-			tail -n 30 "$KAFKA_DIR/logs/stdout.log" "$KAFKA_DIR/logs/server.log" >&2 2>/dev/null || true
-			rm -f "$pidfile"
-			die "kafka: the broker exited during start-up (logs above)"
+	for i in $(nodes); do
+		dir=$(node_dir "$i") pidfile=$(node_dir "$i")/kafka.pid
+		if pid_alive "$pidfile"; then
+			log "$(node_name "$i"): already running (pid $(cat "$pidfile")) on $HOST:$(node_port "$i")"
+			continue
 		fi
-		if ((SECONDS >= deadline)); then
-			stop_pid kafka "$pidfile"
-			die "kafka: no answer to a metadata request within ${WAIT_SECONDS}s; stopped it (log: $KAFKA_DIR/logs/server.log)"
+		for p in "$(node_port "$i")" "$(node_cport "$i")"; do
+			port_open "$p" && die "kafka: port $HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
+		done
+		kafka_write_config "$i"
+		kafka_java "$dir"
+		if [[ ! -f $dir/data/meta.properties ]]; then
+			log "$(node_name "$i"): formatting KRaft storage (cluster $KAFKA_CLUSTER_ID)"
+			"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$KAFKA_CLUSTER_ID" \
+				--config "$dir/server.properties" --ignore-formatted >"$dir/logs/format.log" 2>&1 ||
+				{ cat "$dir/logs/format.log" >&2; die "kafka: formatting storage failed"; }
 		fi
-		sleep 1
+		log "$(node_name "$i"): starting $KAFKA_VERSION on $HOST:$(node_port "$i") (log: $dir/logs/server.log)"
+		setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$dir/server.properties" \
+			>"$dir/logs/stdout.log" 2>&1 </dev/null &
+		echo $! >"$pidfile"
+		started+=("$i")
 	done
-	log "kafka: ready on $HOST:$KAFKA_PORT"
+	# A quorum needs its majority up: wait for every node only after all started.
+	local deadline=$((SECONDS + WAIT_SECONDS))
+	for i in "${started[@]}"; do
+		dir=$(node_dir "$i") pidfile=$(node_dir "$i")/kafka.pid
+		until kafka_probe "$(node_port "$i")"; do
+			if ! pid_alive "$pidfile"; then
+				tail -n 30 "$dir/logs/stdout.log" "$dir/logs/server.log" >&2 2>/dev/null || true
+				rm -f "$pidfile"
+				die "$(node_name "$i"): exited during start-up (logs above)"
+			fi
+			if ((SECONDS >= deadline)); then
+				kafka_down
+				die "$(node_name "$i"): no answer to a metadata request within ${WAIT_SECONDS}s; stopped Kafka (log: $dir/logs/server.log)"
+			fi
+			sleep 1
+		done
+	done
+	log "kafka: ready on $(bootstrap)"
+}
+
+# kafka_down: stop every node this script started, together.
+kafka_down() {
+	local i
+	for i in $(nodes); do
+		stop_pid "$(node_name "$i")" "$(node_dir "$i")/kafka.pid" &
+	done
+	wait
+}
+
+kafka_running() { # true when any node runs
+	local i
+	for i in $(nodes); do pid_alive "$(node_dir "$i")/kafka.pid" && return 0; done
+	return 1
 }
 
 # ----------------------------------------------------------- ClickHouse
@@ -328,27 +376,29 @@ up)
 	mkdir -p "$STACK_DIR"
 	# Start both; if the second fails, stop the first only if this call started it.
 	kafka_was_up=false
-	pid_alive "$KAFKA_DIR/kafka.pid" && kafka_was_up=true
+	kafka_running && kafka_was_up=true
 	want kafka && kafka_up
 	if want clickhouse && ! (clickhouse_up); then
-		want kafka && ! $kafka_was_up && stop_pid kafka "$KAFKA_DIR/kafka.pid"
+		want kafka && ! $kafka_was_up && kafka_down
 		exit 1
 	fi
 	;;
 down)
 	# Both at once; nothing of one depends on the other while it stops.
 	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" &
-	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid" &
+	want kafka && kafka_down &
 	wait
 	true
 	;;
 status)
-	status_line kafka "$KAFKA_DIR/kafka.pid" "$KAFKA_PORT"
+	for i in $(nodes); do
+		status_line "$(node_name "$i")" "$(node_dir "$i")/kafka.pid" "$(node_port "$i")"
+	done
 	status_line clickhouse "$CH_DIR/clickhouse.pid" "$CH_PORT"
 	;;
 clean)
 	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" && rm -rf "$CH_DIR"
-	want kafka && stop_pid kafka "$KAFKA_DIR/kafka.pid" && rm -rf "$KAFKA_DIR"
+	want kafka && kafka_down && rm -rf "$KAFKA_DIR"
 	true
 	;;
 *)
