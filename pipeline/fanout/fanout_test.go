@@ -150,7 +150,8 @@ func (e *env) read(gateways ...string) *deliveries {
 	e.t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
 	for _, gw := range gateways {
 		for p := int32(0); p < partitions; p++ {
-			pc, err := consumer.ConsumePartition(e.topics.Gateway(gw), p, sarama.OffsetOldest)
+			// Waits out a topic created a moment ago (not the leader yet).
+			pc, err := kafkawire.ConsumePartition(ctx, consumer, e.topics.Gateway(gw), p, sarama.OffsetOldest)
 			if err != nil {
 				e.t.Fatal(err)
 			}

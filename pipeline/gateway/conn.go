@@ -337,15 +337,18 @@ func (c *conn) hello() bool {
 			"; reconnect with a new token"}, websocket.ClosePolicyViolation)
 	})
 	c.log = c.log.With("user", c.user, "device", c.device)
+	// Welcome before the history read below: a client's dial timeout must
+	// not include it (a reconnect storm queues on history). A read that
+	// fails still closes the connection after welcome (issue 16: hellos
+	// that need no history read at all).
+	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
+		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
 	resume, err := c.resumePositions(f.Hello.Resume)
 	if err != nil {
-		// Before welcome: a client told welcome may count on the session.
 		c.log.Warn("reading stored positions", "err", err)
 		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "history is unavailable; reconnect later"}, websocket.CloseTryAgainLater)
 		return false
 	}
-	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
-		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
 	// Registered before the catch-up reads history: a live delivery that
 	// arrives meanwhile is held in the reorder buffer, so the seam between
 	// history and live has neither a gap nor a duplicate.
@@ -598,6 +601,9 @@ func (c *conn) answer(s submitted, err error) {
 		c.orderMu.Unlock()
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
 	case errors.As(err, &ierr):
+		c.orderMu.Lock()
+		c.order.accept(s.conv, s.clientSeq) // settled for good: the sends behind it go on
+		c.orderMu.Unlock()
 		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.conv, ClientMsgID: s.cmid,
 			Code: ierr.Code, Message: ierr.Message}))
 	default:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/seqchat/seqchat/pipeline/chstore"
 	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -123,7 +124,7 @@ func readDeadLetters(t *testing.T, topic string, partitions int32, n int) []*imv
 	defer consumer.Close()
 	in := make(chan *sarama.ConsumerMessage, n)
 	for p := int32(0); p < partitions; p++ {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topic, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}

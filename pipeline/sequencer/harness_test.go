@@ -111,7 +111,7 @@ func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
 	for p := int32(0); p < partitions; p++ {
-		pc, err := consumer.ConsumePartition(topics.Sequenced, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topics.Sequenced, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}

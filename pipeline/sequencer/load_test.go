@@ -140,7 +140,7 @@ func readDeadLetters(t *testing.T, topics kafkawire.Topics, n int) []*imv1.DeadL
 	}
 	in := make(chan *sarama.ConsumerMessage)
 	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(topics.DeadLetter, p, sarama.OffsetOldest)
+		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topics.DeadLetter, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
