@@ -194,9 +194,12 @@ export class Outbox {
     const s = this.sends.get(clientMsgId);
     if (s === undefined || s.state === "accepted") return;
     s.refusals++;
-    const base = retryAfterMs ?? (code === "rate_limited" ? this.rateLimitedRetryMs : this.unavailableRetryMs);
-    const grown = Math.min(Math.max(base, this.unavailableRetryMs * 2 ** Math.min(s.refusals - 1, 4)), this.maxRetryMs);
-    const wait = Math.max(base, grown);
+    let wait = retryAfterMs ?? (code === "rate_limited" ? this.rateLimitedRetryMs : this.unavailableRetryMs);
+    if (s.refusals > 1) {
+      // Refused again: back off past the hint (a retry storm costs the
+      // gateway what the load does), doubling up to the cap.
+      wait = Math.max(wait, Math.min(this.unavailableRetryMs * 2 ** Math.min(s.refusals - 2, 4), this.maxRetryMs));
+    }
     s.retryAt = now + wait + Math.floor(this.opts.random() * (wait / 2 + 1));
     s.state = "refused";
   }
