@@ -508,7 +508,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const at = this.outbox.nextRetryAt();
-    if (at === undefined || this.closed) return;
+    if (at === undefined || this.closed || !this.welcomed) return; // welcome writes what waits
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.writeDue();

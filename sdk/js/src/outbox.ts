@@ -138,11 +138,18 @@ export class Outbox {
     return out;
   }
 
-  /** The earliest retry time of a refused send, if any. */
+  /**
+   * When due() will next have something to write: the earliest retry time
+   * among the refused sends that head their conversation's line (one
+   * behind another refused send waits for that one, whatever its own time).
+   */
   nextRetryAt(): number | undefined {
     let at: number | undefined;
-    for (const s of this.sends.values()) {
-      if (s.state === "refused" && (at === undefined || s.retryAt < at)) at = s.retryAt;
+    for (const list of this.byConversation.values()) {
+      const head = list.find((s) => s.state === "refused" || s.state === "queued");
+      if (head === undefined) continue;
+      const t = head.state === "queued" ? 0 : head.retryAt;
+      if (at === undefined || t < at) at = t;
     }
     return at;
   }

@@ -236,3 +236,16 @@ test("refusals in a row wait longer, up to the cap, with jitter of at most half"
     clock.advance(wait);
   }
 });
+
+test("the next retry time is the head of the line's, not a send waiting behind it", () => {
+  const { clock, ob } = outbox();
+  ob.add("g:a", text("a1"), "a1");
+  ob.add("g:a", text("a2"), "a2");
+  ob.due(clock.now());
+  ob.refused("a1", "unavailable", 2000, clock.now());
+  ob.refused("a2", "unavailable", 10, clock.now()); // its own time comes first
+  const at = ob.nextRetryAt()!;
+  assert.ok(at >= clock.now() + 2000, `woke at +${at - clock.now()}, before a1 may go`);
+  clock.advance(at - clock.now());
+  assert.deepEqual(ob.due(clock.now()).map((f) => f.client_msg_id), ["a1", "a2"]);
+});
