@@ -204,6 +204,19 @@ test("membership changes apply exactly from their seq", async () => {
     assert.deepEqual(kinds, ["created", "left", "joined"]);
     assert.equal(bob.log.of("sync").length, 0, "the boundary needed no sync: the rejoin entry says where bob's seqs resume");
     assert.deepEqual(alice.seqs(conv), range(1, after!));
+
+    // History pages (sync) hold only bob's periods, too.
+    const pages: number[][] = [];
+    // (History may trail the live stream for a moment: page on until it covers it.)
+    for (let afterSeq = 0, reads = 0; afterSeq < after!; reads++) {
+      assert.ok(reads < 200, `history never reached ${after}: pages ${JSON.stringify(pages)}`);
+      const page = await bob.client.history(conv, afterSeq, 3);
+      assert.ok(page.upToSeq >= afterSeq);
+      if (page.entries.length > 0) pages.push(page.entries.map((e) => e.seq));
+      afterSeq = page.upToSeq;
+    }
+    assert.deepEqual(pages.flat(), bob.seqs(conv), `bob's history pages ${JSON.stringify(pages)}`);
+    assert.ok(pages[0]!.length === 3, "pages of the limit");
   } finally {
     alice.close();
     bob.close();
