@@ -377,11 +377,17 @@ export class SeqchatClient extends Emitter<ClientEvents> {
         return this.onWelcome(f);
       case "msg":
         return this.onMsg(f);
-      case "synced":
-        this.syncs.onSynced(f);
-        this.deliver(f.conversation_id, this.reorder(f.conversation_id).skipTo(f.up_to_seq, this.clock.now()));
+      case "synced": {
+        // Every entry up to up_to_seq the user may see has come before this
+        // frame: the others are from periods it was not a member. Not so
+        // for a history page that starts ahead of the delivered position.
+        const answered = this.syncs.onSynced(f);
+        const r = this.reorder(f.conversation_id);
+        if (answered === undefined || answered <= r.delivered) this.deliver(f.conversation_id, r.skipTo(f.up_to_seq, this.clock.now()));
+        this.watchGap(f.conversation_id);
         this.emit("synced", { conversationId: f.conversation_id, upToSeq: f.up_to_seq, complete: f.complete });
         return;
+      }
       case "accepted":
         return this.settled(this.outbox.accepted(f.client_msg_id, f.seq));
       case "rejected":

@@ -81,13 +81,18 @@ export class SyncQueue {
     if (r !== undefined && r.conversationId === f.conversation_id && f.seq > r.afterSeq) r.received.set(f.seq, f);
   }
 
-  onSynced(f: SyncedFrame): void {
+  /**
+   * Takes a `synced`; returns the after_seq of the request it answers, or
+   * undefined for one of the gateway's own.
+   */
+  onSynced(f: SyncedFrame): number | undefined {
     const r = this.inFlight;
-    if (r === undefined || r.conversationId !== f.conversation_id) return;
-    if (f.up_to_seq !== r.afterSeq && !r.received.has(f.up_to_seq)) return; // the gateway's own
+    if (r === undefined || r.conversationId !== f.conversation_id) return undefined;
+    if (f.up_to_seq !== r.afterSeq && !r.received.has(f.up_to_seq)) return undefined; // the gateway's own
     const entries = [...r.received.values()].filter((e) => e.seq <= f.up_to_seq).sort((a, b) => a.seq - b.seq);
     this.finish();
     r.resolve({ conversationId: r.conversationId, afterSeq: r.afterSeq, upToSeq: f.up_to_seq, complete: f.complete, entries });
+    return r.afterSeq;
   }
 
   /**

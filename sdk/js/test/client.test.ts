@@ -161,3 +161,20 @@ test("a fatal token error with a fixed token stops reconnecting", async () => {
   assert.equal(FakeSocket.all.length, 1);
   assert.equal(c.state, "closed");
 });
+
+test("a history page that starts ahead of the delivered position skips nothing", async () => {
+  const { clock, c, got, last } = setup();
+  void c.connect();
+  last().welcome();
+  last().deliver(entry("g:t", 1));
+  const page = c.history("g:t", 10, 5);
+  assert.deepEqual(last().of("sync"), [{ type: "sync", conversation_id: "g:t", after_seq: 10, limit: 5 }]);
+  last().deliver(entry("g:t", 11));
+  last().deliver(entry("g:t", 12));
+  last().deliver({ type: "synced", conversation_id: "g:t", up_to_seq: 12, complete: true });
+  assert.deepEqual((await page).entries.map((e) => e.seq), [11, 12]);
+  assert.deepEqual(got.map((e) => e.seq), [1], "2..10 are not skipped: they are unseen, not invisible");
+  clock.advance(500);
+  assert.deepEqual(last().of("sync").at(-1), { type: "sync", conversation_id: "g:t", after_seq: 1, limit: 9 }, "the hole (2..10) is filled");
+  c.close();
+});
