@@ -98,6 +98,12 @@ export interface ClientOptions {
   reconnectMaxMs?: number;
   /** Sync requests unanswered this long fail. Zero means 15 s. */
   syncTimeoutMs?: number;
+  /**
+   * An application `ping` goes out this often; a connection that brought
+   * no frame for two intervals is given up and redialed (a dead network
+   * can take the platform minutes to notice). Zero means 25 s; negative, never.
+   */
+  pingIntervalMs?: number;
 }
 
 /** What send() returns: the send's ids and how it ends. */
@@ -130,6 +136,9 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private retryTimer: unknown;
   private dialTimer: unknown;
   private helloTimer: unknown;
+  private pingTimer: unknown;
+  private lastFrameAt = 0;
+  private pings = 0;
   private firstWelcome: { resolve: () => void; reject: (e: SeqchatError) => void } | undefined;
   private connectionState: ConnectionState = "closed";
 
@@ -298,7 +307,9 @@ export class SeqchatClient extends Emitter<ClientEvents> {
       this.write({ type: "hello", token, resume });
     };
     ws.onmessage = (ev) => {
-      if (this.ws === ws) this.receive(ev.data);
+      if (this.ws !== ws) return;
+      this.lastFrameAt = this.clock.now();
+      this.receive(ev.data);
     };
     ws.onclose = () => this.lost(ws);
     ws.onerror = () => {}; // a close follows
@@ -313,6 +324,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     this.ws = undefined;
     this.welcomed = false;
     this.clock.clearTimeout(this.helloTimer);
+    this.clock.clearTimeout(this.pingTimer);
+    this.pingTimer = undefined;
     this.outbox.connectionLost();
     this.syncs.connectionLost();
     for (const t of this.gapTimers.values()) this.clock.clearTimeout(t);
@@ -353,10 +366,10 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   }
 
   private clearTimers(): void {
-    for (const t of [this.retryTimer, this.dialTimer, this.helloTimer, ...this.gapTimers.values()]) {
+    for (const t of [this.retryTimer, this.dialTimer, this.helloTimer, this.pingTimer, ...this.gapTimers.values()]) {
       if (t !== undefined) this.clock.clearTimeout(t);
     }
-    this.retryTimer = this.dialTimer = this.helloTimer = undefined;
+    this.retryTimer = this.dialTimer = this.helloTimer = this.pingTimer = undefined;
     this.gapTimers.clear();
     this.acks.stop();
   }
@@ -413,6 +426,26 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     this.writeDue();
     this.syncs.connectionOpen();
     for (const conv of this.reorders.keys()) this.watchGap(conv);
+    this.keepAlive();
+  }
+
+  /** Pings on a timer; gives a silent connection up without waiting for its close. */
+  private keepAlive(): void {
+    const interval = this.opts.pingIntervalMs || 25_000;
+    if (interval < 0) return;
+    const ws = this.ws;
+    this.pingTimer = this.clock.setTimeout(() => {
+      this.pingTimer = undefined;
+      if (ws === undefined || this.ws !== ws) return;
+      if (this.clock.now() - this.lastFrameAt >= 2 * interval) {
+        this.emit("error", new SeqchatError("unavailable", `no frame from the gateway for ${2 * interval} ms; reconnecting`));
+        ws.close(4000, "silent");
+        this.lost(ws); // the close handshake of a dead connection would take long
+        return;
+      }
+      this.write({ type: "ping", id: `k${++this.pings}` });
+      this.keepAlive();
+    }, interval);
   }
 
   private onMsg(f: MsgFrame): void {

@@ -178,3 +178,23 @@ test("a history page that starts ahead of the delivered position skips nothing",
   assert.deepEqual(last().of("sync").at(-1), { type: "sync", conversation_id: "g:t", after_seq: 1, limit: 9 }, "the hole (2..10) is filled");
   c.close();
 });
+
+test("a connection silent for two ping intervals is given up and redialed", () => {
+  FakeSocket.all = [];
+  const clock = new FakeClock();
+  const c = new SeqchatClient({ urls: ["ws://a/ws"], token: "tok", WebSocket: FakeSocket, clock, random: seeded(9), pingIntervalMs: 1000 });
+  void c.connect();
+  const first = FakeSocket.all[0]!;
+  first.welcome();
+  clock.advance(1000);
+  assert.deepEqual(first.of("ping"), [{ type: "ping", id: "k1" }]);
+  first.deliver({ type: "pong", id: "k1" });
+  clock.advance(1000);
+  assert.equal(first.of("ping").length, 2, "answered: still pinging");
+  assert.equal(FakeSocket.all.length, 1);
+  clock.advance(1000); // two intervals since the pong
+  assert.equal(first.readyState, 3, "closed");
+  clock.advance(200); // the reconnect backoff
+  assert.equal(FakeSocket.all.length, 2, "redialed");
+  c.close();
+});
