@@ -266,7 +266,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
 
   private submit(conversationId: string, content: { message: MessageBody } | { control: Control }, clientMsgId?: string): SendHandle {
     if (this.closed) throw new SeqchatError("client_closed", "the client was closed");
-    const id = clientMsgId ?? this.opts.newClientMsgId?.() ?? globalThis.crypto.randomUUID();
+    const id = clientMsgId ?? this.opts.newClientMsgId?.() ?? randomId();
     const s = this.outbox.add(conversationId, content, id);
     const done = new Promise<number | undefined>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
     done.catch(() => {}); // the application may not await it; the event reports it too
@@ -588,4 +588,15 @@ function toEntry(f: MsgFrame, own: boolean): ChatEntry {
         : { kind: f.event.kind, userIds: f.event.user_ids, ...(f.event.title !== undefined ? { title: f.event.title } : {}) },
     own,
   };
+}
+
+/**
+ * A random client_msg_id. crypto.randomUUID exists only in secure contexts
+ * (https, localhost); getRandomValues everywhere.
+ */
+function randomId(): string {
+  const c = globalThis.crypto;
+  if (typeof c.randomUUID === "function") return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  return "c-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
