@@ -91,6 +91,8 @@ export interface ClientOptions {
   ackDelayMs?: number;
   /** How long held entries wait behind a hole before a sync fills it. Zero means 500 ms. */
   gapWaitMs?: number;
+  /** Entries held per conversation behind a hole; past it they are dropped and synced later. Zero means 1024. */
+  maxHeld?: number;
   /** No welcome this long after dialing: the dial failed. Zero means 10 s. */
   helloTimeoutMs?: number;
   /** Reconnect backoff: first wait (zero means 100 ms) and cap (zero means 10 s). */
@@ -127,6 +129,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   /** false after this user's own left/kicked entry; true after created/joined. */
   private readonly member = new Map<string, boolean>();
   private readonly gapTimers = new Map<string, unknown>();
+  /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
+  private readonly dropped = new Map<string, number>();
   private readonly waiters = new Map<string, { resolve: (seq: number | undefined) => void; reject: (e: SeqchatError) => void }>();
   private ws: WebSocketLike | undefined;
   private welcomed = false;
@@ -150,7 +154,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     if (WS === undefined) throw new Error("no WebSocket on this platform: pass options.WebSocket (the `ws` package in Node 20)");
     this.WS = WS;
     this.device = new DeviceState(opts.store ?? new MemoryStore(), opts.namespace ?? "seqchat");
-    for (const [conv, seq] of this.device.positions()) this.reorders.set(conv, new ReorderBuffer(seq));
+    for (const [conv, seq] of this.device.positions()) this.reorders.set(conv, new ReorderBuffer(seq, opts.maxHeld));
     this.outbox = new Outbox({ state: this.device, clock: this.clock, random: this.random });
     this.acks = new AckBatcher({
       clock: this.clock,
@@ -457,7 +461,9 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     if (f.seq > r.delivered + 1 && this.addsMe(f) && this.member.get(f.conversation_id) !== true) {
       this.deliver(f.conversation_id, r.skipTo(f.seq - 1, now));
     }
-    this.deliver(f.conversation_id, r.offer(f, now).ready);
+    const { ready, overflow } = r.offer(f, now);
+    if (overflow) this.dropped.set(f.conversation_id, Math.max(f.seq, this.dropped.get(f.conversation_id) ?? 0));
+    this.deliver(f.conversation_id, ready);
     this.watchGap(f.conversation_id);
   }
 
@@ -486,7 +492,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private reorder(conv: string): ReorderBuffer<MsgFrame> {
     let r = this.reorders.get(conv);
     if (r === undefined) {
-      r = new ReorderBuffer<MsgFrame>(0);
+      r = new ReorderBuffer<MsgFrame>(0, this.opts.maxHeld);
       this.reorders.set(conv, r);
     }
     return r;
@@ -515,18 +521,35 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** Starts the wait before a sync fills the conversation's first hole. */
+  /**
+   * What the conversation misses: the first hole, or entries a full buffer
+   * dropped (nothing later may come live to show that hole).
+   */
+  private missing(conv: string): number | undefined {
+    const r = this.reorders.get(conv);
+    if (r === undefined) return undefined;
+    const gap = r.gap();
+    if (gap !== undefined) return gap.to - gap.from + 1;
+    const top = this.dropped.get(conv) ?? 0;
+    if (top <= r.delivered) {
+      this.dropped.delete(conv);
+      return undefined;
+    }
+    return Math.min(1000, top - r.delivered);
+  }
+
+  /** Starts the wait before a sync fills what the conversation misses. */
   private watchGap(conv: string): void {
     const r = this.reorders.get(conv);
-    if (!this.welcomed || r === undefined || r.gap() === undefined || this.gapTimers.has(conv) || this.syncs.has(conv)) return;
+    if (!this.welcomed || r === undefined || this.missing(conv) === undefined || this.gapTimers.has(conv) || this.syncs.has(conv)) return;
     this.gapTimers.set(
       conv,
       this.clock.setTimeout(() => {
         this.gapTimers.delete(conv);
-        const gap = r.gap();
-        if (gap === undefined || this.syncs.has(conv)) return;
+        const limit = this.missing(conv);
+        if (limit === undefined || this.syncs.has(conv)) return;
         this.syncs
-          .request(conv, r.delivered, gap.to - gap.from + 1)
+          .request(conv, r.delivered, limit)
           .catch((err: SeqchatError) => {
             if (err.code !== "client_closed") this.emit("error", err);
           })

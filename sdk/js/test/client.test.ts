@@ -198,3 +198,29 @@ test("a connection silent for two ping intervals is given up and redialed", () =
   assert.equal(FakeSocket.all.length, 2, "redialed");
   c.close();
 });
+
+test("entries a full buffer dropped are fetched again by sync, even with nothing after them", () => {
+  FakeSocket.all = [];
+  const clock = new FakeClock();
+  const c = new SeqchatClient({ urls: ["ws://a/ws"], token: "tok", WebSocket: FakeSocket, clock, random: seeded(9), maxHeld: 2 });
+  const got: number[] = [];
+  c.on("message", (e) => got.push(e.seq));
+  void c.connect();
+  const ws = FakeSocket.all[0]!;
+  ws.welcome();
+  for (const s of [1, 3, 4, 5, 6]) ws.deliver(entry("g:t", s)); // 5 and 6 do not fit behind the hole at 2
+  clock.advance(500);
+  assert.deepEqual(ws.of("sync").at(-1), { type: "sync", conversation_id: "g:t", after_seq: 1, limit: 1 });
+  ws.deliver(entry("g:t", 2));
+  ws.deliver({ type: "synced", conversation_id: "g:t", up_to_seq: 2, complete: false });
+  assert.deepEqual(got, [1, 2, 3, 4]);
+  clock.advance(500);
+  assert.deepEqual(ws.of("sync").at(-1), { type: "sync", conversation_id: "g:t", after_seq: 4, limit: 2 }, "the dropped ones");
+  ws.deliver(entry("g:t", 5));
+  ws.deliver(entry("g:t", 6));
+  ws.deliver({ type: "synced", conversation_id: "g:t", up_to_seq: 6, complete: true });
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6]);
+  clock.advance(5000);
+  assert.equal(ws.of("sync").length, 2, "nothing more to fetch");
+  c.close();
+});
