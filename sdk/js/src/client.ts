@@ -15,43 +15,16 @@ import {
   type ClientFrame,
   type Control,
   type ErrorFrame,
-  type MembershipKind,
   type MessageBody,
   type MsgFrame,
   type ServerFrame,
   type WelcomeFrame,
 } from "./protocol.js";
 import { ReorderBuffer } from "./reorder.js";
+import { toEntry, type ChatEntry, type MembershipChange } from "./entries.js";
 import { DeviceState, MemoryStore, type Store } from "./store.js";
 import { SyncQueue, type SyncAnswer } from "./syncs.js";
 import { OPEN, platformWebSocket, type WebSocketConstructor, type WebSocketLike } from "./websocket.js";
-
-/** One entry of a conversation, as the application gets it: in seq order, once. */
-export interface ChatEntry {
-  conversationId: string;
-  seq: number;
-  msgId: string;
-  senderUserId: string;
-  senderDeviceId: string;
-  clientMsgId: string | undefined;
-  sequencedAtMs: number;
-  /** The sender device's previous send never arrived within the hold window. */
-  predecessorMissing: boolean;
-  message: MessageBody | undefined;
-  event: { kind: MembershipKind; userIds: string[]; title?: string } | undefined;
-  /** Sent by this device: it replaces the pending send with the same clientMsgId. */
-  own: boolean;
-}
-
-export interface MembershipChange {
-  conversationId: string;
-  seq: number;
-  kind: MembershipKind;
-  userIds: string[];
-  title?: string;
-  /** The change adds or removes this client's own user. */
-  me: boolean;
-}
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
@@ -592,25 +565,6 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private pendingChanged(conv: string): void {
     this.emit("pending", { conversationId: conv, sends: this.outbox.pending(conv) });
   }
-}
-
-function toEntry(f: MsgFrame, own: boolean): ChatEntry {
-  return {
-    conversationId: f.conversation_id,
-    seq: f.seq,
-    msgId: f.msg_id,
-    senderUserId: f.sender_user_id,
-    senderDeviceId: f.sender_device_id,
-    clientMsgId: f.client_msg_id,
-    sequencedAtMs: f.sequenced_at_ms,
-    predecessorMissing: f.predecessor_missing ?? false,
-    message: f.message,
-    event:
-      f.event === undefined
-        ? undefined
-        : { kind: f.event.kind, userIds: f.event.user_ids, ...(f.event.title !== undefined ? { title: f.event.title } : {}) },
-    own,
-  };
 }
 
 /**

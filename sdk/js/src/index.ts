@@ -1,7 +1,8 @@
 // @seqchat/client: the client side of the seqchat WebSocket protocol.
 
 export { SeqchatClient } from "./client.js";
-export type { ChatEntry, ClientEvents, ClientOptions, ConnectionState, MembershipChange, SendHandle } from "./client.js";
+export type { ClientEvents, ClientOptions, ConnectionState, SendHandle } from "./client.js";
+export type { ChatEntry, MembershipChange } from "./entries.js";
 export { SeqchatError, isRetryableSendCode, isAuthCode } from "./errors.js";
 export type { LocalErrorCode } from "./errors.js";
 export { MemoryStore, LocalStorageStore, DeviceState } from "./store.js";

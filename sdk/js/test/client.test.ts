@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { SeqchatClient, type ChatEntry } from "../src/client.js";
+import { SeqchatClient } from "../src/client.js";
+import type { ChatEntry } from "../src/entries.js";
 import type { SeqchatError } from "../src/errors.js";
 import type { ClientFrame, MsgFrame, ServerFrame } from "../src/protocol.js";
 import { MemoryStore } from "../src/store.js";
