@@ -117,6 +117,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private lastFrameAt = 0;
   private pings = 0;
   private firstWelcome: { resolve: () => void; reject: (e: SeqchatError) => void } | undefined;
+  private connecting: Promise<void> | undefined;
   private connectionState: ConnectionState = "closed";
 
   constructor(private readonly opts: ClientOptions) {
@@ -143,9 +144,11 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   /** Connects (and keeps reconnecting until close); resolves at the first welcome. */
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new SeqchatError("client_closed", "the client was closed"));
-    const p = new Promise<void>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
-    if (this.ws === undefined && this.dialTimer === undefined) void this.dial();
-    return p;
+    if (this.connecting !== undefined) return this.connecting;
+    this.connecting = new Promise<void>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+    if (this.me === undefined) void this.dial();
+    else this.firstWelcome?.resolve(); // connected before
+    return this.connecting;
   }
 
   /** Flushes acks, closes the connection and stops reconnecting. Pending sends stay in the store. */

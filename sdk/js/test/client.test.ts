@@ -67,6 +67,8 @@ function setup(store = new MemoryStore()) {
 test("a reconnect says hello with the delivered positions and resends unsettled sends in client_seq order", async () => {
   const { clock, c, got, last } = setup();
   const connected = c.connect();
+  assert.equal(c.connect(), connected, "connect twice: one connection");
+  assert.equal(FakeSocket.all.length, 1);
   last().welcome();
   await connected;
   assert.deepEqual(last().sent[0], { type: "hello", token: "tok", resume: {} });
