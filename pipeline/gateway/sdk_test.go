@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/seqchat/seqchat/pipeline/gateway"
 )
 
 // sdkDevices are the user/device pairs the SDK's integration tests
 // connect as (sdk/js/integration); each gets a token in SEQCHAT_TOKENS.
 var sdkDevices = []string{
-	"alice/phone", "alice/reload", "alice/dup",
+	"alice/phone", "alice/reload", "alice/dup", "alice/burst",
 	"bob/phone", "bob/relay",
 	"carol/phone",
 }
@@ -45,6 +47,9 @@ func TestSDKAgainstTheGateway(t *testing.T) {
 	p := startPipeline(t)
 	p.startGateway("a")
 	p.startGateway("b")
+	// A gateway with a small send budget: its sends are refused
+	// (rate_limited) and resent by the SDK's outbox.
+	p.startGateway("slow", func(c *gateway.Config) { c.SendsPerSecond, c.SendBurst = 20, 5 })
 	tokens := map[string]string{}
 	for _, d := range sdkDevices {
 		user, device, _ := strings.Cut(d, "/")
@@ -57,6 +62,7 @@ func TestSDKAgainstTheGateway(t *testing.T) {
 	env := []string{
 		"SEQCHAT_GATEWAYS=ws://" + p.gateways["a"].addr + "/ws,ws://" + p.gateways["b"].addr + "/ws",
 		"SEQCHAT_TOKENS=" + string(tj),
+		"SEQCHAT_SLOW_GATEWAY=ws://" + p.gateways["slow"].addr + "/ws",
 	}
 	args := append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, tests...)
 	runIn(t, dir, env, node, args...)

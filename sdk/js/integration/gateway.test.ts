@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 
 import { DeviceState, MemoryStore } from "../src/index.js";
-import { assertOrdered, gateways, newClient, range, run, waitFor, type TestClient } from "./support.js";
+import { assertOrdered, gateways, newClient, range, run, slowGateway, waitFor, type TestClient } from "./support.js";
 
 /** alice/phone creates conv with members; resolves once all of them have its first entry. */
 async function group(conv: string, alice: TestClient, members: TestClient[]): Promise<void> {
@@ -221,5 +221,31 @@ test("membership changes apply exactly from their seq", async () => {
     alice.close();
     bob.close();
     carol.close();
+  }
+});
+
+test("sends refused for the rate limit are resent in order and each lands once", async () => {
+  const conv = `g:burst-${run}`;
+  const alice = newClient("alice/phone");
+  const bob = newClient("bob/phone");
+  const burst = newClient("alice/burst", { urls: [slowGateway] });
+  let refusals = 0;
+  burst.client.on("pending", (p) => (refusals += p.sends.filter((s) => s.state === "refused").length > 0 ? 1 : 0));
+  try {
+    await Promise.all([alice.client.connect(), bob.client.connect(), burst.client.connect()]);
+    await group(conv, alice, [bob]);
+    const sends = range(1, 40).map((i) => burst.client.send(conv, `burst ${i}`));
+    const seqs = (await Promise.all(sends.map((s) => s.done))) as number[];
+    assert.ok(refusals > 0, "the gateway refused some (rate_limited)");
+    const written = burst.log.of("send").length;
+    assert.ok(written > 40, `refused sends were written again: ${written} writes for 40 sends`);
+    assert.deepEqual(seqs, range(2, 41), "seqs in client_seq order (I2), one each (I3)");
+    await waitFor("the burst at bob", [bob.client], () => bob.seqs(conv).length >= 41);
+    assert.deepEqual(bob.seqs(conv), range(1, 41));
+    assert.deepEqual(bob.entries.get(conv)!.slice(1).map((e) => e.message?.body), range(1, 40).map((i) => `burst ${i}`));
+  } finally {
+    alice.close();
+    bob.close();
+    burst.close();
   }
 });

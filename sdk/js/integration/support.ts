@@ -17,6 +17,8 @@ function required(name: string): string {
 }
 
 export const gateways: string[] = required("SEQCHAT_GATEWAYS").split(",");
+/** A gateway with a small send budget (20 sends/s, bursts of 5). */
+export const slowGateway: string = required("SEQCHAT_SLOW_GATEWAY");
 const tokens = JSON.parse(required("SEQCHAT_TOKENS")) as Record<string, string>;
 
 export function token(userDevice: string): string {
