@@ -65,19 +65,25 @@ test("a repeated send gets the original seq, never a second one", async () => {
     const seq = await sent.done;
     assert.ok(seq !== undefined && seq > 1);
     first.close();
-    // A crash after the gateway sequenced the send, before the outbox heard:
-    // the same send is still in the store. Its position is past the entry,
-    // so only the gateway's answer to the repeat can settle it.
-    new DeviceState(store, "dup").saveOutboxEntry(cmid, {
+    // A crash after the gateway sequenced the send, before the device heard
+    // of it: the send is still in the store, the position before its entry.
+    const crashed = new MemoryStore();
+    const device = new DeviceState(crashed, "dup");
+    device.saveClientSeq(conv, sent.clientSeq);
+    device.savePosition(conv, seq - 1);
+    device.saveOutboxEntry(cmid, {
       conversationId: conv, clientMsgId: cmid, clientSeq: sent.clientSeq,
       message: { content_type: "text/plain", body: "only once" }, createdAt: Date.now(),
     });
-    const second = newClient("alice/dup", { store, namespace: "dup" });
+    const second = newClient("alice/dup", { store: crashed, namespace: "dup" });
     try {
       const settled = second.client.whenSettled(cmid);
       assert.ok(settled !== undefined, "restored from the store");
       await second.client.connect();
-      assert.equal(await settled, seq, "the repeat names the original seq");
+      assert.equal(await settled, seq, "the repeat settles with the original seq");
+      assert.equal(second.log.of("send").length, 1, "resent once");
+      await waitFor("the original entry at the new instance", [second.client], () => second.seqs(conv).includes(seq));
+      assert.deepEqual(second.seqs(conv), range(seq, second.seqs(conv).at(-1)!), "from its resume position, once each");
       await alice.client.send(conv, "after").done;
       await waitFor("the message after the repeat", [bob.client], () => bob.entries.get(conv)!.some((e) => e.message?.body === "after"));
       assert.equal(bob.entries.get(conv)!.filter((e) => e.clientMsgId === cmid).length, 1, "bob saw it once");

@@ -85,8 +85,8 @@ export interface ClientOptions {
 export interface SendHandle {
   clientMsgId: string;
   clientSeq: number;
-  /** Its seq (undefined for a repeat of a send sequenced long ago); rejects with SeqchatError. */
-  done: Promise<number | undefined>;
+  /** Its seq; rejects with SeqchatError. */
+  done: Promise<number>;
 }
 
 export class SeqchatClient extends Emitter<ClientEvents> {
@@ -104,7 +104,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private readonly gapTimers = new Map<string, unknown>();
   /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
   private readonly dropped = new Map<string, number>();
-  private readonly waiters = new Map<string, { resolve: (seq: number | undefined) => void; reject: (e: SeqchatError) => void }>();
+  private readonly waiters = new Map<string, { resolve: (seq: number) => void; reject: (e: SeqchatError) => void }>();
   private ws: WebSocketLike | undefined;
   private welcomed = false;
   private me: { user: string; device: string } | undefined;
@@ -233,7 +233,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
    * How a pending send ends (one restored from the store by an earlier
    * instance too): its seq, or a SeqchatError. Undefined if it is not pending.
    */
-  whenSettled(clientMsgId: string): Promise<number | undefined> | undefined {
+  whenSettled(clientMsgId: string): Promise<number> | undefined {
     if (this.outbox.get(clientMsgId) === undefined) return undefined;
     const prev = this.waiters.get(clientMsgId);
     return new Promise((resolve, reject) => {
@@ -248,7 +248,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     if (this.closed) throw new SeqchatError("client_closed", "the client was closed");
     const id = clientMsgId ?? this.opts.newClientMsgId?.() ?? randomId();
     const s = this.outbox.add(conversationId, content, id);
-    const done = new Promise<number | undefined>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    const done = new Promise<number>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
     done.catch(() => {}); // the application may not await it; the event reports it too
     this.pendingChanged(conversationId);
     this.writeDue();

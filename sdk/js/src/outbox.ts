@@ -35,9 +35,9 @@ export interface PendingSend {
   retryAt: number;
 }
 
-/** How a send ended. seq is undefined for a repeat of a send sequenced long ago. */
+/** How a send ended. */
 export type Settlement =
-  | { kind: "sequenced"; send: PendingSend; seq: number | undefined }
+  | { kind: "sequenced"; send: PendingSend; seq: number }
   | { kind: "rejected"; send: PendingSend; error: SeqchatError };
 
 export interface OutboxOptions {
@@ -165,16 +165,16 @@ export class Outbox {
     }
   }
 
-  /** An `accepted` frame. */
+  /**
+   * An `accepted` frame. With seq (a repeat whose original seq the gateway
+   * knew) the send is done; without, its `msg` or a `rejected` follows,
+   * live or in the catch-up after a reconnect (protocol.md, "The life of a
+   * send").
+   */
   accepted(clientMsgId: string, seq: number | undefined): Settlement | undefined {
     const s = this.sends.get(clientMsgId);
     if (s === undefined) return undefined;
     if (seq !== undefined) return this.settle({ kind: "sequenced", send: s, seq });
-    if (s.state === "accepted") {
-      // The second `accepted` without seq: a repeat of a send sequenced
-      // long ago; no msg follows (protocol.md, accepted).
-      return this.settle({ kind: "sequenced", send: s, seq: undefined });
-    }
     s.state = "accepted";
     s.refusals = 0;
     return undefined;

@@ -3,6 +3,7 @@
 // takes a `synced` as the answer only if it fits the request: up_to_seq is
 // the request's after_seq (nothing newer) or the seq of an entry received
 // for it. (The gateway also sends `synced` on its own after a catch-up.)
+// Its errors carry no ref either; they name the conversation instead.
 
 import type { Clock, TimerHandle } from "./clock.js";
 import { SeqchatError } from "./errors.js";
@@ -96,12 +97,13 @@ export class SyncQueue {
   }
 
   /**
-   * A non-fatal error without ref that names the in-flight request's
-   * conversation answers it (the gateway's sync errors do); true if so.
+   * A non-fatal error without ref whose message starts with
+   * `sync <conversation_id>:` answers the in-flight request (protocol.md,
+   * sync); true if so.
    */
   onError(f: ErrorFrame): boolean {
     const r = this.inFlight;
-    if (r === undefined || f.ref !== undefined || f.fatal || !f.message.includes(r.conversationId)) return false;
+    if (r === undefined || f.ref !== undefined || f.fatal || !f.message.startsWith(`sync ${r.conversationId}:`)) return false;
     if (f.code !== "not_member" && f.code !== "unavailable" && f.code !== "unknown_conversation") return false;
     this.finish();
     r.reject(new SeqchatError(f.code, f.message, { conversationId: r.conversationId }));

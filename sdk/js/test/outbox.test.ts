@@ -189,14 +189,22 @@ test("a refused send holds back the later ones of its conversation only", () => 
   else assert.deepEqual(next, ["a2"], "a3's own wait holds a4 behind it");
 });
 
-test("a second accepted without seq settles a repeat of a long-ago send", () => {
+test("accepted without seq waits for the msg or a rejection; with seq it is done", () => {
   const { ob } = outbox();
-  ob.add("g:a", text("old"), "old");
+  ob.add("g:a", text("a"), "a");
+  ob.add("g:a", text("b"), "b");
+  ob.add("g:a", text("c"), "c");
   ob.due(0);
-  assert.equal(ob.accepted("old", undefined), undefined, "the broker's acknowledgement: the msg follows");
-  const st = ob.accepted("old", undefined);
-  assert.equal(st?.kind, "sequenced");
-  assert.equal(st?.kind === "sequenced" ? st.seq : -1, undefined);
+  assert.equal(ob.accepted("a", undefined), undefined, "the broker's acknowledgement: the msg follows");
+  assert.equal(ob.get("a")?.state, "accepted");
+  const st = ob.sequenced("a", 7);
+  assert.equal(st?.kind === "sequenced" && st.seq, 7, "its msg settles it");
+  const dup = ob.accepted("b", 5); // a repeat whose original seq the gateway knew
+  assert.equal(dup?.kind === "sequenced" && dup.seq, 5);
+  ob.accepted("c", undefined);
+  const late = ob.rejected("c", new SeqchatError("not_member", "the sequencer refused it"));
+  assert.equal(late?.kind, "rejected", "a rejection may follow accepted");
+  assert.equal(ob.size, 0);
 });
 
 test("a rejection settles the send and removes it from the store", () => {

@@ -56,6 +56,7 @@ test("a sync error names the conversation and fails the request", async () => {
   q.connectionOpen();
   const a = q.request("g:a", 0, 10);
   assert.equal(q.onError({ type: "error", code: "not_member", message: "sync g:other: not a member", fatal: false }), false);
+  assert.equal(q.onError({ type: "error", code: "not_member", message: "alice is not a member of g:a", fatal: false }), false, "the catch-up's, not the sync's");
   assert.equal(q.onError({ type: "error", code: "not_member", message: "sync g:a: not a member", fatal: false }), true);
   await assert.rejects(a, (e: SeqchatError) => e.code === "not_member" && e.conversationId === "g:a");
 });
