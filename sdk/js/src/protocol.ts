@@ -1,0 +1,248 @@
+// The frames of the WebSocket client protocol, version 1
+// (schemas/wsprotocol/protocol.md). One definition of each wire type: the
+// rest of the SDK speaks these.
+
+/** Stable codes of `error` and `rejected` frames. */
+export const errorCodes = [
+  "bad_frame",
+  "unknown_type",
+  "invalid",
+  "frame_too_large",
+  "hello_required",
+  "token_invalid",
+  "token_expired",
+  "not_member",
+  "unknown_conversation",
+  "already_member",
+  "rate_limited",
+  "slow_consumer",
+  "unavailable",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface MessageBody {
+  content_type: string;
+  body: string;
+}
+
+/** A membership change sent instead of a message. */
+export type Control =
+  | { op: "create_group"; title?: string; user_ids?: string[] }
+  | { op: "join"; user_id: string }
+  | { op: "leave" }
+  | { op: "kick"; user_id: string };
+
+export type MembershipKind = "created" | "joined" | "left" | "kicked";
+
+export interface MembershipEvent {
+  kind: MembershipKind;
+  user_ids: string[];
+  title?: string;
+}
+
+// Client to gateway.
+
+export interface HelloFrame {
+  type: "hello";
+  token: string;
+  resume?: Record<string, number>;
+}
+
+export interface SendFrame {
+  type: "send";
+  conversation_id: string;
+  client_msg_id: string;
+  client_seq: number;
+  message?: MessageBody;
+  control?: Control;
+}
+
+export interface AckFrame {
+  type: "ack";
+  conversation_id: string;
+  seq: number;
+}
+
+export interface SyncFrame {
+  type: "sync";
+  conversation_id: string;
+  after_seq: number;
+  limit?: number;
+}
+
+export interface PingFrame {
+  type: "ping";
+  id?: string;
+}
+
+export type ClientFrame = HelloFrame | SendFrame | AckFrame | SyncFrame | PingFrame;
+
+// Gateway to client.
+
+export interface WelcomeFrame {
+  type: "welcome";
+  user_id: string;
+  device_id: string;
+  gateway_id: string;
+  max_frame_bytes: number;
+}
+
+export interface AcceptedFrame {
+  type: "accepted";
+  conversation_id: string;
+  client_msg_id: string;
+  seq?: number;
+}
+
+export interface RejectedFrame {
+  type: "rejected";
+  conversation_id: string;
+  client_msg_id: string;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface MsgFrame {
+  type: "msg";
+  conversation_id: string;
+  seq: number;
+  msg_id: string;
+  sender_user_id: string;
+  sender_device_id: string;
+  client_msg_id?: string;
+  sequenced_at_ms: number;
+  predecessor_missing?: boolean;
+  message?: MessageBody;
+  event?: MembershipEvent;
+}
+
+export interface SyncedFrame {
+  type: "synced";
+  conversation_id: string;
+  up_to_seq: number;
+  complete: boolean;
+}
+
+export interface PongFrame {
+  type: "pong";
+  id?: string;
+}
+
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+  fatal: boolean;
+  ref?: string;
+  retry_after_ms?: number;
+}
+
+export type ServerFrame = WelcomeFrame | AcceptedFrame | RejectedFrame | MsgFrame | SyncedFrame | PongFrame | ErrorFrame;
+
+const idPattern = /^[A-Za-z0-9._:@-]{1,128}$/;
+const conversationPattern = /^(dm:[A-Za-z0-9._@-]{1,60}:[A-Za-z0-9._@-]{1,60}|g:[A-Za-z0-9._:@-]{1,126})$/;
+
+/** Whether s is a valid user, device or client_msg_id. */
+export function isValidId(s: string): boolean {
+  return idPattern.test(s);
+}
+
+/** Whether s is a valid conversation id (`dm:<a>:<b>` or `g:<id>`). */
+export function isConversationId(s: string): boolean {
+  return conversationPattern.test(s);
+}
+
+/** The conversation id of the 1:1 chat between two users (ids sorted). */
+export function dmConversationId(a: string, b: string): string {
+  return a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+}
+
+/** The conversation id of a group. */
+export function groupConversationId(group: string): string {
+  return `g:${group}`;
+}
+
+export function encodeFrame(f: ClientFrame): string {
+  return JSON.stringify(f);
+}
+
+/** A server frame the SDK cannot make sense of. */
+export class FrameDecodeError extends Error {
+  constructor(
+    message: string,
+    readonly raw: string,
+  ) {
+    super(message);
+    this.name = "FrameDecodeError";
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+// Field checks: a frame missing what its type requires is refused whole,
+// so the state machines never see half a frame.
+const isStr = (v: unknown): v is string => typeof v === "string";
+const isInt = (v: unknown, min: number): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= min;
+const isBool = (v: unknown): v is boolean => typeof v === "boolean";
+const isCode = (v: unknown): v is ErrorCode => isStr(v) && (errorCodes as readonly string[]).includes(v);
+const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
+
+function isMessageBody(v: unknown): v is MessageBody {
+  return typeof v === "object" && v !== null && isStr((v as Obj).content_type) && isStr((v as Obj).body);
+}
+
+function isEvent(v: unknown): v is MembershipEvent {
+  if (typeof v !== "object" || v === null) return false;
+  const e = v as Obj;
+  return (
+    ["created", "joined", "left", "kicked"].includes(e.kind as string) &&
+    Array.isArray(e.user_ids) &&
+    e.user_ids.every(isStr) &&
+    optional(e.title, isStr)
+  );
+}
+
+const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
+  welcome: (f) => isStr(f.user_id) && isStr(f.device_id) && isStr(f.gateway_id) && isInt(f.max_frame_bytes, 1),
+  accepted: (f) => isStr(f.conversation_id) && isStr(f.client_msg_id) && optional(f.seq, (v) => isInt(v, 1)),
+  rejected: (f) => isStr(f.conversation_id) && isStr(f.client_msg_id) && isCode(f.code) && isStr(f.message),
+  msg: (f) =>
+    isStr(f.conversation_id) &&
+    isInt(f.seq, 1) &&
+    isStr(f.msg_id) &&
+    isStr(f.sender_user_id) &&
+    isStr(f.sender_device_id) &&
+    optional(f.client_msg_id, isStr) &&
+    isInt(f.sequenced_at_ms, 0) &&
+    optional(f.predecessor_missing, isBool) &&
+    (f.message === undefined) !== (f.event === undefined) &&
+    optional(f.message, isMessageBody) &&
+    optional(f.event, isEvent),
+  synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
+  pong: (f) => optional(f.id, isStr),
+  error: (f) => isCode(f.code) && isStr(f.message) && isBool(f.fatal) && optional(f.ref, isStr) && optional(f.retry_after_ms, (v) => isInt(v, 1)),
+};
+
+/** Decodes one text message from the gateway; throws FrameDecodeError. */
+export function decodeServerFrame(text: string): ServerFrame {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new FrameDecodeError("frame is not JSON", text);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new FrameDecodeError("frame is not a JSON object", text);
+  }
+  const f = v as Obj;
+  const check = checks[f.type as ServerFrame["type"]];
+  if (!isStr(f.type) || !Object.hasOwn(checks, f.type) || check === undefined) {
+    throw new FrameDecodeError(`unknown frame type ${JSON.stringify(f.type)}`, text);
+  }
+  if (!check(f)) {
+    throw new FrameDecodeError(`malformed ${f.type} frame`, text);
+  }
+  return f as unknown as ServerFrame;
+}
