@@ -92,6 +92,14 @@ func buildSDK(t *testing.T, npm string) string {
 	return dir
 }
 
+// TestSDKUnitTests runs the SDK's own unit tests (node --test over the
+// reorder buffer, ack batching, codec, outbox, stores, reconnect schedule
+// and the client on a fake socket), so that make test runs them too.
+func TestSDKUnitTests(t *testing.T) {
+	npm := lookNpm(t)
+	runIn(t, buildSDK(t, npm), nil, npm, "test")
+}
+
 // TestSDKInABrowser loads the built SDK in headless Chromium (the
 // platform's WebSocket, a localStorage store): a page sends to the real
 // gateway; then a page with no reachable gateway sends, and after a reload
