@@ -21,21 +21,7 @@ func TestDemoPageInTwoBrowsers(t *testing.T) {
 	base := "http://" + p.gateways["web"].addr
 	conv := "g:" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()))
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	// The first run starts the browser; the tabs below open in it.
-	if err := do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("chromium does not start: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
-	defer cancel()
+	ctx := startBrowser(t)
 	alice, _ := chromedp.NewContext(ctx)
 	bob, _ := chromedp.NewContext(ctx)
 
@@ -82,6 +68,28 @@ func TestDemoPageInTwoBrowsers(t *testing.T) {
 			t.Fatalf("%q is missing from %q", want, b)
 		}
 	}
+}
+
+// startBrowser starts headless Chromium (Debian's) for the test and
+// returns a context that opens tabs in it, bounded to two minutes.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("/usr/bin/chromium"), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	// The first run starts the browser; tabs open in it.
+	if err := do(browser, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("chromium does not start: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // do runs browser actions one after another.

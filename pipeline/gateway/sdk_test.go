@@ -121,18 +121,7 @@ func TestSDKInABrowser(t *testing.T) {
 		return files.URL + "/integration/browser.html?" + q.Encode()
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()))
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("chromium does not start: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
-	defer cancel()
+	ctx := startBrowser(t)
 	type entry struct {
 		Seq  int    `json:"seq"`
 		Text string `json:"text"`
