@@ -82,10 +82,7 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	const batch = 200
-	const commitEvery = 200 * time.Millisecond
-	s := startSink(t, topics, store, func(c *history.Config) {
-		c.BatchMaxRows, c.RetryMax, c.CommitInterval = batch, time.Second, commitEvery
-	})
+	s := startSink(t, topics, store, func(c *history.Config) { c.BatchMaxRows, c.RetryMax = batch, time.Second })
 	l := startLoad(t, newSeqWriter(t, topics, failoverPartitions), 100)
 	group := topics.Sequenced + ".history"
 
@@ -98,10 +95,13 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	if err := s.sink.Ready(ctx); err == nil {
 		t.Error("Ready while ClickHouse is down")
 	}
-	// Offsets are committed on a ticker: the inserts that succeeded before
-	// every partition started retrying are committed within one period
-	// (until then they may still move: a CI run saw it).
-	time.Sleep(2 * commitEvery)
+	// Offsets are committed on a ticker, so the inserts that succeeded
+	// before every partition started retrying may still be committed (a CI
+	// run saw them move). The second commit from now began after that.
+	commits := metric(t, s.reg, "seqchat_history_offset_commits_total")
+	stacktest.Eventually(t, 10*time.Second, "two offset commits since every partition retries", func() bool {
+		return metric(t, s.reg, "seqchat_history_offset_commits_total") >= commits+2
+	})
 	offsets := committedAll(t, group, topics.Sequenced)
 	// The outage lasts 30 seconds: a scenario, not a synchronisation.
 	time.Sleep(30*time.Second - time.Since(down))

@@ -21,6 +21,7 @@ type sinkMetrics struct {
 	retrying      prometheus.GaugeFunc
 	lag           *prometheus.GaugeVec
 	pending       prometheus.Gauge
+	commits       prometheus.Counter
 	delay         prometheus.Histogram
 }
 
@@ -44,6 +45,8 @@ func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMet
 			Help: "Records of the partition behind its high-water mark, after each batch."}, []string{"partition"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_history_pending_records",
 			Help: "Records read into batches that are not written and committed yet."}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_history_offset_commits_total",
+			Help: "Commits of the offsets of stored batches (every commit interval, and when a session ends)."}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_history_entry_delay_seconds",
 			Help: "Time from sequencing to insert of the newest entry of each batch.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
@@ -54,7 +57,7 @@ func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMet
 		m.retries.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.rows, m.insertSeconds, m.batchRows, m.retries, m.partitions, m.retrying, m.lag, m.pending, m.delay)
+		reg.MustRegister(m.records, m.rows, m.insertSeconds, m.batchRows, m.retries, m.partitions, m.retrying, m.lag, m.pending, m.commits, m.delay)
 	}
 	return m
 }

@@ -103,7 +103,8 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: s.cfg.Kafka, GroupID: s.cfg.GroupID, Topic: t.Sequenced,
 		SessionTimeout: s.cfg.SessionTimeout, MaxBatch: s.cfg.BatchMaxRows, Linger: s.cfg.BatchMaxWait,
-		CommitInterval: s.cfg.CommitInterval, FlushOnEnd: true, Lag: s.metrics.lag, Pending: s.metrics.pending, Logger: s.log}, s)
+		CommitInterval: s.cfg.CommitInterval, FlushOnEnd: true, Lag: s.metrics.lag, Pending: s.metrics.pending,
+		Commits: s.metrics.commits, Logger: s.log}, s)
 	if err != nil {
 		return fmt.Errorf("history sink: %w", err)
 	}

@@ -49,6 +49,8 @@ type GroupConfig struct {
 	// Pending, when set, counts the records taken from the partitions and
 	// not yet processed (in a batch being gathered or in Process).
 	Pending prometheus.Gauge
+	// Commits, when set, counts the offset commits of CommitInterval.
+	Commits prometheus.Counter
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -249,7 +251,7 @@ func (h handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	g.inSession.Store(false)
 	g.opening.Store(0)
 	if g.cfg.CommitInterval > 0 {
-		sess.Commit() // the batches processed since the last tick
+		g.commit(sess) // the batches processed since the last tick
 	}
 	g.stage.Cleanup(g.session(sess))
 	return nil
@@ -270,8 +272,17 @@ func (g *Group) commitEvery(sess sarama.ConsumerGroupSession) {
 		case <-sess.Context().Done():
 			return
 		case <-t.C:
-			sess.Commit() // errors go to the group's Errors(); a failed commit only means a replay
+			g.commit(sess)
 		}
+	}
+}
+
+// commit commits the marked offsets; its errors go to the group's Errors()
+// (a failed commit only means a replay).
+func (g *Group) commit(sess sarama.ConsumerGroupSession) {
+	sess.Commit()
+	if g.cfg.Commits != nil {
+		g.cfg.Commits.Inc()
 	}
 }
 

@@ -145,3 +145,53 @@ func ClickHouse(t testing.TB) (driver.Conn, string) {
 	}
 	return conn, db
 }
+
+// Records reads every record a topic written without transactions holds
+// now: each partition from the oldest record to the end offset taken
+// first (with transactions, the markers would never come).
+func Records(t testing.TB, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := Kafka(t)
+	client, err := sarama.NewClient(cfg.BrokerList(), cfg.Sarama())
+	if err != nil {
+		t.Fatalf("kafka is not reachable (%v); %s", err, startHint)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		end, err := kafkawire.NewestOffset(ctx, client, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end == 0 {
+			continue
+		}
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for next := int64(0); next < end; {
+			select {
+			case m := <-pc.Messages():
+				next = m.Offset + 1
+				out = append(out, m)
+			case <-ctx.Done():
+				pc.Close()
+				t.Fatalf("%s/%d: read up to offset %d of %d", topic, p, next, end)
+			}
+		}
+		pc.Close()
+	}
+	return out
+}
