@@ -20,10 +20,6 @@ import (
 // helloTimeout is how long a new connection has to say hello.
 const helloTimeout = 10 * time.Second
 
-// sendsInFlight bounds a connection's sends handed to the broker and not
-// answered yet; past it the reader waits (the client's socket backs up).
-const sendsInFlight = 64
-
 // conn is one device's WebSocket connection. The read loop owns the
 // socket's reads, the write loop its writes; deliveries from the topic
 // consumer and history fills meet in the conversations' reorder buffers
@@ -61,19 +57,14 @@ type conn struct {
 	refill     time.Time
 
 	orderMu sync.Mutex
-	order   sendOrder // the reader admits sends, the answer loop settles them
-
-	submits  chan submitted // sends handed to the broker, in the client's order
-	answered chan struct{}  // closed when the answer loop has answered them all
+	order   sendOrder // admitted and settled by the reader
 }
 
 // submitted is a send handed to ingest (or refused by it: err) whose
-// answer the answer loop owes the client.
+// answer the client is owed.
 type submitted struct {
 	conv, cmid string
 	clientSeq  uint64
-	sub        *ingest.Submission
-	err        error
 	tracked    bool // counted in flight by admission
 }
 
@@ -110,10 +101,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
-		submits: make(chan submitted, sendsInFlight), answered: make(chan struct{})}
+		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
 	go c.writeLoop()
-	go c.answerLoop()
 	c.readLoop()
 }
 
@@ -230,8 +219,6 @@ func (c *conn) readLoop() {
 		}
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
-		close(c.submits)
-		<-c.answered
 		c.mu.Lock()
 		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
 		c.inflight = nil
@@ -527,11 +514,16 @@ func (c *conn) handleSend(s *Send) {
 	}
 	c.unanswered[s.ClientMsgID] = 0
 	c.mu.Unlock()
-	// Handed to the producer in the client's order without waiting for the
-	// broker (the raw topic keeps it: one conversation, one partition); the
-	// answer loop waits for the acknowledgements, in the same order.
+	// Submitted one after another: the next send of the connection is read
+	// only once this one is answered. (Pipelining them, answered in order,
+	// broke I2 in make chaos: across a broker restart a send failed while
+	// later ones of its conversation were in flight and written, and its
+	// resend came after the hold window.)
 	sub, err := c.g.ingest.Enqueue(context.Background(), in)
-	c.submits <- submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, sub: sub, err: err, tracked: tracked}
+	if err == nil {
+		err = sub.Wait(context.Background())
+	}
+	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, tracked: tracked}, err)
 }
 
 // admitSend answers a send that may not go to the pipeline now (order,
@@ -565,24 +557,6 @@ func (c *conn) admitSend(s *Send) bool {
 		return false
 	}
 	return true
-}
-
-// answerLoop answers the connection's submitted sends in the order they
-// were read, each once the broker acknowledged it (or did not). A send
-// that fails while later ones of its conversation are in flight cannot
-// hold those back; they reach the sequencer behind it only if the
-// producer wrote it, and otherwise wait there for the client's resend
-// within the hold window (I2). Sends read after the failure was answered
-// are refused until it is resent (sendOrder).
-func (c *conn) answerLoop() {
-	defer close(c.answered)
-	for s := range c.submits {
-		err := s.err
-		if err == nil {
-			err = s.sub.Wait(context.Background())
-		}
-		c.answer(s, err)
-	}
 }
 
 func (c *conn) answer(s submitted, err error) {
