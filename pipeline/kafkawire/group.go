@@ -103,7 +103,7 @@ type Batch struct {
 	// no fetch has answered yet).
 	HighWaterMark int64
 	// Next is the offset after the last record handed over so far (the
-	// claim's initial offset before the first record).
+	// claim's initial offset before the first record); never negative.
 	Next int64
 }
 
@@ -184,7 +184,12 @@ func (g *Group) Run(ctx context.Context) error {
 	gcfg := g.cfg.Kafka.ConsumerGroupConfig()
 	gcfg.Consumer.Group.Session.Timeout = g.cfg.SessionTimeout
 	gcfg.Consumer.Group.Heartbeat.Interval = g.cfg.SessionTimeout / 5
-	group, err := sarama.NewConsumerGroup(g.cfg.Kafka.BrokerList(), g.cfg.GroupID, gcfg)
+	client, err := sarama.NewClient(g.cfg.Kafka.BrokerList(), gcfg)
+	if err != nil {
+		return fmt.Errorf("join group %s: %w", g.cfg.GroupID, err)
+	}
+	defer client.Close()
+	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupID, client)
 	if err != nil {
 		return fmt.Errorf("join group %s: %w", g.cfg.GroupID, err)
 	}
@@ -202,7 +207,7 @@ func (g *Group) Run(ctx context.Context) error {
 		g.mu.Unlock()
 		err := g.stage.BeforeSession(sctx)
 		if err == nil {
-			err = group.Consume(sctx, []string{g.cfg.Topic}, handler{g})
+			err = group.Consume(sctx, []string{g.cfg.Topic}, handler{g, client})
 		}
 		cancel()
 		if err == nil || ctx.Err() != nil {
@@ -225,7 +230,10 @@ func (g *Group) endSession(p int32, err error) {
 	}
 }
 
-type handler struct{ g *Group }
+type handler struct {
+	g      *Group
+	client sarama.Client
+}
 
 func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	g := h.g
@@ -313,6 +321,17 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 		idleC = idle.C
 	}
 	next := claim.InitialOffset()
+	if next < 0 {
+		// Nothing committed yet: where the claim starts (OffsetOldest),
+		// as an offset an idle tick's unit can commit.
+		if next, err = h.client.GetOffset(claim.Topic(), p, next); err != nil {
+			err = fmt.Errorf("partition %d: initial offset: %w", p, err)
+			if sess.Context().Err() == nil {
+				g.endSession(p, err)
+			}
+			return err
+		}
+	}
 	pending := g.cfg.Pending
 	if pending == nil {
 		pending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"})

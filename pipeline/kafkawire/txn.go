@@ -46,7 +46,12 @@ type Unit struct {
 	Messages  []*sarama.ProducerMessage
 	Topic     string
 	Partition int32
-	Offset    int64 // the next input offset to consume; negative: none
+	// Offset is the next input offset to consume; negative: none. Only a
+	// unit that nothing of another owner can conflict with (a restore
+	// marker) may go without one: the offset commit is what the broker
+	// checks against the group's generation, so a transaction without
+	// offsets from an instance that lost the partition would still commit.
+	Offset int64
 	// Committed, when set, is called right after the transaction holding
 	// the unit committed (from the committing goroutine).
 	Committed func(at time.Time)

@@ -87,7 +87,11 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 		res, err := gen.Run(context.Background(), nil)
 		done <- outcome{res, err}
 	}()
-	<-gen.LoadStarted()
+	select {
+	case <-gen.LoadStarted():
+	case out := <-done: // setup failed
+		t.Fatalf("the run ended before its load started: %v", out.err)
+	}
 	stacktest.Eventually(t, 30*time.Second, "100 sends fired", func() bool { return gen.Progress().Sends >= 100 })
 	stopGateway("a")
 	out := <-done

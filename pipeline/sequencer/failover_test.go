@@ -171,13 +171,15 @@ func TestFailoverRebalance(t *testing.T) {
 }
 
 // TestFailoverZombie pauses an instance (SIGSTOP) until its partitions move
-// to another, then resumes it: the paused one must be fenced, and nothing
-// it wrote after losing its partitions may become visible.
+// to another, then resumes it: the paused one must rejoin, and nothing it
+// wrote after losing its partitions may become visible.
 func TestFailoverZombie(t *testing.T) {
 	topics := newTopics(t, failoverPartitions)
 	w := newWorkload(5, 70, 30, 50)
 	l := readLog(t, topics, failoverPartitions)
-	zombie := startProc(t, "zombie", topics)
+	// The zombie's batches wait a second for more records, so that when it
+	// is paused it most likely holds records it has not committed.
+	zombie := startProc(t, "zombie", topics, "-batch-max-wait", "1s")
 	zombie.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions, time.Minute)
 	loaded := runLoad(t, w, topics)
 	l.progress(t, 300, w)
@@ -189,12 +191,16 @@ func TestFailoverZombie(t *testing.T) {
 	heir.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions, time.Minute)
 	l.progress(t, 200, w)
 	zombie.Signal(syscall.SIGCONT)
-	// Resumed, the zombie still has fetched records in hand and tries to
-	// commit them: the broker must refuse.
-	stacktest.Eventually(t, time.Minute, "the resumed zombie to be fenced", func() bool {
-		return stacktest.Metric(zombie.admin, "seqchat_sequencer_fenced_total") >= 1
-	})
-	t.Logf("zombie log after SIGCONT:\n%s", grepLines(zombie.Log(), "fenced"))
+	// Resumed, the zombie still holds records of partitions it lost. It
+	// either tries to commit them and the broker refuses (fenced), or its
+	// heartbeat learns of the new generation first and it drops them;
+	// which one comes first is a race of two goroutines (CI saw both).
+	// Either way it then rejoins, taking half the partitions back from the
+	// heir, and the log checked below must hold nothing it wrote after it
+	// lost them.
+	heir.waitMetric(t, "seqchat_sequencer_partitions", failoverPartitions/2, time.Minute)
+	t.Logf("resumed zombie fenced %v times; its log after SIGCONT:\n%s",
+		stacktest.Metric(zombie.admin, "seqchat_sequencer_fenced_total"), grepLines(zombie.Log(), "fenced"))
 	loaded()
 	l.waitFor(t, 3*time.Minute, "an outcome for every send", func(l *seqLog) bool { return l.resolved(w.keys) })
 	zombie.stop(t)

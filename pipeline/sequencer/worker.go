@@ -144,9 +144,13 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 	if err != nil {
 		return kafkawire.Unit{}, false, err
 	}
-	u := kafkawire.Unit{Messages: msgs, Topic: w.s.cfg.Topics.Raw, Partition: w.p, Offset: -1}
+	// The offset is committed even by an idle tick's unit (held sends
+	// released, nothing consumed): it is what fences the unit if this
+	// instance lost the partition meanwhile (a zombie resumed from a
+	// pause released held sends the new owner had already sequenced:
+	// TestFailoverZombie).
+	u := kafkawire.Unit{Messages: msgs, Topic: w.s.cfg.Topics.Raw, Partition: w.p, Offset: b.Next}
 	if len(b.Records) > 0 {
-		u.Offset = b.Next
 		u.Committed = w.committed(b.Records)
 	}
 	w.s.metrics.observeBatch(len(b.Records), out, len(dead), w.machine.Held())
