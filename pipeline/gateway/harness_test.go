@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -40,7 +39,7 @@ type pipeline struct {
 	history  string // read API base URL
 	signer   *auth.Signer
 	gateways map[string]*runningGateway
-	quiet    *slog.Logger
+	log      *slog.Logger // printed if the test fails
 }
 
 type runningGateway struct {
@@ -70,15 +69,15 @@ func startPipeline(t testing.TB) *pipeline {
 		t.Fatal(err)
 	}
 	p := &pipeline{t: t, topics: topics, signer: signer, gateways: map[string]*runningGateway{},
-		quiet: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		log: stacktest.Logger(t)}
 	kcfg := stacktest.Kafka(t)
 
-	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.quiet})
+	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.log.With("service", "sequencer")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.run("sequencer", seq.Run)
-	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.quiet})
+	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func startPipeline(t testing.TB) *pipeline {
 		t.Fatal(err)
 	}
 	sink, err := history.New(history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
-		BatchMaxWait: 20 * time.Millisecond, Logger: p.quiet})
+		BatchMaxWait: 20 * time.Millisecond, Logger: p.log.With("service", "history")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +151,7 @@ func (p *pipeline) startGateway(id string, tune ...func(*gateway.Config)) {
 	cfg := gateway.Config{Kafka: stacktest.Kafka(p.t), Topics: p.topics,
 		Layout: kafkawire.Layout{Partitions: 2}, GatewayID: id, TokenKey: tokenKey,
 		History: &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken},
-		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.quiet,
+		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.log.With("service", "gateway", "gateway_id", id),
 		// These clients do not resend refused sends: admission has its
 		// own test (TestOverloadedGatewayRefusesWithARetryHint).
 		OverloadDelay: -1}

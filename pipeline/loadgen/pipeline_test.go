@@ -2,7 +2,6 @@ package loadgen_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -46,7 +45,7 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 			}
 		}
 	})
-	quiet := slog.New(slog.DiscardHandler)
+	log := stacktest.Logger(t)
 	kcfg := stacktest.Kafka(t)
 	run := func(name string, f func(context.Context) error) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -64,12 +63,12 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 		t.Cleanup(stop)
 		return stop
 	}
-	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: quiet})
+	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: log.With("service", "sequencer")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run("sequencer", seq.Run)
-	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: quiet})
+	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: log.With("service", "fanout")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +79,7 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 		t.Fatal(err)
 	}
 	sink, err := history.New(history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
-		BatchMaxWait: 20 * time.Millisecond, Logger: quiet})
+		BatchMaxWait: 20 * time.Millisecond, Logger: log.With("service", "history")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +95,7 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 	for _, id := range gateways {
 		g, err := gateway.New(gateway.Config{Kafka: kcfg, Topics: topics, Layout: kafkawire.Layout{Partitions: 2},
 			GatewayID: id, TokenKey: tokenKey, History: &gateway.HistoryClient{BaseURL: srv.URL, Token: serviceToken},
-			Logger: quiet})
+			Logger: log.With("service", "gateway", "gateway_id", id)})
 		if err != nil {
 			t.Fatal(err)
 		}
