@@ -39,6 +39,7 @@ type conn struct {
 
 	expiry     *time.Timer // closes the connection when its token expires
 	registered bool        // hello registered it (and announced it online); the reader's own
+	userTaken  bool        // hello counted it in its user's connections; the reader's own
 	closeOnce  sync.Once
 	closeCode  int
 	closeText  string
@@ -103,7 +104,21 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
 		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
 	go c.writeLoop()
+	if reason := g.limits.take(); reason != "" {
+		c.refuse(reason, &ProtocolError{Code: CodeUnavailable, RetryAfter: retryAfter(),
+			Message: "the gateway is at its " + reason + " limit; reconnect after retry_after_ms, here or to another gateway"},
+			websocket.CloseTryAgainLater)
+		<-c.done
+		return
+	}
+	defer g.limits.release()
 	c.readLoop()
+}
+
+// refuse turns a new connection away before hello is read.
+func (c *conn) refuse(reason string, e *ProtocolError, code int) {
+	c.g.metrics.connectionsRefused.WithLabelValues(reason).Inc()
+	c.fail(e, code)
 }
 
 // send queues a frame; a client too slow to take its frames is dropped
@@ -223,6 +238,9 @@ func (c *conn) readLoop() {
 		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
 		c.inflight = nil
 		c.mu.Unlock()
+		if c.userTaken {
+			c.g.limits.releaseUser(c.user)
+		}
 		if c.registered { // a hello that failed announced nothing
 			c.g.unregister(c)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -316,6 +334,13 @@ func (c *conn) hello() bool {
 		c.fail(&ProtocolError{Code: code, Message: err.Error()}, websocket.ClosePolicyViolation)
 		return false
 	}
+	if !c.g.limits.takeUser(claims.UserID) {
+		c.refuse(refusedPerUser, &ProtocolError{Code: CodeTooManyConnections,
+			Message: fmt.Sprintf("%s has %d connections to this gateway; close one", claims.UserID, c.g.limits.perUser)},
+			websocket.ClosePolicyViolation)
+		return false
+	}
+	c.userTaken = true
 	c.user, c.device, c.epoch = claims.UserID, claims.DeviceID, uint64(time.Now().UnixNano())
 	// A connection does not outlive its token: the client reconnects with
 	// a new one and resumes where it was.

@@ -29,6 +29,7 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeSlowConsumer        = "slow_consumer"
 	CodeUnavailable         = "unavailable"
+	CodeTooManyConnections  = "too_many_connections"
 	CodeInternal            = "internal"
 )
 

@@ -67,6 +67,23 @@ type Config struct {
 	// still delivered quickly and the backlog cannot grow without bound.
 	// Zero means 500ms; negative means never refuse.
 	OverloadDelay time.Duration
+	// MaxConnections bounds the connections open at once (hellos in
+	// progress included). Zero means what the open-file limit allows with
+	// FDReserve descriptors kept back; negative means none. Past it, and
+	// past MemoryLimit, a new connection gets a fatal unavailable with a
+	// retry hint before welcome (close 1013), and the ones open go on.
+	MaxConnections int
+	// FDReserve: descriptors a derived MaxConnections leaves for the
+	// gateway's own connections. Zero means DefaultFDReserve.
+	FDReserve int
+	// MaxConnectionsPerUser bounds one user's connections here; past it
+	// hello is refused with too_many_connections. Zero means
+	// DefaultMaxConnectionsPerUser; negative means none.
+	MaxConnectionsPerUser int
+	// MemoryLimit: bytes the process may hold from the OS before new
+	// connections are refused. Zero means 90% of GOMEMLIMIT when it is
+	// set, else none; negative means none.
+	MemoryLimit int64
 	// Demo serves a chat page at / and issues tokens to anyone at
 	// /demo/token: for development only.
 	Demo bool
@@ -100,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OverloadDelay == 0 {
 		c.OverloadDelay = 500 * time.Millisecond
+	}
+	if c.FDReserve == 0 {
+		c.FDReserve = DefaultFDReserve
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -145,6 +165,7 @@ type Gateway struct {
 	metrics  *metrics
 	upgrader websocket.Upgrader
 	admit    *admission
+	limits   *connLimits
 
 	started chan struct{} // closed once the gateway consumes its topic
 
@@ -178,8 +199,11 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
-		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now())}
+		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
+		limits: newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit)}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
+	g.metrics.registerLimits(cfg.Registerer, g.limits)
+	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)
 	g.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
 		CheckOrigin: func(*http.Request) bool { return true }} // tokens, not cookies, authenticate
 	return g, nil

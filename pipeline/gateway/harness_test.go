@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -193,12 +194,14 @@ type frame struct {
 	ClientMsgID    string `json:"client_msg_id"`
 	SenderUserID   string `json:"sender_user_id"`
 	Code           string `json:"code"`
-	Fatal          bool   `json:"fatal"`
-	Ref            string `json:"ref"`
-	RetryAfterMs   int64  `json:"retry_after_ms"`
-	UpToSeq        uint64 `json:"up_to_seq"`
-	ID             string `json:"id"`
-	Event          *struct {
+	// Message: an error's text (a JSON string) or a msg's message object.
+	Message      json.RawMessage `json:"message"`
+	Fatal        bool            `json:"fatal"`
+	Ref          string          `json:"ref"`
+	RetryAfterMs int64           `json:"retry_after_ms"`
+	UpToSeq      uint64          `json:"up_to_seq"`
+	ID           string          `json:"id"`
+	Event        *struct {
 		Kind    string   `json:"kind"`
 		UserIDs []string `json:"user_ids"`
 	} `json:"event"`
@@ -217,7 +220,10 @@ type client struct {
 	arrivals map[string]time.Time // client_msg_id of a msg frame -> when it arrived
 	changed  chan struct{}
 	closed   chan struct{} // the server closed the connection
-	wmu      sync.Mutex
+	// closeCode is the server's WebSocket close code (set before closed
+	// is closed; 0: the connection ended without a close frame).
+	closeCode int
+	wmu       sync.Mutex
 }
 
 // dial connects user/device to gateway gw and says hello (nil token: a
@@ -253,6 +259,9 @@ func (c *client) readLoop() {
 	for {
 		_, b, err := c.ws.ReadMessage()
 		if err != nil {
+			if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+				c.closeCode = ce.Code
+			}
 			return
 		}
 		var f frame
@@ -354,13 +363,16 @@ func (c *client) expectCode(typ, code string) frame {
 	return c.waitFrame(typ+" "+code, func(f frame) bool { return f.Type == typ && f.Code == code })
 }
 
-// waitClosed waits until the server closed the connection.
-func (c *client) waitClosed() {
+// waitClosed waits until the server closed the connection and returns its
+// close code.
+func (c *client) waitClosed() int {
 	c.t.Helper()
 	select {
 	case <-c.closed:
+		return c.closeCode
 	case <-time.After(30 * time.Second):
 		c.t.Fatalf("%s/%s: the server did not close the connection", c.user, c.device)
+		return 0
 	}
 }
 

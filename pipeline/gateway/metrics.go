@@ -20,6 +20,7 @@ type metrics struct {
 	disconnects                                    *prometheus.CounterVec
 	writeDelay                                     prometheus.Histogram
 	refused                                        *prometheus.CounterVec
+	connectionsRefused                             *prometheus.CounterVec
 	pipelineDelay                                  func() float64 // set by the gateway
 }
 
@@ -43,8 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_sends_refused_total",
 			Help: "Sends refused before ingest, by reason: overload (the pipeline is behind), rate_limited, order (behind a refused send)."}, []string{"reason"}),
 	}
+	m.connectionsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_connections_refused_total",
+		Help: "New connections refused before welcome, by limit: connections (MaxConnections, from the open-file limit), memory, per_user."}, []string{"reason"})
 	for _, r := range []string{refusedOverload, refusedRateLimited, refusedOrder} {
 		m.refused.WithLabelValues(r)
+	}
+	for _, r := range []string{refusedConnections, refusedMemory, refusedPerUser} {
+		m.connectionsRefused.WithLabelValues(r)
 	}
 	delay := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_gateway_pipeline_delay_seconds",
 		Help: "How far behind the pipeline is, as the gateway's admission measures it (p90 of live entries' delay from ingest, or the wait for a send's first entry)."},
@@ -55,7 +61,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			return m.pipelineDelay()
 		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay, m.refused, delay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
 	}
 	return m
+}
+
+// registerLimits exports the connection limits and what uses them up.
+func (m *metrics) registerLimits(reg prometheus.Registerer, l *connLimits) {
+	if reg == nil {
+		return
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_gateway_" + name, Help: help}, f)
+	}
+	reg.MustRegister(
+		gauge("connection_limit", "MaxConnections in effect (0: none).", func() float64 { return float64(l.maxConns) }),
+		gauge("open_connections", "Connections open, hellos in progress included (what MaxConnections bounds).", func() float64 {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return float64(l.open)
+		}),
+		gauge("connections_per_user_limit", "MaxConnectionsPerUser in effect (0: none).", func() float64 { return float64(l.perUser) }),
+		gauge("memory_limit_bytes", "MemoryLimit in effect (0: none).", func() float64 { return float64(l.maxMemory) }),
+		gauge("memory_bytes", "Bytes the Go runtime holds from the OS (what MemoryLimit bounds).", func() float64 { return float64(processMemory()) }),
+		gauge("open_fds", "Open file descriptors of the process (-1: unknown).", openFiles),
+		gauge("fd_limit", "The process's open-file limit (0: unknown).", func() float64 { return float64(openFileLimit()) }),
+	)
 }

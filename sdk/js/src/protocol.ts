@@ -17,6 +17,7 @@ export const errorCodes = [
   "rate_limited",
   "slow_consumer",
   "unavailable",
+  "too_many_connections",
   "internal",
 ] as const;
 
