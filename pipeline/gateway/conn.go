@@ -351,14 +351,15 @@ func (c *conn) hello() bool {
 	c.log = c.log.With("user", c.user, "device", c.device)
 	// Welcome before the history read below: a client's dial timeout must
 	// not include it (a reconnect storm queues on history). A read that
-	// fails still closes the connection after welcome (issue 16: hellos
-	// that need no history read at all).
+	// fails is retried, never answered by dropping the connection welcome
+	// promised to serve.
 	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
 		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
-	resume, err := c.resumePositions(f.Hello.Resume)
-	if err != nil {
-		c.log.Warn("reading stored positions", "err", err)
-		c.fail(&ProtocolError{Code: CodeUnavailable, Message: "history is unavailable; reconnect later"}, websocket.CloseTryAgainLater)
+	resume, ok := c.resumeWhenHistoryAnswers(f.Hello.Resume)
+	if !ok {
+		if !c.closed() {
+			c.fail(&ProtocolError{Code: CodeUnavailable, Message: "the gateway is shutting down; reconnect"}, websocket.CloseTryAgainLater)
+		}
 		return false
 	}
 	// Registered before the catch-up reads history: a live delivery that
@@ -486,6 +487,31 @@ func (c *conn) settleOnce() {
 		if start {
 			go c.fill(conv, true, nil)
 		}
+	}
+}
+
+// resumeWhenHistoryAnswers is resumePositions, retried with backoff while
+// history fails; false if the connection or the gateway closes first.
+func (c *conn) resumeWhenHistoryAnswers(sent map[string]uint64) (map[string]uint64, bool) {
+	backoff := 200 * time.Millisecond
+	for {
+		resume, err := c.resumePositions(sent)
+		if err == nil {
+			return resume, true
+		}
+		c.g.metrics.historyErrors.Inc()
+		c.log.Warn("reading stored positions failed; retrying", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-c.quit:
+			t.Stop()
+			return nil, false
+		case <-c.g.shutdown:
+			t.Stop()
+			return nil, false
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

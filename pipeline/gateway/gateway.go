@@ -172,6 +172,9 @@ type Gateway struct {
 	mu      sync.Mutex
 	conns   map[deviceKey]map[*conn]struct{}
 	closing bool // set by closeAll: no new connection is registered
+	// shutdown is closed by closeAll: hellos still waiting for history
+	// give up.
+	shutdown chan struct{}
 
 	// handlers counts the WebSocket handlers still running, each until its
 	// connection's last presence announcement is written: the presence
@@ -199,7 +202,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
-		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
+		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
 		limits: newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit)}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
@@ -389,6 +392,9 @@ func (g *Gateway) unregister(c *conn) {
 func (g *Gateway) closeAll() {
 	defer g.handlers.Wait()
 	g.mu.Lock()
+	if !g.closing {
+		close(g.shutdown)
+	}
 	g.closing = true
 	var all []*conn
 	for _, cs := range g.conns {

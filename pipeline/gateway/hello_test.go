@@ -1,18 +1,26 @@
 package gateway_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
-// TestFailedHelloWritesNoPresence: a hello that fails for an internal
-// reason (history cannot say where the device resumes) is closed with
-// unavailable and leaves no presence behind (it had been writing an
-// "offline" with no "online" before it).
+// TestFailedHelloWritesNoPresence: a hello whose history read keeps
+// failing gets welcome and waits (it is not dropped); when the gateway
+// stops, it is closed with unavailable (1013) and leaves no presence
+// behind (it had been writing an "offline" with no "online" before it).
 func TestFailedHelloWritesNoPresence(t *testing.T) {
 	p := startPipeline(t)
 	p.startGateway("nohistory", func(c *gateway.Config) {
@@ -20,18 +28,73 @@ func TestFailedHelloWritesNoPresence(t *testing.T) {
 	})
 	c := p.connect("nohistory", "zoe", "phone")
 	c.sendJSON(map[string]any{"type": "hello", "token": p.token("zoe", "phone", time.Hour)})
-	if f := c.expectCode("error", "unavailable"); !f.Fatal {
-		t.Errorf("hello without history: %+v, want a fatal unavailable", f)
-	}
-	c.waitClosed()
+	c.waitFrame("welcome", func(f frame) bool { return f.Type == "welcome" })
 
 	// Once the gateway has stopped, every connection's last word is
 	// written: the presence topic must hold nothing of zoe.
 	p.gateways["nohistory"].stop()
+	if f := c.expectCode("error", "unavailable"); !f.Fatal || !strings.Contains(string(f.Message), "shutting down") {
+		t.Errorf("hello waiting for history at shutdown: %+v, want a fatal unavailable saying why", f)
+	}
+	if code := c.waitClosed(); code != websocket.CloseTryAgainLater {
+		t.Errorf("closed with %d, want %d", code, websocket.CloseTryAgainLater)
+	}
 	for _, m := range stacktest.Records(t, p.topics.Presence) {
 		var pr imv1.Presence
 		if err := imv1.Unmarshal(m.Value, &pr); err == nil && pr.UserId == "zoe" {
 			t.Errorf("presence record %+v for a hello that failed", &pr)
 		}
+	}
+}
+
+// TestHelloWaitsForHistory: while history fails, a device that said hello
+// keeps its connection (welcome promised to serve it); once history
+// answers, it is caught up and gets live messages on that connection.
+func TestHelloWaitsForHistory(t *testing.T) {
+	p := startPipeline(t)
+	target, err := url.Parse(p.history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	down.Store(true)
+	var refused atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			refused.Add(1)
+			http.Error(w, "history is down", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(flaky.Close)
+	p.startGateway("direct")
+	p.startGateway("flaky", func(c *gateway.Config) {
+		c.History = &gateway.HistoryClient{BaseURL: flaky.URL, Token: serviceToken}
+	})
+
+	dm := "dm:alice:zoe"
+	alice := p.dial("direct", "alice", "phone", nil)
+	alice.send(dm, "m1", 1, "before zoe connects")
+	alice.waitFrame("accepted m1", func(f frame) bool { return f.Type == "accepted" && f.ClientMsgID == "m1" })
+	p.waitHistory(dm, 1)
+
+	zoe := p.connect("flaky", "zoe", "phone")
+	zoe.sendJSON(map[string]any{"type": "hello", "token": p.token("zoe", "phone", time.Hour)})
+	zoe.waitFrame("welcome", func(f frame) bool { return f.Type == "welcome" })
+	stacktest.Eventually(t, 30*time.Second, "three failed history reads", func() bool { return refused.Load() >= 3 })
+	select {
+	case <-zoe.closed:
+		t.Fatalf("the connection was dropped while history failed; frames %+v", zoe.frames)
+	default:
+	}
+
+	down.Store(false)
+	zoe.waitSeqs(dm, 1)
+	alice.send(dm, "m2", 2, "zoe is here")
+	zoe.waitSeqs(dm, 2)
+	if got := zoe.got(dm); len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Errorf("zoe got seqs %v of %s, want [1 2]", got, dm)
 	}
 }
