@@ -3,9 +3,9 @@ package analytics
 import (
 	"fmt"
 	"io/fs"
-	"regexp"
 	"strings"
 
+	"github.com/seqchat/seqchat/pipeline/chstore"
 	chqueries "github.com/seqchat/seqchat/schemas/clickhouse/queries"
 )
 
@@ -33,13 +33,11 @@ func Names() ([]string, error) {
 	return names, nil
 }
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // SQL returns query name of the pack with {database} replaced by database,
 // comment header included; its `?` placeholders are left for the driver.
 func SQL(name, database string) (string, error) {
-	if !identifier.MatchString(database) {
-		return "", fmt.Errorf("clickhouse database %q: want letters, digits and underscores", database)
+	if err := chstore.CheckDatabase(database); err != nil {
+		return "", err
 	}
 	body, err := fs.ReadFile(chqueries.Files, name+".sql")
 	if err != nil {

@@ -3,7 +3,6 @@ package audit
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/chstore"
@@ -39,8 +38,6 @@ const (
 	DefaultSpillBytes       = 1 << 30
 )
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 func (c *Config) setDefaults() {
 	if c.Database == "" {
 		c.Database = chstore.DefaultDatabase
@@ -58,8 +55,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if !identifier.MatchString(c.Database) {
-		return fmt.Errorf("clickhouse database %q: want letters, digits and underscores", c.Database)
+	if err := chstore.CheckDatabase(c.Database); err != nil {
+		return err
 	}
 	if c.MaxConversations < 0 || c.MaxDetails < 0 || c.SpillBytes < 0 {
 		return errors.New("audit: MaxConversations, MaxDetails and SpillBytes must not be negative")

@@ -30,7 +30,17 @@ const (
 	DefaultDatabase = "seqchat"
 )
 
+// identifier is what a database name may be: it is written into SQL
+// (ClickHouse takes no placeholder for it), so nothing else gets through.
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// CheckDatabase refuses a database name that is not a plain identifier.
+func CheckDatabase(name string) error {
+	if !identifier.MatchString(name) {
+		return fmt.Errorf("clickhouse database %q: want letters, digits and underscores", name)
+	}
+	return nil
+}
 
 func (c *Config) setDefaults() {
 	if c.Addr == "" {
@@ -49,8 +59,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if !identifier.MatchString(c.Database) {
-		return fmt.Errorf("clickhouse database %q: want letters, digits and underscores", c.Database)
+	if err := CheckDatabase(c.Database); err != nil {
+		return err
 	}
 	if c.DialTimeout < 0 {
 		return errors.New("clickhouse dial timeout must not be negative")

@@ -64,8 +64,8 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 // from several processes at once: each statement is CREATE ... IF NOT EXISTS,
 // and the version table collapses repeated rows. It returns the names applied.
 func Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
-	if !identifier.MatchString(database) {
-		return nil, fmt.Errorf("clickhouse database %q: want letters, digits and underscores", database)
+	if err := CheckDatabase(database); err != nil {
+		return nil, err
 	}
 	migrations, err := Migrations()
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -27,8 +26,6 @@ const columns = "conversation_id, seq, msg_id, client_msg_id, sender_user_id, se
 // gets a query of bounded size; Read pages over the rest.
 const MaxRangesPerQuery = 64
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // Store is every query of the history table <database>.messages. Reads are
 // dedup-safe: a sink that crashed between insert and commit writes rows
 // twice, and ReplacingMergeTree collapses them only eventually (I7).
@@ -44,8 +41,8 @@ func NewStore(conn driver.Conn, database string) (*Store, error) {
 	if conn == nil {
 		return nil, errors.New("history store: no connection")
 	}
-	if !identifier.MatchString(database) {
-		return nil, fmt.Errorf("history store: database %q: want letters, digits and underscores", database)
+	if err := chstore.CheckDatabase(database); err != nil {
+		return nil, fmt.Errorf("history store: %w", err)
 	}
 	return &Store{conn: conn, table: database + ".messages"}, nil
 }
