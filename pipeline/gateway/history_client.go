@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seqchat/seqchat/schemas/historyapi"
 )
 
 // ErrNotMember means the user was never a member of the conversation.
@@ -132,40 +134,47 @@ func (c *HistoryClient) SavePositions(ctx context.Context, user, device string, 
 // Read implements History.
 // CatchUp calls POST /v1/users/{user}/catch-up.
 func (c *HistoryClient) CatchUp(ctx context.Context, user string, after map[string]uint64, limit int) (map[string]HistoryPage, error) {
-	var out struct {
-		Pages []struct {
-			ConversationID string     `json:"conversation_id"`
-			Entries        []MsgFrame `json:"entries"`
-			CompleteUpTo   uint64     `json:"complete_up_to"`
-		} `json:"pages"`
-	}
-	body := map[string]any{"after": after, "limit": limit}
+	var out historyapi.CatchUp
+	body := historyapi.CatchUpRequest{After: after, Limit: limit}
 	if err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/catch-up", body, &out); err != nil {
 		return nil, err
 	}
 	pages := make(map[string]HistoryPage, len(out.Pages))
 	for _, p := range out.Pages {
-		for i := range p.Entries {
-			p.Entries[i].Type = "msg"
-			p.Entries[i].ConversationID = p.ConversationID
-		}
-		pages[p.ConversationID] = HistoryPage{Entries: p.Entries, CompleteUpTo: p.CompleteUpTo}
+		pages[p.ConversationID] = pageFrames(p.ConversationID, p)
 	}
 	return pages, nil
 }
 
 func (c *HistoryClient) Read(ctx context.Context, conversation, user string, afterSeq uint64, limit int) (HistoryPage, error) {
 	q := url.Values{"user": {user}, "after_seq": {strconv.FormatUint(afterSeq, 10)}, "limit": {strconv.Itoa(limit)}}
-	var page struct {
-		Entries      []MsgFrame `json:"entries"`
-		CompleteUpTo uint64     `json:"complete_up_to"`
-	}
+	var page historyapi.Page
 	if err := c.do(ctx, http.MethodGet, "/v1/conversations/"+url.PathEscape(conversation)+"/messages?"+q.Encode(), nil, &page); err != nil {
 		return HistoryPage{}, err
 	}
-	for i := range page.Entries {
-		page.Entries[i].Type = "msg"
-		page.Entries[i].ConversationID = conversation
+	return pageFrames(conversation, page), nil
+}
+
+// pageFrames turns a page of the history API into msg frames.
+func pageFrames(conversation string, p historyapi.Page) HistoryPage {
+	out := HistoryPage{Entries: make([]MsgFrame, len(p.Entries)), CompleteUpTo: p.CompleteUpTo}
+	for i, e := range p.Entries {
+		out.Entries[i] = historyFrame(conversation, e)
 	}
-	return HistoryPage{Entries: page.Entries, CompleteUpTo: page.CompleteUpTo}, nil
+	return out
+}
+
+// historyFrame is an entry read from history as clients receive it: the
+// same frame as the live one (EntryFrame).
+func historyFrame(conversation string, e historyapi.Entry) MsgFrame {
+	f := MsgFrame{Type: "msg", ConversationID: conversation, Seq: e.Seq, MsgID: e.MsgID, SenderUserID: e.SenderUserID,
+		SenderDeviceID: e.SenderDeviceID, ClientMsgID: e.ClientMsgID, SequencedAtMs: e.SequencedAtMs,
+		PredecessorMissing: e.PredecessorMissing}
+	if e.Message != nil {
+		f.Message = &MessageBody{ContentType: e.Message.ContentType, Body: e.Message.Body}
+	}
+	if e.Event != nil {
+		f.Event = &eventBody{Kind: e.Event.Kind, UserIDs: e.Event.UserIDs, Title: e.Event.Title}
+	}
+	return f
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/seqchat/seqchat/pipeline/chstore"
 	"github.com/seqchat/seqchat/pipeline/history"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -102,20 +103,20 @@ func get(t *testing.T, base, method, path, auth string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func read(t *testing.T, base, conv, query string) history.PageJSON {
+func read(t *testing.T, base, conv, query string) historyapi.Page {
 	t.Helper()
 	status, body := get(t, base, "GET", "/v1/conversations/"+conv+"/messages?"+query, "Bearer "+testToken)
 	if status != http.StatusOK {
 		t.Fatalf("%s?%s: %d %s", conv, query, status, body)
 	}
-	var p history.PageJSON
+	var p historyapi.Page
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func seqs(p history.PageJSON) []uint64 {
+func seqs(p historyapi.Page) []uint64 {
 	out := []uint64{}
 	for _, e := range p.Entries {
 		out = append(out, e.Seq)
@@ -336,7 +337,7 @@ func TestReadQueuesBeyondConcurrencyLimit(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			var p history.PageJSON
+			var p historyapi.Page
 			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK {
 				errs <- fmt.Errorf("after_seq %d: status %d, decode %v", after, resp.StatusCode, err)
 				return
@@ -364,7 +365,7 @@ func TestReadQueuesBeyondConcurrencyLimit(t *testing.T) {
 // per conversation what a read refuses.
 func TestCatchUpGivesTheSinglePagesInOneCall(t *testing.T) {
 	srv, _ := apiFixture(t)
-	post := func(user, body string) (int, history.CatchUpJSON) {
+	post := func(user, body string) (int, historyapi.CatchUp) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", srv+"/v1/users/"+user+"/catch-up", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testToken)
@@ -373,7 +374,7 @@ func TestCatchUpGivesTheSinglePagesInOneCall(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var out history.CatchUpJSON
+		var out historyapi.CatchUp
 		json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
@@ -386,7 +387,7 @@ func TestCatchUpGivesTheSinglePagesInOneCall(t *testing.T) {
 		{"carol", map[string]uint64{"g:team": 3, "g:churn": 0, "dm:alice:bob": 0, "g:gap": 0, "g:nothing": 0, "g:bad id": 0},
 			map[string]string{"dm:alice:bob": "not_member", "g:gap": "not_member", "g:nothing": "not_found", "g:bad id": "invalid"}},
 	} {
-		body, _ := json.Marshal(history.CatchUpRequest{After: tc.after, Limit: 3})
+		body, _ := json.Marshal(historyapi.CatchUpRequest{After: tc.after, Limit: 3})
 		status, out := post(tc.user, string(body))
 		if status != http.StatusOK {
 			t.Fatalf("%s: status %d", tc.user, status)

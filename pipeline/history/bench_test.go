@@ -16,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -200,7 +201,7 @@ func readPage(url string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: status %d", url, resp.StatusCode)
 	}
-	var p history.PageJSON
+	var p historyapi.Page
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
 		return err
 	}

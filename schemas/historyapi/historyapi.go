@@ -1,0 +1,62 @@
+// Package historyapi is the JSON of the history service's read API
+// (docs/history-api.md): the one definition the history service writes and
+// gateways read.
+package historyapi
+
+// Page is the answer of GET /v1/conversations/{id}/messages.
+type Page struct {
+	ConversationID string  `json:"conversation_id"`
+	Entries        []Entry `json:"entries"`
+	CompleteUpTo   uint64  `json:"complete_up_to"`
+	NextAfterSeq   uint64  `json:"next_after_seq"`
+}
+
+// Entry is one entry: Message for a chat message, Event for a membership
+// change.
+type Entry struct {
+	Seq                uint64   `json:"seq"`
+	MsgID              string   `json:"msg_id"`
+	SenderUserID       string   `json:"sender_user_id"`
+	SenderDeviceID     string   `json:"sender_device_id"`
+	ClientMsgID        string   `json:"client_msg_id"`
+	SequencedAtMs      int64    `json:"sequenced_at_ms"`
+	PredecessorMissing bool     `json:"predecessor_missing"`
+	Message            *Message `json:"message,omitempty"`
+	Event              *Event   `json:"event,omitempty"`
+}
+
+// Message is a chat message's payload; Body is its bytes as a string.
+type Message struct {
+	ContentType string `json:"content_type"`
+	Body        string `json:"body"`
+}
+
+// Event is a membership change: Kind created, joined, left or kicked.
+type Event struct {
+	Kind    string   `json:"kind"`
+	UserIDs []string `json:"user_ids"`
+	Title   string   `json:"title,omitempty"`
+}
+
+// CatchUpRequest is the body of POST /v1/users/{user_id}/catch-up: the
+// conversations of a reconnecting device, each with the seq it has.
+type CatchUpRequest struct {
+	After map[string]uint64 `json:"after"`
+	// Limit is the page size of every conversation; zero means the
+	// service's default.
+	Limit int `json:"limit,omitempty"`
+}
+
+// CatchUp is its answer: one page per conversation read (the same page
+// GET …/messages gives), and the conversations refused, each with its code.
+type CatchUp struct {
+	Pages   []Page    `json:"pages"`
+	Refused []Refused `json:"refused"`
+}
+
+// Refused is one conversation a catch-up did not read.
+type Refused struct {
+	ConversationID string `json:"conversation_id"`
+	Code           string `json:"code"`
+	Message        string `json:"message"`
+}
