@@ -7,8 +7,9 @@ import (
 )
 
 // Checker verifies invariants I1–I4 over a sequenced log, fed record by
-// record in the order of its partitions. Tests, the load generator and the
-// audit tool share it, so "correct" means one thing everywhere.
+// record in the order of its partitions. The sequencer's tests and `imctl
+// tail` use it; the load generator checks what devices receive and the
+// audit tool what ClickHouse holds, each with checks of its own.
 type Checker struct {
 	convs      map[string]*convCheck
 	violations []string
