@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build docs-check env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build docs-check env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos chaos-cluster up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -126,3 +126,12 @@ CHAOS_FLAGS ?=
 chaos: stack-up build services-down
 	$(BIN)/imctl init -log-format text
 	$(BIN)/chaos $(CHAOS_FLAGS)
+
+## chaos-cluster: make chaos on a 3-node Kafka cluster (its own stack in
+## .stack-cluster; replication factor 3), with a broker killed and one paused;
+## 250 sends/s: three brokers on the 2-core reference machine keep up with less.
+chaos-cluster:
+	$(MAKE) down
+	SEQCHAT_STACK_DIR=$(CURDIR)/.stack-cluster SEQCHAT_KAFKA_NODES=3 SEQCHAT_REPLICATION_FACTOR=3 \
+	SEQCHAT_KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096 \
+	$(MAKE) chaos CHAOS_FLAGS="-log-dir .stack-cluster/chaos -rate 250 $(CHAOS_FLAGS)"

@@ -7,6 +7,7 @@
 #   scripts/stack.sh down [kafka|clickhouse]  stop only what this script started
 #   scripts/stack.sh status                   what runs where
 #   scripts/stack.sh clean                    down, then delete data and logs
+#   scripts/stack.sh signal kafka-N SIG       KILL, STOP, CONT or TERM to one Kafka node
 #
 # Environment (defaults in brackets):
 #   SEQCHAT_STACK_DIR [<repo>/.stack]        data, logs, pid files
@@ -366,6 +367,22 @@ status_line() {
 		printf '%-11s stopped\n' "$name"
 	fi
 }
+
+# signal NODE SIG: SIG (KILL, STOP, CONT, TERM) to one Kafka node of this
+# stack, for fault tests (pipeline/chaos); `up kafka` starts a killed node
+# again and waits until every node answers.
+if [[ ${1:-} == signal ]]; then
+	node=${2:-} sig=${3:-}
+	id=${node#kafka-}
+	[[ $node == kafka-* && $id =~ ^[0-9]+$ ]] && ((id >= 1 && id <= KAFKA_NODES)) ||
+		die "signal: want a node kafka-1..kafka-$KAFKA_NODES, got '$node'"
+	[[ $sig =~ ^(KILL|STOP|CONT|TERM)$ ]] || die "signal: want KILL, STOP, CONT or TERM, got '$sig'"
+	pidfile=$(node_dir "$id")/kafka.pid
+	pid_alive "$pidfile" || die "signal: $node is not running"
+	kill -s "$sig" "$(cat "$pidfile")"
+	log "$node: sent SIG$sig to pid $(cat "$pidfile")"
+	exit 0
+fi
 
 what=${2:-all}
 case $what in all | kafka | clickhouse) ;; *) die "unknown component '$what' (kafka, clickhouse)" ;; esac

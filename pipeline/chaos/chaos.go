@@ -1,7 +1,7 @@
 // Package chaos runs the pipeline's services as processes under a steady
 // load, kills them with SIGKILL at random and restarts them, restarts the
-// Kafka broker once, and then checks every message at every client and in
-// ClickHouse. Its report ends with one line:
+// Kafka broker once (on a cluster: kills one broker and pauses another),
+// and then checks every message at every client and in ClickHouse. Its report ends with one line:
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
 package chaos
@@ -22,6 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 )
 
@@ -33,6 +36,16 @@ type Config struct {
 	// StackScript restarts the broker: "<script> down kafka", then
 	// "<script> up kafka". Empty: no broker restart.
 	StackScript string
+	// KafkaNodes is the stack's broker count. With more than one (a
+	// cluster, replication factor 3), the broker restart is replaced by
+	// two broker faults under the load: a third of the way, the node
+	// leading most raw and sequenced partitions is killed (SIGKILL) and
+	// started again after BrokerDowntime; two thirds of the way, the
+	// leading node is paused (SIGSTOP) for BrokerPause, longer than a
+	// consumer session, and resumed ("<script> signal kafka-N SIG").
+	KafkaNodes     int
+	BrokerDowntime time.Duration
+	BrokerPause    time.Duration
 	// KafkaBrokers, ClickHouseAddr, ClickHouseDatabase: the stack.
 	KafkaBrokers       string
 	ClickHouseAddr     string
@@ -132,6 +145,12 @@ func New(cfg Config) (*Harness, error) {
 	}
 	if cfg.Pause == 0 {
 		cfg.Pause = 4 * time.Second
+	}
+	if cfg.BrokerDowntime == 0 {
+		cfg.BrokerDowntime = 10 * time.Second
+	}
+	if cfg.BrokerPause == 0 {
+		cfg.BrokerPause = 15 * time.Second
 	}
 	if len(cfg.Victims) == 0 {
 		cfg.Victims = Roles
@@ -332,13 +351,21 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 		}
 	}
 	order = order[:h.cfg.Kills]
-	brokerAt := len(order) / 2
+	faults := map[int]func(context.Context) error{}
+	switch {
+	case h.cfg.StackScript == "":
+	case h.cfg.KafkaNodes > 1:
+		faults[len(order)/3] = h.killBroker
+		faults[2*len(order)/3] = h.pauseBroker
+	default:
+		faults[len(order)/2] = h.restartBroker
+	}
 	for i, name := range order {
-		if i == brokerAt && h.cfg.StackScript != "" {
+		if fault := faults[i]; fault != nil {
 			if err := h.pause(ctx); err != nil {
 				return i, err
 			}
-			if err := h.restartBroker(ctx); err != nil {
+			if err := fault(ctx); err != nil {
 				return i, err
 			}
 		}
@@ -353,13 +380,7 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 }
 
 func (h *Harness) pause(ctx context.Context) error {
-	d := h.cfg.Pause/4 + time.Duration(h.rng.Int64N(int64(h.cfg.Pause*3/4)+1))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
+	return sleep(ctx, h.cfg.Pause/4+time.Duration(h.rng.Int64N(int64(h.cfg.Pause*3/4)+1)))
 }
 
 // kill kills s with SIGKILL, restarts it at once and measures the time
@@ -419,24 +440,127 @@ func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int
 // held messages are delivered.
 func (h *Harness) restartBroker(ctx context.Context) error {
 	stoppedAt := time.Now()
-	for _, verb := range []string{"down", "up"} {
-		out, err := exec.CommandContext(ctx, h.cfg.StackScript, verb, "kafka").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("broker %s: %v\n%s", verb, err, out)
-		}
+	if err := h.stack(ctx, "down", "kafka"); err != nil {
+		return err
 	}
-	up := time.Since(stoppedAt)
+	if err := h.stack(ctx, "up", "kafka"); err != nil {
+		return err
+	}
+	return h.recovered(ctx, "broker restart", fmt.Sprintf("down and up again after %v", time.Since(stoppedAt).Round(time.Millisecond)), stoppedAt)
+}
+
+// killBroker kills the node that leads most raw and sequenced partitions
+// and starts it again after BrokerDowntime.
+func (h *Harness) killBroker(ctx context.Context) error {
+	node, leads, err := h.busiestNode()
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	if err := h.stack(ctx, "signal", node, "KILL"); err != nil {
+		return err
+	}
+	if err := sleep(ctx, h.cfg.BrokerDowntime); err != nil {
+		return err
+	}
+	if err := h.stack(ctx, "up", "kafka"); err != nil {
+		return err
+	}
+	return h.recovered(ctx, "broker kill", fmt.Sprintf("%s (leader of %s) SIGKILL; started again after %v",
+		node, leads, time.Since(at).Round(time.Millisecond)), at)
+}
+
+// pauseBroker stops the node that leads most raw and sequenced partitions
+// (SIGSTOP) for BrokerPause, then resumes it.
+func (h *Harness) pauseBroker(ctx context.Context) error {
+	node, leads, err := h.busiestNode()
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	if err := h.stack(ctx, "signal", node, "STOP"); err != nil {
+		return err
+	}
+	waitErr := sleep(ctx, h.cfg.BrokerPause)
+	// Resumed even when the run is cancelled: a stopped broker outlives it.
+	if err := h.stack(context.Background(), "signal", node, "CONT"); err != nil {
+		return err
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	return h.recovered(ctx, "broker pause", fmt.Sprintf("%s (leader of %s) SIGSTOP for %v, then SIGCONT",
+		node, leads, h.cfg.BrokerPause), at)
+}
+
+// recovered waits, after a broker fault that began at began, until every
+// service is ready and the held messages are delivered, and logs how long
+// each took.
+func (h *Harness) recovered(ctx context.Context, fault, what string, began time.Time) error {
 	for _, s := range h.services {
 		if err := h.waitReady(ctx, s); err != nil {
-			return fmt.Errorf("after the broker restart: %w", err)
+			return fmt.Errorf("after the %s: %w", fault, err)
 		}
 	}
-	ready := time.Since(stoppedAt)
-	held, caughtUp, err := h.recover(ctx, stoppedAt, time.Now())
+	ready := time.Since(began)
+	held, caughtUp, err := h.recover(ctx, began, time.Now())
 	if err != nil {
-		return fmt.Errorf("broker restart: %w", err)
+		return fmt.Errorf("%s: %w", fault, err)
 	}
-	h.logf("broker restart: down and up again after %v; services ready after %v; all messages delivered after %v; held %d messages",
-		up.Round(time.Millisecond), ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held)
+	h.logf("%s: %s; services ready after %v; all messages delivered after %v; held %d messages",
+		fault, what, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held)
 	return nil
+}
+
+// stack runs the stack script.
+func (h *Harness) stack(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, h.cfg.StackScript, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", h.cfg.StackScript, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// busiestNode names the node ("kafka-N", its KRaft node id) leading most
+// partitions of the raw and sequenced topics, and says how many.
+func (h *Harness) busiestNode() (node, leads string, err error) {
+	admin, err := kafkawire.Config{Brokers: strings.Split(h.cfg.KafkaBrokers, ",")}.NewAdmin()
+	if err != nil {
+		return "", "", err
+	}
+	defer admin.Close()
+	t := kafkawire.Topics{}.WithDefaults()
+	metas, err := admin.DescribeTopics([]string{t.Raw, t.Sequenced})
+	if err != nil {
+		return "", "", fmt.Errorf("chaos: partition leaders: %w", err)
+	}
+	count, total := map[int32]int{}, 0
+	for _, m := range metas {
+		if m.Err != sarama.ErrNoError {
+			return "", "", fmt.Errorf("chaos: partition leaders of %s: %w", m.Name, m.Err)
+		}
+		for _, p := range m.Partitions {
+			count[p.Leader]++
+			total++
+		}
+	}
+	best := int32(-1)
+	for id, n := range count {
+		if best < 0 || n > count[best] || n == count[best] && id < best {
+			best = id
+		}
+	}
+	if best < 0 {
+		return "", "", errors.New("chaos: the raw and sequenced topics have no partition")
+	}
+	return fmt.Sprintf("kafka-%d", best), fmt.Sprintf("%d of %d raw and sequenced partitions", count[best], total), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
