@@ -22,8 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 )
@@ -530,30 +528,11 @@ func (h *Harness) busiestNode() (node, leads string, err error) {
 	}
 	defer admin.Close()
 	t := kafkawire.Topics{}.WithDefaults()
-	metas, err := admin.DescribeTopics([]string{t.Raw, t.Sequenced})
+	id, n, total, err := kafkawire.BusiestLeader(admin, t.Raw, t.Sequenced)
 	if err != nil {
-		return "", "", fmt.Errorf("chaos: partition leaders: %w", err)
+		return "", "", fmt.Errorf("chaos: %w", err)
 	}
-	count, total := map[int32]int{}, 0
-	for _, m := range metas {
-		if m.Err != sarama.ErrNoError {
-			return "", "", fmt.Errorf("chaos: partition leaders of %s: %w", m.Name, m.Err)
-		}
-		for _, p := range m.Partitions {
-			count[p.Leader]++
-			total++
-		}
-	}
-	best := int32(-1)
-	for id, n := range count {
-		if best < 0 || n > count[best] || n == count[best] && id < best {
-			best = id
-		}
-	}
-	if best < 0 {
-		return "", "", errors.New("chaos: the raw and sequenced topics have no partition")
-	}
-	return fmt.Sprintf("kafka-%d", best), fmt.Sprintf("%d of %d raw and sequenced partitions", count[best], total), nil
+	return fmt.Sprintf("kafka-%d", id), fmt.Sprintf("%d of %d raw and sequenced partitions", n, total), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -220,3 +220,33 @@ func PartitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
 		return 0, fmt.Errorf("describe topic %s: %w", topic, md[0].Err)
 	}
 }
+
+// BusiestLeader is the broker leading the most partitions of topics (the
+// lowest id of a tie), with how many it leads of how many in all: where a
+// broker fault hurts most.
+func BusiestLeader(admin sarama.ClusterAdmin, topics ...string) (id int32, leads, total int, err error) {
+	metas, err := admin.DescribeTopics(topics)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("partition leaders: %w", err)
+	}
+	count := map[int32]int{}
+	for _, m := range metas {
+		if m.Err != sarama.ErrNoError {
+			return 0, 0, 0, fmt.Errorf("partition leaders of %s: %w", m.Name, m.Err)
+		}
+		for _, p := range m.Partitions {
+			count[p.Leader]++
+			total++
+		}
+	}
+	id = -1
+	for b, n := range count {
+		if id < 0 || n > count[id] || n == count[id] && b < id {
+			id = b
+		}
+	}
+	if id < 0 {
+		return 0, 0, 0, fmt.Errorf("partition leaders of %v: no partition", topics)
+	}
+	return id, count[id], total, nil
+}

@@ -31,10 +31,23 @@ var tokenKey = []byte(strings.Repeat("loadgen-", 5))
 // one gateway early (by id). Modelled on the gateway package's harness.
 func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway func(id string)) {
 	t.Helper()
-	admin := stacktest.Admin(t)
+	urls, stopGateway, _ = startPipelineOn(t, stacktest.Kafka(t), 1, gateways...)
+	return urls, stopGateway
+}
+
+// startPipelineOn is startPipeline on the brokers of kcfg, its topics
+// replicated replication times; it returns the topics too.
+func startPipelineOn(t testing.TB, kcfg kafkawire.Config, replication int16, gateways ...string) (urls []string, stopGateway func(id string), topics kafkawire.Topics) {
+	t.Helper()
+	admin, err := kcfg.NewAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
 	prefix := stacktest.Name(t, "lg")
-	topics := kafkawire.PrefixedTopics(prefix)
-	if err := kafkawire.EnsureTopics(admin, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...); err != nil {
+	topics = kafkawire.PrefixedTopics(prefix)
+	layout := kafkawire.Layout{Partitions: partitions, ReplicationFactor: replication}
+	if err := kafkawire.EnsureTopics(admin, kafkawire.CoreSpecs(topics, layout)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -46,7 +59,6 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 		}
 	})
 	log := stacktest.Logger(t)
-	kcfg := stacktest.Kafka(t)
 	run := func(name string, f func(context.Context) error) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -93,7 +105,7 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 
 	stops := map[string]func(){}
 	for _, id := range gateways {
-		g, err := gateway.New(gateway.Config{Kafka: kcfg, Topics: topics, Layout: kafkawire.Layout{Partitions: 2},
+		g, err := gateway.New(gateway.Config{Kafka: kcfg, Topics: topics, Layout: kafkawire.Layout{Partitions: 2, ReplicationFactor: replication},
 			GatewayID: id, TokenKey: tokenKey, History: &gateway.HistoryClient{BaseURL: srv.URL, Token: serviceToken},
 			Logger: log.With("service", "gateway", "gateway_id", id)})
 		if err != nil {
@@ -111,5 +123,5 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 		}
 		urls = append(urls, "ws://"+ln.Addr().String()+"/ws")
 	}
-	return urls, func(id string) { stops[id]() }
+	return urls, func(id string) { stops[id]() }, topics
 }

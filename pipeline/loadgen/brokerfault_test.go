@@ -1,0 +1,78 @@
+package loadgen_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+)
+
+// brokerPause is longer than a consumer session (10 s, the services'
+// default) and than a broker's session with the controller (Kafka's 9 s),
+// so that the paused broker's partitions move while it is away.
+const brokerPause = 12 * time.Second
+
+// TestBrokerFaultsOnACluster is the CI-sized run of the cluster chaos (make
+// chaos-cluster): the whole pipeline on a private 3-node cluster with
+// replication factor 3, under steady load from devices on two gateways;
+// the broker leading most raw and sequenced partitions is killed and
+// started again, and later the leading broker is paused longer than a
+// session and resumed. Every send must be accepted once and delivered
+// once, in order, to every member.
+func TestBrokerFaultsOnACluster(t *testing.T) {
+	cluster := stacktest.StartCluster(t)
+	urls, _, topics := startPipelineOn(t, cluster.Kafka, 3, "a", "b")
+	gen, err := loadgen.New(loadgen.Config{Gateways: urls, TokenKey: tokenKey, Users: 20, GroupSize: 5, Groups: 3, DMs: 3,
+		Rate: 20, Duration: 50 * time.Second, Drain: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res *loadgen.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := gen.Run(context.Background(), nil)
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-gen.LoadStarted():
+	case out := <-done:
+		t.Fatalf("the run ended before its load started: %v", out.err)
+	}
+	sends := func(n int) {
+		stacktest.Eventually(t, time.Minute, "sends fired", func() bool { return gen.Progress().Sends >= n })
+	}
+
+	sends(100)
+	killed := cluster.BusiestNode(topics.Raw, topics.Sequenced)
+	cluster.Signal(killed, "KILL")
+	sends(200) // the load goes on against two brokers
+	cluster.Up()
+	t.Logf("%s killed and started again", killed)
+
+	sends(400)
+	paused := cluster.BusiestNode(topics.Raw, topics.Sequenced)
+	cluster.Signal(paused, "STOP")
+	time.Sleep(brokerPause) // the fault's length: a scenario, not a synchronisation
+	cluster.Signal(paused, "CONT")
+	t.Logf("%s paused for %v", paused, brokerPause)
+
+	out := <-done
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	res := out.res
+	if res.Failed() {
+		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
+	}
+	c := res.Counts
+	if c.Sends < 900 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries {
+		t.Errorf("counts %+v: want about 1000 sends, all accepted, every delivery made", c)
+	}
+	t.Logf("%d sends, %d deliveries; latency p50 %.0f ms, p99 %.0f ms, max %.0f ms", c.Sends, c.Deliveries,
+		res.Latency.P50ms, res.Latency.P99ms, res.Latency.MaxMs)
+}
