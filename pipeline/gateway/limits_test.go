@@ -56,20 +56,7 @@ func TestConnectionLimitRefusesBeforeWelcome(t *testing.T) {
 
 	alice.ws.Close()
 	alice.waitClosed()
-	// The gateway releases alice's place once her handler has finished.
-	var dave *client
-	stacktest.Eventually(t, 30*time.Second, "a connection taken after one closed", func() bool {
-		d := p.connect("small", "dave", "phone")
-		d.sendJSON(map[string]any{"type": "hello", "token": p.token("dave", "phone", time.Hour)})
-		d.waitFor("welcome or refusal", func() bool { return len(d.frames) > 0 })
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.frames[0].Type == "welcome" {
-			dave = d
-			return true
-		}
-		return false
-	})
+	dave := welcomedEventually(t, p, "small", "dave", "phone")
 	dave.send("dm:bob:dave", "m2", 1, "hello bob")
 	dave.waitFrame("accepted", func(f frame) bool { return f.Type == "accepted" })
 	bob.waitSeqs("dm:bob:dave", 1)
@@ -97,14 +84,28 @@ func TestConnectionsPerUserLimit(t *testing.T) {
 
 	phone.ws.Close()
 	phone.waitClosed()
-	stacktest.Eventually(t, 30*time.Second, "erin's tablet taken after her phone left", func() bool {
-		c := p.connect("peruser", "erin", "tablet")
-		c.sendJSON(map[string]any{"type": "hello", "token": p.token("erin", "tablet", time.Hour)})
+	welcomedEventually(t, p, "peruser", "erin", "tablet")
+}
+
+// welcomedEventually connects user/device to gw and says hello until the
+// first answer is welcome (a refused place is released only once the
+// closed connection's handler has finished).
+func welcomedEventually(t *testing.T, p *pipeline, gw, user, device string) *client {
+	t.Helper()
+	var welcomed *client
+	stacktest.Eventually(t, 30*time.Second, user+"/"+device+" welcomed", func() bool {
+		c := p.connect(gw, user, device)
+		c.sendJSON(map[string]any{"type": "hello", "token": p.token(user, device, time.Hour)})
 		c.waitFor("welcome or refusal", func() bool { return len(c.frames) > 0 })
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.frames[0].Type == "welcome"
+		if c.frames[0].Type != "welcome" {
+			return false
+		}
+		welcomed = c
+		return true
 	})
+	return welcomed
 }
 
 // TestMemoryLimitRefuses: a gateway holding more memory than MemoryLimit

@@ -1,7 +1,6 @@
 package loadgen_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -29,20 +28,7 @@ func TestBrokerFaultsOnACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type outcome struct {
-		res *loadgen.Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := gen.Run(context.Background(), nil)
-		done <- outcome{res, err}
-	}()
-	select {
-	case <-gen.LoadStarted():
-	case out := <-done:
-		t.Fatalf("the run ended before its load started: %v", out.err)
-	}
+	wait := runInBackground(t, gen)
 	sends := func(n int) {
 		stacktest.Eventually(t, time.Minute, "sends fired", func() bool { return gen.Progress().Sends >= n })
 	}
@@ -61,11 +47,7 @@ func TestBrokerFaultsOnACluster(t *testing.T) {
 	cluster.Signal(paused, "CONT")
 	t.Logf("%s paused for %v", paused, brokerPause)
 
-	out := <-done
-	if out.err != nil {
-		t.Fatal(out.err)
-	}
-	res := out.res
+	res := wait()
 	if res.Failed() {
 		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
 	}

@@ -78,27 +78,10 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type outcome struct {
-		res *loadgen.Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := gen.Run(context.Background(), nil)
-		done <- outcome{res, err}
-	}()
-	select {
-	case <-gen.LoadStarted():
-	case out := <-done: // setup failed
-		t.Fatalf("the run ended before its load started: %v", out.err)
-	}
+	wait := runInBackground(t, gen)
 	stacktest.Eventually(t, 30*time.Second, "100 sends fired", func() bool { return gen.Progress().Sends >= 100 })
 	stopGateway("a")
-	out := <-done
-	if out.err != nil {
-		t.Fatal(out.err)
-	}
-	res := out.res
+	res := wait()
 	if res.Failed() {
 		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
 	}
@@ -112,5 +95,33 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	}
 	if got := len(gen.Accepted()); got != c.Accepted {
 		t.Errorf("Accepted lists %d messages, counts say %d", got, c.Accepted)
+	}
+}
+
+// runInBackground runs gen until its load has started (failing the test if
+// setup failed) and returns a function that waits for its result.
+func runInBackground(t *testing.T, gen *loadgen.Generator) (wait func() *loadgen.Result) {
+	t.Helper()
+	type outcome struct {
+		res *loadgen.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := gen.Run(context.Background(), nil)
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-gen.LoadStarted():
+	case out := <-done:
+		t.Fatalf("the run ended before its load started: %v", out.err)
+	}
+	return func() *loadgen.Result {
+		t.Helper()
+		out := <-done
+		if out.err != nil {
+			t.Fatal(out.err)
+		}
+		return out.res
 	}
 }
