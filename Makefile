@@ -128,7 +128,8 @@ chaos: stack-up build services-down
 	$(BIN)/chaos $(CHAOS_FLAGS)
 
 ## chaos-cluster: make chaos on a 3-node Kafka cluster (its own stack in
-## .stack-cluster; replication factor 3), with a broker killed and one paused;
+## .stack-cluster; replication factor 3), with the busiest broker and the active
+## controller killed and a broker paused;
 ## 250 sends/s: three brokers on the 2-core reference machine keep up with less.
 chaos-cluster:
 	$(MAKE) down

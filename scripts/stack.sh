@@ -8,6 +8,7 @@
 #   scripts/stack.sh status                   what runs where
 #   scripts/stack.sh clean                    down, then delete data and logs
 #   scripts/stack.sh signal kafka-N SIG       KILL, STOP, CONT or TERM to one Kafka node
+#   scripts/stack.sh controller               the active KRaft controller's node (kafka-N)
 #
 # Environment (defaults in brackets):
 #   SEQCHAT_STACK_DIR [<repo>/.stack]        data, logs, pid files
@@ -381,6 +382,20 @@ if [[ ${1:-} == signal ]]; then
 	pid_alive "$pidfile" || die "signal: $node is not running"
 	kill -s "$sig" "$(cat "$pidfile")"
 	log "$node: sent SIG$sig to pid $(cat "$pidfile")"
+	exit 0
+fi
+
+# controller: the node that is the active KRaft controller (kafka-N), as
+# the controllers' quorum says.
+if [[ ${1:-} == controller ]]; then
+	controllers=
+	for i in $(nodes); do controllers+=${controllers:+,}$HOST:$(node_cport "$i"); done
+	out=$(timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
+		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.MetadataQuorumCommand \
+		--bootstrap-controller "$controllers" describe --status 2>&1) || die "controller: $out"
+	id=$(sed -n 's/^LeaderId:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out")
+	[[ -n $id ]] || die "controller: no LeaderId in: $out"
+	echo "kafka-$id"
 	exit 0
 fi
 

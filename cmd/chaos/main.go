@@ -1,7 +1,8 @@
 // Command chaos runs the pipeline's services under a steady load, kills
 // each of them with SIGKILL several times (and restarts the Kafka broker
-// once; on a cluster, kills one broker and pauses another), then checks every message at every client and in ClickHouse (see
-// pipeline/chaos). Its last line is
+// once; on a cluster, kills the busiest broker and the active controller
+// and pauses a broker), then checks every message at every client and in
+// ClickHouse (see pipeline/chaos). Its last line is
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
 //
@@ -41,7 +42,7 @@ func run() (failed bool, err error) {
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries")
 	fs.StringVar(&cfg.StackScript, "stack-script", "scripts/stack.sh", "stack script used to restart the broker (empty: no broker restart)")
 	fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", kafkawire.DefaultBrokers, "Kafka bootstrap brokers")
-	fs.IntVar(&cfg.KafkaNodes, "kafka-nodes", 1, "brokers of the stack (the stack script's SEQCHAT_KAFKA_NODES); more than one: a broker is killed and another paused instead of the broker restart")
+	fs.IntVar(&cfg.KafkaNodes, "kafka-nodes", 1, "brokers of the stack (the stack script's SEQCHAT_KAFKA_NODES); more than one: the busiest broker and the active controller are killed and a broker paused, instead of the broker restart")
 	fs.DurationVar(&cfg.BrokerDowntime, "broker-downtime", 0, "how long the killed broker stays down (default 10s)")
 	fs.DurationVar(&cfg.BrokerPause, "broker-pause", 0, "how long the paused broker stays stopped (default 15s, longer than a consumer session)")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")

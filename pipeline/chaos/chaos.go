@@ -1,6 +1,7 @@
 // Package chaos runs the pipeline's services as processes under a steady
 // load, kills them with SIGKILL at random and restarts them, restarts the
-// Kafka broker once (on a cluster: kills one broker and pauses another),
+// Kafka broker once (on a cluster: kills the busiest broker and the active
+// controller, and pauses a broker),
 // and then checks every message at every client and in ClickHouse. Its report ends with one line:
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
@@ -36,11 +37,12 @@ type Config struct {
 	StackScript string
 	// KafkaNodes is the stack's broker count. With more than one (a
 	// cluster, replication factor 3), the broker restart is replaced by
-	// two broker faults under the load: a third of the way, the node
+	// three broker faults under the load: a quarter of the way, the node
 	// leading most raw and sequenced partitions is killed (SIGKILL) and
-	// started again after BrokerDowntime; two thirds of the way, the
-	// leading node is paused (SIGSTOP) for BrokerPause, longer than a
-	// consumer session, and resumed ("<script> signal kafka-N SIG").
+	// started again after BrokerDowntime; half-way, the active KRaft
+	// controller likewise; three quarters of the way, the leading node is
+	// paused (SIGSTOP) for BrokerPause, longer than a consumer session,
+	// and resumed ("<script> signal kafka-N SIG", "<script> controller").
 	KafkaNodes     int
 	BrokerDowntime time.Duration
 	BrokerPause    time.Duration
@@ -353,8 +355,9 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 	switch {
 	case h.cfg.StackScript == "":
 	case h.cfg.KafkaNodes > 1:
-		faults[len(order)/3] = h.killBroker
-		faults[2*len(order)/3] = h.pauseBroker
+		faults[len(order)/4] = h.killBroker
+		faults[len(order)/2] = h.killController
+		faults[3*len(order)/4] = h.pauseBroker
 	default:
 		faults[len(order)/2] = h.restartBroker
 	}
@@ -454,6 +457,20 @@ func (h *Harness) killBroker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return h.killNode(ctx, "broker kill", node, "leader of "+leads)
+}
+
+// killController kills the active KRaft controller and starts it again
+// after BrokerDowntime.
+func (h *Harness) killController(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, h.cfg.StackScript, "controller").Output()
+	if err != nil {
+		return fmt.Errorf("%s controller: %w", h.cfg.StackScript, err)
+	}
+	return h.killNode(ctx, "controller kill", strings.TrimSpace(string(out)), "the active controller")
+}
+
+func (h *Harness) killNode(ctx context.Context, fault, node, role string) error {
 	at := time.Now()
 	if err := h.stack(ctx, "signal", node, "KILL"); err != nil {
 		return err
@@ -464,8 +481,8 @@ func (h *Harness) killBroker(ctx context.Context) error {
 	if err := h.stack(ctx, "up", "kafka"); err != nil {
 		return err
 	}
-	return h.recovered(ctx, "broker kill", fmt.Sprintf("%s (leader of %s) SIGKILL; started again after %v",
-		node, leads, time.Since(at).Round(time.Millisecond)), at)
+	return h.recovered(ctx, fault, fmt.Sprintf("%s (%s) SIGKILL; started again after %v",
+		node, role, time.Since(at).Round(time.Millisecond)), at)
 }
 
 // pauseBroker stops the node that leads most raw and sequenced partitions
