@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -68,11 +69,23 @@ func (c *Cluster) BusiestNode(topics ...string) string {
 	return fmt.Sprintf("kafka-%d", id)
 }
 
-func (c *Cluster) run(args ...string) {
+// Controller is the node that is the active KRaft controller.
+func (c *Cluster) Controller() string {
+	c.t.Helper()
+	return strings.TrimSpace(c.run("controller"))
+}
+
+func (c *Cluster) run(args ...string) string {
 	c.t.Helper()
 	cmd := exec.Command(c.script, args...)
 	cmd.Env = c.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		c.t.Fatalf("stack.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = ee.Stderr
+		}
+		c.t.Fatalf("stack.sh %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
+	return string(out)
 }
