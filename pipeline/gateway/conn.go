@@ -57,8 +57,7 @@ type conn struct {
 	tokens     float64
 	refill     time.Time
 
-	orderMu sync.Mutex
-	order   sendOrder // admitted and settled by the reader
+	order sendOrder // admitted and settled by the reader, its own
 }
 
 // submitted is a send handed to ingest (or refused by it: err) whose
@@ -580,8 +579,6 @@ func (c *conn) handleSend(s *Send) {
 // admitSend answers a send that may not go to the pipeline now (order,
 // rate, overload) and reports whether it may.
 func (c *conn) admitSend(s *Send) bool {
-	c.orderMu.Lock()
-	defer c.orderMu.Unlock()
 	if ok, full := c.order.admit(s.ConversationID, s.ClientSeq); !ok {
 		if full {
 			c.fail(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
@@ -621,20 +618,14 @@ func (c *conn) answer(s submitted, err error) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.orderMu.Lock()
 		c.order.accept(s.conv, s.clientSeq)
-		c.orderMu.Unlock()
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
 	case errors.As(err, &ierr):
-		c.orderMu.Lock()
 		c.order.accept(s.conv, s.clientSeq) // settled for good: the sends behind it go on
-		c.orderMu.Unlock()
 		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.conv, ClientMsgID: s.cmid,
 			Code: ierr.Code, Message: ierr.Message}))
 	default:
-		c.orderMu.Lock()
 		c.order.failed(s.conv, s.clientSeq)
-		c.orderMu.Unlock()
 		c.log.Warn("send not accepted", "err", err)
 		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.cmid}, false))
 	}

@@ -25,8 +25,8 @@ const maxRefusedPerConversation = 4096
 // unavailable answers are retried after different delays. Waiting for
 // each resend's acknowledgement instead let a resent burst through one
 // send per retry round.) Client sends with client_seq 0 ask for no order
-// and are never held back. Not safe for concurrent use (the connection
-// locks it).
+// and are never held back. Not safe for concurrent use (the connection's
+// reader alone uses it).
 type sendOrder struct {
 	refused  map[string][]refusedSend // conversation -> refused sends not accepted since, ascending
 	accepted map[string]uint64        // conversation -> highest client_seq accepted here
