@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seqchat/seqchat/pipeline/ingest"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// submitted is a send handed to ingest (or refused by it: err) whose
+// answer the client is owed.
+type submitted struct {
+	conv, cmid string
+	clientSeq  uint64
+	tracked    bool // counted in flight by admission
+}
+
+func (c *conn) handleSend(s *Send) {
+	if !c.admitSend(s) {
+		return
+	}
+	in := ingest.Send{ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID, SenderUserID: c.user,
+		SenderDeviceID: c.device, ClientSeq: s.ClientSeq}
+	if s.Message != nil {
+		in.Message = &imv1.ChatMessage{ContentType: s.Message.ContentType, Body: []byte(s.Message.Body)}
+	} else {
+		in.Control = controlOf(s.Control)
+	}
+	// In flight from before the submit: its entry can come back before the
+	// broker's acknowledgement does.
+	c.mu.Lock()
+	_, again := c.inflight[s.ClientMsgID]
+	tracked := !again && c.inflight != nil
+	if tracked {
+		c.inflight[s.ClientMsgID] = struct{}{}
+		c.g.admit.accepted(time.Now())
+	}
+	c.unanswered[s.ClientMsgID] = 0
+	c.mu.Unlock()
+	// Submitted one after another: the next send of the connection is read
+	// only once this one is answered. (Pipelining them, answered in order,
+	// broke I2 in make chaos: across a broker restart a send failed while
+	// later ones of its conversation were in flight and written, and its
+	// resend came after the hold window.)
+	sub, err := c.g.ingest.Enqueue(context.Background(), in)
+	if err == nil {
+		err = sub.Wait(context.Background())
+	}
+	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, tracked: tracked}, err)
+}
+
+// admitSend answers a send that may not go to the pipeline now (order,
+// rate, overload) and reports whether it may.
+func (c *conn) admitSend(s *Send) bool {
+	if ok, full := c.order.admit(s.ConversationID, s.ClientSeq); !ok {
+		if full {
+			c.fail(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+				Message: "too many sends refused in " + s.ConversationID + "; reconnect and resend them in order"}, websocket.CloseTryAgainLater)
+			return false
+		}
+		c.g.metrics.refused.WithLabelValues(refusedOrder).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID,
+			Message: "an earlier send of this conversation was not accepted; resend it first, then this one"}, false))
+		return false
+	}
+	if ok, wait := c.allowSend(); !ok {
+		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.g.metrics.refused.WithLabelValues(refusedRateLimited).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeRateLimited, Message: "too many sends; this one was dropped", Ref: s.ClientMsgID,
+			RetryAfter: wait}, false))
+		return false
+	}
+	if ok, behind := c.g.admit.admit(time.Now()); !ok {
+		c.order.failed(s.ConversationID, s.ClientSeq)
+		c.g.metrics.refused.WithLabelValues(refusedOverload).Inc()
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Ref: s.ClientMsgID, RetryAfter: behind,
+			Message: "the pipeline is behind; retry with the same client_msg_id after retry_after_ms"}, false))
+		return false
+	}
+	return true
+}
+
+func (c *conn) answer(s submitted, err error) {
+	c.mu.Lock()
+	seq := c.unanswered[s.cmid] // a repeat's original seq, if known by now
+	delete(c.unanswered, s.cmid)
+	if err != nil && s.tracked {
+		c.landed(s.cmid) // not taken: nothing will come back
+	}
+	c.mu.Unlock()
+	var ierr *ingest.Error
+	switch {
+	case err == nil:
+		c.order.accept(s.conv, s.clientSeq)
+		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
+	case errors.As(err, &ierr):
+		c.order.accept(s.conv, s.clientSeq) // settled for good: the sends behind it go on
+		c.send(encode(rejectedFrame{Type: "rejected", ConversationID: s.conv, ClientMsgID: s.cmid,
+			Code: ierr.Code, Message: ierr.Message}))
+	default:
+		c.order.failed(s.conv, s.clientSeq)
+		c.log.Warn("send not accepted", "err", err)
+		c.send(errorPayload(&ProtocolError{Code: CodeUnavailable, Message: "not accepted; retry with the same client_msg_id", Ref: s.cmid}, false))
+	}
+}
+
+func controlOf(c *Control) *imv1.Control {
+	switch c.Op {
+	case "create_group":
+		return &imv1.Control{Op: &imv1.Control_CreateGroup{CreateGroup: &imv1.CreateGroup{Title: c.Title, InitialMembers: c.UserIDs}}}
+	case "join":
+		return &imv1.Control{Op: &imv1.Control_Join{Join: &imv1.Join{UserId: c.UserID}}}
+	case "leave":
+		return &imv1.Control{Op: &imv1.Control_Leave{Leave: &imv1.Leave{}}}
+	default: // "kick": the decoder admits no other op
+		return &imv1.Control{Op: &imv1.Control_Kick{Kick: &imv1.Kick{UserId: c.UserID}}}
+	}
+}
+
+// allowSend is a token bucket: SendsPerSecond, bursts of SendBurst. When
+// it refuses, wait is how long until the next token.
+func (c *conn) allowSend() (ok bool, wait time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.tokens = min(float64(c.g.cfg.SendBurst), c.tokens+now.Sub(c.refill).Seconds()*c.g.cfg.SendsPerSecond)
+	c.refill = now
+	if c.tokens < 1 {
+		return false, time.Duration((1 - c.tokens) / c.g.cfg.SendsPerSecond * float64(time.Second))
+	}
+	c.tokens--
+	return true, 0
+}
