@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/pipeline/backoff"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/presence"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -35,9 +37,26 @@ func (v *presenceView) markCaughtUp() {
 	}
 }
 
-// run consumes every partition from the start; it marks the view caught up
-// once each partition reached the end it had when run began.
+// run follows the topic until ctx ends. A failure (the topic created a
+// moment ago and not yet known to the broker asked, a leader moving) is
+// retried with backoff, never returned: the fanout must not exit on a
+// transient broker condition. Following again from the start is safe:
+// the table keeps the newest record of each device whatever the order.
 func (v *presenceView) run(ctx context.Context, client sarama.Client, topic string) error {
+	retry := backoff.New(200*time.Millisecond, 5*time.Second)
+	for {
+		err := v.follow(ctx, client, topic)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		v.log.Warn("following the presence topic failed; retrying", "err", err, "backoff", retry.Next())
+		retry.Wait(ctx)
+	}
+}
+
+// follow consumes every partition from the start; it marks the view
+// caught up once each partition reached the end it had when follow began.
+func (v *presenceView) follow(ctx context.Context, client sarama.Client, topic string) error {
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("presence consumer: %w", err)
