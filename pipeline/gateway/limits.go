@@ -3,7 +3,6 @@ package gateway
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
 	"sync"
@@ -95,15 +94,6 @@ func openFileLimit() uint64 {
 		return 0
 	}
 	return r.Cur
-}
-
-// openFiles counts the process's open file descriptors (-1 if unknown).
-func openFiles() float64 {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return float64(len(fds))
 }
 
 // processMemory is what the Go runtime holds from the OS, less what it has

@@ -66,7 +66,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// registerLimits exports the connection limits and what uses them up.
+// registerLimits exports the connection limits and what uses them up
+// (file descriptors are the process collector's process_open_fds and
+// process_max_fds).
 func (m *metrics) registerLimits(reg prometheus.Registerer, l *connLimits) {
 	if reg == nil {
 		return
@@ -84,7 +86,5 @@ func (m *metrics) registerLimits(reg prometheus.Registerer, l *connLimits) {
 		gauge("connections_per_user_limit", "MaxConnectionsPerUser in effect (0: none).", func() float64 { return float64(l.perUser) }),
 		gauge("memory_limit_bytes", "MemoryLimit in effect (0: none).", func() float64 { return float64(l.maxMemory) }),
 		gauge("memory_bytes", "Bytes the Go runtime holds from the OS (what MemoryLimit bounds).", func() float64 { return float64(processMemory()) }),
-		gauge("open_fds", "Open file descriptors of the process (-1: unknown).", openFiles),
-		gauge("fd_limit", "The process's open-file limit (0: unknown).", func() float64 { return float64(openFileLimit()) }),
 	)
 }
