@@ -119,11 +119,17 @@ func (c *conn) sendEntry(e Entry) {
 	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt})
 }
 
+// enqueue queues f unless the connection is closing. Once a frame is
+// dropped for a full queue nothing after it may be queued or written: the
+// device would see a later seq without the dropped one (a gap) and could
+// acknowledge past it.
 func (c *conn) enqueue(f outFrame) {
+	if c.closed() {
+		return
+	}
 	select {
 	case c.out <- f:
 		c.g.metrics.framesOut.Inc()
-	case <-c.quit:
 	default:
 		c.fail(&ProtocolError{Code: CodeSlowConsumer, Message: "the client reads too slowly"}, websocket.ClosePolicyViolation)
 	}
@@ -156,6 +162,9 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case f := <-c.out:
+			if c.closed() {
+				continue // closing: queued frames are dropped, see enqueue
+			}
 			if err := c.writeFrames(f, write); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "write failed")
 				return
@@ -186,6 +195,9 @@ func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
 		}
 	}
 	for _, f := range frames {
+		if c.closed() {
+			break
+		}
 		if err := write(websocket.TextMessage, f.b); err != nil {
 			return err
 		}

@@ -2,8 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func testConn(queue int, rate float64, burst int) *conn {
@@ -33,6 +38,58 @@ func TestSlowClientIsDroppedWithReason(t *testing.T) {
 	}
 	if len(c.out) != 2 {
 		t.Fatalf("queue holds %d frames, want its bound 2", len(c.out))
+	}
+}
+
+// TestNothingFollowsADroppedFrame: once a frame is dropped for a full
+// queue, no later frame is queued even when the writer has made room (the
+// device would see seq n+1 without n), and the writer writes none of what
+// is queued, only the fatal error and the close.
+func TestNothingFollowsADroppedFrame(t *testing.T) {
+	c := testConn(2, 50, 100)
+	c.send([]byte(`{"n":1}`))
+	c.send([]byte(`{"n":2}`))
+	c.send([]byte(`{"n":3}`)) // dropped: the queue is full
+	<-c.out                   // the writer takes frame 1
+	for i := 0; i < 100; i++ {
+		c.send([]byte(`{"n":4}`))
+	}
+	if len(c.out) != 1 {
+		t.Fatalf("queue holds %d frames after the drop, want only frame 2", len(c.out))
+	}
+
+	upgraded := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		upgraded <- ws
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c.ws = <-upgraded
+	c.g.cfg.PingInterval = time.Hour
+	go c.writeLoop()
+	var got []string
+	for {
+		_, b, err := client.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+				t.Fatalf("read ended with %v, want the policy-violation close", err)
+			}
+			break
+		}
+		got = append(got, string(b))
+	}
+	<-c.done
+	if len(got) != 1 || !strings.Contains(got[0], CodeSlowConsumer) {
+		t.Fatalf("client got %q after the drop, want only the slow_consumer error", got)
 	}
 }
 
