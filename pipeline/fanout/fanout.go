@@ -83,6 +83,8 @@ type Fanout struct {
 	restorer sarama.Consumer     // reads membership periods on assignment
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
+	// partitions is the sequenced topic's partition count.
+	partitions int32
 
 	mu    sync.Mutex
 	group *kafkawire.Group
@@ -120,7 +122,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
+	f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
 	admin.Close()
 	if err != nil {
 		return fmt.Errorf("fanout: %w", err)
@@ -154,7 +156,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 	defer f.producer.Close()
 	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: f.cfg.Kafka, GroupID: f.cfg.GroupID, Topic: t.Sequenced,
 		SessionTimeout: f.cfg.SessionTimeout, MaxBatch: f.cfg.BatchMaxRecords, CommitInterval: f.cfg.CommitInterval,
-		Lag: f.metrics.lag, Logger: f.log}, stage{f})
+		Idle: routingStartedIdle, Lag: f.metrics.lag, Logger: f.log}, stage{f})
 	if err != nil {
 		return fmt.Errorf("fanout: %w", err)
 	}
@@ -167,6 +169,11 @@ func (f *Fanout) Run(ctx context.Context) error {
 	g.Go(func() error { return f.route(ctx, group) })
 	return g.Wait()
 }
+
+// routingStartedIdle: an idle partition's worker runs this often, so that
+// a device connecting while nothing is sent still hears, from every
+// partition, that it is routed to (RoutingStarted).
+const routingStartedIdle = 250 * time.Millisecond
 
 // route runs the consumer group over the sequenced topic once presence has
 // caught up (routing earlier would miss connected devices).

@@ -19,15 +19,36 @@ import (
 // presenceView follows the whole presence topic into a table that every
 // partition worker reads.
 type presenceView struct {
-	mu       sync.RWMutex
-	table    *presence.Table
-	caughtUp atomic.Bool
-	ready    chan struct{} // closed once caught up
-	log      *slog.Logger
+	mu    sync.RWMutex
+	table *presence.Table
+	// connects are the recent connections applied, oldest first, numbered
+	// from connectsBase: each partition worker tells their gateways from
+	// which offset on it routes to them (RoutingStarted).
+	connects     []connect
+	connectsBase uint64
+	// applied is, per presence partition, the offset after the last record
+	// applied; appliedMore is closed (and replaced) when it grows.
+	applied     map[int32]int64
+	appliedMore chan struct{}
+	caughtUp    atomic.Bool
+	ready       chan struct{} // closed once caught up
+	log         *slog.Logger
 }
 
+// connect is one connection the view applied, at when.
+type connect struct {
+	p    *imv1.Presence
+	when time.Time
+}
+
+// connectWindow is how long a connection is remembered for the workers:
+// a worker that takes over a partition tells the gateways of the
+// connections this recent (older ones have settled by their timed passes).
+const connectWindow = 30 * time.Second
+
 func newPresenceView(log *slog.Logger) *presenceView {
-	return &presenceView{table: presence.NewTable(), ready: make(chan struct{}), log: log}
+	return &presenceView{table: presence.NewTable(), ready: make(chan struct{}), log: log,
+		applied: map[int32]int64{}, appliedMore: make(chan struct{})}
 }
 
 func (v *presenceView) markCaughtUp() {
@@ -113,17 +134,77 @@ func (v *presenceView) follow(ctx context.Context, client sarama.Client, topic s
 }
 
 func (v *presenceView) apply(m *sarama.ConsumerMessage) {
-	if len(m.Value) == 0 {
-		return // a tombstone: the compacted topic forgets the device
-	}
 	p := &imv1.Presence{}
-	if err := imv1.Unmarshal(m.Value, p); err != nil {
+	if len(m.Value) == 0 { // a tombstone: the compacted topic forgets the device
+		p = nil
+	} else if err := imv1.Unmarshal(m.Value, p); err != nil {
 		v.log.Warn("skipping presence record", "partition", m.Partition, "offset", m.Offset, "err", err)
+		p = nil
+	}
+	if p == nil {
+		v.mu.Lock()
+		v.markApplied(m)
+		v.mu.Unlock()
 		return
 	}
+	now := time.Now()
 	v.mu.Lock()
-	v.table.Apply(p)
-	v.mu.Unlock()
+	defer v.mu.Unlock()
+	v.markApplied(m)
+	if v.table.Apply(p) && p.Online && now.Sub(time.UnixMilli(p.AtMs)) < connectWindow {
+		v.connects = append(v.connects, connect{p: p, when: now})
+	}
+	drop := 0
+	for drop < len(v.connects) && now.Sub(v.connects[drop].when) >= connectWindow {
+		drop++
+	}
+	v.connects = v.connects[drop:]
+	v.connectsBase += uint64(drop)
+}
+
+// markApplied records that m was applied; v.mu is held.
+func (v *presenceView) markApplied(m *sarama.ConsumerMessage) {
+	if m.Offset+1 > v.applied[m.Partition] {
+		v.applied[m.Partition] = m.Offset + 1
+		close(v.appliedMore)
+		v.appliedMore = make(chan struct{})
+	}
+}
+
+// waitApplied waits until the view has applied every presence record up to
+// ends (per partition, the offset to reach). A worker taking over a
+// partition waits for the ends as they are when it starts: every
+// connection the previous owner could have told a gateway about is then
+// routed to by this one too.
+func (v *presenceView) waitApplied(ctx context.Context, ends map[int32]int64) error {
+	for {
+		v.mu.RLock()
+		more, behind := v.appliedMore, false
+		for p, end := range ends {
+			behind = behind || v.applied[p] < end
+		}
+		v.mu.RUnlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-more:
+		}
+	}
+}
+
+// connectsSince returns the connections applied after the first seen of
+// them (0: from the oldest remembered) and the count to pass next time.
+func (v *presenceView) connectsSince(seen uint64) (next uint64, cs []*imv1.Presence) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	next = v.connectsBase + uint64(len(v.connects))
+	for _, c := range v.connects[max(seen, v.connectsBase)-v.connectsBase:] {
+		cs = append(cs, c.p)
+	}
+	return next, cs
 }
 
 // devices returns, per gateway, the connected devices of users.

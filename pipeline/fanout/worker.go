@@ -20,11 +20,17 @@ type worker struct {
 	p       int32
 	log     *slog.Logger
 	members *Members
+	// connectsSeen counts the presence view's connections this worker has
+	// told their gateways about (RoutingStarted); next is the offset after
+	// the last record it routed, -1 before the first.
+	connectsSeen uint64
+	next         int64
 }
 
 // startWorker restores the partition's membership periods: everything the
 // previous owner persisted, which is at or ahead of the committed offset
-// (periods are written before offsets are committed).
+// (periods are written before offsets are committed). It also waits until
+// the presence view has applied what the previous owner could have.
 func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	start := time.Now()
 	topic := f.cfg.Topics.FanoutMembers
@@ -60,13 +66,33 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			}
 		}
 	}
+	if err := f.presenceCaughtUp(ctx); err != nil {
+		return nil, fmt.Errorf("partition %d: %w", p, err)
+	}
 	entries := make([]*imv1.FanoutMembership, 0, len(latest))
 	for _, fm := range latest {
 		entries = append(entries, fm)
 	}
-	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries)}
+	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries), next: -1}
 	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond))
 	return w, nil
+}
+
+// presenceCaughtUp waits until the presence view has applied every record
+// the presence topic holds now.
+func (f *Fanout) presenceCaughtUp(ctx context.Context) error {
+	topic := f.cfg.Topics.Presence
+	parts, err := f.client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	ends := map[int32]int64{}
+	for _, p := range parts {
+		if ends[p], err = kafkawire.NewestOffset(ctx, f.client, topic, p); err != nil {
+			return fmt.Errorf("end of %s/%d: %w", topic, p, err)
+		}
+	}
+	return f.presence.waitApplied(ctx, ends)
 }
 
 // Close: the partition was revoked or the session ended.
@@ -75,18 +101,40 @@ func (w *worker) Close() { w.f.metrics.partitions.Dec() }
 // Process routes a batch: membership changes persisted and deliveries
 // written, in one request, before the group may commit the batch's
 // offsets. An error ends the session; the batch is routed again.
+//
+// Connections the presence view applied since the last batch are routed
+// to from this batch on; each one's gateway is told so (RoutingStarted),
+// an idle tick included, so that it settles the device exactly.
 func (w *worker) Process(b kafkawire.Batch) error {
-	if len(b.Records) == 0 {
+	seen, connects := w.f.presence.connectsSince(w.connectsSeen)
+	if len(b.Records) == 0 && len(connects) == 0 {
 		return nil
+	}
+	from := w.next
+	switch {
+	case from >= 0:
+	case len(b.Records) > 0:
+		from = b.Records[0].Offset
+	default:
+		from = b.Next
 	}
 	msgs, sequenced, err := w.route(b.Records)
 	if err != nil {
 		return err
 	}
+	started, err := w.routingStarted(connects, from)
+	if err != nil {
+		return err
+	}
+	msgs = append(msgs, started...)
 	if len(msgs) > 0 {
 		if err := w.f.producer.SendMessages(msgs); err != nil {
 			return fmt.Errorf("write deliveries and membership periods: %w", err)
 		}
+	}
+	w.connectsSeen = seen
+	if len(b.Records) > 0 {
+		w.next = b.Next
 	}
 	now := time.Now()
 	for _, ms := range sequenced {
@@ -144,6 +192,30 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 	}
 	w.f.metrics.deliveries.Add(float64(len(deliveries)))
 	return append(msgs, deliveries...), sequenced, nil
+}
+
+// routingStarted tells the gateway of each connection that this
+// partition is routed to it from offset from on.
+func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*sarama.ProducerMessage, error) {
+	var msgs []*sarama.ProducerMessage
+	for _, c := range connects {
+		topic := w.f.cfg.Topics.Gateway(c.GatewayId)
+		parts := w.f.gateways.partitions(topic)
+		if parts == 0 {
+			continue // the gateway is gone
+		}
+		b, err := imv1.Marshal(&imv1.GatewayDelivery{Version: imv1.Version, RoutingStarted: &imv1.RoutingStarted{
+			UserId: c.UserId, DeviceId: c.DeviceId, Epoch: c.Epoch, SequencedPartition: w.p,
+			SequencedOffset: from, SequencedPartitions: w.f.partitions}})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic,
+			Partition: int32(kafkawire.PartitionFor([]byte(c.UserId), int(parts))),
+			Key:       sarama.StringEncoder(c.UserId), Value: sarama.ByteEncoder(b)})
+	}
+	w.f.metrics.routingStarted.Add(float64(len(msgs)))
+	return msgs, nil
 }
 
 // gatewayTopics remembers which gateway topics exist, for a few seconds.

@@ -53,6 +53,8 @@ type conn struct {
 	refill     time.Time
 
 	order sendOrder // admitted and settled by the reader, its own
+
+	routing routing // what the fanout said about routing here (under mu)
 }
 
 // outFrame is a frame waiting for the write loop; routedAt is set for a
@@ -88,7 +90,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now()}
+		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
+		routing: newRouting()}
 	go c.writeLoop()
 	if reason := g.limits.take(); reason != "" {
 		c.refuse(reason, &ProtocolError{Code: CodeUnavailable, RetryAfter: retryAfter(),

@@ -53,11 +53,14 @@ type Config struct {
 	// PingInterval of WebSocket pings; a client silent for twice as long is
 	// dropped. Zero means 20s.
 	PingInterval time.Duration
-	// SettleDelay: this long after a device connects (and again 4 times
-	// later), the gateway reads history once more for every conversation
-	// of the user that has had no live entry. Entries routed between the
-	// device's hello and the fanout seeing its presence did not come live;
-	// this pass delivers them. Zero means 3s.
+	// SettleDelay: entries the fanout routed between the device's hello
+	// and its seeing the device's presence did not come live. The fanout
+	// says, per sequenced partition, from which offset it routes to the
+	// device (RoutingStarted); once history has stored the partition up
+	// to there, the gateway reads it once more for the conversations on
+	// it that have had no live entry. For partitions no such notice came
+	// for this long after hello (and again 4 times later), it reads every
+	// conversation of the user that has had no live entry. Zero means 3s.
 	SettleDelay time.Duration
 	// OverloadDelay: while the pipeline is this far behind (live entries
 	// are written to the clients this long after ingest received them, or
@@ -293,7 +296,12 @@ func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) erro
 			g.log.Warn("consuming deliveries", "err", err)
 		case m := <-pc.Messages():
 			d := &imv1.GatewayDelivery{}
-			if err := imv1.Unmarshal(m.Value, d); err != nil || d.Record == nil {
+			err := imv1.Unmarshal(m.Value, d)
+			if err == nil && d.RoutingStarted != nil {
+				g.routingStarted(d.RoutingStarted)
+				continue
+			}
+			if err != nil || d.Record == nil {
 				g.log.Warn("skipping undecodable delivery", "offset", m.Offset, "err", err)
 				continue
 			}
@@ -325,6 +333,21 @@ func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
 		} else {
 			c.offer(d.Record.ConversationId, entry)
 		}
+	}
+}
+
+// routingStarted hands the fanout's notice to the connection it names.
+func (g *Gateway) routingStarted(rs *imv1.RoutingStarted) {
+	g.mu.Lock()
+	var target *conn
+	for c := range g.conns[deviceKey{rs.UserId, rs.DeviceId}] {
+		if c.epoch == rs.Epoch {
+			target = c
+		}
+	}
+	g.mu.Unlock()
+	if target != nil {
+		target.routingStarted(rs.SequencedPartition, rs.SequencedOffset, rs.SequencedPartitions)
 	}
 }
 

@@ -41,6 +41,8 @@ type pipeline struct {
 	signer   *auth.Signer
 	gateways map[string]*runningGateway
 	log      *slog.Logger // printed if the test fails
+	sink     history.Config
+	stopSink func()
 }
 
 type runningGateway struct {
@@ -89,12 +91,9 @@ func startPipeline(t testing.TB) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := history.New(history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
-		BatchMaxWait: 20 * time.Millisecond, Logger: p.log.With("service", "history")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.run("history sink", sink.Run)
+	p.sink = history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
+		BatchMaxWait: 20 * time.Millisecond, Logger: p.log.With("service", "history")}
+	p.startSink()
 	progress := history.NewProgress(kcfg, topics, prefix+".history")
 	t.Cleanup(func() { progress.Close() })
 	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken, Progress: progress})
@@ -105,6 +104,16 @@ func startPipeline(t testing.TB) *pipeline {
 	t.Cleanup(srv.Close)
 	p.history = srv.URL
 	return p
+}
+
+// startSink starts the history sink (again, after stopSink).
+func (p *pipeline) startSink() {
+	p.t.Helper()
+	sink, err := history.New(p.sink)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.stopSink = p.run("history sink", sink.Run)
 }
 
 // waitPosition polls the history service until the device's stored

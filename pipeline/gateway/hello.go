@@ -142,57 +142,6 @@ func (c *conn) catchUp(resume map[string]uint64) {
 	}
 }
 
-// settleRounds: the settle pass runs SettleDelay after hello and again
-// (settleRounds-1) times, each after a delay 4 times longer than the last:
-// one pass relies on history having written within SettleDelay what the
-// fanout routed before it knew the device, and a history sink that is
-// slow for a moment (a restart, a burst) would leave such an entry, in a
-// quiet conversation, undelivered until its next message.
-const settleRounds = 2
-
-// settle is the catch-up pass after hello: anything sequenced while the
-// fanout did not yet know this device is in history by then, including
-// conversations the user joined meanwhile.
-func (c *conn) settle() {
-	delay := c.g.cfg.SettleDelay
-	for range settleRounds {
-		if !c.sleep(delay) {
-			return
-		}
-		c.settleOnce()
-		delay *= 4
-	}
-}
-
-func (c *conn) settleOnce() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
-	cancel()
-	if err != nil {
-		c.log.Warn("settle pass: listing conversations", "err", err)
-		return
-	}
-	for _, conv := range convs {
-		c.mu.Lock()
-		cs := c.convs[conv]
-		if cs == nil {
-			cs = &convState{reorder: NewReorder(0, 0)}
-			c.convs[conv] = cs
-		}
-		if cs.live {
-			c.mu.Unlock()
-			c.g.metrics.settleSkips.Inc()
-			continue
-		}
-		start := !cs.filling
-		cs.filling = true
-		c.mu.Unlock()
-		if start {
-			go c.fill(conv, true, nil)
-		}
-	}
-}
-
 // resumeWhenHistoryAnswers is resumePositions, retried with backoff while
 // history fails; false if the connection or the gateway closes first.
 func (c *conn) resumeWhenHistoryAnswers(sent map[string]uint64) (map[string]uint64, bool) {

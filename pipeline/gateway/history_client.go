@@ -42,6 +42,9 @@ type History interface {
 	// Read to report.
 	CatchUp(ctx context.Context, user string, after map[string]uint64, limit int) (map[string]HistoryPage, error)
 	Conversations(ctx context.Context, user string) ([]string, error)
+	// Progress is, per partition of the sequenced topic, the offset before
+	// which history has stored every record.
+	Progress(ctx context.Context) ([]int64, error)
 	Positions(ctx context.Context, user, device string) (map[string]uint64, error)
 	SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error
 }
@@ -114,6 +117,13 @@ func (c *HistoryClient) Conversations(ctx context.Context, user string) ([]strin
 	}
 	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(user)+"/conversations", nil, &out)
 	return out.Conversations, err
+}
+
+// Progress implements History.
+func (c *HistoryClient) Progress(ctx context.Context) ([]int64, error) {
+	var out historyapi.Progress
+	err := c.do(ctx, http.MethodGet, "/v1/progress", nil, &out)
+	return out.StoredBefore, err
 }
 
 // Positions implements History.

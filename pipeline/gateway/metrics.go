@@ -16,7 +16,7 @@ const (
 type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
-	historyErrors, settleSkips                     prometheus.Counter
+	historyErrors, settleSkips, settledPartitions  prometheus.Counter
 	disconnects                                    *prometheus.CounterVec
 	writeDelay                                     prometheus.Histogram
 	refused                                        *prometheus.CounterVec
@@ -29,14 +29,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_gateway_" + name, Help: help})
 	}
 	m := &metrics{
-		connections:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_gateway_connections", Help: "Authenticated connections."}),
-		framesIn:      c("frames_in_total", "Client frames read."),
-		framesOut:     c("frames_out_total", "Frames queued to clients."),
-		delivered:     c("delivered_total", "Entries delivered in order to devices."),
-		fills:         c("history_reads_total", "History reads for catch-up and gap fills."),
-		badAcks:       c("bad_acks_total", "Acks beyond what was delivered, ignored."),
-		historyErrors: c("history_errors_total", "Failed history reads (retried)."),
-		settleSkips:   c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
+		connections:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_gateway_connections", Help: "Authenticated connections."}),
+		framesIn:          c("frames_in_total", "Client frames read."),
+		framesOut:         c("frames_out_total", "Frames queued to clients."),
+		delivered:         c("delivered_total", "Entries delivered in order to devices."),
+		fills:             c("history_reads_total", "History reads for catch-up and gap fills."),
+		badAcks:           c("bad_acks_total", "Acks beyond what was delivered, ignored."),
+		historyErrors:     c("history_errors_total", "Failed history reads (retried)."),
+		settleSkips:       c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
+		settledPartitions: c("settled_partitions_total", "Sequenced partitions settled for a new connection once history stored them up to the fanout's RoutingStarted notice."),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_disconnects_total",
 			Help: "Connections closed by the gateway, by protocol error code."}, []string{"code"}),
 		writeDelay: latency.NewHistogram("seqchat_gateway_write_delay_seconds",
@@ -61,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			return m.pipelineDelay()
 		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
 	}
 	return m
 }

@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/seqchat/seqchat/schemas/historyapi"
 )
 
 // maxPositionsPerSave bounds one PUT of positions.
 const maxPositionsPerSave = 10000
 
 // registerDevices adds the endpoints gateways use to resume a device on any
-// gateway: the user's conversations and the device's acknowledged positions.
+// gateway: the user's conversations, the device's acknowledged positions,
+// and how far the sink has stored the sequenced topic.
 func (h *handler) registerDevices() {
+	h.mux.HandleFunc("GET /v1/progress", h.getProgress)
 	h.mux.HandleFunc("GET /v1/users/{user_id}/conversations", h.getConversations)
 	h.mux.HandleFunc("POST /v1/users/{user_id}/catch-up", h.postCatchUp)
 	h.mux.HandleFunc("GET /v1/devices/{user_id}/{device_id}/positions", h.getPositions)
@@ -38,6 +42,21 @@ func (h *handler) device(r *http.Request) (user, device string, err error) {
 		}
 	}
 	return user, device, nil
+}
+
+func (h *handler) getProgress(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Progress == nil {
+		h.refuse(w, r, &Error{CodeUnavailable, "this history service does not read the sink's progress"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.QueryTimeout)
+	defer cancel()
+	stored, err := h.cfg.Progress.Stored(ctx)
+	if err != nil {
+		h.refuse(w, r, fmt.Errorf("%w: %w", ErrUnavailable, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, historyapi.Progress{StoredBefore: stored})
 }
 
 func (h *handler) getConversations(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,9 @@ package history
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -25,6 +27,8 @@ type Progress struct {
 	client     sarama.Client // connected on first use
 	admin      sarama.ClusterAdmin
 	partitions int // of the topic
+	stored     []int64
+	storedAt   time.Time
 }
 
 // NewProgress reads the progress of the sink's consumer group over the
@@ -43,23 +47,70 @@ func (p *Progress) CaughtUp(ctx context.Context, conversation string) (bool, err
 		return false, err
 	}
 	part := int32(kafkawire.PartitionFor([]byte(conversation), n))
-	// The end first: the sink's position read after it can only be later.
-	stable, err := kafkawire.StableOffset(ctx, p.client, p.topic, part)
+	stored, stable, err := p.partition(ctx, part)
 	if err != nil {
-		return false, fmt.Errorf("history progress: %w", err)
+		return false, err
+	}
+	return stored >= stable, nil
+}
+
+// storedTTL is how long an answer of Stored is reused: gateways poll it
+// while devices connect.
+const storedTTL = 200 * time.Millisecond
+
+// Stored is, per partition of the sequenced topic, the offset before which
+// the sink has stored every record. A gateway that the fanout told "from
+// offset o on, partition p is routed to this device" has everything before
+// o in history once Stored()[p] >= o.
+func (p *Progress) Stored(ctx context.Context) ([]int64, error) {
+	n, err := p.connect()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if time.Since(p.storedAt) < storedTTL {
+		out := slices.Clone(p.stored)
+		p.mu.Unlock()
+		return out, nil
+	}
+	p.mu.Unlock()
+	out := make([]int64, n)
+	for part := range out {
+		if out[part], _, err = p.partition(ctx, int32(part)); err != nil {
+			return nil, err
+		}
+	}
+	p.mu.Lock()
+	p.stored, p.storedAt = slices.Clone(out), time.Now()
+	p.mu.Unlock()
+	return out, nil
+}
+
+// partition reads the sink's committed offset on part and the topic's
+// stable end there; stored is the committed offset, or the end when only
+// a transaction marker lies between them.
+func (p *Progress) partition(ctx context.Context, part int32) (stored, stable int64, err error) {
+	// The end first: the sink's position read after it can only be later.
+	stable, err = kafkawire.StableOffset(ctx, p.client, p.topic, part)
+	if err != nil {
+		return 0, 0, fmt.Errorf("history progress: %w", err)
 	}
 	resp, err := p.admin.ListConsumerGroupOffsets(p.group, map[string][]int32{p.topic: {part}})
 	if err != nil {
-		return false, fmt.Errorf("history progress: offsets of %s: %w", p.group, err)
+		return 0, 0, fmt.Errorf("history progress: offsets of %s: %w", p.group, err)
 	}
 	block := resp.GetBlock(p.topic, part)
 	if block == nil || block.Err != sarama.ErrNoError {
-		return false, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
+		return 0, 0, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
 	}
 	// The record before the stable offset is a transaction's marker, which
 	// a consumer never receives (the sequenced topic is written only in
 	// transactions): a sink past every data record has committed up to it.
-	return block.Offset >= stable-1, nil
+	stored = block.Offset
+	if stored >= stable-1 {
+		stored = stable
+	}
+	return stored, stable, nil
 }
 
 // connect makes the clients and reads the topic's partition count, once;

@@ -60,3 +60,10 @@ type Refused struct {
 	Code           string `json:"code"`
 	Message        string `json:"message"`
 }
+
+// Progress is the answer of GET /v1/progress: per partition of the
+// sequenced topic (by index), the offset before which history has stored
+// every record.
+type Progress struct {
+	StoredBefore []int64 `json:"stored_before"`
+}

@@ -1609,14 +1609,16 @@ func (x *RestoreMarker) GetToken() string {
 
 // GatewayDelivery routes one sequenced record to one gateway: topic
 // im.gw.<gateway-id>, key = conversation id. Fanout writes one per gateway
-// that has at least one recipient device connected.
+// that has at least one recipient device connected. A delivery carries
+// either a record or, instead, routing_started.
 type GatewayDelivery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Record        *SequencedRecord       `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
-	Recipients    []*DeviceRef           `protobuf:"bytes,3,rep,name=recipients,proto3" json:"recipients,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Record         *SequencedRecord       `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	Recipients     []*DeviceRef           `protobuf:"bytes,3,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	RoutingStarted *RoutingStarted        `protobuf:"bytes,4,opt,name=routing_started,json=routingStarted,proto3" json:"routing_started,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GatewayDelivery) Reset() {
@@ -1670,6 +1672,103 @@ func (x *GatewayDelivery) GetRecipients() []*DeviceRef {
 	return nil
 }
 
+func (x *GatewayDelivery) GetRoutingStarted() *RoutingStarted {
+	if x != nil {
+		return x.RoutingStarted
+	}
+	return nil
+}
+
+// RoutingStarted tells a gateway that the fanout routes every record of
+// sequenced partition sequenced_partition from sequenced_offset on to the
+// device's connection epoch: what it needs from before that offset is in
+// history once history has stored the partition up to there. Written once
+// per partition (again after the partition moves to another fanout).
+type RoutingStarted struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	UserId             string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	DeviceId           string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Epoch              uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	SequencedPartition int32                  `protobuf:"varint,4,opt,name=sequenced_partition,json=sequencedPartition,proto3" json:"sequenced_partition,omitempty"`
+	SequencedOffset    int64                  `protobuf:"varint,5,opt,name=sequenced_offset,json=sequencedOffset,proto3" json:"sequenced_offset,omitempty"`
+	// sequenced_partitions is the partition count of the sequenced topic.
+	SequencedPartitions int32 `protobuf:"varint,6,opt,name=sequenced_partitions,json=sequencedPartitions,proto3" json:"sequenced_partitions,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RoutingStarted) Reset() {
+	*x = RoutingStarted{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutingStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutingStarted) ProtoMessage() {}
+
+func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutingStarted.ProtoReflect.Descriptor instead.
+func (*RoutingStarted) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RoutingStarted) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RoutingStarted) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RoutingStarted) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RoutingStarted) GetSequencedPartition() int32 {
+	if x != nil {
+		return x.SequencedPartition
+	}
+	return 0
+}
+
+func (x *RoutingStarted) GetSequencedOffset() int64 {
+	if x != nil {
+		return x.SequencedOffset
+	}
+	return 0
+}
+
+func (x *RoutingStarted) GetSequencedPartitions() int32 {
+	if x != nil {
+		return x.SequencedPartitions
+	}
+	return 0
+}
+
 type DeviceRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1680,7 +1779,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1791,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1804,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1740,7 +1839,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1851,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1864,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -1838,7 +1937,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1949,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1962,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -1949,7 +2048,7 @@ type FanoutMembership struct {
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2060,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2073,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2017,7 +2116,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2128,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2141,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2176,13 +2275,21 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06record\x18\x01 \x01(\v2\x18.seqchat.im.v1.RawRecordR\x06record\x12\"\n" +
 	"\rheld_since_ms\x18\x02 \x01(\x03R\vheldSinceMs\"%\n" +
 	"\rRestoreMarker\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x9d\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\xe5\x01\n" +
 	"\x0fGatewayDelivery\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x126\n" +
 	"\x06record\x18\x02 \x01(\v2\x1e.seqchat.im.v1.SequencedRecordR\x06record\x128\n" +
 	"\n" +
 	"recipients\x18\x03 \x03(\v2\x18.seqchat.im.v1.DeviceRefR\n" +
-	"recipients\"A\n" +
+	"recipients\x12F\n" +
+	"\x0frouting_started\x18\x04 \x01(\v2\x1d.seqchat.im.v1.RoutingStartedR\x0eroutingStarted\"\xeb\x01\n" +
+	"\x0eRoutingStarted\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
+	"\x13sequenced_partition\x18\x04 \x01(\x05R\x12sequencedPartition\x12)\n" +
+	"\x10sequenced_offset\x18\x05 \x01(\x03R\x0fsequencedOffset\x121\n" +
+	"\x14sequenced_partitions\x18\x06 \x01(\x05R\x13sequencedPartitions\"A\n" +
 	"\tDeviceRef\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"\xbc\x01\n" +
@@ -2228,7 +2335,7 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
@@ -2251,11 +2358,12 @@ var file_schemas_imv1_records_proto_goTypes = []any{
 	(*HeldSend)(nil),          // 18: seqchat.im.v1.HeldSend
 	(*RestoreMarker)(nil),     // 19: seqchat.im.v1.RestoreMarker
 	(*GatewayDelivery)(nil),   // 20: seqchat.im.v1.GatewayDelivery
-	(*DeviceRef)(nil),         // 21: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),          // 22: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),        // 23: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),  // 24: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),  // 25: seqchat.im.v1.MembershipPeriod
+	(*RoutingStarted)(nil),    // 21: seqchat.im.v1.RoutingStarted
+	(*DeviceRef)(nil),         // 22: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),          // 23: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),        // 24: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),  // 25: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),  // 26: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -2278,13 +2386,14 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	17, // 17: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
 	1,  // 18: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
 	8,  // 19: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	21, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	25, // 21: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	22, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	21, // 21: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
+	26, // 22: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2322,7 +2431,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
