@@ -110,11 +110,16 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 }
 
 // ServeHTTP authenticates first, so routes are not revealed to strangers,
-// then waits for a slot.
+// then waits for a slot (GET /v1/progress, which reads Kafka, not
+// ClickHouse, does not).
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.token.Allows(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="seqchat-history"`)
 		h.fail(w, r, http.StatusUnauthorized, codeUnauthorized, "missing or wrong service token")
+		return
+	}
+	if r.URL.Path == progressPath {
+		h.mux.ServeHTTP(w, r)
 		return
 	}
 	h.metrics.waiting.Inc()

@@ -9,6 +9,9 @@ import (
 	"github.com/seqchat/seqchat/schemas/historyapi"
 )
 
+// progressPath is the endpoint of the sink's progress.
+const progressPath = "/v1/progress"
+
 // maxPositionsPerSave bounds one PUT of positions.
 const maxPositionsPerSave = 10000
 
@@ -16,7 +19,7 @@ const maxPositionsPerSave = 10000
 // gateway: the user's conversations, the device's acknowledged positions,
 // and how far the sink has stored the sequenced topic.
 func (h *handler) registerDevices() {
-	h.mux.HandleFunc("GET /v1/progress", h.getProgress)
+	h.mux.HandleFunc("GET "+progressPath, h.getProgress)
 	h.mux.HandleFunc("GET /v1/users/{user_id}/conversations", h.getConversations)
 	h.mux.HandleFunc("POST /v1/users/{user_id}/catch-up", h.postCatchUp)
 	h.mux.HandleFunc("GET /v1/devices/{user_id}/{device_id}/positions", h.getPositions)

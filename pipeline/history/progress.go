@@ -27,8 +27,10 @@ type Progress struct {
 	client     sarama.Client // connected on first use
 	admin      sarama.ClusterAdmin
 	partitions int // of the topic
-	stored     []int64
-	storedAt   time.Time
+
+	storedMu sync.Mutex // one Stored read at a time; the others reuse it
+	stored   []int64
+	storedAt time.Time
 }
 
 // NewProgress reads the progress of the sink's consumer group over the
@@ -47,11 +49,11 @@ func (p *Progress) CaughtUp(ctx context.Context, conversation string) (bool, err
 		return false, err
 	}
 	part := int32(kafkawire.PartitionFor([]byte(conversation), n))
-	stored, stable, err := p.partition(ctx, part)
+	stored, stable, err := p.offsets(ctx, []int32{part})
 	if err != nil {
 		return false, err
 	}
-	return stored >= stable, nil
+	return stored[0] >= stable[0], nil
 }
 
 // storedTTL is how long an answer of Stored is reused: gateways poll it
@@ -61,54 +63,58 @@ const storedTTL = 200 * time.Millisecond
 // Stored is, per partition of the sequenced topic, the offset before which
 // the sink has stored every record. A gateway that the fanout told "from
 // offset o on, partition p is routed to this device" has everything before
-// o in history once Stored()[p] >= o.
+// o in history once Stored()[p] >= o. Concurrent callers share one read.
 func (p *Progress) Stored(ctx context.Context) ([]int64, error) {
 	n, err := p.connect()
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
+	p.storedMu.Lock()
+	defer p.storedMu.Unlock()
 	if time.Since(p.storedAt) < storedTTL {
-		out := slices.Clone(p.stored)
-		p.mu.Unlock()
-		return out, nil
+		return slices.Clone(p.stored), nil
 	}
-	p.mu.Unlock()
-	out := make([]int64, n)
-	for part := range out {
-		if out[part], _, err = p.partition(ctx, int32(part)); err != nil {
-			return nil, err
-		}
+	parts := make([]int32, n)
+	for i := range parts {
+		parts[i] = int32(i)
 	}
-	p.mu.Lock()
-	p.stored, p.storedAt = slices.Clone(out), time.Now()
-	p.mu.Unlock()
-	return out, nil
+	stored, _, err := p.offsets(ctx, parts)
+	if err != nil {
+		return nil, err
+	}
+	p.stored, p.storedAt = stored, time.Now()
+	return slices.Clone(stored), nil
 }
 
-// partition reads the sink's committed offset on part and the topic's
-// stable end there; stored is the committed offset, or the end when only
-// a transaction marker lies between them.
-func (p *Progress) partition(ctx context.Context, part int32) (stored, stable int64, err error) {
-	// The end first: the sink's position read after it can only be later.
-	stable, err = kafkawire.StableOffset(ctx, p.client, p.topic, part)
+// offsets reads, for each of parts, the topic's stable end and the sink's
+// committed offset; stored is the committed offset, or the end when only a
+// transaction marker lies between them.
+func (p *Progress) offsets(ctx context.Context, parts []int32) (stored, stable []int64, err error) {
+	// The ends first: the sink's positions read after them can only be later.
+	stable = make([]int64, len(parts))
+	for i, part := range parts {
+		if stable[i], err = kafkawire.StableOffset(ctx, p.client, p.topic, part); err != nil {
+			return nil, nil, fmt.Errorf("history progress: %w", err)
+		}
+	}
+	resp, err := p.admin.ListConsumerGroupOffsets(p.group, map[string][]int32{p.topic: parts})
 	if err != nil {
-		return 0, 0, fmt.Errorf("history progress: %w", err)
+		return nil, nil, fmt.Errorf("history progress: offsets of %s: %w", p.group, err)
 	}
-	resp, err := p.admin.ListConsumerGroupOffsets(p.group, map[string][]int32{p.topic: {part}})
-	if err != nil {
-		return 0, 0, fmt.Errorf("history progress: offsets of %s: %w", p.group, err)
-	}
-	block := resp.GetBlock(p.topic, part)
-	if block == nil || block.Err != sarama.ErrNoError {
-		return 0, 0, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
-	}
-	// The record before the stable offset is a transaction's marker, which
-	// a consumer never receives (the sequenced topic is written only in
-	// transactions): a sink past every data record has committed up to it.
-	stored = block.Offset
-	if stored >= stable-1 {
-		stored = stable
+	stored = make([]int64, len(parts))
+	for i, part := range parts {
+		block := resp.GetBlock(p.topic, part)
+		if block == nil || block.Err != sarama.ErrNoError {
+			return nil, nil, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
+		}
+		// The record before the stable offset is a transaction's marker,
+		// which a consumer never receives (the sequenced topic is written
+		// only in transactions): a sink past every data record has
+		// committed up to it.
+		stored[i] = block.Offset
+		if stored[i] >= stable[i]-1 {
+			stored[i] = stable[i]
+		}
 	}
 	return stored, stable, nil
 }
