@@ -81,10 +81,12 @@ type Fanout struct {
 	presence *presenceView
 	client   sarama.Client
 	restorer sarama.Consumer     // reads membership periods on assignment
+	offsets  sarama.Client       // reads the ends a restore reads to
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
 	// partitions is the sequenced topic's partition count.
 	partitions int32
+	topicsWait kafkawire.TopicsWait
 
 	mu    sync.Mutex
 	group *kafkawire.Group
@@ -102,6 +104,9 @@ func New(cfg Config) (*Fanout, error) {
 // Ready fails until the presence table has caught up with its topic and
 // every claimed partition has its membership periods back.
 func (f *Fanout) Ready(context.Context) error {
+	if err := f.topicsWait.Err(); err != nil {
+		return err
+	}
 	if !f.presence.caughtUp.Load() {
 		return errors.New("presence table not caught up")
 	}
@@ -118,14 +123,20 @@ func (f *Fanout) Ready(context.Context) error {
 // sequenced and fanout-membership topics are co-partitioned.
 func (f *Fanout) Run(ctx context.Context) error {
 	t := f.cfg.Topics
-	admin, err := f.cfg.Kafka.NewAdmin()
-	if err != nil {
+	err := f.topicsWait.Await(ctx, f.log, func() error {
+		admin, err := f.cfg.Kafka.NewAdmin()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
 		return err
-	}
-	f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
-	admin.Close()
+	})
 	if err != nil {
 		return fmt.Errorf("fanout: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	clientCfg := f.cfg.Kafka.ConsumerGroupConfig()
 	// A gateway that is gone must not stall routing: fail its metadata fast.
@@ -148,6 +159,13 @@ func (f *Fanout) Run(ctx context.Context) error {
 		return fmt.Errorf("fanout: restore consumer: %w", err)
 	}
 	defer f.restorer.Close()
+	// The ends a restore reads to, likewise: on client's connection each
+	// waited behind the presence follower's long poll (2.5 s for a
+	// restore's eight presence partitions).
+	if f.offsets, err = sarama.NewClient(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
+		return fmt.Errorf("fanout: offsets client: %w", err)
+	}
+	defer f.offsets.Close()
 	pcfg := f.cfg.Kafka.IdempotentProducerConfig()
 	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // route chooses every partition
 	if f.producer, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), pcfg); err != nil {

@@ -34,7 +34,7 @@ type worker struct {
 func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	start := time.Now()
 	topic := f.cfg.Topics.FanoutMembers
-	end, err := kafkawire.NewestOffset(ctx, f.client, topic, p)
+	end, err := kafkawire.NewestOffset(ctx, f.offsets, topic, p)
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: end of %s: %w", p, topic, err)
 	}
@@ -66,6 +66,7 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			}
 		}
 	}
+	restored := time.Now()
 	if err := f.presenceCaughtUp(ctx); err != nil {
 		return nil, fmt.Errorf("partition %d: %w", p, err)
 	}
@@ -74,7 +75,8 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 		entries = append(entries, fm)
 	}
 	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries), next: -1}
-	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond))
+	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond),
+		"presence_wait", time.Since(restored).Round(time.Millisecond))
 	return w, nil
 }
 
@@ -82,13 +84,13 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 // the presence topic holds now.
 func (f *Fanout) presenceCaughtUp(ctx context.Context) error {
 	topic := f.cfg.Topics.Presence
-	parts, err := f.client.Partitions(topic)
+	parts, err := f.offsets.Partitions(topic)
 	if err != nil {
 		return fmt.Errorf("partitions of %s: %w", topic, err)
 	}
 	ends := map[int32]int64{}
 	for _, p := range parts {
-		if ends[p], err = kafkawire.NewestOffset(ctx, f.client, topic, p); err != nil {
+		if ends[p], err = kafkawire.NewestOffset(ctx, f.offsets, topic, p); err != nil {
 			return fmt.Errorf("end of %s/%d: %w", topic, p, err)
 		}
 	}

@@ -67,6 +67,9 @@ type outFrame struct {
 type convState struct {
 	reorder *Reorder
 	filling bool
+	// settleAgain: a settle pass came while a fill ran, which may have read
+	// history before what the pass is for was stored; it reads once more.
+	settleAgain bool
 	// live: an entry came from the topic since the connection registered,
 	// so the fanout routes this conversation here and any hole before it
 	// shows as a gap; the settle pass can skip it.

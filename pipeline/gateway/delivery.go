@@ -117,14 +117,14 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 	defer func() {
 		c.mu.Lock()
 		cs := c.convs[conv]
-		cs.filling = false
 		_, gap := cs.reorder.Gap()
+		again := cs.settleAgain
+		cs.settleAgain = false
+		more := (gap || again) && !c.closed()
+		cs.filling = more
 		c.mu.Unlock()
-		if gap && !c.closed() {
-			c.mu.Lock()
-			cs.filling = true
-			c.mu.Unlock()
-			go c.fill(conv, false, nil)
+		if more {
+			go c.fill(conv, again, nil)
 		}
 	}()
 	if !catchUp && !c.sleep(c.g.cfg.GapWait) {

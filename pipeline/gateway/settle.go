@@ -86,7 +86,7 @@ func (c *conn) settle() {
 			}
 		}
 		poll = nil
-		waiting, done := c.settleNoticed()
+		waiting, done := c.settleNoticed(time.Since(start) >= c.g.cfg.SettleDelay)
 		switch {
 		case done:
 			return
@@ -102,9 +102,12 @@ func (c *conn) settle() {
 }
 
 // settleNoticed settles the noticed partitions history has stored far
-// enough; waiting: notices still wait for history; done: every partition
-// is settled.
-func (c *conn) settleNoticed() (waiting, done bool) {
+// enough: all at once with one listing of the user's conversations, once
+// every partition has its notice and history is far enough on each (a
+// reconnect storm must not multiply the listings), or, when late, those
+// that are ready. waiting: notices wait for history; done: every
+// partition is settled.
+func (c *conn) settleNoticed(late bool) (waiting, done bool) {
 	c.mu.Lock()
 	n := c.routing.partitions
 	pending := maps.Clone(c.routing.from)
@@ -112,6 +115,9 @@ func (c *conn) settleNoticed() (waiting, done bool) {
 	c.mu.Unlock()
 	if len(pending) == 0 {
 		return false, n > 0 && settled == int(n)
+	}
+	if !late && len(pending)+settled < int(n) {
+		return false, false // the other notices are on their way
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -131,7 +137,7 @@ func (c *conn) settleNoticed() (waiting, done bool) {
 			ready[p] = true
 		}
 	}
-	if len(ready) == 0 {
+	if len(ready) == 0 || (!late && len(ready) < len(pending)) {
 		return true, false
 	}
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
@@ -193,6 +199,7 @@ func (c *conn) settleConversation(conv string) {
 	}
 	start := !cs.filling
 	cs.filling = true
+	cs.settleAgain = !start
 	c.mu.Unlock()
 	if start {
 		go c.fill(conv, true, nil)

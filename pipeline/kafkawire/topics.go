@@ -1,12 +1,17 @@
 package kafkawire
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/pipeline/backoff"
 )
 
 // ErrPartitionMismatch means topics that must be co-partitioned are not, or
@@ -249,4 +254,40 @@ func BusiestLeader(admin sarama.ClusterAdmin, topics ...string) (id int32, leads
 		return 0, 0, 0, fmt.Errorf("partition leaders of %v: no partition", topics)
 	}
 	return id, count[id], total, nil
+}
+
+// TopicsWait is a service's start-up wait for its topics; the zero value
+// is ready to use. Safe for concurrent use.
+type TopicsWait struct {
+	err atomic.Pointer[error]
+}
+
+// Err is why the start waits, nil when it does not (for /readyz).
+func (w *TopicsWait) Err() error {
+	if err := w.err.Load(); err != nil {
+		return fmt.Errorf("waiting for the topics: %w", *err)
+	}
+	return nil
+}
+
+// Await runs check (the service's look at its topics) until it succeeds.
+// While the broker does not answer or a topic does not exist yet (a broker
+// restarting, `imctl init` still creating them) it keeps the error for
+// Err, logs it and retries with backoff: a service must not exit on a
+// transient broker condition. A partition mismatch, a configuration
+// error, is returned at once; so is nil when ctx ends.
+func (w *TopicsWait) Await(ctx context.Context, log *slog.Logger, check func() error) error {
+	retry := backoff.New(200*time.Millisecond, 5*time.Second)
+	for {
+		err := check()
+		if err == nil || errors.Is(err, ErrPartitionMismatch) {
+			w.err.Store(nil)
+			return err
+		}
+		w.err.Store(&err)
+		log.Warn("waiting for the topics", "err", err, "backoff", retry.Next())
+		if !retry.Wait(ctx) {
+			return nil
+		}
+	}
 }

@@ -3,6 +3,7 @@ package sequencer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,46 @@ func TestRefusesMismatchedPartitions(t *testing.T) {
 	defer cancel()
 	if err := s.Run(ctx); !errors.Is(err, kafkawire.ErrPartitionMismatch) {
 		t.Fatalf("Run = %v, want ErrPartitionMismatch", err)
+	}
+}
+
+// TestWaitsForItsTopics: a sequencer started before its topics exist (a
+// broker restarting, `imctl init` still creating them) does not exit: it
+// says why on Ready, and sequences once they are there.
+func TestWaitsForItsTopics(t *testing.T) {
+	prefix := stacktest.Name(t, "seq")
+	topics := kafkawire.PrefixedTopics(prefix)
+	s, err := sequencer.New(sequencer.Config{Kafka: stacktest.Kafka(t), Topics: topics, GroupID: prefix + ".g", Logger: stacktest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stacktest.Eventually(t, time.Minute, "Ready saying it waits for the topics", func() bool {
+		err := s.Ready(ctx)
+		return err != nil && strings.Contains(err.Error(), "waiting for the topics") && strings.Contains(err.Error(), topics.Raw)
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the sequencer exited while its topics were missing: %v", err)
+	default:
+	}
+	admin := stacktest.Admin(t)
+	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 2})
+	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, s := range specs {
+			admin.DeleteTopic(s.Name)
+		}
+	})
+	stacktest.Eventually(t, time.Minute, "sequencer ready", func() bool { return s.Ready(ctx) == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("sequencer: %v", err)
 	}
 }
 

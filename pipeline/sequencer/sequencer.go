@@ -111,6 +111,8 @@ type Sequencer struct {
 	dlqPartitions int32
 	state         sarama.Consumer // reads state partitions on restore
 
+	topicsWait kafkawire.TopicsWait
+
 	mu    sync.Mutex
 	group *kafkawire.Group
 }
@@ -140,26 +142,37 @@ func (s *Sequencer) Ready(context.Context) error {
 	g := s.group
 	s.mu.Unlock()
 	if g == nil {
+		if err := s.topicsWait.Err(); err != nil {
+			return err
+		}
 		return errors.New("not started")
 	}
 	return g.Ready()
 }
 
 // Run sequences until ctx is cancelled. It refuses to start unless the raw,
-// sequenced and state topics have the same partition count.
+// sequenced and state topics have the same partition count; it waits while
+// they do not exist yet or the broker does not answer.
 func (s *Sequencer) Run(ctx context.Context) error {
 	t := s.cfg.Topics
-	admin, err := s.cfg.Kafka.NewAdmin()
-	if err != nil {
-		return err
-	}
-	n, err := kafkawire.CheckCoPartitioned(admin, t.Raw, t.Sequenced, t.SequencerState)
-	if err == nil {
+	var n int32
+	err := s.topicsWait.Await(ctx, s.log, func() error {
+		admin, err := s.cfg.Kafka.NewAdmin()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		if n, err = kafkawire.CheckCoPartitioned(admin, t.Raw, t.Sequenced, t.SequencerState); err != nil {
+			return err
+		}
 		s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter)
-	}
-	admin.Close()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sequencer: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	s.log.Info("topics checked", "raw", t.Raw, "partitions", n, "transactional_id", s.txnID)
 
