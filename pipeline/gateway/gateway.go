@@ -170,7 +170,8 @@ type Gateway struct {
 	admit    *admission
 	limits   *connLimits
 
-	started chan struct{} // closed once the gateway consumes its topic
+	started    chan struct{} // closed once the gateway consumes its topic
+	topicsWait kafkawire.TopicsWait
 
 	mu      sync.Mutex
 	conns   map[deviceKey]map[*conn]struct{}
@@ -221,6 +222,9 @@ func (g *Gateway) Ready(context.Context) error {
 	case <-g.started:
 		return nil
 	default:
+		if err := g.topicsWait.Err(); err != nil {
+			return err
+		}
 		return errors.New("not consuming its topic yet")
 	}
 }
@@ -246,24 +250,36 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	defer g.ingest.Close()
 	defer g.presence.Close()
 	topic := g.cfg.Topics.Gateway(g.cfg.GatewayID)
-	admin, err := g.cfg.Kafka.NewAdmin()
-	if err != nil {
-		return err
-	}
-	err = kafkawire.EnsureTopics(admin, kafkawire.GatewaySpec(g.cfg.Topics, g.cfg.Layout, g.cfg.GatewayID))
-	admin.Close()
+	var (
+		consumer sarama.Consumer
+		parts    []int32
+	)
+	err := g.topicsWait.Await(ctx, g.log, func() error {
+		admin, err := g.cfg.Kafka.NewAdmin()
+		if err != nil {
+			return err
+		}
+		err = kafkawire.EnsureTopics(admin, kafkawire.GatewaySpec(g.cfg.Topics, g.cfg.Layout, g.cfg.GatewayID))
+		admin.Close()
+		if err != nil {
+			return err
+		}
+		if consumer, err = sarama.NewConsumer(g.cfg.Kafka.BrokerList(), g.cfg.Kafka.Sarama()); err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		if parts, err = consumer.Partitions(topic); err != nil {
+			consumer.Close()
+			return fmt.Errorf("topic %s: %w", topic, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	consumer, err := sarama.NewConsumer(g.cfg.Kafka.BrokerList(), g.cfg.Kafka.Sarama())
-	if err != nil {
-		return fmt.Errorf("gateway: consumer: %w", err)
+	if ctx.Err() != nil {
+		return nil
 	}
 	defer consumer.Close()
-	parts, err := consumer.Partitions(topic)
-	if err != nil {
-		return fmt.Errorf("gateway: topic %s: %w", topic, err)
-	}
 	eg, ctx := errgroup.WithContext(ctx)
 	var pcs []sarama.PartitionConsumer
 	defer func() { kafkawire.ClosePartitions(pcs) }()

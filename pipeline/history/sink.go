@@ -28,6 +28,7 @@ type Sink struct {
 
 	dlqPartitions int32
 	deadLetters   sarama.SyncProducer
+	topicsWait    kafkawire.TopicsWait
 
 	failing atomic.Int32 // writes being retried
 	waiting atomic.Int32 // partitions whose batch waits for a write
@@ -55,6 +56,9 @@ func (s *Sink) Ready(context.Context) error {
 	g := s.group
 	s.mu.Unlock()
 	if g == nil {
+		if err := s.topicsWait.Err(); err != nil {
+			return err
+		}
 		return errors.New("not consuming yet")
 	}
 	if err := g.Ready(); err != nil {
@@ -81,17 +85,23 @@ func (s *Sink) retrying() int32 {
 // leaves the group.
 func (s *Sink) Run(ctx context.Context) error {
 	t := s.cfg.Topics
-	admin, err := s.cfg.Kafka.NewAdmin()
-	if err != nil {
-		return fmt.Errorf("history sink: %w", err)
-	}
-	_, err = kafkawire.PartitionCount(admin, t.Sequenced)
-	if err == nil {
+	err := s.topicsWait.Await(ctx, s.log, func() error {
+		admin, err := s.cfg.Kafka.NewAdmin()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		if _, err = kafkawire.PartitionCount(admin, t.Sequenced); err != nil {
+			return err
+		}
 		s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter)
-	}
-	admin.Close()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("history sink: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	pcfg := s.cfg.Kafka.IdempotentProducerConfig()
 	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // deadLetter chooses, keyless records too
