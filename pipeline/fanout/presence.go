@@ -26,13 +26,9 @@ type presenceView struct {
 	// which offset on it routes to them (RoutingStarted).
 	connects     []connect
 	connectsBase uint64
-	// applied is, per presence partition, the offset after the last record
-	// applied; appliedMore is closed (and replaced) when it grows.
-	applied     map[int32]int64
-	appliedMore chan struct{}
-	caughtUp    atomic.Bool
-	ready       chan struct{} // closed once caught up
-	log         *slog.Logger
+	caughtUp     atomic.Bool
+	ready        chan struct{} // closed once caught up
+	log          *slog.Logger
 }
 
 // connect is one connection the view applied, at when.
@@ -47,8 +43,7 @@ type connect struct {
 const connectWindow = 30 * time.Second
 
 func newPresenceView(log *slog.Logger) *presenceView {
-	return &presenceView{table: presence.NewTable(), ready: make(chan struct{}), log: log,
-		applied: map[int32]int64{}, appliedMore: make(chan struct{})}
+	return &presenceView{table: presence.NewTable(), ready: make(chan struct{}), log: log}
 }
 
 func (v *presenceView) markCaughtUp() {
@@ -134,23 +129,17 @@ func (v *presenceView) follow(ctx context.Context, client sarama.Client, topic s
 }
 
 func (v *presenceView) apply(m *sarama.ConsumerMessage) {
-	p := &imv1.Presence{}
-	if len(m.Value) == 0 { // a tombstone: the compacted topic forgets the device
-		p = nil
-	} else if err := imv1.Unmarshal(m.Value, p); err != nil {
-		v.log.Warn("skipping presence record", "partition", m.Partition, "offset", m.Offset, "err", err)
-		p = nil
+	if len(m.Value) == 0 {
+		return // a tombstone: the compacted topic forgets the device
 	}
-	if p == nil {
-		v.mu.Lock()
-		v.markApplied(m)
-		v.mu.Unlock()
+	p := &imv1.Presence{}
+	if err := imv1.Unmarshal(m.Value, p); err != nil {
+		v.log.Warn("skipping presence record", "partition", m.Partition, "offset", m.Offset, "err", err)
 		return
 	}
 	now := time.Now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.markApplied(m)
 	if v.table.Apply(p) && p.Online && now.Sub(time.UnixMilli(p.AtMs)) < connectWindow {
 		v.connects = append(v.connects, connect{p: p, when: now})
 	}
@@ -160,39 +149,6 @@ func (v *presenceView) apply(m *sarama.ConsumerMessage) {
 	}
 	v.connects = v.connects[drop:]
 	v.connectsBase += uint64(drop)
-}
-
-// markApplied records that m was applied; v.mu is held.
-func (v *presenceView) markApplied(m *sarama.ConsumerMessage) {
-	if m.Offset+1 > v.applied[m.Partition] {
-		v.applied[m.Partition] = m.Offset + 1
-		close(v.appliedMore)
-		v.appliedMore = make(chan struct{})
-	}
-}
-
-// waitApplied waits until the view has applied every presence record up to
-// ends (per partition, the offset to reach). A worker taking over a
-// partition waits for the ends as they are when it starts: every
-// connection the previous owner could have told a gateway about is then
-// routed to by this one too.
-func (v *presenceView) waitApplied(ctx context.Context, ends map[int32]int64) error {
-	for {
-		v.mu.RLock()
-		more, behind := v.appliedMore, false
-		for p, end := range ends {
-			behind = behind || v.applied[p] < end
-		}
-		v.mu.RUnlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-more:
-		}
-	}
 }
 
 // connectsSince returns the connections applied after the first seen of

@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -47,30 +46,5 @@ func TestConnectsAreToldOnce(t *testing.T) {
 	}
 	if _, cs := v.connectsSince(0); len(cs) != 2 {
 		t.Fatalf("a new worker got %d connects, want the 2 remembered", len(cs))
-	}
-}
-
-// TestWaitAppliedWaitsForTheEnds: a worker start waits until the view has
-// applied every record up to the given ends, tombstones and undecodable
-// records included.
-func TestWaitAppliedWaitsForTheEnds(t *testing.T) {
-	v := newPresenceView(slog.New(slog.DiscardHandler))
-	ends := map[int32]int64{0: 2, 1: 0}
-	done := make(chan error, 1)
-	go func() { done <- v.waitApplied(context.Background(), ends) }()
-	v.apply(&sarama.ConsumerMessage{Partition: 0, Offset: 0}) // a tombstone
-	select {
-	case err := <-done:
-		t.Fatalf("returned (%v) with offset 1 of partition 0 not applied", err)
-	default:
-	}
-	v.apply(&sarama.ConsumerMessage{Partition: 0, Offset: 1, Value: []byte{0xff}}) // undecodable
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := v.waitApplied(ctx, map[int32]int64{0: 3}); err == nil {
-		t.Fatal("waited past a cancelled context without an error")
 	}
 }

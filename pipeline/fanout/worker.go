@@ -29,8 +29,7 @@ type worker struct {
 
 // startWorker restores the partition's membership periods: everything the
 // previous owner persisted, which is at or ahead of the committed offset
-// (periods are written before offsets are committed). It also waits until
-// the presence view has applied what the previous owner could have.
+// (periods are written before offsets are committed).
 func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	start := time.Now()
 	topic := f.cfg.Topics.FanoutMembers
@@ -66,35 +65,13 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			}
 		}
 	}
-	restored := time.Now()
-	if err := f.presenceCaughtUp(ctx); err != nil {
-		return nil, fmt.Errorf("partition %d: %w", p, err)
-	}
 	entries := make([]*imv1.FanoutMembership, 0, len(latest))
 	for _, fm := range latest {
 		entries = append(entries, fm)
 	}
 	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries), next: -1}
-	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond),
-		"presence_wait", time.Since(restored).Round(time.Millisecond))
+	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond))
 	return w, nil
-}
-
-// presenceCaughtUp waits until the presence view has applied every record
-// the presence topic holds now.
-func (f *Fanout) presenceCaughtUp(ctx context.Context) error {
-	topic := f.cfg.Topics.Presence
-	parts, err := f.offsets.Partitions(topic)
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", topic, err)
-	}
-	ends := map[int32]int64{}
-	for _, p := range parts {
-		if ends[p], err = kafkawire.NewestOffset(ctx, f.offsets, topic, p); err != nil {
-			return fmt.Errorf("end of %s/%d: %w", topic, p, err)
-		}
-	}
-	return f.presence.waitApplied(ctx, ends)
 }
 
 // Close: the partition was revoked or the session ended.

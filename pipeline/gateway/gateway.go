@@ -169,6 +169,7 @@ type Gateway struct {
 	upgrader websocket.Upgrader
 	admit    *admission
 	limits   *connLimits
+	progress *progressReader
 
 	started    chan struct{} // closed once the gateway consumes its topic
 	topicsWait kafkawire.TopicsWait
@@ -207,7 +208,8 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("gateway", cfg.GatewayID), signer: signer, decoder: decoder,
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
 		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
-		limits: newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit)}
+		limits:   newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit),
+		progress: &progressReader{history: cfg.History}}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
 	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
@@ -32,18 +34,21 @@ func newRouting() routing {
 }
 
 // routingStarted records the fanout's notice that partition p of the
-// sequenced topic (of partitions) is routed here from offset from on. The
-// first notice of a partition counts: a later one (the partition moved to
-// another fanout) says the same from later on.
+// sequenced topic (of partitions) is routed here from offset from on. A
+// later notice of a partition (it moved to another fanout, whose presence
+// view may have applied this connection only then) settles it again from
+// its own offset.
 func (c *conn) routingStarted(p int32, from int64, partitions int32) {
 	c.mu.Lock()
 	r := &c.routing
 	if r.partitions == 0 {
 		r.partitions = partitions
 	}
-	_, noticed := r.from[p]
-	if partitions == r.partitions && p >= 0 && p < partitions && !noticed && !r.settled[p] {
-		r.from[p] = from
+	if partitions == r.partitions && p >= 0 && p < partitions {
+		if prev, noticed := r.from[p]; !noticed || from > prev {
+			r.from[p] = from
+		}
+		delete(r.settled, p)
 	}
 	c.mu.Unlock()
 	select {
@@ -58,42 +63,47 @@ func (c *conn) routingStarted(p int32, from int64, partitions int32) {
 // more history read of each conversation on it that has had no live entry
 // (everything from the offset on comes live). Conversations the user
 // joined meanwhile are included. Partitions no notice came for get the
-// timed passes.
+// timed passes. It runs until every partition is settled and notices are
+// no longer expected (noticeWait), however long history takes.
 func (c *conn) settle() {
 	start := time.Now()
 	delay := c.g.cfg.SettleDelay
 	timed := time.NewTimer(delay)
 	defer timed.Stop()
+	end := time.NewTimer(noticeWait)
+	defer end.Stop()
 	rounds := 0
 	var poll <-chan time.Time
 	wait := 50 * time.Millisecond
+	warned := false
 	for {
 		select {
 		case <-c.quit:
 			return
 		case <-c.routing.wake:
 		case <-poll:
+		case <-end.C:
 		case <-timed.C:
-			if rounds < settleRounds {
-				c.settleOnce()
-				rounds++
+			c.settleOnce()
+			if rounds++; rounds < settleRounds {
 				delay *= 4
-				if rounds < settleRounds {
-					timed.Reset(delay)
-				} else {
-					timed.Reset(max(time.Until(start.Add(noticeWait)), 0))
-				}
+				timed.Reset(delay)
 			}
 		}
 		poll = nil
-		waiting, done := c.settleNoticed(time.Since(start) >= c.g.cfg.SettleDelay)
+		waiting, done, err := c.settleNoticed(time.Since(start) >= c.g.cfg.SettleDelay)
+		if err != nil {
+			c.g.metrics.historyErrors.Inc()
+			if !warned { // once: it is retried until history answers
+				c.log.Warn("settle: history does not answer; retrying", "err", err)
+				warned = true
+			}
+		}
 		switch {
-		case done:
-			return
 		case waiting:
 			poll = time.After(wait)
 			wait = min(2*wait, time.Second)
-		case rounds >= settleRounds && time.Since(start) >= noticeWait:
+		case time.Since(start) >= noticeWait && (done || rounds >= settleRounds):
 			return
 		default:
 			wait = 50 * time.Millisecond
@@ -107,29 +117,26 @@ func (c *conn) settle() {
 // reconnect storm must not multiply the listings), or, when late, those
 // that are ready. waiting: notices wait for history; done: every
 // partition is settled.
-func (c *conn) settleNoticed(late bool) (waiting, done bool) {
+func (c *conn) settleNoticed(late bool) (waiting, done bool, err error) {
 	c.mu.Lock()
 	n := c.routing.partitions
 	pending := maps.Clone(c.routing.from)
 	settled := len(c.routing.settled)
 	c.mu.Unlock()
 	if len(pending) == 0 {
-		return false, n > 0 && settled == int(n)
+		return false, n > 0 && settled == int(n), nil
 	}
 	if !late && len(pending)+settled < int(n) {
-		return false, false // the other notices are on their way
+		return false, false, nil // the other notices are on their way
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stored, err := c.g.cfg.History.Progress(ctx)
+	stored, err := c.g.progress.read(ctx)
 	if err == nil && len(stored) != int(n) {
-		c.log.Warn("settle: history's progress has another partition count than the fanout's notice", "history", len(stored), "fanout", n)
-		return true, false
+		err = fmt.Errorf("history's progress has %d partitions, the fanout's notice %d", len(stored), n)
 	}
 	if err != nil {
-		c.g.metrics.historyErrors.Inc()
-		c.log.Warn("settle: reading history's progress", "err", err)
-		return true, false
+		return true, false, err
 	}
 	ready := map[int32]bool{}
 	for p, from := range pending {
@@ -138,20 +145,21 @@ func (c *conn) settleNoticed(late bool) (waiting, done bool) {
 		}
 	}
 	if len(ready) == 0 || (!late && len(ready) < len(pending)) {
-		return true, false
+		return true, false, nil
 	}
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
 	if err != nil {
-		c.g.metrics.historyErrors.Inc()
-		c.log.Warn("settle: listing conversations", "err", err)
-		return true, false
+		return true, false, err
 	}
 	c.mu.Lock()
 	for p := range ready {
-		delete(c.routing.from, p)
-		c.routing.settled[p] = true
+		if c.routing.from[p] == pending[p] { // not noticed again meanwhile
+			delete(c.routing.from, p)
+			c.routing.settled[p] = true
+		}
 	}
 	settled = len(c.routing.settled)
+	left := len(c.routing.from)
 	c.mu.Unlock()
 	c.g.metrics.settledPartitions.Add(float64(len(ready)))
 	for _, conv := range convs {
@@ -159,12 +167,18 @@ func (c *conn) settleNoticed(late bool) (waiting, done bool) {
 			c.settleConversation(conv)
 		}
 	}
-	return len(pending) > len(ready), settled == int(n)
+	return left > 0, settled == int(n), nil
 }
 
 // settleOnce is the timed pass: every conversation of the user that has
 // had no live entry, except on partitions a notice settled.
 func (c *conn) settleOnce() {
+	c.mu.Lock()
+	n, settled := c.routing.partitions, maps.Clone(c.routing.settled)
+	c.mu.Unlock()
+	if n > 0 && len(settled) == int(n) {
+		return // every partition settled exactly
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
 	cancel()
@@ -172,9 +186,6 @@ func (c *conn) settleOnce() {
 		c.log.Warn("settle pass: listing conversations", "err", err)
 		return
 	}
-	c.mu.Lock()
-	n, settled := c.routing.partitions, maps.Clone(c.routing.settled)
-	c.mu.Unlock()
 	for _, conv := range convs {
 		if n > 0 && settled[partitionOf(conv, n)] {
 			continue
@@ -204,6 +215,30 @@ func (c *conn) settleConversation(conv string) {
 	if start {
 		go c.fill(conv, true, nil)
 	}
+}
+
+// progressTTL is how long one answer of history's progress serves every
+// connection of the gateway that is settling.
+const progressTTL = 100 * time.Millisecond
+
+// progressReader shares history's progress among the connections settling
+// at once (a reconnect storm): at most one request per progressTTL.
+type progressReader struct {
+	history History
+	mu      sync.Mutex // held over the request: the others wait and reuse it
+	stored  []int64
+	err     error
+	at      time.Time
+}
+
+func (p *progressReader) read(ctx context.Context) ([]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.at) >= progressTTL {
+		p.stored, p.err = p.history.Progress(ctx)
+		p.at = time.Now()
+	}
+	return p.stored, p.err
 }
 
 // partitionOf is conv's partition of the sequenced topic (of n).

@@ -96,7 +96,9 @@ func startPipelineOn(t testing.TB, kcfg kafkawire.Config, replication int16, gat
 		t.Fatal(err)
 	}
 	run("history sink", sink.Run)
-	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken})
+	progress := history.NewProgress(kcfg, topics, prefix+".history")
+	t.Cleanup(func() { progress.Close() })
+	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken, Progress: progress})
 	if err != nil {
 		t.Fatal(err)
 	}
