@@ -185,6 +185,10 @@ kafka_up() {
 			continue
 		fi
 		for p in "$(node_port "$i")" "$(node_cport "$i")"; do
+			for _ in $(seq 1 50); do # a node killed a moment ago may still hold it
+				port_open "$p" || break
+				sleep 0.2
+			done
 			port_open "$p" && die "kafka: port $HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
 		done
 		kafka_write_config "$i"
@@ -380,8 +384,15 @@ if [[ ${1:-} == signal ]]; then
 	[[ $sig =~ ^(KILL|STOP|CONT|TERM)$ ]] || die "signal: want KILL, STOP, CONT or TERM, got '$sig'"
 	pidfile=$(node_dir "$id")/kafka.pid
 	pid_alive "$pidfile" || die "signal: $node is not running"
-	kill -s "$sig" "$(cat "$pidfile")"
-	log "$node: sent SIG$sig to pid $(cat "$pidfile")"
+	pid=$(cat "$pidfile")
+	kill -s "$sig" "$pid"
+	if [[ $sig == KILL ]]; then # gone, its ports free, before `up kafka` may look
+		for _ in $(seq 1 100); do
+			running "$pid" || break
+			sleep 0.1
+		done
+	fi
+	log "$node: sent SIG$sig to pid $pid"
 	exit 0
 fi
 
