@@ -123,12 +123,7 @@ func (f *Fanout) Ready(context.Context) error {
 // sequenced and fanout-membership topics are co-partitioned.
 func (f *Fanout) Run(ctx context.Context) error {
 	t := f.cfg.Topics
-	err := f.topicsWait.Await(ctx, f.log, func() error {
-		admin, err := f.cfg.Kafka.NewAdmin()
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
+	err := f.topicsWait.Await(ctx, f.log, f.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
 		f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
 		return err
 	})

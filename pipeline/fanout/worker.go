@@ -111,6 +111,7 @@ func (w *worker) Process(b kafkawire.Batch) error {
 			return fmt.Errorf("write deliveries and membership periods: %w", err)
 		}
 	}
+	w.f.metrics.routingStarted.Add(float64(len(started)))
 	w.connectsSeen = seen
 	if len(b.Records) > 0 {
 		w.next = b.Next
@@ -193,7 +194,6 @@ func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*saram
 			Partition: int32(kafkawire.PartitionFor([]byte(c.UserId), int(parts))),
 			Key:       sarama.StringEncoder(c.UserId), Value: sarama.ByteEncoder(b)})
 	}
-	w.f.metrics.routingStarted.Add(float64(len(msgs)))
 	return msgs, nil
 }
 

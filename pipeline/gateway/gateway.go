@@ -256,14 +256,8 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		consumer sarama.Consumer
 		parts    []int32
 	)
-	err := g.topicsWait.Await(ctx, g.log, func() error {
-		admin, err := g.cfg.Kafka.NewAdmin()
-		if err != nil {
-			return err
-		}
-		err = kafkawire.EnsureTopics(admin, kafkawire.GatewaySpec(g.cfg.Topics, g.cfg.Layout, g.cfg.GatewayID))
-		admin.Close()
-		if err != nil {
+	err := g.topicsWait.Await(ctx, g.log, g.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
+		if err = kafkawire.EnsureTopics(admin, kafkawire.GatewaySpec(g.cfg.Topics, g.cfg.Layout, g.cfg.GatewayID)); err != nil {
 			return err
 		}
 		if consumer, err = sarama.NewConsumer(g.cfg.Kafka.BrokerList(), g.cfg.Kafka.Sarama()); err != nil {

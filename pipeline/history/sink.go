@@ -85,12 +85,7 @@ func (s *Sink) retrying() int32 {
 // leaves the group.
 func (s *Sink) Run(ctx context.Context) error {
 	t := s.cfg.Topics
-	err := s.topicsWait.Await(ctx, s.log, func() error {
-		admin, err := s.cfg.Kafka.NewAdmin()
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
+	err := s.topicsWait.Await(ctx, s.log, s.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
 		if _, err = kafkawire.PartitionCount(admin, t.Sequenced); err != nil {
 			return err
 		}

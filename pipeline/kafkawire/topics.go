@@ -270,16 +270,21 @@ func (w *TopicsWait) Err() error {
 	return nil
 }
 
-// Await runs check (the service's look at its topics) until it succeeds.
-// While the broker does not answer or a topic does not exist yet (a broker
-// restarting, `imctl init` still creating them) it keeps the error for
-// Err, logs it and retries with backoff: a service must not exit on a
-// transient broker condition. A partition mismatch, a configuration
-// error, is returned at once; so is nil when ctx ends.
-func (w *TopicsWait) Await(ctx context.Context, log *slog.Logger, check func() error) error {
+// Await runs check (the service's look at its topics, through an admin
+// client of k) until it succeeds. While the broker does not answer or a
+// topic does not exist yet (a broker restarting, `imctl init` still
+// creating them) it keeps the error for Err, logs it and retries with
+// backoff: a service must not exit on a transient broker condition. A
+// partition mismatch, a configuration error, is returned at once; so is
+// nil when ctx ends.
+func (w *TopicsWait) Await(ctx context.Context, log *slog.Logger, k Config, check func(sarama.ClusterAdmin) error) error {
 	retry := backoff.New(200*time.Millisecond, 5*time.Second)
 	for {
-		err := check()
+		admin, err := k.NewAdmin()
+		if err == nil {
+			err = check(admin)
+			admin.Close()
+		}
 		if err == nil || errors.Is(err, ErrPartitionMismatch) {
 			w.err.Store(nil)
 			return err

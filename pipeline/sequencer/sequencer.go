@@ -156,12 +156,7 @@ func (s *Sequencer) Ready(context.Context) error {
 func (s *Sequencer) Run(ctx context.Context) error {
 	t := s.cfg.Topics
 	var n int32
-	err := s.topicsWait.Await(ctx, s.log, func() error {
-		admin, err := s.cfg.Kafka.NewAdmin()
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
+	err := s.topicsWait.Await(ctx, s.log, s.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
 		if n, err = kafkawire.CheckCoPartitioned(admin, t.Raw, t.Sequenced, t.SequencerState); err != nil {
 			return err
 		}
