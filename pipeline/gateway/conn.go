@@ -43,9 +43,6 @@ type conn struct {
 	mu    sync.Mutex
 	convs map[string]*convState
 	acked map[string]uint64 // acknowledged positions not yet saved
-	// inflight are this device's accepted sends whose entry (or notice)
-	// has not come back to it yet (admission counts them).
-	inflight map[string]struct{}
 	// unanswered are the sends read and not answered yet, with the
 	// original seq when the sequencer said one is a repeat meanwhile.
 	unanswered map[string]uint64
@@ -62,6 +59,7 @@ type conn struct {
 type outFrame struct {
 	b                    []byte
 	routedAt, receivedAt time.Time
+	own                  bool // an entry of the device's own send
 }
 
 type convState struct {
@@ -93,7 +91,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
-		acked: map[string]uint64{}, inflight: map[string]struct{}{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
+		acked: map[string]uint64{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
 		routing: newRouting()}
 	go c.writeLoop()
 	if reason := g.limits.take(); reason != "" {
@@ -119,10 +117,8 @@ func (c *conn) send(frame []byte) { c.enqueue(outFrame{b: frame}) }
 
 // sendEntry queues an entry's frame; c.mu is held.
 func (c *conn) sendEntry(e Entry) {
-	if e.Sender.user == c.user && e.Sender.device == c.device && e.ClientMsgID != "" {
-		c.landed(e.ClientMsgID)
-	}
-	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt})
+	own := e.Sender.user == c.user && e.Sender.device == c.device && e.ClientMsgID != ""
+	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt, own: own})
 }
 
 // enqueue queues f unless the connection is closing. Once a frame is
@@ -221,13 +217,17 @@ func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
 	}
 	now := time.Now()
 	var delays []time.Duration
+	own := 0
 	for _, f := range frames {
 		if !f.routedAt.IsZero() {
 			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
 			delays = append(delays, max(now.Sub(f.receivedAt), 0))
+			if f.own {
+				own++
+			}
 		}
 	}
-	c.g.admit.entries(delays, now)
+	c.g.admit.entries(delays, own, now)
 	return nil
 }
 
@@ -238,10 +238,6 @@ func (c *conn) readLoop() {
 		}
 		c.close(websocket.CloseNormalClosure, "")
 		<-c.done
-		c.mu.Lock()
-		c.g.admit.landed(len(c.inflight), time.Now()) // their entries will not be written here
-		c.inflight = nil
-		c.mu.Unlock()
 		if c.userTaken {
 			c.g.limits.releaseUser(c.user)
 		}

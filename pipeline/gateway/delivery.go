@@ -12,14 +12,13 @@ import (
 const historyPage = 500
 
 // deliverNotice takes a notice (seq 0) routed to this device: a rejection
-// or a duplicate's answer, for the sending device only. Either ends the
-// send's flight.
+// or a duplicate's answer, for the sending device only.
 func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
 	if r.SenderDeviceId != c.device || r.SenderUserId != c.user {
 		return
 	}
+	c.g.admit.landed(time.Now())
 	c.mu.Lock()
-	c.landed(r.ClientMsgId)
 	if d := r.GetDuplicate(); d != nil {
 		// A repeat is answered once, by its own `accepted` (with the
 		// original seq if it is not out yet); the original entry reaches
@@ -33,15 +32,6 @@ func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
 	c.mu.Unlock()
 	if f := rejectionFrame(r); f != nil {
 		c.send(f)
-	}
-}
-
-// landed ends the flight of this device's send cmid, if it was in flight;
-// c.mu is held.
-func (c *conn) landed(cmid string) {
-	if _, ok := c.inflight[cmid]; ok {
-		delete(c.inflight, cmid)
-		c.g.admit.landed(1, time.Now())
 	}
 }
 

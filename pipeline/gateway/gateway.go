@@ -62,12 +62,12 @@ type Config struct {
 	// for this long after hello (and again 4 times later), it reads every
 	// conversation of the user that has had no live entry. Zero means 3s.
 	SettleDelay time.Duration
-	// OverloadDelay: while the pipeline is this far behind (live entries
-	// are written to the clients this long after ingest received them, or
-	// nothing came back this long while accepted sends are in flight), the
-	// rate of new sends is throttled and the others are refused with
-	// unavailable and a retry_after_ms hint, so that accepted sends are
-	// still delivered quickly and the backlog cannot grow without bound.
+	// OverloadDelay: while the pipeline is past capacity (live entries are
+	// written to the clients this long after ingest received them, for a
+	// second, and more is sent than comes back), the rate of new sends is
+	// throttled and the others are refused with unavailable and a
+	// retry_after_ms hint, so that accepted sends are still delivered
+	// quickly and the backlog cannot grow without bound (admission.go).
 	// Zero means 500ms; negative means never refuse.
 	OverloadDelay time.Duration
 	// MaxConnections bounds the connections open at once (hellos in

@@ -50,7 +50,9 @@ type runningGateway struct {
 	stop func()
 }
 
-func startPipeline(t testing.TB) *pipeline {
+// startPipeline runs the pipeline's services in process on fresh topics;
+// tune adjusts the sequencer's configuration.
+func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	t.Helper()
 	admin := stacktest.Admin(t)
 	prefix := stacktest.Name(t, "e2e")
@@ -75,7 +77,11 @@ func startPipeline(t testing.TB) *pipeline {
 		log: stacktest.Logger(t)}
 	kcfg := stacktest.Kafka(t)
 
-	seq, err := sequencer.New(sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.log.With("service", "sequencer")})
+	seqCfg := sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.log.With("service", "sequencer")}
+	for _, f := range tune {
+		f(&seqCfg)
+	}
+	seq, err := sequencer.New(seqCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,6 +363,30 @@ func (c *client) waitFor(what string, cond func() bool) {
 func (c *client) waitSeqs(conv string, n int) {
 	c.t.Helper()
 	c.waitFor(fmt.Sprintf("%d entries of %s", n, conv), func() bool { return len(c.seqs[conv]) >= n })
+}
+
+// frameCount is how many frames the device received so far.
+func (c *client) frameCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.frames)
+}
+
+// answer waits for the answer to send cmid among the frames received
+// after the first n: accepted, or an error about it.
+func (c *client) answer(cmid string, n int) frame {
+	c.t.Helper()
+	var f frame
+	c.waitFor("an answer to "+cmid, func() bool {
+		for _, g := range c.frames[n:] {
+			if (g.Type == "accepted" && g.ClientMsgID == cmid) || (g.Type == "error" && g.Ref == cmid) {
+				f = g
+				return true
+			}
+		}
+		return false
+	})
+	return f
 }
 
 // got returns the seqs received of conv.

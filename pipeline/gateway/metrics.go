@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.connectionsRefused.WithLabelValues(r)
 	}
 	delay := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_gateway_pipeline_delay_seconds",
-		Help: "How far behind the pipeline is, as the gateway's admission measures it (p90 of live entries' delay from ingest, or the wait for a send's first entry)."},
+		Help: "How far behind the pipeline is, as the gateway's admission measures it (p90 of live entries' delay from ingest over the last 250 ms)."},
 		func() float64 {
 			if m.pipelineDelay == nil {
 				return 0

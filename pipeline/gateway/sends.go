@@ -16,7 +16,6 @@ import (
 type submitted struct {
 	conv, cmid string
 	clientSeq  uint64
-	tracked    bool // counted in flight by admission
 }
 
 func (c *conn) handleSend(s *Send) {
@@ -30,15 +29,8 @@ func (c *conn) handleSend(s *Send) {
 	} else {
 		in.Control = controlOf(s.Control)
 	}
-	// In flight from before the submit: its entry can come back before the
-	// broker's acknowledgement does.
+	c.g.admit.accepted(time.Now())
 	c.mu.Lock()
-	_, again := c.inflight[s.ClientMsgID]
-	tracked := !again && c.inflight != nil
-	if tracked {
-		c.inflight[s.ClientMsgID] = struct{}{}
-		c.g.admit.accepted(time.Now())
-	}
 	c.unanswered[s.ClientMsgID] = 0
 	c.mu.Unlock()
 	// Submitted one after another: the next send of the connection is read
@@ -50,7 +42,7 @@ func (c *conn) handleSend(s *Send) {
 	if err == nil {
 		err = sub.Wait(context.Background())
 	}
-	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, tracked: tracked}, err)
+	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq}, err)
 }
 
 // admitSend answers a send that may not go to the pipeline now (order,
@@ -88,9 +80,6 @@ func (c *conn) answer(s submitted, err error) {
 	c.mu.Lock()
 	seq := c.unanswered[s.cmid] // a repeat's original seq, if known by now
 	delete(c.unanswered, s.cmid)
-	if err != nil && s.tracked {
-		c.landed(s.cmid) // not taken: nothing will come back
-	}
 	c.mu.Unlock()
 	var ierr *ingest.Error
 	switch {

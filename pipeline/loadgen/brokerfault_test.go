@@ -65,6 +65,9 @@ func TestBrokerFaultsOnACluster(t *testing.T) {
 	if c.Sends < 1100 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries {
 		t.Errorf("counts %+v: want about 1200 sends, all accepted, every delivery made", c)
 	}
-	t.Logf("%d sends, %d deliveries; latency p50 %.0f ms, p99 %.0f ms, max %.0f ms", c.Sends, c.Deliveries,
-		res.Latency.P50ms, res.Latency.P99ms, res.Latency.MaxMs)
+	t.Logf("%d sends, %d deliveries; latency p50 %.0f ms, p99 %.0f ms, max %.0f ms; refusals %v, reconnects %d",
+		c.Sends, c.Deliveries, res.Latency.P50ms, res.Latency.P99ms, res.Latency.MaxMs, res.Refusals, c.Reconnects)
+	if a := res.AcceptedLatency; a != nil {
+		t.Logf("from the accepted attempt: p50 %.0f ms, p99 %.0f ms", a.P50ms, a.P99ms)
+	}
 }

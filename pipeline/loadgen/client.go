@@ -65,10 +65,9 @@ type outFrame struct {
 
 // inflight is a send a writer took but no answer has come for yet.
 type inflight struct {
-	conv     string
-	b        []byte
-	retryAt  time.Time // zero: write it as soon as a connection takes it
-	refusals int       // answers it was written again after
+	conv    string
+	b       []byte
+	retryAt time.Time // zero: write it as soon as a connection takes it
 }
 
 // device is one user's device. When its connection drops it redials (the
@@ -101,14 +100,17 @@ type device struct {
 	// gate holds back a conversation's sends after one was refused: none
 	// is written before it, so that the refused ones go again together and
 	// in order, earliest first, as the protocol asks.
-	gate  map[string]time.Time
-	order []string // pending's keys in first-write order (with stale entries)
+	gate map[string]time.Time
+	// rounds counts, per conversation, the refusals in a row since one of
+	// its sends was last answered: the backoff grows with them.
+	rounds map[string]int
+	order  []string // pending's keys in first-write order (with stale entries)
 }
 
 func newDevice(user, token string, gateways []string, first int, events connEvents) *device {
 	return &device{user: user, token: token, gateways: gateways, next: first % len(gateways), events: events,
 		out: make(chan outFrame, outboundQueue), closing: make(chan struct{}), done: make(chan struct{}),
-		positions: map[string]uint64{}, pending: map[string]*inflight{}, gate: map[string]time.Time{}}
+		positions: map[string]uint64{}, pending: map[string]*inflight{}, gate: map[string]time.Time{}, rounds: map[string]int{}}
 }
 
 // connect makes the first connection (failing the setup if it cannot).
@@ -268,9 +270,22 @@ func (d *device) take(f frame) bool {
 		}
 		d.positions[f.ConversationID] = max(d.positions[f.ConversationID], f.Seq)
 	case "accepted", "rejected":
+		if p := d.pending[f.ClientMsgID]; p != nil {
+			delete(d.rounds, p.conv)
+		}
 		delete(d.pending, f.ClientMsgID)
 	case "error":
 		if p := d.pending[f.Ref]; p != nil && (f.Code == "unavailable" || f.Code == "rate_limited") {
+			d.events.refused(f.Code)
+			if now := time.Now(); now.Before(d.gate[p.conv]) {
+				// An earlier send of its conversation was refused (the gateway
+				// refuses the ones behind it too): it goes again with that one,
+				// in order, and adds no backoff of its own (counted per send,
+				// every send behind a refused one backed off again and again,
+				// and resends of one conversation waited on the slowest).
+				p.retryAt = d.gate[p.conv]
+				return false
+			}
 			wait := unavailableRetry
 			if f.Code == "rate_limited" {
 				wait = rateLimitedRetry
@@ -282,14 +297,11 @@ func (d *device) take(f frame) bool {
 			// retry storm past capacity costs the gateway what the load
 			// does), and spread by up to half so retries do not come back
 			// together.
-			p.refusals++
-			wait = min(max(wait, unavailableRetry<<min(p.refusals-1, 4)), maxRetryWait)
+			d.rounds[p.conv]++
+			wait = min(max(wait, unavailableRetry<<min(d.rounds[p.conv]-1, 4)), maxRetryWait)
 			wait += rand.N(wait/2 + 1)
 			p.retryAt = time.Now().Add(wait)
-			if p.retryAt.After(d.gate[p.conv]) {
-				d.gate[p.conv] = p.retryAt
-			}
-			d.events.refused(f.Code)
+			d.gate[p.conv] = p.retryAt
 			return false
 		}
 		delete(d.pending, f.Ref)
