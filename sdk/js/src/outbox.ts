@@ -200,6 +200,17 @@ export class Outbox {
   refused(clientMsgId: string, code: "unavailable" | "rate_limited", retryAfterMs: number | undefined, now: number): void {
     const s = this.sends.get(clientMsgId);
     if (s === undefined || s.state === "accepted") return;
+    const ahead = (this.byConversation.get(s.conversationId) ?? []).filter((x) => x.clientSeq < s.clientSeq && x.state === "refused");
+    if (ahead.length > 0 && retryAfterMs === undefined) {
+      // Refused because an earlier send of its conversation was (the
+      // gateway refuses the ones behind it too): it goes again with that
+      // one and adds no backoff of its own. Counted per send, every send
+      // behind a refused one backed off further each round, and the
+      // conversation's resends waited on the slowest.
+      s.retryAt = Math.max(...ahead.map((x) => x.retryAt));
+      s.state = "refused";
+      return;
+    }
     s.refusals++;
     let wait = retryAfterMs ?? (code === "rate_limited" ? this.rateLimitedRetryMs : this.unavailableRetryMs);
     if (s.refusals > 1) {

@@ -58,6 +58,19 @@ type Answer =
   | { kind: "msg"; cmid: string; seq: number }
   | { kind: "refused"; cmid: string; code: "unavailable" | "rate_limited"; hint?: number };
 
+test("sends refused behind a refused one go again with it, adding no backoff of their own", () => {
+  const { clock, ob } = outbox();
+  for (const cmid of ["a", "b", "c"]) ob.add("g:a", text(cmid), cmid);
+  for (let round = 1; round <= 6; round++) {
+    const written = ob.due(clock.now()).map((f) => f.client_msg_id);
+    assert.deepEqual(written, ["a", "b", "c"], `round ${round}`);
+    ob.refused("a", "unavailable", 100, clock.now()); // the gateway's answers, in order
+    ob.refused("b", "unavailable", undefined, clock.now());
+    ob.refused("c", "unavailable", undefined, clock.now());
+    clock.advance(ob.nextRetryAt()! - clock.now());
+  }
+});
+
 test("under random refusals and reconnects every send settles once with the seq it was given, in client_seq order", () => {
   for (let seed = 1; seed <= 60; seed++) {
     const rnd = seeded(seed);
