@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -137,6 +138,14 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	row("rejected", fmt.Sprint(r.Counts.Rejected))
 	row("errors", fmt.Sprint(r.Counts.Errors))
 	row("late sends", fmt.Sprint(r.Counts.LateSends))
+	if len(r.Refusals) > 0 {
+		parts := make([]string, 0, len(r.Refusals))
+		for code, n := range r.Refusals {
+			parts = append(parts, fmt.Sprintf("%s %d", code, n))
+		}
+		sort.Strings(parts)
+		row("refusals", strings.Join(parts, ", "))
+	}
 	if r.Counts.Disconnects > 0 {
 		row("disconnects", fmt.Sprint(r.Counts.Disconnects))
 		row("reconnects", fmt.Sprintf("%d (downtime p50 %.0f ms, max %.0f ms)", r.Counts.Reconnects,
