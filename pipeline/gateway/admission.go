@@ -54,9 +54,9 @@ const (
 // burst sent the delay up again): while, over the last second, the
 // measured delay stayed over the limit and did not fall and more was
 // sent than came back, the admitted rate is cut to 80% of what was
-// accepted, each window; once the delay is under
-// half the limit, it grows back by 25% a window, and the limit is lifted
-// once it is far above what clients ask for. Safe for concurrent use.
+// accepted, each window; once the delay is under half the limit, it
+// grows back by 25% a window, and the limit is lifted once it is far
+// above what clients ask for. Safe for concurrent use.
 type admission struct {
 	limit time.Duration // the delay to stay under; <= 0: never refuse
 

@@ -29,7 +29,6 @@ func (c *conn) handleSend(s *Send) {
 	} else {
 		in.Control = controlOf(s.Control)
 	}
-	c.g.admit.accepted(time.Now())
 	c.mu.Lock()
 	c.unanswered[s.ClientMsgID] = 0
 	c.mu.Unlock()
@@ -84,6 +83,7 @@ func (c *conn) answer(s submitted, err error) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
+		c.g.admit.accepted(time.Now()) // counted once taken: a send ingest failed never comes back
 		c.order.accept(s.conv, s.clientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
 	case errors.As(err, &ierr):
