@@ -68,8 +68,15 @@ vet:
 
 ## test: everything, against the real broker and ClickHouse (started if needed).
 ## chdb (a current ClickHouse, in process) is installed once for the query pack's test.
+## NORACE runs without the race detector: killing a cluster's leader broker
+## trips a data race inside sarama itself (transactionManager.lastError,
+## written under statusLock by a retry goroutine, read without it by
+## publishTxnPartitions: github.com/IBM/sarama/issues/2913, unfixed in
+## v1.61.1). The same code paths run under -race in the single-broker tests.
+NORACE = TestBrokerFaultsOnACluster
 test: stack-up centrifugo-up vet
-	python=$$(scripts/chdb.sh install) && SEQCHAT_TEST_CHDB_PYTHON=$$python scripts/gotest.sh -race -count=1 -tags failover ./...
+	python=$$(scripts/chdb.sh install) && SEQCHAT_TEST_CHDB_PYTHON=$$python scripts/gotest.sh -race -count=1 -tags failover -skip '^($(NORACE))$$' ./...
+	SEQCHAT_TEST_LOG=.stack/test-norace.log scripts/gotest.sh -count=1 -tags failover -run '^($(NORACE))$$' ./pipeline/loadgen/
 
 ## unit: the tests that need no server (fast feedback while editing).
 unit:

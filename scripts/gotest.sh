@@ -4,7 +4,7 @@
 # The full output is kept in .stack/test.log; on failure it is printed too.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-log=${SEQCHAT_STACK_DIR:-$ROOT/.stack}/test.log
+log=${SEQCHAT_TEST_LOG:-${SEQCHAT_STACK_DIR:-$ROOT/.stack}/test.log}
 mkdir -p "$(dirname "$log")"
 go test -v "$@" 2>&1 | tee "$log" | grep -E '^(--- (PASS|FAIL|SKIP)|ok |FAIL|panic:)'
 rc=${PIPESTATUS[0]}
