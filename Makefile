@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build docs-check env test vet unit fuzz generate bench bench-sequencer bench-history bench-delivery chaos chaos-cluster up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build docs-check env test vet unit fuzz generate bench bench-connections bench-sequencer bench-history bench-delivery chaos chaos-cluster up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -111,6 +111,13 @@ clean:
 BENCH_FLAGS ?=
 bench: services-down up centrifugo-up
 	$(BIN)/bench $(BENCH_FLAGS)
+
+## bench-connections: idle connections on one gateway in steps up to the
+## open-file limit (memory, goroutines, fds, idle CPU, hellos/s, a broadcast
+## to a 1,000-member group), then a reconnect storm of 10,000 devices from a
+## killed gateway to another. CONNBENCH_FLAGS tunes it (cmd/connbench -h).
+bench-connections: services-down up
+	set -o pipefail; $(BIN)/connbench $(CONNBENCH_FLAGS) | tee .stack/connbench.md
 
 ## bench-sequencer: raw produce rate vs sequenced rate, same records, same run.
 bench-sequencer: stack-up

@@ -164,7 +164,7 @@ func New(cfg Config) (*Harness, error) {
 		return nil, fmt.Errorf("chaos: log dir: %w", err)
 	}
 	h := &Harness{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)), services: map[string]*Service{}}
-	ports, err := freePorts(8)
+	ports, err := FreePorts(8)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +191,8 @@ func New(cfg Config) (*Harness, error) {
 	return h, nil
 }
 
-// freePorts asks the kernel for n free loopback ports.
-func freePorts(n int) ([]string, error) {
+// FreePorts asks the kernel for n free loopback ports.
+func FreePorts(n int) ([]string, error) {
 	var out []string
 	var lns []net.Listener
 	defer func() {
