@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,13 @@ func (w *world) setGoal(target map[string]uint64, devices int) *goal {
 	return g
 }
 
+// short is how many devices the goal still waits for.
+func (w *world) short(g *goal) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return g.left
+}
+
 func (w *world) advanced(conv string, from, to uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -67,12 +75,12 @@ func (w *world) advanced(conv string, from, to uint64) {
 }
 
 type frame struct {
-	Type           string `json:"type"`
-	ConversationID string `json:"conversation_id"`
-	Seq            uint64 `json:"seq"`
-	Code           string `json:"code"`
-	Message        string `json:"message"`
-	Fatal          bool   `json:"fatal"`
+	Type           string          `json:"type"`
+	ConversationID string          `json:"conversation_id"`
+	Seq            uint64          `json:"seq"`
+	Code           string          `json:"code"`
+	Message        json.RawMessage `json:"message"` // an error's text, a msg's object
+	Fatal          bool            `json:"fatal"`
 }
 
 // connect dials url, says hello with the device's positions and starts
@@ -149,12 +157,19 @@ func (d *device) read(ws *websocket.Conn, synced, welcomed chan struct{}, failed
 			if f.Seq > from {
 				d.world.advanced(f.ConversationID, from, f.Seq)
 			}
+		case "accepted":
+		case "rejected":
+			d.world.refusals.Add(1)
+			fmt.Fprintf(os.Stderr, "connbench: %s: rejected: %s\n", d.user, b)
 		case "error":
 			if f.Fatal {
 				failed <- fmt.Errorf("%s: %s: %s", d.user, f.Code, f.Message)
 				return
 			}
 			d.world.refusals.Add(1)
+			fmt.Fprintf(os.Stderr, "connbench: %s: %s\n", d.user, b)
+		default:
+			fmt.Fprintf(os.Stderr, "connbench: %s: %s\n", d.user, b)
 		}
 	}
 }

@@ -229,17 +229,17 @@ func (bn *bench) createGroups(ctx context.Context) error {
 			return err
 		}
 	}
-	return wait(ctx, g, 2*time.Minute, "groups created")
+	return bn.wait(ctx, g, 2*time.Minute, "groups created")
 }
 
-func wait(ctx context.Context, g *goal, limit time.Duration, what string) error {
+func (bn *bench) wait(ctx context.Context, g *goal, limit time.Duration, what string) error {
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case <-g.done:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("%s: not within %v", what, limit)
+		return fmt.Errorf("%s: not within %v (%d devices short)", what, limit, bn.world.short(g))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -273,8 +273,8 @@ func (bn *bench) dial(ctx context.Context, start time.Time, devices []*device, u
 				select {
 				case <-synced:
 					storeMax(&lastSync, int64(time.Since(start)))
-				case <-time.After(time.Minute):
-					errs <- fmt.Errorf("%s: no catch-up within a minute", d.user)
+				case <-time.After(5 * time.Minute):
+					errs <- fmt.Errorf("%s: no catch-up within 5 minutes", d.user)
 					return
 				case <-ctx.Done():
 					return
@@ -353,7 +353,7 @@ func (bn *bench) broadcast(ctx context.Context, connected int) (time.Duration, e
 		"client_seq": head + 1, "message": map[string]any{"content_type": "text/plain", "body": "broadcast"}}); err != nil {
 		return 0, err
 	}
-	if err := wait(ctx, g, time.Minute, "broadcast"); err != nil {
+	if err := bn.wait(ctx, g, time.Minute, "broadcast"); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
@@ -398,7 +398,7 @@ func (bn *bench) stormRun(ctx context.Context, connected int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := wait(ctx, g, 2*time.Minute, "every device has every message"); err != nil {
+	if err := bn.wait(ctx, g, 10*time.Minute, "every device has every message"); err != nil {
 		return "", err
 	}
 	all := time.Since(killed)
