@@ -16,9 +16,10 @@ import (
 const helloTimeout = 10 * time.Second
 
 // conn is one device's WebSocket connection. The read loop owns the
-// socket's reads, the write loop its writes; deliveries from the topic
-// consumer and history fills meet in the conversations' reorder buffers
-// under mu.
+// socket's reads; a writer goroutine runs only while frames are queued (an
+// idle connection holds one goroutine and no queue: issue 16's memory per
+// connection). Deliveries from the topic consumer and history fills meet
+// in the conversations' reorder buffers under mu.
 type conn struct {
 	g      *Gateway
 	ws     *websocket.Conn
@@ -28,9 +29,14 @@ type conn struct {
 	device string
 	epoch  uint64
 
-	out  chan outFrame // frames to write, bounded
-	quit chan struct{} // closed to stop the write loop
-	done chan struct{} // closed when the write loop has closed the socket
+	quit chan struct{} // closed when the connection closes
+	done chan struct{} // closed when the writer has closed the socket
+
+	wmu     sync.Mutex
+	queue   []outFrame  // frames to write, at most OutboundQueue
+	writing bool        // a writer runs (for good once the connection closes)
+	dropped bool        // a frame did not fit: nothing after it is queued
+	ping    *time.Timer // the next WebSocket ping
 
 	expiry     *time.Timer // closes the connection when its token expires
 	registered bool        // hello registered it (and announced it online); the reader's own
@@ -54,7 +60,7 @@ type conn struct {
 	routing routing // what the fanout said about routing here (under mu)
 }
 
-// outFrame is a frame waiting for the write loop; routedAt is set for a
+// outFrame is a frame waiting for the writer; routedAt is set for a
 // live entry (the time from it to the write is measured).
 type outFrame struct {
 	b                    []byte
@@ -89,11 +95,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader answered the HTTP error
 	}
-	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log, out: make(chan outFrame, g.cfg.OutboundQueue),
+	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log,
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
 		acked: map[string]uint64{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
 		routing: newRouting()}
-	go c.writeLoop()
+	c.wmu.Lock()
+	c.ping = time.AfterFunc(g.cfg.PingInterval, c.pingNow)
+	c.wmu.Unlock()
 	if reason := g.limits.take(); reason != "" {
 		c.refuse(reason, &ProtocolError{Code: CodeUnavailable, RetryAfter: retryAfter(),
 			Message: "the gateway is at its " + reason + " limit; reconnect after retry_after_ms, here or to another gateway"},
@@ -126,14 +134,28 @@ func (c *conn) sendEntry(e Entry) {
 // device would see a later seq without the dropped one (a gap) and could
 // acknowledge past it.
 func (c *conn) enqueue(f outFrame) {
-	if c.closed() {
+	c.wmu.Lock()
+	if c.dropped || c.closed() {
+		c.wmu.Unlock()
 		return
 	}
-	select {
-	case c.out <- f:
-		c.g.metrics.framesOut.Inc()
-	default:
+	if len(c.queue) >= c.g.cfg.OutboundQueue {
+		c.dropped = true
+		c.wmu.Unlock()
 		c.fail(&ProtocolError{Code: CodeSlowConsumer, Message: "the client reads too slowly"}, websocket.ClosePolicyViolation)
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.startWriter()
+	c.wmu.Unlock()
+	c.g.metrics.framesOut.Inc()
+}
+
+// startWriter starts the writer unless one runs; wmu is held.
+func (c *conn) startWriter() {
+	if !c.writing {
+		c.writing = true
+		go c.writeQueued()
 	}
 }
 
@@ -149,58 +171,83 @@ func (c *conn) closeWith(code int, text string, last []byte) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeText, c.lastFrame = code, text, last
 		close(c.quit)
+		c.wmu.Lock()
+		c.startWriter() // the close is written by a writer too
+		c.wmu.Unlock()
 	})
 }
 
-func (c *conn) writeLoop() {
-	defer close(c.done)
-	defer c.ws.Close()
-	ping := time.NewTicker(c.g.cfg.PingInterval)
-	defer ping.Stop()
-	write := func(kind int, b []byte) error {
-		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		return c.ws.WriteMessage(kind, b)
-	}
+// writeQueued writes what is queued until nothing is; once the connection
+// closes it drops what is left (see enqueue), writes the last frame and
+// the close, and closes the socket.
+func (c *conn) writeQueued() {
 	for {
-		select {
-		case f := <-c.out:
-			if c.closed() {
-				continue // closing: queued frames are dropped, see enqueue
-			}
-			if err := c.writeFrames(f, write); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "write failed")
-				return
-			}
-		case <-ping.C:
-			if err := write(websocket.PingMessage, nil); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "ping failed")
-				return
-			}
-		case <-c.quit:
-			if c.lastFrame != nil {
-				write(websocket.TextMessage, c.lastFrame)
-			}
-			write(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText))
+		c.wmu.Lock()
+		frames, closing := c.queue, c.closed()
+		c.queue = nil // an idle connection keeps no queue
+		if len(frames) == 0 && !closing {
+			c.writing = false
+			c.wmu.Unlock()
 			return
+		}
+		c.wmu.Unlock()
+		if closing {
+			c.finish()
+			return
+		}
+		if err := c.writeFrames(frames); err != nil {
+			c.close(websocket.CloseAbnormalClosure, "write failed")
 		}
 	}
 }
 
-// writeFrames writes f and every frame queued behind it, in one system
-// call, then measures the live entries among them.
-func (c *conn) writeFrames(f outFrame, write func(int, []byte) error) error {
-	frames := []outFrame{f}
-	if n := len(c.out); n > 0 && c.wire != nil {
+func (c *conn) finish() {
+	defer close(c.done)
+	defer c.ws.Close()
+	c.wmu.Lock()
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	c.wmu.Unlock()
+	if c.lastFrame != nil {
+		c.write(websocket.TextMessage, c.lastFrame)
+	}
+	c.write(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText))
+}
+
+func (c *conn) write(kind int, b []byte) error {
+	c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(kind, b)
+}
+
+// pingNow pings the client (WriteControl may run beside the writer) and
+// schedules the next ping.
+func (c *conn) pingNow() {
+	if c.closed() {
+		return
+	}
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
+		c.close(websocket.CloseAbnormalClosure, "ping failed")
+		return
+	}
+	c.wmu.Lock()
+	if !c.closed() {
+		c.ping.Reset(c.g.cfg.PingInterval)
+	}
+	c.wmu.Unlock()
+}
+
+// writeFrames writes frames, several in one system call, then measures
+// the live entries among them.
+func (c *conn) writeFrames(frames []outFrame) error {
+	if len(frames) > 1 && c.wire != nil {
 		c.wire.begin()
-		for range n {
-			frames = append(frames, <-c.out)
-		}
 	}
 	for _, f := range frames {
 		if c.closed() {
 			break
 		}
-		if err := write(websocket.TextMessage, f.b); err != nil {
+		if err := c.write(websocket.TextMessage, f.b); err != nil {
 			return err
 		}
 		if c.wire != nil && c.wire.full() {

@@ -13,8 +13,16 @@ import (
 
 func testConn(queue int, rate float64, burst int) *conn {
 	g := &Gateway{cfg: Config{SendsPerSecond: rate, SendBurst: burst}, metrics: newMetrics(nil), admit: newAdmission(0, time.Now())}
-	return &conn{g: g, out: make(chan outFrame, queue), quit: make(chan struct{}), done: make(chan struct{}),
+	g.cfg.OutboundQueue = queue
+	// writing: the test plays the writer (or starts writeQueued itself).
+	return &conn{g: g, quit: make(chan struct{}), done: make(chan struct{}), writing: true,
 		tokens: float64(burst), refill: time.Now()}
+}
+
+func (c *conn) queued() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return len(c.queue)
 }
 
 // TestSlowClientIsDroppedWithReason: a client that does not take its
@@ -36,8 +44,8 @@ func TestSlowClientIsDroppedWithReason(t *testing.T) {
 	if err := json.Unmarshal(c.lastFrame, &f); err != nil || f.Code != CodeSlowConsumer || !f.Fatal {
 		t.Fatalf("last frame %s, want a fatal slow_consumer error", c.lastFrame)
 	}
-	if len(c.out) != 2 {
-		t.Fatalf("queue holds %d frames, want its bound 2", len(c.out))
+	if n := c.queued(); n != 2 {
+		t.Fatalf("queue holds %d frames, want its bound 2", n)
 	}
 }
 
@@ -50,12 +58,14 @@ func TestNothingFollowsADroppedFrame(t *testing.T) {
 	c.send([]byte(`{"n":1}`))
 	c.send([]byte(`{"n":2}`))
 	c.send([]byte(`{"n":3}`)) // dropped: the queue is full
-	<-c.out                   // the writer takes frame 1
+	c.wmu.Lock()
+	c.queue = c.queue[1:] // the writer takes frame 1
+	c.wmu.Unlock()
 	for i := 0; i < 100; i++ {
 		c.send([]byte(`{"n":4}`))
 	}
-	if len(c.out) != 1 {
-		t.Fatalf("queue holds %d frames after the drop, want only frame 2", len(c.out))
+	if n := c.queued(); n != 1 {
+		t.Fatalf("queue holds %d frames after the drop, want only frame 2", n)
 	}
 
 	upgraded := make(chan *websocket.Conn, 1)
@@ -74,8 +84,7 @@ func TestNothingFollowsADroppedFrame(t *testing.T) {
 	}
 	defer client.Close()
 	c.ws = <-upgraded
-	c.g.cfg.PingInterval = time.Hour
-	go c.writeLoop()
+	go c.writeQueued()
 	var got []string
 	for {
 		_, b, err := client.ReadMessage()

@@ -44,10 +44,9 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 			}
 		}()
 		wg.Wait()
-		close(c.out)
 		var last uint64
 		n := 0
-		for o := range c.out {
+		for _, o := range c.queue {
 			var f MsgFrame
 			if err := json.Unmarshal(o.b, &f); err != nil {
 				t.Fatal(err)

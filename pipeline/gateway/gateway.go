@@ -213,7 +213,10 @@ func New(cfg Config) (*Gateway, error) {
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
 	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)
-	g.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096,
+	// A connection holds a 1 KiB read buffer; write buffers come from a
+	// pool only while a frame is written (issue 16: memory per idle
+	// connection).
+	g.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(*http.Request) bool { return true }} // tokens, not cookies, authenticate
 	return g, nil
 }
