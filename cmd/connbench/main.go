@@ -46,7 +46,7 @@ type config struct {
 	tokenKey                            string
 	steps                               []int
 	storm, groupSize, concurrency       int
-	idle                                time.Duration
+	idle, rest                          time.Duration
 }
 
 func run() error {
@@ -63,6 +63,7 @@ func run() error {
 	fs.IntVar(&cfg.groupSize, "group-size", 1000, "members per group (every device is in one; group 0 gets the broadcasts)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 200, "devices dialling at once")
 	fs.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long idle CPU is measured per step")
+	fs.DurationVar(&cfg.rest, "rest", 45*time.Second, "wait after a step's hellos before measuring it (a hello's settle goroutine lives 40 s)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err
 	}
@@ -312,9 +313,13 @@ func (bn *bench) step(ctx context.Context, from, to int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Let the connects' presence, settles and garbage settle before the
-	// idle measurement.
-	if err := sleep(ctx, 5*time.Second); err != nil {
+	// Let the connects' presence and settles end before the idle
+	// measurement; the heap profile (taken after a collection) says what
+	// the memory per connection is.
+	if err := sleep(ctx, bn.cfg.rest); err != nil {
+		return "", err
+	}
+	if err := saveHeapProfile(ctx, bn.a.AdminAddr, filepath.Join(bn.cfg.logDir, fmt.Sprintf("heap-%d.pb.gz", to))); err != nil {
 		return "", err
 	}
 	u0, err := probe(ctx, bn.a.Pid(), bn.a.AdminAddr)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -69,6 +70,34 @@ func probe(ctx context.Context, pid int, adminAddr string) (usage, error) {
 		}
 	}
 	return u, sc.Err()
+}
+
+// saveHeapProfile writes the gateway's heap profile, after a garbage
+// collection, to path (go tool pprof -sample_index=inuse_space).
+func saveHeapProfile(ctx context.Context, adminAddr, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // selectQueries is ClickHouse's count of SELECT queries since it started

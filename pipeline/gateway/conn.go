@@ -89,10 +89,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	g.handlers.Add(1)
 	g.mu.Unlock()
-	defer g.handlers.Done()
-	bw := &batchingWriter{ResponseWriter: w}
+	bw := &batchingWriter{ResponseWriter: w, bufs: &g.batches}
 	ws, err := g.upgrader.Upgrade(bw, r, nil)
 	if err != nil {
+		g.handlers.Done()
 		return // the upgrader answered the HTTP error
 	}
 	c := &conn{g: g, ws: ws, wire: bw.conn, log: g.log,
@@ -107,10 +107,21 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 			Message: "the gateway is at its " + reason + " limit; reconnect after retry_after_ms, here or to another gateway"},
 			websocket.CloseTryAgainLater)
 		<-c.done
+		g.handlers.Done()
 		return
 	}
-	defer g.limits.release()
-	c.readLoop()
+	c.ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	if !c.hello() {
+		c.end()
+		return
+	}
+	// The handler returns here, so net/http frees what it holds per
+	// request (a 4 KiB reader and writer, the request); the connection
+	// lives on in a read loop whose stack holds only the loop.
+	go func() {
+		defer c.end()
+		c.readLoop()
+	}()
 }
 
 // refuse turns a new connection away before hello is read.
@@ -278,28 +289,32 @@ func (c *conn) writeFrames(frames []outFrame) error {
 	return nil
 }
 
-func (c *conn) readLoop() {
-	defer func() {
-		if c.expiry != nil {
-			c.expiry.Stop()
-		}
-		c.close(websocket.CloseNormalClosure, "")
-		<-c.done
-		if c.userTaken {
-			c.g.limits.releaseUser(c.user)
-		}
-		if c.registered { // a hello that failed announced nothing
-			c.g.unregister(c)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c.savePositions(ctx)
-			c.g.announce(ctx, c, false)
-			cancel()
-		}
-	}()
-	c.ws.SetReadDeadline(time.Now().Add(helloTimeout))
-	if !c.hello() {
-		return
+// end closes the connection, waits for its writer, and undoes what hello
+// and serveWS took: the user's and the gateway's connection counts, the
+// registration, with the device's positions saved and its offline
+// announced.
+func (c *conn) end() {
+	if c.expiry != nil {
+		c.expiry.Stop()
 	}
+	c.close(websocket.CloseNormalClosure, "")
+	<-c.done
+	if c.userTaken {
+		c.g.limits.releaseUser(c.user)
+	}
+	if c.registered { // a hello that failed announced nothing
+		c.g.unregister(c)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.savePositions(ctx)
+		c.g.announce(ctx, c, false)
+		cancel()
+	}
+	c.g.limits.release()
+	c.g.handlers.Done()
+}
+
+// readLoop reads the frames after hello until the connection closes.
+func (c *conn) readLoop() {
 	wait := 2 * c.g.cfg.PingInterval
 	c.ws.SetReadDeadline(time.Now().Add(wait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(wait)) })

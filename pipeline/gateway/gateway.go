@@ -167,6 +167,7 @@ type Gateway struct {
 	presence *kafkawire.Producer
 	metrics  *metrics
 	upgrader websocket.Upgrader
+	batches  sync.Pool // batchConn buffers
 	admit    *admission
 	limits   *connLimits
 	progress *progressReader
@@ -181,7 +182,7 @@ type Gateway struct {
 	// give up.
 	shutdown chan struct{}
 
-	// handlers counts the WebSocket handlers still running, each until its
+	// handlers counts the WebSocket connections still served, each until its
 	// connection's last presence announcement is written: the presence
 	// writer may only close after them.
 	handlers sync.WaitGroup
