@@ -19,12 +19,14 @@ const maxPeriods = 8
 // even when the restored periods are ahead of the replay position.
 type Members struct {
 	groups  map[string]map[string]*imv1.FanoutMembership
+	byUser  map[string][]string // user -> groups with a period of the user
 	changed map[*imv1.FanoutMembership]struct{}
 }
 
 // NewMembers returns an empty table.
 func NewMembers() *Members {
-	return &Members{groups: map[string]map[string]*imv1.FanoutMembership{}, changed: map[*imv1.FanoutMembership]struct{}{}}
+	return &Members{groups: map[string]map[string]*imv1.FanoutMembership{}, byUser: map[string][]string{},
+		changed: map[*imv1.FanoutMembership]struct{}{}}
 }
 
 // RestoreMembers rebuilds the table from the persisted periods.
@@ -47,8 +49,21 @@ func (m *Members) user(conv, user string) *imv1.FanoutMembership {
 	if fm == nil {
 		fm = &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, UserId: user}
 		g[user] = fm
+		m.byUser[user] = append(m.byUser[user], conv)
 	}
 	return fm
+}
+
+// groupsOf lists the groups in which user has membership periods.
+func (m *Members) groupsOf(user string) []string { return m.byUser[user] }
+
+// lastPeriod is user's latest membership period in conv, nil if none.
+func (m *Members) lastPeriod(conv, user string) *imv1.MembershipPeriod {
+	fm := m.groups[conv][user]
+	if fm == nil || len(fm.Periods) == 0 {
+		return nil
+	}
+	return fm.Periods[len(fm.Periods)-1]
 }
 
 // Recipients applies entry r and returns the users who receive it, sorted:

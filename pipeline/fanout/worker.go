@@ -20,6 +20,7 @@ type worker struct {
 	p       int32
 	log     *slog.Logger
 	members *Members
+	heads   *Heads
 	// connectsSeen counts the presence view's connections this worker has
 	// told their gateways about (RoutingStarted); next is the offset after
 	// the last record it routed, -1 before the first.
@@ -65,12 +66,16 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			}
 		}
 	}
+	heads := NewHeads()
 	entries := make([]*imv1.FanoutMembership, 0, len(latest))
 	for _, fm := range latest {
-		entries = append(entries, fm)
+		if !heads.restore(fm) {
+			entries = append(entries, fm)
+		}
 	}
-	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries), next: -1}
-	w.log.Info("partition restored", "memberships", len(entries), "took", time.Since(start).Round(time.Millisecond))
+	w := &worker{f: f, p: p, log: f.log.With("partition", p), members: RestoreMembers(entries), heads: heads, next: -1}
+	w.log.Info("partition restored", "memberships", len(entries), "heads", len(heads.last), "heads_complete", heads.complete,
+		"took", time.Since(start).Round(time.Millisecond))
 	return w, nil
 }
 
@@ -97,11 +102,15 @@ func (w *worker) Process(b kafkawire.Batch) error {
 	default:
 		from = b.Next
 	}
-	msgs, sequenced, err := w.route(b.Records)
+	if w.next < 0 && from == 0 {
+		w.heads.StartComplete() // nothing routed before: every head is known
+	}
+	// Notices list the heads as of from, so before this batch is routed.
+	started, err := w.routingStarted(connects, from)
 	if err != nil {
 		return err
 	}
-	started, err := w.routingStarted(connects, from)
+	msgs, sequenced, err := w.route(b.Records)
 	if err != nil {
 		return err
 	}
@@ -135,6 +144,9 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 			continue
 		}
 		w.f.metrics.entries.Inc()
+		if r.Seq > 0 {
+			w.heads.Observe(r.ConversationId, r.Seq)
+		}
 		var byGateway map[string][]*imv1.DeviceRef
 		if r.Seq == 0 { // a notice goes to the sending device only
 			if gw := w.f.presence.device(r.SenderUserId, r.SenderDeviceId); gw != "" {
@@ -162,20 +174,21 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 				Key:       sarama.StringEncoder(r.ConversationId), Value: sarama.ByteEncoder(b)})
 		}
 	}
-	for _, fm := range w.members.TakeChanges() {
+	for _, fm := range append(w.members.TakeChanges(), w.heads.TakeChanges()...) {
 		b, err := imv1.Marshal(fm)
 		if err != nil {
 			return nil, nil, err
 		}
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: w.f.cfg.Topics.FanoutMembers, Partition: w.p,
-			Key: sarama.StringEncoder(fm.ConversationId + "\x00" + fm.UserId), Value: sarama.ByteEncoder(b)})
+			Key: sarama.StringEncoder(key(fm)), Value: sarama.ByteEncoder(b)})
 	}
 	w.f.metrics.deliveries.Add(float64(len(deliveries)))
 	return append(msgs, deliveries...), sequenced, nil
 }
 
 // routingStarted tells the gateway of each connection that this
-// partition is routed to it from offset from on.
+// partition is routed to it from offset from on, and where each of the
+// user's conversations is before that offset.
 func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*sarama.ProducerMessage, error) {
 	var msgs []*sarama.ProducerMessage
 	for _, c := range connects {
@@ -184,9 +197,10 @@ func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*saram
 		if parts == 0 {
 			continue // the gateway is gone
 		}
+		convs, complete := w.heads.ConversationsOf(c.UserId, w.members)
 		b, err := imv1.Marshal(&imv1.GatewayDelivery{Version: imv1.Version, RoutingStarted: &imv1.RoutingStarted{
 			UserId: c.UserId, DeviceId: c.DeviceId, Epoch: c.Epoch, SequencedPartition: w.p,
-			SequencedOffset: from, SequencedPartitions: w.f.partitions}})
+			SequencedOffset: from, SequencedPartitions: w.f.partitions, Conversations: convs, ConversationsComplete: complete}})
 		if err != nil {
 			return nil, err
 		}

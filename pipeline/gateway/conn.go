@@ -58,6 +58,10 @@ type conn struct {
 	order sendOrder // admitted and settled by the reader, its own
 
 	routing routing // what the fanout said about routing here (under mu)
+	// placing: resume has not placed the device in its conversations yet
+	// (a conversation first named by a live entry starts unplaced);
+	// headsMode: it placed them from the fanout's notices (under mu).
+	placing, headsMode bool
 }
 
 // outFrame is a frame waiting for the writer; routedAt is set for a
@@ -78,6 +82,16 @@ type convState struct {
 	// so the fanout routes this conversation here and any hole before it
 	// shows as a gap; the settle pass can skip it.
 	live bool
+	// unplaced: hello has not said yet where the device is in it; live
+	// entries wait in early (at most maxEarly) until resume places it.
+	unplaced bool
+	early    []Entry
+	// target: the fanout routed up to here before it routed to this
+	// connection; fill reads history until the device has it.
+	target uint64
+	// memberFrom > 0: the user may see every seq from there to target, so
+	// reads up to target are shared with the other members (sharedReads).
+	memberFrom uint64
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {

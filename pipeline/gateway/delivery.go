@@ -58,10 +58,15 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	c.mu.Lock()
 	cs := c.convs[conv]
 	if cs == nil {
-		cs = &convState{reorder: NewReorder(0, 0)}
+		cs = &convState{reorder: NewReorder(0, 0), unplaced: c.placing}
 		c.convs[conv] = cs
 	}
 	cs.live = cs.live || (!fromHistory && len(entries) > 0)
+	if cs.unplaced {
+		cs.keepEarly(entries)
+		c.mu.Unlock()
+		return
+	}
 	var ready []Entry
 	overflow := false
 	now := time.Now()
@@ -110,7 +115,7 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 		_, gap := cs.reorder.Gap()
 		again := cs.settleAgain
 		cs.settleAgain = false
-		more := (gap || again) && !c.closed()
+		more := (gap || again || cs.reorder.Delivered() < cs.target) && !c.closed()
 		cs.filling = more
 		c.mu.Unlock()
 		if more {
@@ -123,23 +128,34 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 	backoff := 100 * time.Millisecond
 	for !c.closed() {
 		c.mu.Lock()
-		r := c.convs[conv].reorder
-		gap, hasGap := r.Gap()
-		after := r.Delivered()
+		cs := c.convs[conv]
+		gap, hasGap := cs.reorder.Gap()
+		after, target := cs.reorder.Delivered(), cs.target
+		shared := after < target && cs.memberFrom > 0 && cs.memberFrom <= after+1
 		c.mu.Unlock()
-		if !hasGap && !catchUp {
+		if !hasGap && !catchUp && after >= target {
 			return
 		}
 		var page HistoryPage
 		var err error
-		if first != nil { // read after the resume position: at or below after
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		switch {
+		case first != nil: // read after the resume position: at or below after
 			page, first = *first, nil
-		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		case shared:
+			page, err = c.g.shared.read(ctx, conv, c.user, after, target)
+			c.g.metrics.sharedReads.Inc()
+			if err != nil { // the reader's error (not_member, a timeout) need not be this user's
+				page, err = c.g.cfg.History.Read(ctx, conv, c.user, after, historyPage)
+			}
+		default:
 			page, err = c.g.cfg.History.Read(ctx, conv, c.user, after, historyPage)
-			cancel()
 		}
+		cancel()
 		if errors.Is(err, ErrNotMember) {
+			c.mu.Lock()
+			cs.target = 0 // nothing to catch up: say so once
+			c.mu.Unlock()
 			c.send(errorPayload(&ProtocolError{Code: CodeNotMember, Message: c.user + " is not a member of " + conv}, false))
 			return
 		}
@@ -163,7 +179,7 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 			catchUp = false
 			continue
 		}
-		if len(page.Entries) == 0 && page.CompleteUpTo < gap.To {
+		if len(page.Entries) == 0 && page.CompleteUpTo < max(gap.To, target) {
 			// History has not caught up with the live stream yet.
 			if !c.sleep(backoff) {
 				return

@@ -171,6 +171,7 @@ type Gateway struct {
 	admit    *admission
 	limits   *connLimits
 	progress *progressReader
+	shared   *sharedReads
 
 	started    chan struct{} // closed once the gateway consumes its topic
 	topicsWait kafkawire.TopicsWait
@@ -210,7 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
 		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
 		limits:   newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit),
-		progress: &progressReader{history: cfg.History}}
+		progress: &progressReader{history: cfg.History}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}}}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
 	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)
@@ -363,7 +364,7 @@ func (g *Gateway) routingStarted(rs *imv1.RoutingStarted) {
 	}
 	g.mu.Unlock()
 	if target != nil {
-		target.routingStarted(rs.SequencedPartition, rs.SequencedOffset, rs.SequencedPartitions)
+		target.routingStarted(rs)
 	}
 }
 
@@ -443,7 +444,14 @@ func (g *Gateway) closeAll() {
 	}
 	g.mu.Unlock()
 	for _, c := range all {
-		c.close(websocket.CloseGoingAway, "gateway shutting down")
+		c.mu.Lock()
+		placing := c.placing
+		c.mu.Unlock()
+		if placing { // welcomed, still waiting to be caught up: say so
+			c.shuttingDown()
+		} else {
+			c.close(websocket.CloseGoingAway, "gateway shutting down")
+		}
 		<-c.done
 	}
 }

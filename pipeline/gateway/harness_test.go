@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,9 @@ type pipeline struct {
 	log      *slog.Logger // printed if the test fails
 	sink     history.Config
 	stopSink func()
+	// historyReads counts the read API's requests (every method but PUT,
+	// which stores positions): each one queries ClickHouse.
+	historyReads atomic.Int64
 }
 
 type runningGateway struct {
@@ -106,7 +111,12 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			p.historyReads.Add(1)
+		}
+		api.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	p.history = srv.URL
 	return p

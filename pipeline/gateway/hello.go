@@ -58,19 +58,13 @@ func (c *conn) hello() bool {
 	// promised to serve.
 	c.send(encode(welcomeFrame{Type: "welcome", UserID: c.user, DeviceID: c.device, GatewayID: c.g.cfg.GatewayID,
 		MaxFrameBytes: c.g.cfg.MaxFrameBytes}))
-	resume, ok := c.resumeWhenHistoryAnswers(f.Hello.Resume)
-	if !ok {
-		if !c.closed() {
-			c.fail(&ProtocolError{Code: CodeUnavailable, Message: "the gateway is shutting down; reconnect"}, websocket.CloseTryAgainLater)
-		}
-		return false
-	}
-	// Registered before the catch-up reads history: a live delivery that
-	// arrives meanwhile is held in the reorder buffer, so the seam between
-	// history and live has neither a gap nor a duplicate.
+	// Registered before resume places the device: a live delivery that
+	// arrives meanwhile is kept until then, so the seam between history and
+	// live has neither a gap nor a duplicate.
 	c.mu.Lock()
-	for conv, pos := range resume {
-		c.convs[conv] = &convState{reorder: NewReorder(pos, 0), filling: true}
+	c.placing = true
+	for conv := range f.Hello.Resume {
+		c.convs[conv] = &convState{reorder: NewReorder(0, 0), unplaced: true}
 	}
 	c.mu.Unlock()
 	if !c.g.register(c) {
@@ -81,8 +75,7 @@ func (c *conn) hello() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.g.announce(ctx, c, true)
 	cancel()
-	go c.catchUp(resume)
-	go c.settle()
+	go c.resume(f.Hello.Resume)
 	return true
 }
 
@@ -153,14 +146,7 @@ func (c *conn) resumeWhenHistoryAnswers(sent map[string]uint64) (map[string]uint
 		}
 		c.g.metrics.historyErrors.Inc()
 		c.log.Warn("reading stored positions failed; retrying", "err", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-c.quit:
-			t.Stop()
-			return nil, false
-		case <-c.g.shutdown:
-			t.Stop()
+		if !c.wait(backoff) {
 			return nil, false
 		}
 		backoff = min(2*backoff, 5*time.Second)

@@ -17,6 +17,8 @@ type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
 	historyErrors, settleSkips, settledPartitions  prometheus.Counter
+	sharedReads                                    prometheus.Counter
+	resumes                                        *prometheus.CounterVec
 	disconnects                                    *prometheus.CounterVec
 	writeDelay                                     prometheus.Histogram
 	refused                                        *prometheus.CounterVec
@@ -38,6 +40,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		historyErrors:     c("history_errors_total", "Failed history reads (retried)."),
 		settleSkips:       c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
 		settledPartitions: c("settled_partitions_total", "Sequenced partitions settled for a new connection once history stored them up to the fanout's RoutingStarted notice."),
+		sharedReads:       c("shared_reads_total", "Catch-up reads answered by a history read shared with other members lacking the same entries."),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_resumes_total",
+			Help: "Hellos resumed, by path: heads (from the fanout's notices; history read only for what is missing) or history (it lists conversations and positions)."}, []string{"path"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_disconnects_total",
 			Help: "Connections closed by the gateway, by protocol error code."}, []string{"code"}),
 		writeDelay: latency.NewHistogram("seqchat_gateway_write_delay_seconds",
@@ -49,6 +54,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "New connections refused before welcome, by limit: connections (MaxConnections, from the open-file limit), memory, per_user."}, []string{"reason"})
 	for _, r := range []string{refusedOverload, refusedRateLimited, refusedOrder} {
 		m.refused.WithLabelValues(r)
+	}
+	for _, p := range []string{"heads", "history"} {
+		m.resumes.WithLabelValues(p)
 	}
 	for _, r := range []string{refusedConnections, refusedMemory, refusedPerUser} {
 		m.connectionsRefused.WithLabelValues(r)
@@ -62,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			return m.pipelineDelay()
 		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.sharedReads, m.resumes, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
 	}
 	return m
 }

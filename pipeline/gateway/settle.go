@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 // settleRounds: the timed settle pass runs SettleDelay after hello and
@@ -26,19 +27,26 @@ type routing struct {
 	partitions int32           // of the sequenced topic; 0 until a notice says
 	from       map[int32]int64 // noticed, not settled yet: partition -> offset
 	settled    map[int32]bool
+	// heads: the user's conversations per partition, from notices that
+	// list them completely; incomplete: a notice did not.
+	heads      map[int32][]*imv1.RoutedConversation
+	incomplete bool
 	wake       chan struct{} // a notice arrived
 }
 
 func newRouting() routing {
-	return routing{from: map[int32]int64{}, settled: map[int32]bool{}, wake: make(chan struct{}, 1)}
+	return routing{from: map[int32]int64{}, settled: map[int32]bool{}, heads: map[int32][]*imv1.RoutedConversation{},
+		wake: make(chan struct{}, 1)}
 }
 
-// routingStarted records the fanout's notice that partition p of the
-// sequenced topic (of partitions) is routed here from offset from on. A
-// later notice of a partition (it moved to another fanout, whose presence
-// view may have applied this connection only then) settles it again from
-// its own offset.
-func (c *conn) routingStarted(p int32, from int64, partitions int32) {
+// routingStarted records the fanout's notice that a partition of the
+// sequenced topic is routed here from an offset on. A later notice of a
+// partition (it moved to another fanout, whose presence view may have
+// applied this connection only then) settles it again from its own
+// offset, or, once resume placed the device from the notices, reads what
+// each conversation lacks up to the notice's heads.
+func (c *conn) routingStarted(rs *imv1.RoutingStarted) {
+	p, from, partitions := rs.SequencedPartition, rs.SequencedOffset, rs.SequencedPartitions
 	c.mu.Lock()
 	r := &c.routing
 	if r.partitions == 0 {
@@ -49,8 +57,17 @@ func (c *conn) routingStarted(p int32, from int64, partitions int32) {
 			r.from[p] = from
 		}
 		delete(r.settled, p)
+		if rs.ConversationsComplete {
+			r.heads[p] = rs.Conversations
+		} else {
+			r.incomplete = true
+		}
 	}
+	heads := c.headsMode && rs.ConversationsComplete
 	c.mu.Unlock()
+	if heads {
+		c.headsNoticed(rs.Conversations)
+	}
 	select {
 	case r.wake <- struct{}{}:
 	default:

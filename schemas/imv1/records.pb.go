@@ -1693,8 +1693,15 @@ type RoutingStarted struct {
 	SequencedOffset    int64                  `protobuf:"varint,5,opt,name=sequenced_offset,json=sequencedOffset,proto3" json:"sequenced_offset,omitempty"`
 	// sequenced_partitions is the partition count of the sequenced topic.
 	SequencedPartitions int32 `protobuf:"varint,6,opt,name=sequenced_partitions,json=sequencedPartitions,proto3" json:"sequenced_partitions,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// conversations are the user's conversations on the partition as of
+	// sequenced_offset, when conversations_complete says the fanout knows
+	// them all (it has tracked the partition since its first record): then
+	// a device already at each one's last_seq needs no history read, and a
+	// conversation not listed has nothing for the user before the offset.
+	Conversations         []*RoutedConversation `protobuf:"bytes,7,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	ConversationsComplete bool                  `protobuf:"varint,8,opt,name=conversations_complete,json=conversationsComplete,proto3" json:"conversations_complete,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *RoutingStarted) Reset() {
@@ -1769,6 +1776,87 @@ func (x *RoutingStarted) GetSequencedPartitions() int32 {
 	return 0
 }
 
+func (x *RoutingStarted) GetConversations() []*RoutedConversation {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+func (x *RoutingStarted) GetConversationsComplete() bool {
+	if x != nil {
+		return x.ConversationsComplete
+	}
+	return false
+}
+
+// RoutedConversation is one conversation of a user as the fanout routed it
+// before a RoutingStarted notice's offset.
+type RoutedConversation struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	// last_seq: the last seq routed, or the end of the user's last
+	// membership period if that is earlier (a user who left sees no more).
+	LastSeq uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// member_from is where the user's last membership period starts (1 for
+	// a dm): a device at or after member_from - 1 may see every seq up to
+	// last_seq, so the entries it lacks are the same for every such member.
+	MemberFrom    uint64 `protobuf:"varint,3,opt,name=member_from,json=memberFrom,proto3" json:"member_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutedConversation) Reset() {
+	*x = RoutedConversation{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutedConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutedConversation) ProtoMessage() {}
+
+func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutedConversation.ProtoReflect.Descriptor instead.
+func (*RoutedConversation) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RoutedConversation) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *RoutedConversation) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *RoutedConversation) GetMemberFrom() uint64 {
+	if x != nil {
+		return x.MemberFrom
+	}
+	return 0
+}
+
 type DeviceRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1779,7 +1867,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1879,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1892,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1839,7 +1927,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1939,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1952,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -1937,7 +2025,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2037,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2050,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -2031,7 +2119,10 @@ func (x *DeadLetter) GetAtMs() int64 {
 // FanoutMembership is one user's membership periods in one group, as the
 // fanout derived them from the sequenced membership events: topic
 // im.fanout.members (compacted), key = <conversation id> 0x00 <user id>, same
-// partition number as the sequenced records. Periods (not a current member
+// partition number as the sequenced records. The same topic keeps each
+// conversation's last routed seq (key <conversation id> 0x00, user_id
+// empty, head_seq set) and, under key 0x00, heads_complete: the partition's
+// heads have been tracked since its first record. Periods (not a current member
 // set) make replays after a restart idempotent: whatever position the
 // fanout resumes from, an entry at seq k goes to the users whose periods
 // contain k.
@@ -2042,13 +2133,15 @@ type FanoutMembership struct {
 	UserId         string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Oldest first; the last one is open (to_seq = 0) while the user is a member.
 	Periods       []*MembershipPeriod `protobuf:"bytes,4,rep,name=periods,proto3" json:"periods,omitempty"`
+	HeadSeq       uint64              `protobuf:"varint,5,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	HeadsComplete bool                `protobuf:"varint,6,opt,name=heads_complete,json=headsComplete,proto3" json:"heads_complete,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2153,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2166,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2104,6 +2197,20 @@ func (x *FanoutMembership) GetPeriods() []*MembershipPeriod {
 	return nil
 }
 
+func (x *FanoutMembership) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *FanoutMembership) GetHeadsComplete() bool {
+	if x != nil {
+		return x.HeadsComplete
+	}
+	return false
+}
+
 // MembershipPeriod: member from from_seq (its join or creation) through
 // to_seq (its leave or kick, which it still receives); 0 = still a member.
 type MembershipPeriod struct {
@@ -2116,7 +2223,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2235,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2248,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2282,14 +2389,21 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x03 \x03(\v2\x18.seqchat.im.v1.DeviceRefR\n" +
 	"recipients\x12F\n" +
-	"\x0frouting_started\x18\x04 \x01(\v2\x1d.seqchat.im.v1.RoutingStartedR\x0eroutingStarted\"\xeb\x01\n" +
+	"\x0frouting_started\x18\x04 \x01(\v2\x1d.seqchat.im.v1.RoutingStartedR\x0eroutingStarted\"\xeb\x02\n" +
 	"\x0eRoutingStarted\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
 	"\x13sequenced_partition\x18\x04 \x01(\x05R\x12sequencedPartition\x12)\n" +
 	"\x10sequenced_offset\x18\x05 \x01(\x03R\x0fsequencedOffset\x121\n" +
-	"\x14sequenced_partitions\x18\x06 \x01(\x05R\x13sequencedPartitions\"A\n" +
+	"\x14sequenced_partitions\x18\x06 \x01(\x05R\x13sequencedPartitions\x12G\n" +
+	"\rconversations\x18\a \x03(\v2!.seqchat.im.v1.RoutedConversationR\rconversations\x125\n" +
+	"\x16conversations_complete\x18\b \x01(\bR\x15conversationsComplete\"y\n" +
+	"\x12RoutedConversation\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x1f\n" +
+	"\vmember_from\x18\x03 \x01(\x04R\n" +
+	"memberFrom\"A\n" +
 	"\tDeviceRef\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"\xbc\x01\n" +
@@ -2312,12 +2426,14 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x05value\x18\x06 \x01(\fR\x05value\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x14\n" +
 	"\x05stage\x18\b \x01(\tR\x05stage\x12\x13\n" +
-	"\x05at_ms\x18\t \x01(\x03R\x04atMs\"\xa9\x01\n" +
+	"\x05at_ms\x18\t \x01(\x03R\x04atMs\"\xeb\x01\n" +
 	"\x10FanoutMembership\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x129\n" +
-	"\aperiods\x18\x04 \x03(\v2\x1f.seqchat.im.v1.MembershipPeriodR\aperiods\"D\n" +
+	"\aperiods\x18\x04 \x03(\v2\x1f.seqchat.im.v1.MembershipPeriodR\aperiods\x12\x19\n" +
+	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12%\n" +
+	"\x0eheads_complete\x18\x06 \x01(\bR\rheadsComplete\"D\n" +
 	"\x10MembershipPeriod\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x15\n" +
 	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeqB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
@@ -2335,35 +2451,36 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_schemas_imv1_records_proto_goTypes = []any{
-	(MembershipEvent_Kind)(0), // 0: seqchat.im.v1.MembershipEvent.Kind
-	(*RawRecord)(nil),         // 1: seqchat.im.v1.RawRecord
-	(*ChatMessage)(nil),       // 2: seqchat.im.v1.ChatMessage
-	(*Control)(nil),           // 3: seqchat.im.v1.Control
-	(*CreateGroup)(nil),       // 4: seqchat.im.v1.CreateGroup
-	(*Join)(nil),              // 5: seqchat.im.v1.Join
-	(*Leave)(nil),             // 6: seqchat.im.v1.Leave
-	(*Kick)(nil),              // 7: seqchat.im.v1.Kick
-	(*SequencedRecord)(nil),   // 8: seqchat.im.v1.SequencedRecord
-	(*MembershipEvent)(nil),   // 9: seqchat.im.v1.MembershipEvent
-	(*Rejection)(nil),         // 10: seqchat.im.v1.Rejection
-	(*DuplicateNotice)(nil),   // 11: seqchat.im.v1.DuplicateNotice
-	(*StateEntry)(nil),        // 12: seqchat.im.v1.StateEntry
-	(*ConversationHead)(nil),  // 13: seqchat.im.v1.ConversationHead
-	(*Member)(nil),            // 14: seqchat.im.v1.Member
-	(*RecentSend)(nil),        // 15: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),      // 16: seqchat.im.v1.DeviceCursor
-	(*ClientSeqRange)(nil),    // 17: seqchat.im.v1.ClientSeqRange
-	(*HeldSend)(nil),          // 18: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),     // 19: seqchat.im.v1.RestoreMarker
-	(*GatewayDelivery)(nil),   // 20: seqchat.im.v1.GatewayDelivery
-	(*RoutingStarted)(nil),    // 21: seqchat.im.v1.RoutingStarted
-	(*DeviceRef)(nil),         // 22: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),          // 23: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),        // 24: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),  // 25: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),  // 26: seqchat.im.v1.MembershipPeriod
+	(MembershipEvent_Kind)(0),  // 0: seqchat.im.v1.MembershipEvent.Kind
+	(*RawRecord)(nil),          // 1: seqchat.im.v1.RawRecord
+	(*ChatMessage)(nil),        // 2: seqchat.im.v1.ChatMessage
+	(*Control)(nil),            // 3: seqchat.im.v1.Control
+	(*CreateGroup)(nil),        // 4: seqchat.im.v1.CreateGroup
+	(*Join)(nil),               // 5: seqchat.im.v1.Join
+	(*Leave)(nil),              // 6: seqchat.im.v1.Leave
+	(*Kick)(nil),               // 7: seqchat.im.v1.Kick
+	(*SequencedRecord)(nil),    // 8: seqchat.im.v1.SequencedRecord
+	(*MembershipEvent)(nil),    // 9: seqchat.im.v1.MembershipEvent
+	(*Rejection)(nil),          // 10: seqchat.im.v1.Rejection
+	(*DuplicateNotice)(nil),    // 11: seqchat.im.v1.DuplicateNotice
+	(*StateEntry)(nil),         // 12: seqchat.im.v1.StateEntry
+	(*ConversationHead)(nil),   // 13: seqchat.im.v1.ConversationHead
+	(*Member)(nil),             // 14: seqchat.im.v1.Member
+	(*RecentSend)(nil),         // 15: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),       // 16: seqchat.im.v1.DeviceCursor
+	(*ClientSeqRange)(nil),     // 17: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),           // 18: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),      // 19: seqchat.im.v1.RestoreMarker
+	(*GatewayDelivery)(nil),    // 20: seqchat.im.v1.GatewayDelivery
+	(*RoutingStarted)(nil),     // 21: seqchat.im.v1.RoutingStarted
+	(*RoutedConversation)(nil), // 22: seqchat.im.v1.RoutedConversation
+	(*DeviceRef)(nil),          // 23: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),           // 24: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),         // 25: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),   // 26: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),   // 27: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -2386,14 +2503,15 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	17, // 17: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
 	1,  // 18: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
 	8,  // 19: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	22, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	23, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
 	21, // 21: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
-	26, // 22: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 22: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
+	27, // 23: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2431,7 +2549,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

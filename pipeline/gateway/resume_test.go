@@ -1,0 +1,110 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
+)
+
+// TestResumeAtTheHeadReadsNoHistory: issue 16's hello. A device that sends
+// the positions it holds and has nothing new is placed from the fanout's
+// notices with no history read, and live delivery goes on; members behind
+// by the same entries (a reconnect storm) share the reads; a device that
+// sends no positions is still caught up from history.
+func TestResumeAtTheHeadReadsNoHistory(t *testing.T) {
+	p := startPipeline(t)
+	p.startGateway("a")
+	const members = 8
+	group, dm := "g:resume", "dm:u0:u1"
+	users := make([]string, members)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%d", i)
+	}
+	devices := map[string]*client{}
+	for _, u := range users {
+		devices[u] = p.dial("a", u, "phone", nil)
+	}
+	u0 := devices["u0"]
+	u0.control(group, "create", 1, map[string]any{"op": "create_group", "title": "resume", "user_ids": users[1:]})
+	u0.send(group, "m1", 2, "one")
+	u0.send(group, "m2", 3, "two")
+	u0.send(dm, "d1", 1, "hi")
+	devices["u1"].send(dm, "d2", 1, "hello")
+	held := map[string]map[string]uint64{}
+	for _, u := range users {
+		c := devices[u]
+		c.waitSeqs(group, 3)
+		held[u] = map[string]uint64{group: 3}
+		if u == "u0" || u == "u1" {
+			c.waitSeqs(dm, 2)
+			held[u][dm] = 2
+		}
+		c.ws.Close()
+		<-c.closed
+	}
+
+	// Everyone back with the positions held: no read at all.
+	before := p.historyReads.Load()
+	for _, u := range users {
+		devices[u] = p.dial("a", u, "phone", held[u])
+	}
+	for _, u := range users {
+		for conv := range held[u] {
+			devices[u].waitFrame("synced "+conv, func(f frame) bool { return f.Type == "synced" && f.ConversationID == conv })
+		}
+	}
+	devices["u1"].send(group, "m3", 1, "live")
+	for _, u := range users {
+		devices[u].waitSeqs(group, 1)
+		if got := devices[u].got(group); !slices.Equal(got, []uint64{4}) {
+			t.Errorf("%s after resuming at the head: %v, want [4]", u, got)
+		}
+	}
+	if n := p.historyReads.Load() - before; n != 0 {
+		t.Errorf("resuming %d devices at the head read history %d times, want 0", members, n)
+	}
+
+	// The others miss seq 5 while away; back, they read it in shared reads.
+	for _, u := range users[1:] {
+		devices[u].ws.Close()
+		<-devices[u].closed
+	}
+	devices["u0"].send(group, "m4", 4, "while you were away")
+	devices["u0"].waitSeqs(group, 2)
+	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
+	stacktest.Eventually(t, 30*time.Second, "history of "+group+" up to 5", func() bool {
+		page, err := h.Read(context.Background(), group, "u0", 5, 1)
+		return err == nil && page.CompleteUpTo >= 5
+	})
+	before = p.historyReads.Load()
+	for _, u := range users[1:] {
+		devices[u] = p.dial("a", u, "phone", map[string]uint64{group: 4})
+	}
+	for _, u := range users[1:] {
+		devices[u].waitFrame("synced", func(f frame) bool { return f.Type == "synced" && f.ConversationID == group })
+	}
+	devices["u0"].send(group, "m5", 5, "welcome back")
+	for _, u := range users[1:] {
+		devices[u].waitSeqs(group, 2)
+		if got := devices[u].got(group); !slices.Equal(got, []uint64{5, 6}) {
+			t.Errorf("%s after missing seq 5: %v, want [5 6]", u, got)
+		}
+	}
+	n := p.historyReads.Load() - before
+	t.Logf("%d devices behind by one entry: %d history reads", members-1, n)
+	if n >= members-1 {
+		t.Errorf("%d devices behind by the same entry made %d history reads: not shared", members-1, n)
+	}
+
+	// A new device sends no positions: stored ones (none) and history.
+	tablet := p.dial("a", "u2", "tablet", nil)
+	tablet.waitSeqs(group, 6)
+	if got := tablet.got(group); !slices.Equal(got, seqRange(1, 6)) {
+		t.Errorf("a new device of u2: %v, want 1..6", got)
+	}
+}
