@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/seqchat/seqchat/schemas/historyapi"
@@ -54,7 +55,25 @@ type History interface {
 type HistoryClient struct {
 	BaseURL string // e.g. http://127.0.0.1:8081
 	Token   string // the service token
-	HTTP    *http.Client
+	// HTTP: nil means a client of its own that keeps enough idle
+	// connections for a reconnect storm's concurrent reads (net/http's
+	// default keeps 2 per host: every other read dialled, and closed, a
+	// connection of its own).
+	HTTP *http.Client
+
+	once sync.Once
+	own  *http.Client
+}
+
+func (c *HistoryClient) client() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	c.once.Do(func() {
+		c.own = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
+	})
+	return c.own
 }
 
 func (c *HistoryClient) do(ctx context.Context, method, path string, body, out any) error {
@@ -74,11 +93,7 @@ func (c *HistoryClient) do(ctx context.Context, method, path string, body, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.client().Do(req)
 	if err != nil {
 		return fmt.Errorf("history %s %s: %w", method, path, err)
 	}
