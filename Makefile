@@ -114,8 +114,9 @@ bench: services-down up centrifugo-up
 
 ## bench-connections: idle connections on one gateway in steps up to the
 ## open-file limit (memory, goroutines, fds, idle CPU, hellos/s, a broadcast
-## to a 1,000-member group), then a reconnect storm of 10,000 devices from a
-## killed gateway to another. CONNBENCH_FLAGS tunes it (cmd/connbench -h).
+## to a 1,000-member group), a resume burst of 10,000 devices with nothing
+## new, then a reconnect storm of 10,000 devices from a killed gateway to
+## another. CONNBENCH_FLAGS tunes it (cmd/connbench -h).
 bench-connections: services-down up
 	set -o pipefail; $(BIN)/connbench $(CONNBENCH_FLAGS) | tee .stack/connbench.md
 

@@ -3,7 +3,9 @@
 // allows, recording per step the gateway's RSS, Go heap and stacks,
 // goroutines, file descriptors, idle CPU, how fast hellos complete and how
 // long a message to a 1,000-member group takes to reach every member; then
-// a reconnect storm: the devices on gateway A, A killed with SIGKILL, all
+// a resume burst (the devices close and say hello again at once with the
+// positions they hold: nothing new, so no history query); then a
+// reconnect storm: the devices on gateway A, A killed with SIGKILL, all
 // reconnect to gateway B, timed until every device has every message, with
 // the ClickHouse queries it cost. `make bench-connections` runs it on top
 // of `make up`'s stack and services; it starts its own two gateways.
