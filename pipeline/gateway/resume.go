@@ -139,6 +139,7 @@ func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[int32][]*imv1
 			}
 		}
 	}
+	clear(c.routing.heads) // later notices are applied as they come (headsNoticed)
 	for conv, pos := range positions {
 		rc := routed[conv]
 		if rc == nil {

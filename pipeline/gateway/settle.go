@@ -57,9 +57,9 @@ func (c *conn) routingStarted(rs *imv1.RoutingStarted) {
 			r.from[p] = from
 		}
 		delete(r.settled, p)
-		if rs.ConversationsComplete {
+		if rs.ConversationsComplete && !c.headsMode {
 			r.heads[p] = rs.Conversations
-		} else {
+		} else if !rs.ConversationsComplete {
 			r.incomplete = true
 		}
 	}
