@@ -135,19 +135,29 @@ func (c *conn) catchUp(resume map[string]uint64) {
 	}
 }
 
-// resumeWhenHistoryAnswers is resumePositions, retried with backoff while
-// history fails; false if the connection or the gateway closes first.
-func (c *conn) resumeWhenHistoryAnswers(sent map[string]uint64) (map[string]uint64, bool) {
+// resumeWhenHistoryAnswers is resumePositions, retried while history
+// fails; false if the connection closes first.
+func (c *conn) resumeWhenHistoryAnswers(sent map[string]uint64) (resume map[string]uint64, ok bool) {
+	ok = c.untilHistoryAnswers(func() (err error) {
+		resume, err = c.resumePositions(sent)
+		return err
+	})
+	return resume, ok
+}
+
+// untilHistoryAnswers runs read until it succeeds, with backoff; false if
+// the connection closes first (the gateway's shutdown closes it).
+func (c *conn) untilHistoryAnswers(read func() error) bool {
 	backoff := 200 * time.Millisecond
 	for {
-		resume, err := c.resumePositions(sent)
+		err := read()
 		if err == nil {
-			return resume, true
+			return true
 		}
 		c.g.metrics.historyErrors.Inc()
 		c.log.Warn("reading stored positions failed; retrying", "err", err, "backoff", backoff)
-		if !c.wait(backoff) {
-			return nil, false
+		if !c.sleep(backoff) {
+			return false
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

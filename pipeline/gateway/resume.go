@@ -61,20 +61,6 @@ func (c *conn) shuttingDown() {
 	}
 }
 
-// wait sleeps d unless the connection or the gateway closes first.
-func (c *conn) wait(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.quit:
-		return false
-	case <-c.g.shutdown:
-		return false
-	}
-}
-
 // awaitHeads waits for the notices of every partition; false when one
 // does not list the user's conversations completely (a fanout that has not
 // tracked its partition from the start) or they do not come in time.
@@ -218,23 +204,15 @@ func (c *conn) headsNoticed(convs []*imv1.RoutedConversation) {
 }
 
 // storedPositions reads the device's stored positions, retried while
-// history fails; false if the connection or the gateway closes first.
-func (c *conn) storedPositions() (map[string]uint64, bool) {
-	backoff := 200 * time.Millisecond
-	for {
+// history fails; false if the connection closes first.
+func (c *conn) storedPositions() (stored map[string]uint64, ok bool) {
+	ok = c.untilHistoryAnswers(func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		stored, err := c.g.cfg.History.Positions(ctx, c.user, c.device)
-		cancel()
-		if err == nil {
-			return stored, true
-		}
-		c.g.metrics.historyErrors.Inc()
-		c.log.Warn("reading stored positions failed; retrying", "err", err, "backoff", backoff)
-		if !c.wait(backoff) {
-			return nil, false
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		defer cancel()
+		stored, err = c.g.cfg.History.Positions(ctx, c.user, c.device)
+		return err
+	})
+	return stored, ok
 }
 
 // placeLocked starts conv's reorder buffer at pos and offers it the live
