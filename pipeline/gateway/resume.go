@@ -70,14 +70,16 @@ func (c *conn) awaitHeads() (map[int32][]*imv1.RoutedConversation, bool) {
 	for {
 		c.mu.Lock()
 		r := &c.routing
-		complete := r.partitions > 0 && len(r.heads) == int(r.partitions)
 		incomplete := r.incomplete
-		notices := maps.Clone(r.heads)
+		var notices map[int32][]*imv1.RoutedConversation
+		if r.partitions > 0 && len(r.heads) == int(r.partitions) {
+			notices = maps.Clone(r.heads) // once, when every notice is in
+		}
 		c.mu.Unlock()
 		switch {
 		case incomplete:
 			return nil, false
-		case complete:
+		case notices != nil:
 			return notices, true
 		}
 		select {

@@ -107,4 +107,32 @@ func TestResumeAtTheHeadReadsNoHistory(t *testing.T) {
 	if got := tablet.got(group); !slices.Equal(got, seqRange(1, 6)) {
 		t.Errorf("a new device of u2: %v, want 1..6", got)
 	}
+
+	// Membership changes while away (I4, I8): u7 kicked at 7 gets its kick
+	// and nothing after; u8 added at 8 gets from its join; u3 gets all.
+	for _, u := range []string{"u3", "u7"} {
+		devices[u].ws.Close()
+		<-devices[u].closed
+	}
+	devices["u0"].control(group, "kick", 6, map[string]any{"op": "kick", "user_id": "u7"})
+	devices["u0"].control(group, "add", 7, map[string]any{"op": "join", "user_id": "u8"})
+	devices["u0"].send(group, "m6", 8, "after the changes")
+	devices["u0"].waitSeqs(group, 6) // 4, 5, 6 before; 7, 8, 9 now
+	back := map[string]*client{
+		"u3": p.dial("a", "u3", "phone", map[string]uint64{group: 6}),
+		"u7": p.dial("a", "u7", "phone", map[string]uint64{group: 6}),
+		"u8": p.dial("a", "u8", "phone", nil),
+	}
+	devices["u0"].send(group, "m7", 9, "live after the changes")
+	want := map[string][]uint64{"u3": seqRange(7, 10), "u8": seqRange(8, 10)}
+	for u, seqs := range want {
+		back[u].waitSeqs(group, len(seqs))
+		if got := back[u].got(group); !slices.Equal(got, seqs) {
+			t.Errorf("%s back after the kick and the join: %v, want %v", u, got, seqs)
+		}
+	}
+	back["u7"].waitFrame("synced", func(f frame) bool { return f.Type == "synced" && f.ConversationID == group })
+	if got := back["u7"].got(group); !slices.Equal(got, []uint64{7}) {
+		t.Errorf("u7, kicked at 7, back after it: %v, want [7] (its kick and nothing after)", got)
+	}
 }
