@@ -46,6 +46,7 @@ func run() error {
 	fs.IntVar(&cfg.MaxConnectionsPerUser, "max-connections-per-user", 0, "one user's connections to this gateway (default 32; negative: none)")
 	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "bytes held from the OS before new connections are refused (default 90% of GOMEMLIMIT if set, else none; negative: none)")
 	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "refuse new sends (unavailable, retry_after_ms) when the pipeline is past capacity: live entries this far behind and the backlog growing (default 500ms; negative: never)")
+	fs.DurationVar(&cfg.StallAfter, "stall-after", 0, "read a conversation from history for a device behind its head (the sequencers' heartbeats) this long: its delivery stalled (default 10s; negative: never)")
 	fs.DurationVar(&cfg.Ingest.Linger, "ingest-linger", 0, "how long a produce request of sends waits for more (default 1ms; negative: none)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "serve the demo chat page at / and issue tokens to anyone (development only)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {

@@ -92,6 +92,12 @@ type convState struct {
 	// memberFrom > 0: the user may see every seq from there to target, so
 	// reads up to target are shared with the other members (sharedReads).
 	memberFrom uint64
+	// left: the device got the user's own leave or kick, so it falls
+	// behind the conversation's head by design (no stall).
+	left bool
+	// behind: the head the device has been behind since it was learned
+	// (stall detection); zero while it is not behind.
+	behind headSeen
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {

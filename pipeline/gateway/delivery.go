@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -49,7 +50,7 @@ func (c *conn) offer(conv string, entries []Entry) {
 func (c *conn) offerPage(conv string, page []MsgFrame, complete uint64, pageFull bool) {
 	entries := make([]Entry, len(page))
 	for i, f := range page {
-		entries[i] = Entry{Seq: f.Seq, Payload: encode(f), Sender: deviceKey{f.SenderUserID, f.SenderDeviceID}, ClientMsgID: f.ClientMsgID}
+		entries[i] = Entry{Seq: f.Seq, Payload: encode(f), Sender: deviceKey{f.SenderUserID, f.SenderDeviceID}, ClientMsgID: f.ClientMsgID, Membership: f.Event}
 	}
 	c.offerEntries(conv, entries, true, complete, pageFull)
 }
@@ -96,6 +97,9 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	// entry released by another goroutine right after cannot overtake them.
 	for _, e := range ready {
 		c.sendEntry(e)
+		if m := e.Membership; m != nil && slices.Contains(m.UserIDs, c.user) {
+			cs.left = m.Kind == "left" || m.Kind == "kicked"
+		}
 	}
 	c.mu.Unlock()
 	c.g.metrics.delivered.Add(float64(len(ready)))

@@ -62,6 +62,11 @@ type Config struct {
 	// for this long after hello (and again 4 times later), it reads every
 	// conversation of the user that has had no live entry. Zero means 3s.
 	SettleDelay time.Duration
+	// StallAfter: a device that stays behind a conversation's head (the
+	// sequencers' heartbeats on the heads topic) this long is read up to
+	// it from history: its delivery path stopped without an error
+	// (stalls.go). Zero means 10s; negative means never.
+	StallAfter time.Duration
 	// OverloadDelay: while the pipeline is past capacity (live entries are
 	// written to the clients this long after ingest received them, for a
 	// second, and more is sent than comes back), the rate of new sends is
@@ -118,6 +123,9 @@ func (c *Config) setDefaults() {
 	if c.SettleDelay == 0 {
 		c.SettleDelay = 3 * time.Second
 	}
+	if c.StallAfter == 0 {
+		c.StallAfter = 10 * time.Second
+	}
 	if c.OverloadDelay == 0 {
 		c.OverloadDelay = 500 * time.Millisecond
 	}
@@ -172,6 +180,7 @@ type Gateway struct {
 	limits   *connLimits
 	progress *progressReader
 	shared   *sharedReads
+	heads    *streamHeads
 
 	started    chan struct{} // closed once the gateway consumes its topic
 	topicsWait kafkawire.TopicsWait
@@ -211,7 +220,8 @@ func New(cfg Config) (*Gateway, error) {
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
 		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
 		limits:   newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit),
-		progress: &progressReader{history: cfg.History}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}}}
+		progress: &progressReader{history: cfg.History}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
+		heads: newStreamHeads()}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
 	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)
@@ -298,6 +308,10 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	close(g.started)
 	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts))
 	eg.Go(func() error { g.savePositionsEvery(ctx, time.Second); return nil })
+	if g.cfg.StallAfter > 0 {
+		eg.Go(func() error { return g.followHeads(ctx, consumer) })
+		eg.Go(func() error { g.sweepStalls(ctx); return nil })
+	}
 	eg.Go(func() error { return service.ServeHTTP(ctx, ln, g.Handler(), g.log) })
 	err = eg.Wait()
 	g.closeAll()
@@ -332,9 +346,10 @@ func (g *Gateway) consume(ctx context.Context, pc sarama.PartitionConsumer) erro
 func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
 	var entry []Entry
 	if d.Record.Seq > 0 {
-		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(EntryFrame(d.Record)), RoutedAt: routedAt,
+		f := EntryFrame(d.Record)
+		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(f), RoutedAt: routedAt,
 			ReceivedAt: time.UnixMilli(d.Record.ReceivedAtMs), ClientMsgID: d.Record.ClientMsgId,
-			Sender: deviceKey{d.Record.SenderUserId, d.Record.SenderDeviceId}}}
+			Sender: deviceKey{d.Record.SenderUserId, d.Record.SenderDeviceId}, Membership: f.Event}}
 	}
 	var cs []*conn
 	g.mu.Lock()
@@ -379,20 +394,25 @@ func (g *Gateway) savePositionsEvery(ctx context.Context, interval time.Duration
 			return
 		case <-t.C:
 		}
-		g.mu.Lock()
-		var all []*conn
-		for _, cs := range g.conns {
-			for c := range cs {
-				all = append(all, c)
-			}
-		}
-		g.mu.Unlock()
-		for _, c := range all {
+		for _, c := range g.connections() {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			c.savePositions(sctx)
 			cancel()
 		}
 	}
+}
+
+// connections are the connections registered now.
+func (g *Gateway) connections() []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var all []*conn
+	for _, cs := range g.conns {
+		for c := range cs {
+			all = append(all, c)
+		}
+	}
+	return all
 }
 
 // register adds c to the devices served here; false once the gateway is
@@ -436,14 +456,8 @@ func (g *Gateway) closeAll() {
 		close(g.shutdown)
 	}
 	g.closing = true
-	var all []*conn
-	for _, cs := range g.conns {
-		for c := range cs {
-			all = append(all, c)
-		}
-	}
 	g.mu.Unlock()
-	for _, c := range all {
+	for _, c := range g.connections() {
 		c.mu.Lock()
 		placing := c.placing
 		c.mu.Unlock()

@@ -37,14 +37,16 @@ var tokenKey = []byte(strings.Repeat("e2e-key-", 5))
 // history sink and read API, and gateways, on the real broker and
 // ClickHouse, with topics and database of its own.
 type pipeline struct {
-	t        testing.TB
-	topics   kafkawire.Topics
-	history  string // read API base URL
-	signer   *auth.Signer
-	gateways map[string]*runningGateway
-	log      *slog.Logger // printed if the test fails
-	sink     history.Config
-	stopSink func()
+	t          testing.TB
+	topics     kafkawire.Topics
+	history    string // read API base URL
+	signer     *auth.Signer
+	gateways   map[string]*runningGateway
+	log        *slog.Logger // printed if the test fails
+	sink       history.Config
+	stopSink   func()
+	fanout     fanout.Config
+	stopFanout func()
 	// historyReads counts the read API's requests (every method but PUT,
 	// which stores positions): each one queries ClickHouse.
 	historyReads atomic.Int64
@@ -91,11 +93,8 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 		t.Fatal(err)
 	}
 	p.run("sequencer", seq.Run)
-	fan, err := fanout.New(fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.run("fanout", fan.Run)
+	p.fanout = fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")}
+	p.startFanout()
 
 	conn, db := stacktest.ClickHouse(t)
 	store, err := history.NewStore(conn, db)
@@ -120,6 +119,16 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	t.Cleanup(srv.Close)
 	p.history = srv.URL
 	return p
+}
+
+// startFanout starts the fanout (again, after stopFanout).
+func (p *pipeline) startFanout() {
+	p.t.Helper()
+	fan, err := fanout.New(p.fanout)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.stopFanout = p.run("fanout", fan.Run)
 }
 
 // startSink starts the history sink (again, after stopSink).

@@ -17,6 +17,8 @@ type Entry struct {
 	// sending device, it ends that send's flight (admission).
 	Sender      deviceKey
 	ClientMsgID string
+	// Membership is a membership event's kind and users; nil for a message.
+	Membership *eventBody
 }
 
 // Gap is a run of missing seqs [From, To] that entries after it wait for.

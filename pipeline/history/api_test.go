@@ -352,10 +352,10 @@ func TestReadQueuesBeyondConcurrencyLimit(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := metric(t, reg, "seqchat_history_api_waiting_requests"); got != 0 {
+	if got := stacktest.Gathered(t, reg, "seqchat_history_api_waiting_requests"); got != 0 {
 		t.Errorf("%v requests still waiting after the burst", got)
 	}
-	if got := metric(t, reg, "seqchat_history_api_requests_total", "code", "ok"); got != burst {
+	if got := stacktest.Gathered(t, reg, "seqchat_history_api_requests_total", "code", "ok"); got != burst {
 		t.Errorf("%v reads answered ok, want %d", got, burst)
 	}
 }

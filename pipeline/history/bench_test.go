@@ -16,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -75,10 +76,10 @@ func waitInserted(b *testing.B, s *runningSink, n int) (first, last time.Time, a
 	for {
 		select {
 		case <-deadline:
-			b.Fatalf("%v of %d rows within 10 minutes", metric(b, s.reg, "seqchat_history_rows_inserted_total"), n)
+			b.Fatalf("%v of %d rows within 10 minutes", stacktest.Gathered(b, s.reg, "seqchat_history_rows_inserted_total"), n)
 		case <-tick.C:
 		}
-		v := metric(b, s.reg, "seqchat_history_rows_inserted_total")
+		v := stacktest.Gathered(b, s.reg, "seqchat_history_rows_inserted_total")
 		if v > 0 && first.IsZero() {
 			first, already = time.Now(), v
 		}

@@ -86,11 +86,11 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	l := startLoad(t, newSeqWriter(t, topics, failoverPartitions), 100)
 	group := topics.Sequenced + ".history"
 
-	stacktest.Eventually(t, time.Minute, "1000 rows before the outage", func() bool { return metric(t, s.reg, "seqchat_history_rows_inserted_total") >= 1000 })
+	stacktest.Eventually(t, time.Minute, "1000 rows before the outage", func() bool { return stacktest.Gathered(t, s.reg, "seqchat_history_rows_inserted_total") >= 1000 })
 	ch.run(t, "down")
 	down := time.Now()
 	stacktest.Eventually(t, time.Minute, "every partition waiting for clickhouse", func() bool {
-		return metric(t, s.reg, "seqchat_history_retrying_partitions") == failoverPartitions
+		return stacktest.Gathered(t, s.reg, "seqchat_history_retrying_partitions") == failoverPartitions
 	})
 	if err := s.sink.Ready(ctx); err == nil {
 		t.Error("Ready while ClickHouse is down")
@@ -98,26 +98,26 @@ func TestFailoverClickHouseOutage(t *testing.T) {
 	// Offsets are committed on a ticker, so the inserts that succeeded
 	// before every partition started retrying may still be committed (a CI
 	// run saw them move). The second commit from now began after that.
-	commits := metric(t, s.reg, "seqchat_history_offset_commits_total")
+	commits := stacktest.Gathered(t, s.reg, "seqchat_history_offset_commits_total")
 	stacktest.Eventually(t, 10*time.Second, "two offset commits since every partition retries", func() bool {
-		return metric(t, s.reg, "seqchat_history_offset_commits_total") >= commits+2
+		return stacktest.Gathered(t, s.reg, "seqchat_history_offset_commits_total") >= commits+2
 	})
 	offsets := committedAll(t, group, topics.Sequenced)
 	// The outage lasts 30 seconds: a scenario, not a synchronisation.
 	time.Sleep(30*time.Second - time.Since(down))
-	if n := metric(t, s.reg, "seqchat_history_pending_records"); n > failoverPartitions*batch {
+	if n := stacktest.Gathered(t, s.reg, "seqchat_history_pending_records"); n > failoverPartitions*batch {
 		t.Errorf("%v records held during the outage, want at most %d (one batch per partition)", n, failoverPartitions*batch)
 	}
 	if got := committedAll(t, group, topics.Sequenced); fmt.Sprint(got) != fmt.Sprint(offsets) {
 		t.Errorf("offsets moved while ClickHouse was down: %v -> %v", offsets, got)
 	}
-	retries := metric(t, s.reg, "seqchat_history_retries_total", "op", "insert")
+	retries := stacktest.Gathered(t, s.reg, "seqchat_history_retries_total", "op", "insert")
 	ch.run(t, "up")
 	t.Logf("ClickHouse down for %v; %v insert retries", time.Since(down).Round(time.Second), retries)
 
-	after := metric(t, s.reg, "seqchat_history_rows_inserted_total")
+	after := stacktest.Gathered(t, s.reg, "seqchat_history_rows_inserted_total")
 	stacktest.Eventually(t, time.Minute, "1000 rows after the outage", func() bool {
-		return metric(t, s.reg, "seqchat_history_rows_inserted_total") >= after+1000
+		return stacktest.Gathered(t, s.reg, "seqchat_history_rows_inserted_total") >= after+1000
 	})
 	want := l.finish(t)
 	conn, _, err := chstore.Open(ctx, chstore.Config{Addr: ch.addr, Database: db})

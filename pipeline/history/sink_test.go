@@ -51,7 +51,7 @@ func TestSinkStoresEveryEntryOnce(t *testing.T) {
 	if c := countRows(t, conn, db); c.raw != total(want) || c.distinct != total(want) {
 		t.Errorf("rows %+v, want %d of each: without a crash every entry is written once", c, total(want))
 	}
-	if n := metric(t, s.reg, "seqchat_history_records_total", "outcome", "notice"); n != 120 {
+	if n := stacktest.Gathered(t, s.reg, "seqchat_history_records_total", "outcome", "notice"); n != 120 {
 		t.Errorf("notices skipped = %v, want 120", n)
 	}
 
@@ -164,7 +164,7 @@ func TestSinkFlushesOnShutdown(t *testing.T) {
 	}
 	w.commit(msgs...)
 	s := startSink(t, topics, store, func(c *history.Config) { c.BatchMaxRows, c.BatchMaxWait = 1<<20, time.Hour })
-	stacktest.Eventually(t, time.Minute, "the batch to be read", func() bool { return metric(t, s.reg, "seqchat_history_pending_records") == 40 })
+	stacktest.Eventually(t, time.Minute, "the batch to be read", func() bool { return stacktest.Gathered(t, s.reg, "seqchat_history_pending_records") == 40 })
 	if n := countRows(t, conn, db).raw; n != 0 {
 		t.Fatalf("%d rows written before the batch ended", n)
 	}
@@ -217,11 +217,11 @@ func TestSinkWaitsForClickHouse(t *testing.T) {
 	s := startSink(t, topics, store, func(c *history.Config) {
 		c.BatchMaxRows, c.BatchMaxWait, c.RetryMax = 10, time.Hour, 200*time.Millisecond
 	})
-	stacktest.Eventually(t, time.Minute, "insert retries", func() bool { return metric(t, s.reg, "seqchat_history_retries_total", "op", "insert") >= 3 })
+	stacktest.Eventually(t, time.Minute, "insert retries", func() bool { return stacktest.Gathered(t, s.reg, "seqchat_history_retries_total", "op", "insert") >= 3 })
 	if err := s.sink.Ready(context.Background()); err == nil {
 		t.Error("Ready while no insert succeeds")
 	}
-	if n := metric(t, s.reg, "seqchat_history_pending_records"); n != 10 {
+	if n := stacktest.Gathered(t, s.reg, "seqchat_history_pending_records"); n != 10 {
 		t.Errorf("%v records read while the first batch waits, want 10 (the batch only)", n)
 	}
 	if off := committed(t, topics.Sequenced+".history", topics.Sequenced, 0); off >= 0 {
@@ -255,7 +255,7 @@ func TestSinkReplayIsHarmless(t *testing.T) {
 	for _, group := range []string{"first", "replay"} {
 		s := startSink(t, topics, store, func(c *history.Config) { c.GroupID, c.BatchMaxRows = topics.Sequenced+"."+group, 7 })
 		stacktest.Eventually(t, time.Minute, group+" sink to write everything", func() bool {
-			return metric(t, s.reg, "seqchat_history_rows_inserted_total") == float64(total(want))
+			return stacktest.Gathered(t, s.reg, "seqchat_history_rows_inserted_total") == float64(total(want))
 		})
 		s.stop()
 	}

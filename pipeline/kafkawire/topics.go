@@ -28,6 +28,7 @@ type Topics struct {
 	FanoutMembers  string // zero means "im.fanout.members" (compacted membership periods)
 	Presence       string // zero means "im.presence" (compacted)
 	DeadLetter     string // zero means "im.deadletter"
+	Heads          string // zero means "im.heads" (the sequencer's heartbeats)
 	GatewayPrefix  string // zero means "im.gw."; a gateway's topic is prefix + gateway id
 }
 
@@ -44,16 +45,17 @@ func (t Topics) WithDefaults() Topics {
 	def(&t.FanoutMembers, "im.fanout.members")
 	def(&t.Presence, "im.presence")
 	def(&t.DeadLetter, "im.deadletter")
+	def(&t.Heads, "im.heads")
 	def(&t.GatewayPrefix, "im.gw.")
 	return t
 }
 
 // PrefixedTopics names every topic prefix + "." + role (raw, seq, state,
-// fanout, presence, dlq, gw.): a separate set for a test or a benchmark.
+// fanout, presence, dlq, heads, gw.): a separate set for a test or a benchmark.
 func PrefixedTopics(prefix string) Topics {
 	return Topics{Raw: prefix + ".raw", Sequenced: prefix + ".seq", SequencerState: prefix + ".state",
 		FanoutMembers: prefix + ".fanout", Presence: prefix + ".presence", DeadLetter: prefix + ".dlq",
-		GatewayPrefix: prefix + ".gw."}
+		Heads: prefix + ".heads", GatewayPrefix: prefix + ".gw."}
 }
 
 // Gateway is the topic of one gateway.
@@ -131,7 +133,15 @@ func CoreSpecs(t Topics, l Layout) []TopicSpec {
 		l.spec(t.FanoutMembers, l.Partitions, compacted()),
 		l.spec(t.Presence, l.Partitions, compacted()),
 		l.spec(t.DeadLetter, l.Partitions, retention(l.DeadLetterRetention)),
+		HeadsSpec(t, l),
 	}
+}
+
+// HeadsSpec is the sequencer's heartbeat topic. Readers start at its end,
+// so an hour of it is plenty.
+func HeadsSpec(t Topics, l Layout) TopicSpec {
+	t, l = t.WithDefaults(), l.WithDefaults()
+	return l.spec(t.Heads, l.Partitions, retention(time.Hour))
 }
 
 // GatewaySpec is the topic of one gateway.

@@ -30,7 +30,7 @@ func startProc(t *testing.T, name string, topics kafkawire.Topics, extra ...stri
 	t.Helper()
 	admin := "127.0.0.1:" + stacktest.FreePort(t)
 	args := append([]string{"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","),
-		"-raw-topic", topics.Raw, "-seq-topic", topics.Sequenced, "-state-topic", topics.SequencerState,
+		"-raw-topic", topics.Raw, "-seq-topic", topics.Sequenced, "-state-topic", topics.SequencerState, "-heads-topic", topics.Heads,
 		"-deadletter-topic", topics.DeadLetter, "-group-id", topics.Raw + ".sequencer",
 		"-session-timeout", "6s", "-admin-addr", admin, "-log-format", "text"}, extra...)
 	return &proc{admin: admin, Process: stacktest.Start(t, name, stacktest.Build(t, "../../cmd/sequencer"), nil, args...)}
@@ -141,6 +141,7 @@ func crashAndRestart(t *testing.T, kills int, extra ...string) {
 	}
 	loaded()
 	l.waitFor(t, 3*time.Minute, "an outcome for every send", func(l *seqLog) bool { return l.resolved(w.keys) })
+	l.waitFor(t, 30*time.Second, "heartbeats naming every conversation's last seq", (*seqLog).headsCaughtUp)
 	p.stop(t)
 	l.finish(t, topics, failoverPartitions)
 	verifyExactlyOnce(t, l, w)

@@ -87,12 +87,15 @@ func rawProducer(t *testing.T, topics kafkawire.Topics) *kafkawire.Producer {
 }
 
 // seqLog reads every partition of the sequenced topic (read_committed) and
-// checks I1–I4 as it goes.
+// checks I1–I4 as it goes; it also reads the heads topic's heartbeats.
 type seqLog struct {
 	mu         sync.Mutex
 	check      *sequencer.Checker
 	outcomes   map[string][]*imv1.SequencedRecord // sender/client_msg_id -> records
+	last       map[string]uint64                  // conversation -> last seq in the log
+	heads      map[string]uint64                  // conversation -> highest seq a heartbeat named
 	ended      map[int32]bool
+	headsEnded map[int32]bool
 	partitions int32
 	changed    chan struct{}
 	errs       []error
@@ -106,12 +109,17 @@ func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 		t.Fatal(err)
 	}
 	l := &seqLog{check: sequencer.NewChecker(), outcomes: map[string][]*imv1.SequencedRecord{},
-		ended: map[int32]bool{}, partitions: partitions, changed: make(chan struct{}, 1)}
+		last: map[string]uint64{}, heads: map[string]uint64{}, ended: map[int32]bool{}, headsEnded: map[int32]bool{},
+		partitions: partitions, changed: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
-	for p := int32(0); p < partitions; p++ {
-		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topics.Sequenced, p, sarama.OffsetOldest)
+	for p := int32(0); p < 2*partitions; p++ {
+		topic, add := topics.Sequenced, l.add
+		if p >= partitions {
+			topic, add = topics.Heads, l.addHeads
+		}
+		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topic, p%partitions, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +132,7 @@ func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 				case <-ctx.Done():
 					return
 				case m := <-pc.Messages():
-					l.add(p, m)
+					add(p%partitions, m)
 				}
 			}
 		}()
@@ -132,15 +140,49 @@ func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 	return l
 }
 
+// addHeads takes a heartbeat of the heads topic.
+func (l *seqLog) addHeads(p int32, m *sarama.ConsumerMessage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.notify()
+	if string(m.Key) == endKey {
+		l.headsEnded[p] = true
+		return
+	}
+	sh := &imv1.StreamHeads{}
+	if err := imv1.Unmarshal(m.Value, sh); err != nil {
+		l.errs = append(l.errs, fmt.Errorf("heads partition %d offset %d: %w", p, m.Offset, err))
+		return
+	}
+	if sh.Partition != p {
+		l.errs = append(l.errs, fmt.Errorf("heads of partition %d on heads partition %d", sh.Partition, p))
+	}
+	for _, h := range sh.Heads {
+		l.heads[h.ConversationId] = max(l.heads[h.ConversationId], h.Seq)
+	}
+}
+
+// headsCaughtUp: the heartbeats named every conversation's last seq.
+func (l *seqLog) headsCaughtUp() bool {
+	for conv, seq := range l.last {
+		if l.heads[conv] != seq {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *seqLog) notify() {
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
 func (l *seqLog) add(p int32, m *sarama.ConsumerMessage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	defer func() {
-		select {
-		case l.changed <- struct{}{}:
-		default:
-		}
-	}()
+	defer l.notify()
 	if string(m.Key) == endKey {
 		l.ended[p] = true
 		return
@@ -154,6 +196,9 @@ func (l *seqLog) add(p int32, m *sarama.ConsumerMessage) {
 		l.errs = append(l.errs, fmt.Errorf("%s on partition %d, its raw records are on %d", m.Key, p, want))
 	}
 	l.check.Add(r)
+	if r.Seq > 0 {
+		l.last[r.ConversationId] = max(l.last[r.ConversationId], r.Seq)
+	}
 	k := r.SenderUserId + "/" + r.ClientMsgId
 	l.outcomes[k] = append(l.outcomes[k], r)
 }
@@ -180,9 +225,10 @@ func (l *seqLog) waitFor(t *testing.T, timeout time.Duration, what string, cond 
 	}
 }
 
-// finish writes an end marker to every partition of the sequenced topic (all
-// sequencers must have stopped) and reads up to them: the log is then
-// complete, and its checks final.
+// finish writes an end marker to every partition of the sequenced and heads
+// topics (all sequencers must have stopped) and reads up to them: the log
+// is then complete, and its checks final. No heartbeat may name a seq the
+// log does not have (one from an aborted transaction, say).
 func (l *seqLog) finish(t *testing.T, topics kafkawire.Topics, partitions int32) {
 	t.Helper()
 	cfg := stacktest.Kafka(t)
@@ -195,17 +241,26 @@ func (l *seqLog) finish(t *testing.T, topics kafkawire.Topics, partitions int32)
 		t.Fatal(err)
 	}
 	for p := int32(0); p < partitions; p++ {
-		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topics.Sequenced, Partition: p,
-			Key: sarama.StringEncoder(endKey), Value: sarama.StringEncoder("end")}); err != nil {
-			t.Fatal(err)
+		for _, topic := range []string{topics.Sequenced, topics.Heads} {
+			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p,
+				Key: sarama.StringEncoder(endKey), Value: sarama.StringEncoder("end")}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := prod.CommitTxn(); err != nil {
 		t.Fatal(err)
 	}
-	l.waitFor(t, time.Minute, "the end markers", func(l *seqLog) bool { return len(l.ended) == int(partitions) })
+	l.waitFor(t, time.Minute, "the end markers", func(l *seqLog) bool {
+		return len(l.ended) == int(partitions) && len(l.headsEnded) == int(partitions)
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for conv, seq := range l.heads {
+		if seq > l.last[conv] {
+			l.errs = append(l.errs, fmt.Errorf("a heartbeat named seq %d of %s; the log ends at %d", seq, conv, l.last[conv]))
+		}
+	}
 	if err := errors.Join(l.errs...); err != nil {
 		t.Fatal(err)
 	}

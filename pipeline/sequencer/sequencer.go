@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/pipeline/backoff"
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 )
 
@@ -48,6 +50,11 @@ type Config struct {
 	// fewer, fuller transactions cost the broker less (about 2 ms of its CPU
 	// each, docs/benchmarks.md). Zero means 5ms; negative means never wait.
 	TransactionLinger time.Duration
+	// HeadsInterval: how often each partition writes a heartbeat of its
+	// conversations' last seqs to the heads topic (only when some changed),
+	// in the transaction of those seqs; gateways find stalled deliveries
+	// with it. Zero means 1s; negative means none.
+	HeadsInterval time.Duration
 	// SessionTimeout of the consumer group: how soon a dead instance's
 	// partitions move. Zero means 10s (the broker's minimum is 6s).
 	SessionTimeout time.Duration
@@ -77,6 +84,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.HeadsInterval == 0 {
+		c.HeadsInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -109,7 +119,11 @@ type Sequencer struct {
 	txnID   string
 
 	dlqPartitions int32
-	state         sarama.Consumer // reads state partitions on restore
+	// headsTopic receives the heartbeats once it is known to exist with
+	// the raw topic's partition count; nil until then (a deployment from
+	// before it) and when heartbeats are off.
+	headsTopic atomic.Pointer[string]
+	state      sarama.Consumer // reads state partitions on restore
 
 	topicsWait kafkawire.TopicsWait
 
@@ -170,6 +184,11 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		return nil
 	}
 	s.log.Info("topics checked", "raw", t.Raw, "partitions", n, "transactional_id", s.txnID)
+	if s.cfg.HeadsInterval > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); s.awaitHeadsTopic(ctx, n) }()
+	}
 
 	stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
 	stateCfg.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
@@ -194,6 +213,39 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	err = group.Run(ctx)
 	s.log.Info("sequencer stopped")
 	return err
+}
+
+// awaitHeadsTopic turns heartbeats on once the heads topic exists with
+// the raw topic's partition count: a worker writes to its own partition
+// number, and a write to a missing partition would fail every transaction.
+// Until then (a deployment from before the topic) sequencing goes on
+// without heartbeats.
+func (s *Sequencer) awaitHeadsTopic(ctx context.Context, partitions int32) {
+	topic := s.cfg.Topics.Heads
+	retry := backoff.New(time.Second, time.Minute)
+	for {
+		admin, err := s.cfg.Kafka.NewAdmin()
+		var n int32
+		if err == nil {
+			n, err = kafkawire.PartitionCount(admin, topic)
+			admin.Close()
+		}
+		switch {
+		case err == nil && n == partitions:
+			s.headsTopic.Store(&topic)
+			s.log.Info("heartbeats of conversation heads on", "topic", topic)
+			return
+		case err == nil:
+			s.log.Error("no heartbeats of conversation heads: the topic's partition count differs from the raw topic's",
+				"topic", topic, "partitions", n, "want", partitions)
+			return
+		}
+		s.log.Warn("no heartbeats of conversation heads yet: gateways cannot detect stalled deliveries; `imctl topics create` creates the topic",
+			"topic", topic, "err", err, "retry_in", retry.Next())
+		if !retry.Wait(ctx) {
+			return
+		}
+	}
 }
 
 // failed counts a failed transaction: the session restarts from committed

@@ -4,7 +4,7 @@ package sequencer
 // 0x00-separated parts cannot collide.
 const sep = "\x00"
 
-func headKey(conv string) string         { return conv + sep + "h" }
+func headKey(conv string) string         { return conv + headSuffix }
 func memberKey(conv, user string) string { return conv + sep + "m" + sep + user }
 func recentKey(conv, sender, cmid string) string {
 	return conv + sep + "d" + sep + sender + sep + cmid
@@ -15,6 +15,9 @@ func cursorKey(conv string, d device) string {
 func heldKey(conv string, d device, cmid string) string {
 	return conv + sep + "w" + sep + d.user + sep + d.device + sep + cmid
 }
+
+// headSuffix ends every head key.
+const headSuffix = sep + "h"
 
 // markerKey holds the restore marker; it sorts apart from every conversation.
 const markerKey = sep + "marker"

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -17,6 +18,14 @@ import (
 // restoreTimeout bounds reading a state partition on assignment.
 const restoreTimeout = 5 * time.Minute
 
+// rebeatWindow: conversations whose head was written this long before a
+// restore are in the new owner's first heartbeat: the previous owner may
+// have died before beating them (a session timeout and a restore later).
+const rebeatWindow = 30 * time.Second
+
+// maxHeadsPerBeat keeps a heartbeat record far below Kafka's 1 MB default.
+const maxHeadsPerBeat = 4096
+
 // worker owns one raw partition for the length of a group session: the only
 // writer of its conversations' seqs.
 type worker struct {
@@ -24,13 +33,17 @@ type worker struct {
 	p       int32
 	log     *slog.Logger
 	machine *Machine
+	// heads: the last seq of each conversation sequenced since the last
+	// heartbeat, written at the first unit HeadsInterval after it.
+	heads    map[string]uint64
+	lastBeat time.Time
 }
 
 // startWorker restores the partition's state: everything committed by its
 // earlier owners, nothing of what they left uncommitted.
 func (s *Sequencer) startWorker(sess *kafkawire.Session, p int32, txns *kafkawire.Txns) (kafkawire.TxnPartition, error) {
 	start := time.Now()
-	w := &worker{s: s, p: p, log: s.log.With("partition", p)}
+	w := &worker{s: s, p: p, log: s.log.With("partition", p), heads: map[string]uint64{}}
 	if err := w.restore(sess.Context(), txns); err != nil {
 		return nil, err
 	}
@@ -73,6 +86,8 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 	// overwritten later (a conversation's head at every batch), so only
 	// the survivors are decoded, once the marker is reached.
 	latest := map[string][]byte{}
+	recentHeads := map[string]bool{} // head keys written within rebeatWindow
+	cutoff := time.Now().Add(-rebeatWindow)
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,6 +101,9 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 					delete(latest, key)
 				} else {
 					latest[key] = m.Value
+				}
+				if strings.HasSuffix(key, headSuffix) && m.Timestamp.After(cutoff) {
+					recentHeads[key] = true
 				}
 				continue
 			}
@@ -105,6 +123,9 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 					return fmt.Errorf("partition %d: state entry %q: %w", w.p, k, err)
 				}
 				entries[k] = e
+				if h := e.GetHead(); h != nil && recentHeads[k] {
+					w.heads[h.ConversationId] = h.LastSeq
+				}
 			}
 			w.machine, err = Restore(w.s.cfg.Machine, entries)
 			return err
@@ -137,13 +158,18 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 		w.machine.Expire(now)
 	}
 	out, changes := w.machine.Take()
-	if len(b.Records) == 0 && len(out) == 0 && len(changes) == 0 {
+	beat, err := w.heartbeat(out, now)
+	if err != nil {
+		return kafkawire.Unit{}, false, err
+	}
+	if len(b.Records) == 0 && len(out) == 0 && len(changes) == 0 && len(beat) == 0 {
 		return kafkawire.Unit{}, false, nil
 	}
 	msgs, err := w.messages(out, changes, dead)
 	if err != nil {
 		return kafkawire.Unit{}, false, err
 	}
+	msgs = append(msgs, beat...)
 	// The offset is committed even by an idle tick's unit (held sends
 	// released, nothing consumed): it is what fences the unit if this
 	// instance lost the partition meanwhile (a zombie resumed from a
@@ -155,6 +181,54 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 	}
 	w.s.metrics.observeBatch(len(b.Records), out, len(dead), w.machine.Held())
 	return u, true, nil
+}
+
+// heartbeat notes the seqs of out and, once HeadsInterval has passed since
+// the last one, returns the heads that changed as heartbeat records (none
+// when none are due or heartbeats are off).
+func (w *worker) heartbeat(out []*imv1.SequencedRecord, now time.Time) ([]*sarama.ProducerMessage, error) {
+	topic := w.s.headsTopic.Load()
+	if topic == nil {
+		return nil, nil
+	}
+	for _, r := range out {
+		if r.Seq > 0 {
+			w.heads[r.ConversationId] = r.Seq
+		}
+	}
+	if len(w.heads) == 0 || now.Sub(w.lastBeat) < w.s.cfg.HeadsInterval {
+		return nil, nil
+	}
+	var msgs []*sarama.ProducerMessage
+	var sh *imv1.StreamHeads
+	flush := func() error {
+		b, err := imv1.Marshal(sh)
+		if err == nil {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: *topic, Partition: w.p, Value: sarama.ByteEncoder(b)})
+		}
+		return err
+	}
+	for conv, seq := range w.heads {
+		if sh == nil {
+			sh = &imv1.StreamHeads{Version: imv1.Version, Partition: w.p, AtMs: now.UnixMilli(),
+				Heads: make([]*imv1.ConversationHeadSeq, 0, min(len(w.heads), maxHeadsPerBeat))}
+		}
+		sh.Heads = append(sh.Heads, &imv1.ConversationHeadSeq{ConversationId: conv, Seq: seq})
+		if len(sh.Heads) == maxHeadsPerBeat {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			sh = nil
+		}
+	}
+	if sh != nil {
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	clear(w.heads)
+	w.lastBeat = now
+	return msgs, nil
 }
 
 // committed observes, once the unit's transaction committed, how long each

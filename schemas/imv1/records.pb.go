@@ -1607,6 +1607,134 @@ func (x *RestoreMarker) GetToken() string {
 	return ""
 }
 
+// StreamHeads is a sequencer's heartbeat: topic im.heads, the same
+// partition number as the raw partition it sequences. It lists the last seq
+// of each conversation of the partition that got new seqs since the
+// previous one, and is committed in the same transaction as those seqs, so
+// a read_committed reader never learns a seq that was not written. Gateways
+// compare it with what their devices have to find a delivery path that
+// stopped without an error (a stall) and repair it from history.
+type StreamHeads struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Heads         []*ConversationHeadSeq `protobuf:"bytes,3,rep,name=heads,proto3" json:"heads,omitempty"`
+	AtMs          int64                  `protobuf:"varint,4,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamHeads) Reset() {
+	*x = StreamHeads{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamHeads) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamHeads) ProtoMessage() {}
+
+func (x *StreamHeads) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamHeads.ProtoReflect.Descriptor instead.
+func (*StreamHeads) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StreamHeads) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *StreamHeads) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *StreamHeads) GetHeads() []*ConversationHeadSeq {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *StreamHeads) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+// ConversationHeadSeq is one conversation's last seq.
+type ConversationHeadSeq struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConversationHeadSeq) Reset() {
+	*x = ConversationHeadSeq{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationHeadSeq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationHeadSeq) ProtoMessage() {}
+
+func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationHeadSeq.ProtoReflect.Descriptor instead.
+func (*ConversationHeadSeq) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ConversationHeadSeq) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationHeadSeq) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // GatewayDelivery routes one sequenced record to one gateway: topic
 // im.gw.<gateway-id>, key = conversation id. Fanout writes one per gateway
 // that has at least one recipient device connected. A delivery carries
@@ -1623,7 +1751,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1763,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1776,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -1706,7 +1834,7 @@ type RoutingStarted struct {
 
 func (x *RoutingStarted) Reset() {
 	*x = RoutingStarted{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1846,7 @@ func (x *RoutingStarted) String() string {
 func (*RoutingStarted) ProtoMessage() {}
 
 func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1859,7 @@ func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingStarted.ProtoReflect.Descriptor instead.
 func (*RoutingStarted) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RoutingStarted) GetUserId() string {
@@ -1808,7 +1936,7 @@ type RoutedConversation struct {
 
 func (x *RoutedConversation) Reset() {
 	*x = RoutedConversation{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1948,7 @@ func (x *RoutedConversation) String() string {
 func (*RoutedConversation) ProtoMessage() {}
 
 func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1961,7 @@ func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutedConversation.ProtoReflect.Descriptor instead.
 func (*RoutedConversation) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RoutedConversation) GetConversationId() string {
@@ -1867,7 +1995,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2007,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2020,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -1927,7 +2055,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2067,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2080,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -2025,7 +2153,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2165,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2178,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -2141,7 +2269,7 @@ type FanoutMembership struct {
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2281,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2294,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2223,7 +2351,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2363,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2376,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2382,7 +2510,15 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06record\x18\x01 \x01(\v2\x18.seqchat.im.v1.RawRecordR\x06record\x12\"\n" +
 	"\rheld_since_ms\x18\x02 \x01(\x03R\vheldSinceMs\"%\n" +
 	"\rRestoreMarker\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\xe5\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x94\x01\n" +
+	"\vStreamHeads\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x128\n" +
+	"\x05heads\x18\x03 \x03(\v2\".seqchat.im.v1.ConversationHeadSeqR\x05heads\x12\x13\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"P\n" +
+	"\x13ConversationHeadSeq\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe5\x01\n" +
 	"\x0fGatewayDelivery\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x126\n" +
 	"\x06record\x18\x02 \x01(\v2\x1e.seqchat.im.v1.SequencedRecordR\x06record\x128\n" +
@@ -2451,36 +2587,38 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_schemas_imv1_records_proto_goTypes = []any{
-	(MembershipEvent_Kind)(0),  // 0: seqchat.im.v1.MembershipEvent.Kind
-	(*RawRecord)(nil),          // 1: seqchat.im.v1.RawRecord
-	(*ChatMessage)(nil),        // 2: seqchat.im.v1.ChatMessage
-	(*Control)(nil),            // 3: seqchat.im.v1.Control
-	(*CreateGroup)(nil),        // 4: seqchat.im.v1.CreateGroup
-	(*Join)(nil),               // 5: seqchat.im.v1.Join
-	(*Leave)(nil),              // 6: seqchat.im.v1.Leave
-	(*Kick)(nil),               // 7: seqchat.im.v1.Kick
-	(*SequencedRecord)(nil),    // 8: seqchat.im.v1.SequencedRecord
-	(*MembershipEvent)(nil),    // 9: seqchat.im.v1.MembershipEvent
-	(*Rejection)(nil),          // 10: seqchat.im.v1.Rejection
-	(*DuplicateNotice)(nil),    // 11: seqchat.im.v1.DuplicateNotice
-	(*StateEntry)(nil),         // 12: seqchat.im.v1.StateEntry
-	(*ConversationHead)(nil),   // 13: seqchat.im.v1.ConversationHead
-	(*Member)(nil),             // 14: seqchat.im.v1.Member
-	(*RecentSend)(nil),         // 15: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),       // 16: seqchat.im.v1.DeviceCursor
-	(*ClientSeqRange)(nil),     // 17: seqchat.im.v1.ClientSeqRange
-	(*HeldSend)(nil),           // 18: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),      // 19: seqchat.im.v1.RestoreMarker
-	(*GatewayDelivery)(nil),    // 20: seqchat.im.v1.GatewayDelivery
-	(*RoutingStarted)(nil),     // 21: seqchat.im.v1.RoutingStarted
-	(*RoutedConversation)(nil), // 22: seqchat.im.v1.RoutedConversation
-	(*DeviceRef)(nil),          // 23: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),           // 24: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),         // 25: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),   // 26: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),   // 27: seqchat.im.v1.MembershipPeriod
+	(MembershipEvent_Kind)(0),   // 0: seqchat.im.v1.MembershipEvent.Kind
+	(*RawRecord)(nil),           // 1: seqchat.im.v1.RawRecord
+	(*ChatMessage)(nil),         // 2: seqchat.im.v1.ChatMessage
+	(*Control)(nil),             // 3: seqchat.im.v1.Control
+	(*CreateGroup)(nil),         // 4: seqchat.im.v1.CreateGroup
+	(*Join)(nil),                // 5: seqchat.im.v1.Join
+	(*Leave)(nil),               // 6: seqchat.im.v1.Leave
+	(*Kick)(nil),                // 7: seqchat.im.v1.Kick
+	(*SequencedRecord)(nil),     // 8: seqchat.im.v1.SequencedRecord
+	(*MembershipEvent)(nil),     // 9: seqchat.im.v1.MembershipEvent
+	(*Rejection)(nil),           // 10: seqchat.im.v1.Rejection
+	(*DuplicateNotice)(nil),     // 11: seqchat.im.v1.DuplicateNotice
+	(*StateEntry)(nil),          // 12: seqchat.im.v1.StateEntry
+	(*ConversationHead)(nil),    // 13: seqchat.im.v1.ConversationHead
+	(*Member)(nil),              // 14: seqchat.im.v1.Member
+	(*RecentSend)(nil),          // 15: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),        // 16: seqchat.im.v1.DeviceCursor
+	(*ClientSeqRange)(nil),      // 17: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),            // 18: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),       // 19: seqchat.im.v1.RestoreMarker
+	(*StreamHeads)(nil),         // 20: seqchat.im.v1.StreamHeads
+	(*ConversationHeadSeq)(nil), // 21: seqchat.im.v1.ConversationHeadSeq
+	(*GatewayDelivery)(nil),     // 22: seqchat.im.v1.GatewayDelivery
+	(*RoutingStarted)(nil),      // 23: seqchat.im.v1.RoutingStarted
+	(*RoutedConversation)(nil),  // 24: seqchat.im.v1.RoutedConversation
+	(*DeviceRef)(nil),           // 25: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),            // 26: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),          // 27: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),    // 28: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),    // 29: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
@@ -2502,16 +2640,17 @@ var file_schemas_imv1_records_proto_depIdxs = []int32{
 	19, // 16: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
 	17, // 17: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
 	1,  // 18: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	8,  // 19: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	23, // 20: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	21, // 21: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
-	22, // 22: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
-	27, // 23: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	21, // 19: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
+	8,  // 20: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	25, // 21: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	23, // 22: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
+	24, // 23: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
+	29, // 24: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2549,7 +2688,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

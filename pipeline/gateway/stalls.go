@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seqchat/seqchat/pipeline/backoff"
+	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// Stall detection (issue 12). A delivery path can stop without an error
+// anywhere: a fanout frozen in its session, a gateway topic no longer
+// routed to, a presence record gone wrong. The sequencers' heartbeats say
+// how far each conversation has gone; a device that stays behind a head
+// for StallAfter is read up to it from history, which is fed by another
+// path (the history sink), and counted.
+
+// streamHeads is the last seq of each recently active conversation, from
+// the heads topic, and when the gateway learned it.
+type streamHeads struct {
+	mu sync.Mutex
+	m  map[string]headSeen
+}
+
+type headSeen struct {
+	seq uint64
+	at  time.Time
+}
+
+func newStreamHeads() *streamHeads { return &streamHeads{m: map[string]headSeen{}} }
+
+// observe takes a heartbeat. A head only moves forward, and keeps the
+// time it was first seen at that value.
+func (h *streamHeads) observe(sh *imv1.StreamHeads, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range sh.Heads {
+		if c.Seq > h.m[c.ConversationId].seq {
+			h.m[c.ConversationId] = headSeen{seq: c.Seq, at: now}
+		}
+	}
+}
+
+// prune forgets heads learned before cutoff: every sweep since has
+// compared them with the devices, and a quiet conversation's head costs
+// memory on every gateway.
+func (h *streamHeads) prune(cutoff time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for conv, s := range h.m {
+		if s.at.Before(cutoff) {
+			delete(h.m, conv)
+		}
+	}
+}
+
+func (h *streamHeads) get(conv string) (headSeen, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.m[conv]
+	return s, ok
+}
+
+// followHeads consumes every partition of the heads topic from its end
+// until ctx ends. The topic may not exist yet (a deployment from before
+// it): the gateway serves meanwhile, without stall detection, and retries.
+func (g *Gateway) followHeads(ctx context.Context, consumer sarama.Consumer) error {
+	topic := g.cfg.Topics.Heads
+	wait := backoff.New(time.Second, 30*time.Second)
+	var parts []int32
+	for {
+		var err error
+		if parts, err = consumer.Partitions(topic); err == nil && len(parts) > 0 {
+			break
+		}
+		g.log.Warn("no heads topic yet: stalled deliveries go undetected", "topic", topic, "err", err, "retry_in", wait.Next())
+		if !wait.Wait(ctx) {
+			return nil
+		}
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	var pcs []sarama.PartitionConsumer
+	defer func() { kafkawire.ClosePartitions(pcs) }()
+	for _, p := range parts {
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetNewest)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		pcs = append(pcs, pc)
+		eg.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case err := <-pc.Errors():
+					g.log.Warn("consuming heads", "err", err)
+				case m := <-pc.Messages():
+					sh := &imv1.StreamHeads{}
+					if err := imv1.Unmarshal(m.Value, sh); err != nil {
+						g.log.Warn("skipping undecodable heads", "partition", m.Partition, "offset", m.Offset, "err", err)
+						continue
+					}
+					g.heads.observe(sh, time.Now())
+				}
+			}
+		})
+	}
+	g.log.Info("following conversation heads", "topic", topic, "partitions", len(parts))
+	return eg.Wait()
+}
+
+// sweepStalls compares every connection with the heads, a few times per
+// StallAfter, until ctx ends.
+func (g *Gateway) sweepStalls(ctx context.Context) {
+	t := time.NewTicker(max(g.cfg.StallAfter/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, c := range g.connections() {
+			c.repairStalls(now)
+		}
+		g.heads.prune(now.Add(-3 * g.cfg.StallAfter))
+	}
+}
+
+// repairStalls starts a history read for each conversation the device has
+// stayed behind a head in for StallAfter: a read up to the head (convState
+// target), as for a gap.
+func (c *conn) repairStalls(now time.Time) {
+	after := c.g.cfg.StallAfter
+	var stalled []string
+	c.mu.Lock()
+	if c.placing {
+		c.mu.Unlock()
+		return
+	}
+	for conv, cs := range c.convs {
+		if cs.unplaced || cs.left {
+			continue
+		}
+		head, ok := c.g.heads.get(conv)
+		delivered := cs.reorder.Delivered()
+		if !ok || delivered >= head.seq || cs.target >= head.seq { // not behind, or a read up to it runs
+			cs.behind = headSeen{}
+			continue
+		}
+		if cs.behind.seq == 0 || delivered >= cs.behind.seq {
+			// Behind a newer head than the one watched (or none was):
+			// the device moved, so the clock starts at this head.
+			cs.behind = head
+		}
+		if now.Sub(cs.behind.at) < after {
+			continue
+		}
+		c.g.metrics.stalls.Inc()
+		c.log.Info("delivery stalled: reading history up to the conversation's head", "conversation", conv,
+			"delivered", delivered, "behind", cs.behind.seq, "since", cs.behind.at, "head", head.seq)
+		cs.target = max(cs.target, head.seq)
+		cs.behind = headSeen{}
+		if !cs.filling { // a running fill reads up to the new target too
+			cs.filling = true
+			stalled = append(stalled, conv)
+		}
+	}
+	c.mu.Unlock()
+	for _, conv := range stalled {
+		go c.fill(conv, false, nil)
+	}
+}
