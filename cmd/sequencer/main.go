@@ -38,6 +38,7 @@ func run() error {
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
 	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the transactional id, <prefix>-<instance id or random> (default: the group id)")
 	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
+	fs.DurationVar(&cfg.Machine.RecallWindow, "recall-window", 0, "how long after it was sent its sender may recall a message (default 24h; negative: no limit; a group's creator: always)")
 	fs.IntVar(&cfg.Machine.RecentPerConversation, "recent-per-conversation", 0, "client_msg_ids remembered per conversation for dedup (default 1000)")
 	fs.IntVar(&cfg.Machine.MaxHeldPerConversation, "max-held-per-conversation", 0, "held sends per conversation before the oldest is released (default 1000)")
 	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "raw records per transaction at most (default 5000)")

@@ -2,6 +2,7 @@ package chstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	chschema "github.com/seqchat/seqchat/schemas/clickhouse"
@@ -91,7 +93,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, 
 			continue
 		}
 		sql := strings.ReplaceAll(m.SQL, "{database}", database)
-		if err := conn.Exec(ctx, sql); err != nil {
+		if err := conn.Exec(ctx, sql); err != nil && !alreadyApplied(err) {
 			return done, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+database+".schema_migrations (version, name, applied_at)")
@@ -107,6 +109,14 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, 
 		done = append(done, m.Name)
 	}
 	return done, nil
+}
+
+// alreadyApplied: an ADD COLUMN found its column (ClickHouse has no ADD
+// COLUMN IF NOT EXISTS before 19.x): another process applied the migration
+// at the same moment, or one died before recording it.
+func alreadyApplied(err error) bool {
+	var exc *clickhouse.Exception
+	return errors.As(err, &exc) && exc.Code == 44 && strings.Contains(exc.Message, "already exists")
 }
 
 // appliedVersions returns the migration versions recorded in database.

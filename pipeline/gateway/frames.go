@@ -73,13 +73,21 @@ type Control struct {
 	Title   string   `json:"title,omitempty"`
 }
 
-// Send is a message or a membership operation.
+// Send is a message, a membership operation, or a revision (with a
+// message: an edit) of an earlier message.
 type Send struct {
 	ConversationID string       `json:"conversation_id"`
 	ClientMsgID    string       `json:"client_msg_id"`
 	ClientSeq      uint64       `json:"client_seq"`
 	Message        *MessageBody `json:"message,omitempty"`
 	Control        *Control     `json:"control,omitempty"`
+	Revision       *Revision    `json:"revision,omitempty"`
+}
+
+// Revision names the message an edit or a recall applies to.
+type Revision struct {
+	Op        string `json:"op"` // edit or recall
+	TargetSeq uint64 `json:"target_seq"`
 }
 
 // Ack is a cumulative acknowledgement.

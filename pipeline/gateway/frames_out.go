@@ -51,6 +51,13 @@ type MsgFrame struct {
 	PredecessorMissing bool         `json:"predecessor_missing,omitempty"`
 	Message            *MessageBody `json:"message,omitempty"`
 	Event              *eventBody   `json:"event,omitempty"`
+	// Revision: this entry edits (Message is the new content) or recalls
+	// an earlier message.
+	Revision *Revision `json:"revision,omitempty"`
+	// Edited, Recalled: a message read from history as it is now (its
+	// latest edit's content; no content once recalled).
+	Edited   bool `json:"edited,omitempty"`
+	Recalled bool `json:"recalled,omitempty"`
 }
 
 type syncedFrame struct {
@@ -99,6 +106,12 @@ func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
 		f.Event = &eventBody{Kind: strings.ToLower(b.Membership.Kind.String()), UserIDs: b.Membership.UserIds, Title: b.Membership.Title}
 		if f.Event.UserIDs == nil {
 			f.Event.UserIDs = []string{}
+		}
+	case *imv1.SequencedRecord_Revision:
+		f.Revision = &Revision{Op: "recall", TargetSeq: b.Revision.TargetSeq}
+		if e := b.Revision.GetEdit(); e != nil {
+			f.Revision.Op = "edit"
+			f.Message = &MessageBody{ContentType: e.ContentType, Body: string(e.Body)}
 		}
 	}
 	return f

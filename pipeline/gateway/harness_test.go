@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gorilla/websocket"
 
 	"github.com/seqchat/seqchat/pipeline/auth"
@@ -47,6 +48,8 @@ type pipeline struct {
 	stopSink   func()
 	fanout     fanout.Config
 	stopFanout func()
+	clickhouse driver.Conn // history's database
+	database   string
 	// historyReads counts the read API's requests (every method but PUT,
 	// which stores positions): each one queries ClickHouse.
 	historyReads atomic.Int64
@@ -97,6 +100,7 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	p.startFanout()
 
 	conn, db := stacktest.ClickHouse(t)
+	p.clickhouse, p.database = conn, db
 	store, err := history.NewStore(conn, db)
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +243,12 @@ type frame struct {
 		Kind    string   `json:"kind"`
 		UserIDs []string `json:"user_ids"`
 	} `json:"event"`
+	Revision *struct {
+		Op        string `json:"op"`
+		TargetSeq uint64 `json:"target_seq"`
+	} `json:"revision"`
+	Edited   bool `json:"edited"`
+	Recalled bool `json:"recalled"`
 }
 
 // client is one device's WebSocket connection, recording what it receives.

@@ -201,5 +201,9 @@ func historyFrame(conversation string, e historyapi.Entry) MsgFrame {
 	if e.Event != nil {
 		f.Event = &eventBody{Kind: e.Event.Kind, UserIDs: e.Event.UserIDs, Title: e.Event.Title}
 	}
+	if e.Revision != nil {
+		f.Revision = &Revision{Op: e.Revision.Op, TargetSeq: e.Revision.TargetSeq}
+	}
+	f.Edited, f.Recalled = e.Edited, e.Recalled
 	return f
 }

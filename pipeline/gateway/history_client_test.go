@@ -20,6 +20,12 @@ func TestHistoryFrameCarriesEveryEntryField(t *testing.T) {
 		{Seq: 8, MsgID: "m8", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c8",
 			SequencedAtMs: 1764633600456, PredecessorMissing: true,
 			Event: &historyapi.Event{Kind: "joined", UserIDs: []string{"bob"}, Title: "team"}},
+		{Seq: 9, MsgID: "m9", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c9",
+			SequencedAtMs: 1764633600789, PredecessorMissing: true, Edited: true,
+			Message: &historyapi.Message{ContentType: "text/plain", Body: "hi, edited"}},
+		{Seq: 10, MsgID: "m10", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c10",
+			SequencedAtMs: 1764633600999, PredecessorMissing: true, Recalled: true,
+			Revision: &historyapi.Revision{Op: "edit", TargetSeq: 7}},
 	}
 	// Every field is set in some entry, so that a field added to the API
 	// is checked here too.

@@ -24,9 +24,18 @@ func (c *conn) handleSend(s *Send) {
 	}
 	in := ingest.Send{ConversationID: s.ConversationID, ClientMsgID: s.ClientMsgID, SenderUserID: c.user,
 		SenderDeviceID: c.device, ClientSeq: s.ClientSeq}
+	var msg *imv1.ChatMessage
 	if s.Message != nil {
-		in.Message = &imv1.ChatMessage{ContentType: s.Message.ContentType, Body: []byte(s.Message.Body)}
-	} else {
+		msg = &imv1.ChatMessage{ContentType: s.Message.ContentType, Body: []byte(s.Message.Body)}
+	}
+	switch {
+	case s.Revision != nil && s.Revision.Op == "edit":
+		in.Revision = &imv1.Revision{TargetSeq: s.Revision.TargetSeq, Op: &imv1.Revision_Edit{Edit: msg}}
+	case s.Revision != nil: // recall: the decoder admits no other op
+		in.Revision = &imv1.Revision{TargetSeq: s.Revision.TargetSeq, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}}
+	case msg != nil:
+		in.Message = msg
+	default:
 		in.Control = controlOf(s.Control)
 	}
 	c.mu.Lock()

@@ -8,10 +8,19 @@ func pageJSON(p Page) historyapi.Page {
 		CompleteUpTo: p.CompleteUpTo, NextAfterSeq: p.NextAfterSeq}
 	for _, r := range p.Entries {
 		e := historyapi.Entry{Seq: r.Seq, MsgID: r.MsgID, SenderUserID: r.SenderUserID, SenderDeviceID: r.SenderDeviceID,
-			ClientMsgID: r.ClientMsgID, SequencedAtMs: int64(r.SequencedAtMs), PredecessorMissing: r.PredecessorMissing}
-		if r.Kind == KindMessage {
-			e.Message = &historyapi.Message{ContentType: r.ContentType, Body: r.Body}
-		} else {
+			ClientMsgID: r.ClientMsgID, SequencedAtMs: int64(r.SequencedAtMs), PredecessorMissing: r.PredecessorMissing,
+			Edited: r.Edited, Recalled: r.Recalled}
+		switch {
+		case r.Kind == KindEdit || r.Kind == KindRecall:
+			e.Revision = &historyapi.Revision{Op: string(r.Kind), TargetSeq: r.TargetSeq}
+			if r.Kind == KindEdit && !r.Recalled {
+				e.Message = &historyapi.Message{ContentType: r.ContentType, Body: r.Body}
+			}
+		case r.Kind == KindMessage:
+			if !r.Recalled {
+				e.Message = &historyapi.Message{ContentType: r.ContentType, Body: r.Body}
+			}
+		default:
 			users := r.MemberUserIDs
 			if users == nil {
 				users = []string{} // "user_ids": [], never null

@@ -122,6 +122,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	ranges := map[string][]Period{}
+	visible := map[string][]Period{} // the user's periods, up to what history holds whole
 	for _, conv := range convs {
 		sum := sums[conv]
 		_, isDM, _ := parseConversation(conv)
@@ -136,6 +137,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 				continue
 			}
 		}
+		visible[conv] = Clip(periods, 0, sum.CompleteUpTo)
 		r := Clip(periods, after[conv], sum.CompleteUpTo)
 		if len(r) > MaxRangesPerQuery {
 			// Every seq of the ranges is present (they end at h), so the
@@ -150,12 +152,91 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if err := applyRevisions(ctx, s, rows, visible); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	for conv, rs := range rows {
 		p := pages[conv]
 		p.Entries, p.NextAfterSeq = rs, rs[len(rs)-1].Seq
 		pages[conv] = p
 	}
 	return pages, refused, nil
+}
+
+// applyRevisions shows each message of the pages as its revisions left
+// it, as a device that applied them in seq order sees it: the latest
+// edit's content (Edited), or no content once recalled (Recalled; an edit
+// of a recalled message loses its content too). Only revisions the user
+// may see (its periods, up to what history holds whole) apply.
+func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visible map[string][]Period) error {
+	spans := map[string]Span{}
+	for conv, rs := range pages {
+		sp, ok := Span{}, false
+		for _, r := range rs {
+			target := r.Seq
+			switch r.Kind {
+			case KindMessage:
+			case KindEdit:
+				target = r.TargetSeq
+			default:
+				continue
+			}
+			if !ok {
+				sp, ok = Span{First: target, Last: r.Seq}, true
+			}
+			sp.First, sp.Last = min(sp.First, target), max(sp.Last, r.Seq)
+		}
+		if ok {
+			spans[conv] = sp
+		}
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	revs, err := s.RevisionsOf(ctx, spans)
+	if err != nil {
+		return err
+	}
+	for conv, rs := range revs {
+		type state struct {
+			edit     *Row
+			recalled bool
+		}
+		of := map[uint64]*state{}
+		for i := range rs {
+			r := &rs[i]
+			if !Contains(visible[conv], r.Seq) {
+				continue
+			}
+			st := of[r.TargetSeq]
+			if st == nil {
+				st = &state{}
+				of[r.TargetSeq] = st
+			}
+			if r.Kind == KindRecall {
+				st.recalled = true
+			} else {
+				st.edit = r
+			}
+		}
+		for i := range pages[conv] {
+			r := &pages[conv][i]
+			target := r.Seq
+			if r.Kind == KindEdit {
+				target = r.TargetSeq
+			} else if r.Kind != KindMessage {
+				continue
+			}
+			switch st := of[target]; {
+			case st == nil:
+			case st.recalled:
+				r.ContentType, r.Body, r.Recalled = "", "", true
+			case r.Kind == KindMessage && st.edit != nil:
+				r.ContentType, r.Body, r.Edited = st.edit.ContentType, st.edit.Body, true
+			}
+		}
+	}
+	return nil
 }
 
 // checkRequest validates req; for a dm it returns its two users.

@@ -10,13 +10,16 @@ import (
 // Kind is the kind column of the messages table.
 type Kind string
 
-// The kinds of entry: a chat message or a membership event.
+// The kinds of entry: a chat message, a membership event, or a revision
+// (an edit or a recall) of an earlier message.
 const (
 	KindMessage Kind = "message"
 	KindCreated Kind = "created"
 	KindJoined  Kind = "joined"
 	KindLeft    Kind = "left"
 	KindKicked  Kind = "kicked"
+	KindEdit    Kind = "edit"
+	KindRecall  Kind = "recall"
 )
 
 // ErrNotEntry means a sequenced record cannot be a history row: a sink
@@ -35,11 +38,15 @@ type Row struct {
 	Kind               Kind
 	MemberUserIDs      []string // membership events: the users whose membership changed
 	Title              string   // created: the group's title
-	ContentType        string   // messages
-	Body               string   // messages: the body's bytes
+	ContentType        string   // messages and edits
+	Body               string   // messages and edits: the body's bytes
 	PredecessorMissing bool
 	ReceivedAtMs       uint64
 	SequencedAtMs      uint64
+	TargetSeq          uint64 // revisions: the message they revise
+	// Edited and Recalled are set by reads, not stored: the message (or,
+	// Recalled, an edit of it) as its revisions left it.
+	Edited, Recalled bool
 }
 
 // IsNotice reports whether r is a notice to its sender (seq 0): notices are
@@ -82,8 +89,20 @@ func RowOf(r *imv1.SequencedRecord) (Row, error) {
 		row.Kind = kind
 		row.MemberUserIDs = append(row.MemberUserIDs, body.Membership.GetUserIds()...)
 		row.Title = body.Membership.GetTitle()
+	case *imv1.SequencedRecord_Revision:
+		row.TargetSeq = body.Revision.GetTargetSeq()
+		switch {
+		case body.Revision.GetEdit() != nil:
+			row.Kind = KindEdit
+			row.ContentType = body.Revision.GetEdit().GetContentType()
+			row.Body = string(body.Revision.GetEdit().GetBody())
+		case body.Revision.GetRecall() != nil:
+			row.Kind = KindRecall
+		default:
+			return Row{}, fmt.Errorf("%s seq %d: revision without an op: %w", r.ConversationId, r.Seq, ErrNotEntry)
+		}
 	default:
-		return Row{}, fmt.Errorf("%s seq %d: body %T is not a message or membership event: %w", r.ConversationId, r.Seq, r.Body, ErrNotEntry)
+		return Row{}, fmt.Errorf("%s seq %d: body %T is not a message, membership event or revision: %w", r.ConversationId, r.Seq, r.Body, ErrNotEntry)
 	}
 	return row, nil
 }

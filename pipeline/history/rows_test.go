@@ -35,6 +35,17 @@ func TestRowOf(t *testing.T) {
 			}
 		})
 	}
+	edit := entry("g:x", 6)
+	edit.Body = &imv1.SequencedRecord_Revision{Revision: &imv1.Revision{TargetSeq: 3,
+		Op: &imv1.Revision_Edit{Edit: &imv1.ChatMessage{ContentType: "text/plain", Body: []byte("v2")}}}}
+	if got, err := history.RowOf(edit); err != nil || got.Kind != history.KindEdit || got.TargetSeq != 3 || got.Body != "v2" || got.ContentType != "text/plain" {
+		t.Errorf("edit: %+v %v", got, err)
+	}
+	recall := entry("g:x", 7)
+	recall.Body = &imv1.SequencedRecord_Revision{Revision: &imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}}}
+	if got, err := history.RowOf(recall); err != nil || got.Kind != history.KindRecall || got.TargetSeq != 3 || got.Body != "" {
+		t.Errorf("recall: %+v %v", got, err)
+	}
 	for kind, want := range map[imv1.MembershipEvent_Kind]history.Kind{imv1.MembershipEvent_JOINED: history.KindJoined,
 		imv1.MembershipEvent_LEFT: history.KindLeft, imv1.MembershipEvent_KICKED: history.KindKicked} {
 		if got, err := history.RowOf(membership("g:x", 5, kind, "", "carol")); err != nil || got.Kind != want {
@@ -53,12 +64,15 @@ func TestRowOfRefusesNonEntries(t *testing.T) {
 	unknownKind := membership("g:x", 2, imv1.MembershipEvent_KIND_UNSPECIFIED, "", "bob")
 	rejectionWithSeq := notice("g:x")
 	rejectionWithSeq.Seq = 4
+	revisionWithoutOp := entry("g:x", 5)
+	revisionWithoutOp.Body = &imv1.SequencedRecord_Revision{Revision: &imv1.Revision{TargetSeq: 3}}
 	for name, r := range map[string]*imv1.SequencedRecord{
 		"notice":           notice("g:x"),
 		"no conversation":  noConv,
 		"no body":          entry("g:x", 3),
 		"unknown kind":     unknownKind,
 		"rejection as seq": rejectionWithSeq,
+		"revision, no op":  revisionWithoutOp,
 	} {
 		if _, err := history.RowOf(r); !errors.Is(err, history.ErrNotEntry) {
 			t.Errorf("%s: RowOf error %v, want ErrNotEntry", name, err)

@@ -13,13 +13,14 @@ import (
 
 	"github.com/seqchat/seqchat/pipeline/backoff"
 	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 // columns are the columns a sink writes, in Row's order. The list is
 // explicit: ClickHouse 18.16 refuses a batch insert without one, and
 // sequenced_at / inserted_at take their DEFAULTs.
 const columns = "conversation_id, seq, msg_id, client_msg_id, sender_user_id, sender_device_id, client_seq, " +
-	"kind, member_user_ids, title, content_type, body, predecessor_missing, received_at_ms, sequenced_at_ms"
+	"kind, member_user_ids, title, content_type, body, predecessor_missing, received_at_ms, sequenced_at_ms, target_seq"
 
 // MaxRangesPerQuery bounds the seq ranges (membership periods) one Entries
 // query filters on, so a user who joined and left a thousand times still
@@ -121,7 +122,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	}()
 	for _, r := range rows {
 		if err := batch.Append(r.ConversationID, r.Seq, r.MsgID, r.ClientMsgID, r.SenderUserID, r.SenderDeviceID, r.ClientSeq,
-			string(r.Kind), r.MemberUserIDs, r.Title, r.ContentType, r.Body, r.PredecessorMissing, r.ReceivedAtMs, r.SequencedAtMs); err != nil {
+			string(r.Kind), r.MemberUserIDs, r.Title, r.ContentType, r.Body, r.PredecessorMissing, r.ReceivedAtMs, r.SequencedAtMs, r.TargetSeq); err != nil {
 			return fmt.Errorf("insert into %s: %s seq %d: %w", s.table, r.ConversationID, r.Seq, err)
 		}
 	}
@@ -299,10 +300,40 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 	args = append(args, limit)
 	// LIMIT 1 BY drops the duplicate rows a sink writes after a crash (I7);
 	// the outer LIMIT BY bounds each conversation's page.
-	rows, err := s.conn.Query(ctx, "SELECT "+columns+" FROM (SELECT "+columns+" FROM "+s.table+" WHERE "+where.String()+
+	return s.scanRows(ctx, "entries", "SELECT "+columns+" FROM (SELECT "+columns+" FROM "+s.table+" WHERE "+where.String()+
 		" ORDER BY conversation_id, seq LIMIT 1 BY conversation_id, seq) ORDER BY conversation_id, seq LIMIT ? BY conversation_id", args...)
+}
+
+// Span is the seqs First..Last of one conversation.
+type Span struct{ First, Last uint64 }
+
+// RevisionsOf reads the revisions (edits, recalls) of the messages with
+// seqs in each conversation's span, by seq, each once. A revision comes at
+// most imv1.RevisionReach seqs after its message (the sequencer refuses
+// others), so the read stays within the table's key range.
+func (s *Store) RevisionsOf(ctx context.Context, spans map[string]Span) (map[string][]Row, error) {
+	var where strings.Builder
+	var args []any
+	for conv, sp := range spans {
+		if len(args) > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(conversation_id = ? AND seq > ? AND seq <= ? AND target_seq >= ? AND target_seq <= ?)")
+		args = append(args, conv, sp.First, sp.Last+imv1.RevisionReach, sp.First, sp.Last)
+	}
+	if len(args) == 0 {
+		return map[string][]Row{}, nil
+	}
+	return s.scanRows(ctx, "revisions", "SELECT "+columns+" FROM "+s.table+" WHERE ("+where.String()+
+		") AND kind IN ('edit', 'recall') ORDER BY conversation_id, seq LIMIT 1 BY conversation_id, seq", args...)
+}
+
+// scanRows runs a query of columns and groups its rows by conversation.
+func (s *Store) scanRows(ctx context.Context, what, query string, args ...any) (map[string][]Row, error) {
+	out := map[string][]Row{}
+	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("entries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -312,14 +343,14 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 			pm   uint8
 		)
 		if err := rows.Scan(&r.ConversationID, &r.Seq, &r.MsgID, &r.ClientMsgID, &r.SenderUserID, &r.SenderDeviceID, &r.ClientSeq,
-			&kind, &r.MemberUserIDs, &r.Title, &r.ContentType, &r.Body, &pm, &r.ReceivedAtMs, &r.SequencedAtMs); err != nil {
-			return nil, fmt.Errorf("entries: %w", err)
+			&kind, &r.MemberUserIDs, &r.Title, &r.ContentType, &r.Body, &pm, &r.ReceivedAtMs, &r.SequencedAtMs, &r.TargetSeq); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		r.Kind, r.PredecessorMissing = Kind(kind), pm != 0
 		out[r.ConversationID] = append(out[r.ConversationID], r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("entries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

@@ -96,9 +96,12 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 		ReceivedAtMs:   time.Now().UnixMilli(),
 		Origin:         i.cfg.Origin,
 	}
-	if s.Message != nil {
+	switch {
+	case s.Message != nil:
 		rec.Body = &imv1.RawRecord_Message{Message: s.Message}
-	} else {
+	case s.Revision != nil:
+		rec.Body = &imv1.RawRecord_Revision{Revision: s.Revision}
+	default:
 		rec.Body = &imv1.RawRecord_Control{Control: s.Control}
 	}
 	value, err := imv1.Marshal(rec)

@@ -39,9 +39,10 @@ type Send struct {
 	// ClientSeq orders one device's sends in a conversation from 1 (I2).
 	// 0 means the sender asks for no per-device ordering (server-side senders).
 	ClientSeq uint64
-	// Exactly one of Message and Control.
-	Message *imv1.ChatMessage
-	Control *imv1.Control
+	// Exactly one of Message, Control and Revision.
+	Message  *imv1.ChatMessage
+	Control  *imv1.Control
+	Revision *imv1.Revision
 }
 
 const (
@@ -87,11 +88,21 @@ func validate(s Send, l Limits) *Error {
 	if r := checkID(s.SenderDeviceID, true, l.MaxIDBytes); r != "" {
 		return invalid("sender_device_id %s: %s", quote(s.SenderDeviceID), r)
 	}
+	n := 0
+	for _, set := range []bool{s.Message != nil, s.Control != nil, s.Revision != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case s.Message == nil && s.Control == nil:
-		return invalid("a send needs a message or a control")
-	case s.Message != nil && s.Control != nil:
-		return invalid("a send has a message or a control, not both")
+	case n == 0:
+		return invalid("a send needs a message, a control or a revision")
+	case n > 1:
+		return invalid("a send has one of a message, a control and a revision")
+	case s.Revision != nil:
+		if err := validateRevision(s.Revision, l); err != nil {
+			return err
+		}
 	case s.Message != nil:
 		if err := validateMessage(s.Message, l); err != nil {
 			return err
@@ -118,6 +129,28 @@ func validateMessage(m *imv1.ChatMessage, l Limits) *Error {
 	}
 	if n := len(m.GetBody()); n > l.MaxBodyBytes {
 		return invalid("message: body is %d bytes, at most %d", n, l.MaxBodyBytes)
+	}
+	return nil
+}
+
+func validateRevision(r *imv1.Revision, l Limits) *Error {
+	if r.GetTargetSeq() == 0 {
+		return invalid("revision: target_seq must be at least 1")
+	}
+	switch op := r.GetOp().(type) {
+	case *imv1.Revision_Edit:
+		if op == nil || op.Edit == nil {
+			return invalid("revision edit: no message")
+		}
+		if err := validateMessage(op.Edit, l); err != nil {
+			return invalid("revision edit: %s", err.Message)
+		}
+	case *imv1.Revision_Recall:
+		if op == nil || op.Recall == nil {
+			return invalid("revision recall: empty op")
+		}
+	default:
+		return invalid("revision: no op (edit or recall)")
 	}
 	return nil
 }

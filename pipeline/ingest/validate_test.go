@@ -56,6 +56,9 @@ func TestValidate(t *testing.T) {
 	ctrl := func(c *imv1.Control) func(*ingest.Send) {
 		return func(s *ingest.Send) { *s = groupSend(c) }
 	}
+	rev := func(r *imv1.Revision) func(*ingest.Send) {
+		return func(s *ingest.Send) { s.Message, s.Revision = nil, r }
+	}
 	long := func(n int) string { return strings.Repeat("a", n) }
 	small := ingest.Limits{MaxBodyBytes: 4, MaxIDBytes: 8, MaxContentTypeBytes: 4, MaxTitleBytes: 3, MaxInitialMembers: 2}
 
@@ -151,6 +154,19 @@ func TestValidate(t *testing.T) {
 		{name: "small limits, content type of 5 bytes", limits: small, change: func(s *ingest.Send) {
 			*s = ingest.Send{ConversationID: "g:a", ClientMsgID: "c", SenderUserID: "a", SenderDeviceID: "d",
 				Message: &imv1.ChatMessage{ContentType: "a/bcd"}}
+		}, want: "invalid"},
+
+		// Revisions.
+		{name: "an edit", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Edit{Edit: text("v2")}})},
+		{name: "a recall", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}})},
+		{name: "revision of seq 0", change: rev(&imv1.Revision{Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}}), want: "invalid"},
+		{name: "revision without op", change: rev(&imv1.Revision{TargetSeq: 3}), want: "invalid"},
+		{name: "edit without message", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Edit{}}), want: "invalid"},
+		{name: "recall wrapper holding nil", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Recall{}}), want: "invalid"},
+		{name: "edit with an empty content type", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Edit{Edit: &imv1.ChatMessage{Body: []byte("x")}}}), want: "invalid"},
+		{name: "edit body of 16385 bytes", change: rev(&imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Edit{Edit: text(long(16385))}}), want: "invalid"},
+		{name: "revision and message", change: func(s *ingest.Send) {
+			s.Revision = &imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}}
 		}, want: "invalid"},
 
 		// Controls.

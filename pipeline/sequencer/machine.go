@@ -27,6 +27,11 @@ type Options struct {
 	// ranges of client_seqs below its cursor that were passed over or
 	// rejected (cursor.go says what past it costs). Zero means 64.
 	MaxOpenRangesPerDevice int
+	// RecallWindow is how long after it was sequenced its sender may
+	// recall a message (a group's creator may at any time). Zero means
+	// 24h; negative means no limit. Edits have none; both only reach the
+	// messages still among the RecentPerConversation recent sends.
+	RecallWindow time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -42,6 +47,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxOpenRangesPerDevice == 0 {
 		o.MaxOpenRangesPerDevice = 64
 	}
+	if o.RecallWindow == 0 {
+		o.RecallWindow = 24 * time.Hour
+	}
 	return o
 }
 
@@ -51,6 +59,11 @@ const (
 	CodeUnknownConversation = "unknown_conversation"
 	CodeAlreadyMember       = "already_member"
 	CodeInvalid             = "invalid"
+	// CodeNotAllowed: a revision by someone who may not make it.
+	CodeNotAllowed = "not_allowed"
+	// CodeTooOld: a revision of a message past the recall window or no
+	// longer among the conversation's recent sends.
+	CodeTooOld = "too_old"
 )
 
 type device struct{ user, device string }
@@ -67,7 +80,8 @@ type conversation struct {
 	head    *imv1.ConversationHead
 	members map[string]uint64 // groups: user -> seq of the event that added them
 	recent  map[string]*imv1.RecentSend
-	order   []string // recent keys, oldest first
+	order   []string          // recent keys, oldest first
+	bySeq   map[uint64]string // seq -> recent key, for revisions
 	cursors map[device]*cursor
 	held    map[device][]heldSend // each sorted by client_seq
 	nHeld   int
@@ -178,6 +192,7 @@ func (m *Machine) conversation(id string) *conversation {
 		head:    &imv1.ConversationHead{ConversationId: id, Created: dm},
 		members: map[string]uint64{},
 		recent:  map[string]*imv1.RecentSend{},
+		bySeq:   map[uint64]string{},
 		cursors: map[device]*cursor{},
 		held:    map[device][]heldSend{},
 	}
@@ -361,9 +376,67 @@ func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, pred
 			return false
 		}
 		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Membership{Membership: ev}}
+	case *imv1.RawRecord_Revision:
+		if !c.head.Created {
+			reject(CodeUnknownConversation, "%s does not exist", c.id)
+			return false
+		}
+		if !c.isMember(sender) {
+			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
+			return false
+		}
+		target, code, why := m.revisable(c, sender, body.Revision, now)
+		if code != "" {
+			reject(code, "%s", why)
+			return false
+		}
+		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Revision{Revision: body.Revision}}
+		if body.Revision.GetRecall() != nil {
+			target.Recalled = true
+			m.changes[recentKey(c.id, target.SenderUserId, target.ClientMsgId)] = &imv1.StateEntry{Version: imv1.Version,
+				Entry: &imv1.StateEntry_Recent{Recent: target}}
+		}
 	}
 	m.sequence(c, r, entry, now, predecessorMissing)
 	return true
+}
+
+// revisable checks a revision by actor (a member) and returns the recent
+// send it revises.
+func (m *Machine) revisable(c *conversation, actor string, rev *imv1.Revision, now time.Time) (*imv1.RecentSend, string, string) {
+	seq := rev.GetTargetSeq()
+	if rev == nil || rev.Op == nil || (rev.GetRecall() == nil && rev.GetEdit() == nil) {
+		return nil, CodeInvalid, "a revision needs an edit or a recall"
+	}
+	if seq == 0 || seq > c.head.LastSeq {
+		return nil, CodeInvalid, fmt.Sprintf("%s has no seq %d", c.id, seq)
+	}
+	target := c.recent[c.bySeq[seq]]
+	switch {
+	case target == nil || c.head.LastSeq+1-seq > imv1.RevisionReach:
+		return nil, CodeTooOld, fmt.Sprintf("seq %d of %s is older than its last %d sends (and than %d seqs)", seq, c.id, m.opts.RecentPerConversation, imv1.RevisionReach)
+	case !target.Revisable:
+		return nil, CodeInvalid, fmt.Sprintf("seq %d of %s is not a chat message", seq, c.id)
+	case target.Recalled:
+		return nil, CodeInvalid, fmt.Sprintf("seq %d of %s was recalled", seq, c.id)
+	}
+	own := actor == target.SenderUserId
+	if rev.GetEdit() != nil {
+		if !own {
+			return nil, CodeNotAllowed, fmt.Sprintf("only %s, who sent it, may edit seq %d", target.SenderUserId, seq)
+		}
+		return target, "", ""
+	}
+	if !c.dm && c.head.Creator != "" && actor == c.head.Creator {
+		return target, "", "" // the group's creator moderates: any message, any time
+	}
+	if !own {
+		return nil, CodeNotAllowed, fmt.Sprintf("only %s, who sent it, or the group's creator may recall seq %d", target.SenderUserId, seq)
+	}
+	if w := m.opts.RecallWindow; w > 0 && now.UnixMilli()-target.SequencedAtMs > w.Milliseconds() {
+		return nil, CodeTooOld, fmt.Sprintf("seq %d of %s is older than the recall window (%v)", seq, c.id, w)
+	}
+	return target, "", ""
 }
 
 // membership checks a control operation; on success it returns the event.
@@ -437,11 +510,15 @@ func (m *Machine) sequence(c *conversation, r *imv1.RawRecord, e *imv1.Sequenced
 
 	c.head.LastSeq = seq
 	if ev := e.GetMembership(); ev != nil {
+		if ev.Kind == imv1.MembershipEvent_CREATED {
+			c.head.Creator = r.SenderUserId
+		}
 		m.applyMembership(c, ev, seq)
 	}
 	m.changes[headKey(c.id)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Head{
-		Head: &imv1.ConversationHead{ConversationId: c.id, LastSeq: seq, Created: c.head.Created, Title: c.head.Title}}}
-	m.remember(c, &imv1.RecentSend{ConversationId: c.id, SenderUserId: r.SenderUserId, ClientMsgId: r.ClientMsgId, Seq: seq, MsgId: e.MsgId})
+		Head: &imv1.ConversationHead{ConversationId: c.id, LastSeq: seq, Created: c.head.Created, Title: c.head.Title, Creator: c.head.Creator}}}
+	m.remember(c, &imv1.RecentSend{ConversationId: c.id, SenderUserId: r.SenderUserId, ClientMsgId: r.ClientMsgId, Seq: seq, MsgId: e.MsgId,
+		Revisable: e.GetMessage() != nil, SequencedAtMs: e.SequencedAtMs})
 }
 
 func (m *Machine) applyMembership(c *conversation, ev *imv1.MembershipEvent, seq uint64) {
@@ -467,12 +544,14 @@ func (m *Machine) applyMembership(c *conversation, ev *imv1.MembershipEvent, seq
 func (m *Machine) remember(c *conversation, rs *imv1.RecentSend) {
 	k := rs.SenderUserId + sep + rs.ClientMsgId
 	c.recent[k] = rs
+	c.bySeq[rs.Seq] = k
 	c.order = append(c.order, k)
 	m.changes[recentKey(c.id, rs.SenderUserId, rs.ClientMsgId)] = &imv1.StateEntry{Version: imv1.Version,
 		Entry: &imv1.StateEntry_Recent{Recent: rs}}
 	for len(c.order) > m.opts.RecentPerConversation {
 		old := c.recent[c.order[0]]
 		delete(c.recent, c.order[0])
+		delete(c.bySeq, old.Seq)
 		c.order = c.order[1:]
 		m.changes[recentKey(c.id, old.SenderUserId, old.ClientMsgId)] = nil
 	}

@@ -36,6 +36,17 @@ func leave(conv, user, cmid string) *imv1.RawRecord {
 func kick(conv, actor, user, cmid string) *imv1.RawRecord {
 	return ctl(conv, actor, cmid, &imv1.Control{Op: &imv1.Control_Kick{Kick: &imv1.Kick{UserId: user}}})
 }
+func revise(conv, user, cmid string, rev *imv1.Revision) *imv1.RawRecord {
+	return &imv1.RawRecord{Version: imv1.Version, ConversationId: conv, ClientMsgId: cmid, SenderUserId: user,
+		SenderDeviceId: "d", Body: &imv1.RawRecord_Revision{Revision: rev}}
+}
+func edit(conv, user, cmid string, seq uint64, text string) *imv1.RawRecord {
+	return revise(conv, user, cmid, &imv1.Revision{TargetSeq: seq,
+		Op: &imv1.Revision_Edit{Edit: &imv1.ChatMessage{ContentType: "text/plain", Body: []byte(text)}}})
+}
+func recall(conv, user, cmid string, seq uint64) *imv1.RawRecord {
+	return revise(conv, user, cmid, &imv1.Revision{TargetSeq: seq, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}})
+}
 
 // outcome is what one send produced, in a form tests compare.
 type outcome struct {
@@ -61,6 +72,11 @@ func outcomes(recs []*imv1.SequencedRecord) []outcome {
 			o.what = "reject:" + b.Rejection.Code
 		case *imv1.SequencedRecord_Duplicate:
 			o.what = fmt.Sprintf("dup:%d", b.Duplicate.OriginalSeq)
+		case *imv1.SequencedRecord_Revision:
+			o.what = fmt.Sprintf("edit:%d", b.Revision.TargetSeq)
+			if b.Revision.GetRecall() != nil {
+				o.what = fmt.Sprintf("recall:%d", b.Revision.TargetSeq)
+			}
 		}
 		out = append(out, o)
 	}
@@ -379,6 +395,10 @@ func randomWorkloadRetrying(rng *rand.Rand, n int, orderedRetriesOnly bool) []st
 			r = leave(conv, u, cmid)
 		case k == 5:
 			r = kick(conv, u, users[rng.Intn(len(users))], cmid)
+		case k == 6:
+			r = edit(conv, u, cmid, uint64(1+rng.Intn(30)), "edited")
+		case k == 7:
+			r = recall(conv, u, cmid, uint64(1+rng.Intn(30)))
 		default:
 			dev := fmt.Sprintf("d%d", rng.Intn(2))
 			key := conv + u + dev
@@ -400,4 +420,87 @@ func randomWorkloadRetrying(rng *rand.Rand, n int, orderedRetriesOnly bool) []st
 		out[i].rec, out[i+1].rec = out[i+1].rec, out[i].rec
 	}
 	return out
+}
+
+// TestRevisionRules: an edit or recall takes its own seq; only the sender
+// edits; the sender recalls within the recall window, the group's creator
+// at any time; nothing follows a recall; membership events, unknown seqs
+// and sends past the recent window cannot be revised; non-members cannot
+// revise. The rules survive a restore.
+func TestRevisionRules(t *testing.T) {
+	opts := Options{RecentPerConversation: 6, RecallWindow: time.Minute}
+	store := map[string]*imv1.StateEntry{}
+	// apply runs recs and keeps the state changes, as the state topic does.
+	apply := func(m *Machine, now time.Time, recs ...*imv1.RawRecord) []outcome {
+		for _, r := range recs {
+			m.Apply(r, now)
+		}
+		out, changes := m.Take()
+		for _, c := range changes {
+			if c.Entry == nil {
+				delete(store, c.Key)
+			} else {
+				store[c.Key] = roundTrip(t, c.Entry)
+			}
+		}
+		return outcomes(out)
+	}
+	restore := func() *Machine {
+		m, err := Restore(opts, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := NewMachine(opts)
+	g, dm := "g:r", "dm:u1:u2"
+	got := apply(m, t0,
+		create(g, "u1", "c", "u2", "u3"), // 1
+		msg(g, "u2", "d", "m2", 0),       // 2
+		msg(g, "u3", "d", "m3", 0),       // 3
+		edit(g, "u2", "e2", 2, "v2"),     // 4: its sender edits
+		edit(g, "u3", "x1", 2, "no"),     // another member may not
+		edit(g, "u2", "x2", 1, "no"),     // a membership event is not a message
+		edit(g, "u2", "x3", 9, "no"),     // no such seq
+		edit(g, "u4", "x4", 3, "no"),     // not a member
+		edit(dm, "u1", "x5", 1, "no"),    // nothing in the dm yet
+		msg(dm, "u1", "d", "dm1", 0),     // dm 1
+		recall(dm, "u2", "x6", 1),        // the other user of a dm may not recall
+		edit(g, "u2", "e4", 4, "v3"),     // an edit is not a message: not editable
+	)
+	checkWhats(t, "first", got, []string{"created", "msg", "msg", "edit:2", "reject:not_allowed", "reject:invalid",
+		"reject:invalid", "reject:not_member", "reject:invalid", "msg", "reject:not_allowed", "reject:invalid"})
+
+	// Restored from its state store, the machine keeps every rule.
+	m = restore()
+	got = apply(m, t0.Add(2*time.Minute),
+		recall(g, "u2", "r1", 2),   // past the window for its sender
+		recall(g, "u1", "r2", 2),   // 5: the creator may, any time
+		edit(g, "u2", "x7", 2, ""), // nothing after a recall
+		recall(g, "u1", "x8", 2),   // not twice
+		recall(g, "u3", "r3", 3),   // past the window
+	)
+	checkWhats(t, "restored", got, []string{"reject:too_old", "recall:2", "reject:invalid", "reject:invalid", "reject:too_old"})
+	m = restore()
+	now := t0.Add(3 * time.Minute)
+	got = apply(m, now, msg(g, "u3", "d", "m6", 0), recall(g, "u3", "r6", 6), recall(g, "u1", "x9", 2), edit(g, "u3", "x10", 6, ""))
+	checkWhats(t, "restored twice", got, []string{"msg", "recall:6", "reject:invalid", "reject:invalid"})
+	// Past the recent window (6 sends) a message cannot be revised.
+	for i := range 6 {
+		apply(m, now, msg(g, "u3", "d", fmt.Sprintf("f%d", i), 0))
+	}
+	got = apply(restore(), now, edit(g, "u3", "x11", 3, "late"), edit(g, "u3", "e13", 13, "in time"))
+	checkWhats(t, "past the window", got, []string{"reject:too_old", "edit:13"})
+}
+
+func checkWhats(t *testing.T, what string, got []outcome, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d outcomes %v, want %v", what, len(got), got, want)
+	}
+	for i, o := range got {
+		if o.what != want[i] {
+			t.Errorf("%s: outcome %d is %v, want %s", what, i, o, want[i])
+		}
+	}
 }

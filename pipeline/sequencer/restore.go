@@ -59,8 +59,9 @@ func Restore(opts Options, entries map[string]*imv1.StateEntry) (*Machine, error
 		}
 	}
 	for _, c := range m.convs {
-		for k := range c.recent {
+		for k, rs := range c.recent {
 			c.order = append(c.order, k)
+			c.bySeq[rs.Seq] = k
 		}
 		sort.Slice(c.order, func(i, j int) bool { return c.recent[c.order[i]].Seq < c.recent[c.order[j]].Seq })
 		for _, hs := range c.held {

@@ -12,17 +12,28 @@ type Page struct {
 }
 
 // Entry is one entry: Message for a chat message, Event for a membership
-// change.
+// change, Revision (with Message for an edit) for an edit or a recall.
 type Entry struct {
-	Seq                uint64   `json:"seq"`
-	MsgID              string   `json:"msg_id"`
-	SenderUserID       string   `json:"sender_user_id"`
-	SenderDeviceID     string   `json:"sender_device_id"`
-	ClientMsgID        string   `json:"client_msg_id"`
-	SequencedAtMs      int64    `json:"sequenced_at_ms"`
-	PredecessorMissing bool     `json:"predecessor_missing"`
-	Message            *Message `json:"message,omitempty"`
-	Event              *Event   `json:"event,omitempty"`
+	Seq                uint64    `json:"seq"`
+	MsgID              string    `json:"msg_id"`
+	SenderUserID       string    `json:"sender_user_id"`
+	SenderDeviceID     string    `json:"sender_device_id"`
+	ClientMsgID        string    `json:"client_msg_id"`
+	SequencedAtMs      int64     `json:"sequenced_at_ms"`
+	PredecessorMissing bool      `json:"predecessor_missing"`
+	Message            *Message  `json:"message,omitempty"`
+	Event              *Event    `json:"event,omitempty"`
+	Revision           *Revision `json:"revision,omitempty"`
+	// Edited: Message is the message's latest edit. Recalled: the message
+	// (or the message an edit revised) was recalled; no Message.
+	Edited   bool `json:"edited,omitempty"`
+	Recalled bool `json:"recalled,omitempty"`
+}
+
+// Revision names the message an edit or a recall (Op) revises.
+type Revision struct {
+	Op        string `json:"op"`
+	TargetSeq uint64 `json:"target_seq"`
 }
 
 // Message is a chat message's payload; Body is its bytes as a string.

@@ -47,3 +47,9 @@ func Unmarshal(b []byte, r Record) error {
 	}
 	return nil
 }
+
+// RevisionReach bounds how far after a message its revisions (edits,
+// recalls) come: a revision's seq is at most this many seqs past the seq
+// it revises (the sequencer refuses others with too_old), so readers find
+// a message's revisions in a bounded range of the conversation.
+const RevisionReach = 1000

@@ -81,7 +81,7 @@ func (x MembershipEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipEvent_Kind.Descriptor instead.
 func (MembershipEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8, 0}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10, 0}
 }
 
 // RawRecord is a send as accepted by ingest: topic im.raw, key = conversation id.
@@ -106,6 +106,7 @@ type RawRecord struct {
 	//
 	//	*RawRecord_Message
 	//	*RawRecord_Control
+	//	*RawRecord_Revision
 	Body          isRawRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -222,6 +223,15 @@ func (x *RawRecord) GetControl() *Control {
 	return nil
 }
 
+func (x *RawRecord) GetRevision() *Revision {
+	if x != nil {
+		if x, ok := x.Body.(*RawRecord_Revision); ok {
+			return x.Revision
+		}
+	}
+	return nil
+}
+
 type isRawRecord_Body interface {
 	isRawRecord_Body()
 }
@@ -234,9 +244,15 @@ type RawRecord_Control struct {
 	Control *Control `protobuf:"bytes,11,opt,name=control,proto3,oneof"`
 }
 
+type RawRecord_Revision struct {
+	Revision *Revision `protobuf:"bytes,12,opt,name=revision,proto3,oneof"`
+}
+
 func (*RawRecord_Message) isRawRecord_Body() {}
 
 func (*RawRecord_Control) isRawRecord_Body() {}
+
+func (*RawRecord_Revision) isRawRecord_Body() {}
 
 // ChatMessage is the user-visible payload. The pipeline never interprets body.
 type ChatMessage struct {
@@ -291,6 +307,142 @@ func (x *ChatMessage) GetBody() []byte {
 	return nil
 }
 
+// Revision edits or recalls an earlier chat message of the same
+// conversation. It is an entry like any other (its own seq, I1), so every
+// device applies it after the message it refers to, and in the order of
+// every other revision of it. Who may (the sequencer checks): the
+// message's sender edits and recalls it; a group's creator, while a
+// member, recalls anyone's. Only messages among the conversation's recent
+// sends (the dedup window) can be revised, a recall only within the
+// sequencer's recall window of the message, and nothing after a recall.
+type Revision struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TargetSeq uint64                 `protobuf:"varint,1,opt,name=target_seq,json=targetSeq,proto3" json:"target_seq,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*Revision_Edit
+	//	*Revision_Recall
+	Op            isRevision_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revision) Reset() {
+	*x = Revision{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revision) ProtoMessage() {}
+
+func (x *Revision) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revision.ProtoReflect.Descriptor instead.
+func (*Revision) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Revision) GetTargetSeq() uint64 {
+	if x != nil {
+		return x.TargetSeq
+	}
+	return 0
+}
+
+func (x *Revision) GetOp() isRevision_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *Revision) GetEdit() *ChatMessage {
+	if x != nil {
+		if x, ok := x.Op.(*Revision_Edit); ok {
+			return x.Edit
+		}
+	}
+	return nil
+}
+
+func (x *Revision) GetRecall() *Recall {
+	if x != nil {
+		if x, ok := x.Op.(*Revision_Recall); ok {
+			return x.Recall
+		}
+	}
+	return nil
+}
+
+type isRevision_Op interface {
+	isRevision_Op()
+}
+
+type Revision_Edit struct {
+	// edit: the message's new content.
+	Edit *ChatMessage `protobuf:"bytes,2,opt,name=edit,proto3,oneof"`
+}
+
+type Revision_Recall struct {
+	Recall *Recall `protobuf:"bytes,3,opt,name=recall,proto3,oneof"`
+}
+
+func (*Revision_Edit) isRevision_Op() {}
+
+func (*Revision_Recall) isRevision_Op() {}
+
+// Recall withdraws a message: clients show a placeholder instead.
+type Recall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recall) Reset() {
+	*x = Recall{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recall) ProtoMessage() {}
+
+func (x *Recall) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recall.ProtoReflect.Descriptor instead.
+func (*Recall) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{3}
+}
+
 // Control is a business event that changes who receives what. It is sequenced
 // in the same stream as the messages, so it orders with them exactly (I4).
 type Control struct {
@@ -308,7 +460,7 @@ type Control struct {
 
 func (x *Control) Reset() {
 	*x = Control{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +472,7 @@ func (x *Control) String() string {
 func (*Control) ProtoMessage() {}
 
 func (x *Control) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +485,7 @@ func (x *Control) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Control.ProtoReflect.Descriptor instead.
 func (*Control) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{2}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Control) GetOp() isControl_Op {
@@ -418,7 +570,7 @@ type CreateGroup struct {
 
 func (x *CreateGroup) Reset() {
 	*x = CreateGroup{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +582,7 @@ func (x *CreateGroup) String() string {
 func (*CreateGroup) ProtoMessage() {}
 
 func (x *CreateGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +595,7 @@ func (x *CreateGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroup.ProtoReflect.Descriptor instead.
 func (*CreateGroup) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{3}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateGroup) GetTitle() string {
@@ -470,7 +622,7 @@ type Join struct {
 
 func (x *Join) Reset() {
 	*x = Join{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +634,7 @@ func (x *Join) String() string {
 func (*Join) ProtoMessage() {}
 
 func (x *Join) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +647,7 @@ func (x *Join) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Join.ProtoReflect.Descriptor instead.
 func (*Join) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{4}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Join) GetUserId() string {
@@ -514,7 +666,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +678,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +691,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{5}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{7}
 }
 
 // Kick removes user_id; only a member may kick.
@@ -552,7 +704,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +716,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +729,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{6}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Kick) GetUserId() string {
@@ -616,6 +768,7 @@ type SequencedRecord struct {
 	//	*SequencedRecord_Membership
 	//	*SequencedRecord_Rejection
 	//	*SequencedRecord_Duplicate
+	//	*SequencedRecord_Revision
 	Body          isSequencedRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -623,7 +776,7 @@ type SequencedRecord struct {
 
 func (x *SequencedRecord) Reset() {
 	*x = SequencedRecord{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +788,7 @@ func (x *SequencedRecord) String() string {
 func (*SequencedRecord) ProtoMessage() {}
 
 func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +801,7 @@ func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequencedRecord.ProtoReflect.Descriptor instead.
 func (*SequencedRecord) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{7}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SequencedRecord) GetVersion() uint32 {
@@ -778,6 +931,15 @@ func (x *SequencedRecord) GetDuplicate() *DuplicateNotice {
 	return nil
 }
 
+func (x *SequencedRecord) GetRevision() *Revision {
+	if x != nil {
+		if x, ok := x.Body.(*SequencedRecord_Revision); ok {
+			return x.Revision
+		}
+	}
+	return nil
+}
+
 type isSequencedRecord_Body interface {
 	isSequencedRecord_Body()
 }
@@ -798,6 +960,10 @@ type SequencedRecord_Duplicate struct {
 	Duplicate *DuplicateNotice `protobuf:"bytes,23,opt,name=duplicate,proto3,oneof"`
 }
 
+type SequencedRecord_Revision struct {
+	Revision *Revision `protobuf:"bytes,24,opt,name=revision,proto3,oneof"`
+}
+
 func (*SequencedRecord_Message) isSequencedRecord_Body() {}
 
 func (*SequencedRecord_Membership) isSequencedRecord_Body() {}
@@ -805,6 +971,8 @@ func (*SequencedRecord_Membership) isSequencedRecord_Body() {}
 func (*SequencedRecord_Rejection) isSequencedRecord_Body() {}
 
 func (*SequencedRecord_Duplicate) isSequencedRecord_Body() {}
+
+func (*SequencedRecord_Revision) isSequencedRecord_Body() {}
 
 // MembershipEvent is a sequenced membership change. It applies from seq+1 for
 // a leaver (who receives nothing after seq) and from seq for a joiner (I4).
@@ -820,7 +988,7 @@ type MembershipEvent struct {
 
 func (x *MembershipEvent) Reset() {
 	*x = MembershipEvent{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1000,7 @@ func (x *MembershipEvent) String() string {
 func (*MembershipEvent) ProtoMessage() {}
 
 func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1013,7 @@ func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipEvent.ProtoReflect.Descriptor instead.
 func (*MembershipEvent) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MembershipEvent) GetKind() MembershipEvent_Kind {
@@ -881,7 +1049,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1061,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1074,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{9}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Rejection) GetCode() string {
@@ -937,7 +1105,7 @@ type DuplicateNotice struct {
 
 func (x *DuplicateNotice) Reset() {
 	*x = DuplicateNotice{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1117,7 @@ func (x *DuplicateNotice) String() string {
 func (*DuplicateNotice) ProtoMessage() {}
 
 func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1130,7 @@ func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateNotice.ProtoReflect.Descriptor instead.
 func (*DuplicateNotice) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DuplicateNotice) GetOriginalSeq() uint64 {
@@ -1007,7 +1175,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1187,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1200,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StateEntry) GetVersion() uint32 {
@@ -1149,15 +1317,18 @@ type ConversationHead struct {
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	LastSeq        uint64                 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// Groups exist once created; dm conversations always exist.
-	Created       bool   `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
-	Title         string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	Created bool   `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
+	Title   string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	// creator: the user who created the group (empty for a dm and for heads
+	// written before it was kept); it may recall any message while a member.
+	Creator       string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationHead) Reset() {
 	*x = ConversationHead{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1340,7 @@ func (x *ConversationHead) String() string {
 func (*ConversationHead) ProtoMessage() {}
 
 func (x *ConversationHead) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1353,7 @@ func (x *ConversationHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHead.ProtoReflect.Descriptor instead.
 func (*ConversationHead) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConversationHead) GetConversationId() string {
@@ -1213,6 +1384,13 @@ func (x *ConversationHead) GetTitle() string {
 	return ""
 }
 
+func (x *ConversationHead) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
 // Member is one member of a group, since joined_seq.
 type Member struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1225,7 +1403,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1415,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1428,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Member) GetConversationId() string {
@@ -1282,13 +1460,19 @@ type RecentSend struct {
 	ClientMsgId    string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	Seq            uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	MsgId          string                 `protobuf:"bytes,5,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For revisions: the entry was a chat message (entries written before
+	// these fields cannot be revised), when it was sequenced, and whether it
+	// was recalled.
+	Revisable     bool  `protobuf:"varint,6,opt,name=revisable,proto3" json:"revisable,omitempty"`
+	SequencedAtMs int64 `protobuf:"varint,7,opt,name=sequenced_at_ms,json=sequencedAtMs,proto3" json:"sequenced_at_ms,omitempty"`
+	Recalled      bool  `protobuf:"varint,8,opt,name=recalled,proto3" json:"recalled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecentSend) Reset() {
 	*x = RecentSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1484,7 @@ func (x *RecentSend) String() string {
 func (*RecentSend) ProtoMessage() {}
 
 func (x *RecentSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1497,7 @@ func (x *RecentSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentSend.ProtoReflect.Descriptor instead.
 func (*RecentSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RecentSend) GetConversationId() string {
@@ -1351,6 +1535,27 @@ func (x *RecentSend) GetMsgId() string {
 	return ""
 }
 
+func (x *RecentSend) GetRevisable() bool {
+	if x != nil {
+		return x.Revisable
+	}
+	return false
+}
+
+func (x *RecentSend) GetSequencedAtMs() int64 {
+	if x != nil {
+		return x.SequencedAtMs
+	}
+	return 0
+}
+
+func (x *RecentSend) GetRecalled() bool {
+	if x != nil {
+		return x.Recalled
+	}
+	return false
+}
+
 // DeviceCursor is the order and dedup position of one sender device in one
 // conversation (I2, I3): last_client_seq is the highest client_seq that was
 // sequenced, rejected or passed over. A send with 0 < client_seq <=
@@ -1383,7 +1588,7 @@ type DeviceCursor struct {
 
 func (x *DeviceCursor) Reset() {
 	*x = DeviceCursor{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1600,7 @@ func (x *DeviceCursor) String() string {
 func (*DeviceCursor) ProtoMessage() {}
 
 func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1613,7 @@ func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCursor.ProtoReflect.Descriptor instead.
 func (*DeviceCursor) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeviceCursor) GetConversationId() string {
@@ -1464,7 +1669,7 @@ type ClientSeqRange struct {
 
 func (x *ClientSeqRange) Reset() {
 	*x = ClientSeqRange{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1681,7 @@ func (x *ClientSeqRange) String() string {
 func (*ClientSeqRange) ProtoMessage() {}
 
 func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1694,7 @@ func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSeqRange.ProtoReflect.Descriptor instead.
 func (*ClientSeqRange) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClientSeqRange) GetFirst() uint64 {
@@ -1518,7 +1723,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1735,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1748,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -1572,7 +1777,7 @@ type RestoreMarker struct {
 
 func (x *RestoreMarker) Reset() {
 	*x = RestoreMarker{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1789,7 @@ func (x *RestoreMarker) String() string {
 func (*RestoreMarker) ProtoMessage() {}
 
 func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1802,7 @@ func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreMarker.ProtoReflect.Descriptor instead.
 func (*RestoreMarker) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestoreMarker) GetToken() string {
@@ -1626,7 +1831,7 @@ type StreamHeads struct {
 
 func (x *StreamHeads) Reset() {
 	*x = StreamHeads{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1843,7 @@ func (x *StreamHeads) String() string {
 func (*StreamHeads) ProtoMessage() {}
 
 func (x *StreamHeads) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1856,7 @@ func (x *StreamHeads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamHeads.ProtoReflect.Descriptor instead.
 func (*StreamHeads) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamHeads) GetVersion() uint32 {
@@ -1693,7 +1898,7 @@ type ConversationHeadSeq struct {
 
 func (x *ConversationHeadSeq) Reset() {
 	*x = ConversationHeadSeq{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1910,7 @@ func (x *ConversationHeadSeq) String() string {
 func (*ConversationHeadSeq) ProtoMessage() {}
 
 func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1923,7 @@ func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHeadSeq.ProtoReflect.Descriptor instead.
 func (*ConversationHeadSeq) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ConversationHeadSeq) GetConversationId() string {
@@ -1751,7 +1956,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1968,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1981,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -1834,7 +2039,7 @@ type RoutingStarted struct {
 
 func (x *RoutingStarted) Reset() {
 	*x = RoutingStarted{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2051,7 @@ func (x *RoutingStarted) String() string {
 func (*RoutingStarted) ProtoMessage() {}
 
 func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2064,7 @@ func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingStarted.ProtoReflect.Descriptor instead.
 func (*RoutingStarted) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RoutingStarted) GetUserId() string {
@@ -1936,7 +2141,7 @@ type RoutedConversation struct {
 
 func (x *RoutedConversation) Reset() {
 	*x = RoutedConversation{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2153,7 @@ func (x *RoutedConversation) String() string {
 func (*RoutedConversation) ProtoMessage() {}
 
 func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2166,7 @@ func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutedConversation.ProtoReflect.Descriptor instead.
 func (*RoutedConversation) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RoutedConversation) GetConversationId() string {
@@ -1995,7 +2200,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2212,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2225,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -2055,7 +2260,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2272,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2285,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -2153,7 +2358,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2370,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2383,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -2269,7 +2474,7 @@ type FanoutMembership struct {
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2486,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2499,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2351,7 +2556,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2568,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2581,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2397,7 +2602,7 @@ var File_schemas_imv1_records_proto protoreflect.FileDescriptor
 
 const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1aschemas/imv1/records.proto\x12\rseqchat.im.v1\"\x93\x03\n" +
+	"\x1aschemas/imv1/records.proto\x12\rseqchat.im.v1\"\xca\x03\n" +
 	"\tRawRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\"\n" +
@@ -2410,11 +2615,19 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06origin\x18\b \x01(\tR\x06origin\x126\n" +
 	"\amessage\x18\n" +
 	" \x01(\v2\x1a.seqchat.im.v1.ChatMessageH\x00R\amessage\x122\n" +
-	"\acontrol\x18\v \x01(\v2\x16.seqchat.im.v1.ControlH\x00R\acontrolB\x06\n" +
+	"\acontrol\x18\v \x01(\v2\x16.seqchat.im.v1.ControlH\x00R\acontrol\x125\n" +
+	"\brevision\x18\f \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevisionB\x06\n" +
 	"\x04body\"D\n" +
 	"\vChatMessage\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"\xd4\x01\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"\x92\x01\n" +
+	"\bRevision\x12\x1d\n" +
+	"\n" +
+	"target_seq\x18\x01 \x01(\x04R\ttargetSeq\x120\n" +
+	"\x04edit\x18\x02 \x01(\v2\x1a.seqchat.im.v1.ChatMessageH\x00R\x04edit\x12/\n" +
+	"\x06recall\x18\x03 \x01(\v2\x15.seqchat.im.v1.RecallH\x00R\x06recallB\x04\n" +
+	"\x02op\"\b\n" +
+	"\x06Recall\"\xd4\x01\n" +
 	"\aControl\x12?\n" +
 	"\fcreate_group\x18\x01 \x01(\v2\x1a.seqchat.im.v1.CreateGroupH\x00R\vcreateGroup\x12)\n" +
 	"\x04join\x18\x02 \x01(\v2\x13.seqchat.im.v1.JoinH\x00R\x04join\x12,\n" +
@@ -2428,7 +2641,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\a\n" +
 	"\x05Leave\"\x1f\n" +
 	"\x04Kick\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xa3\x05\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xda\x05\n" +
 	"\x0fSequencedRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x10\n" +
@@ -2449,7 +2662,8 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"membership\x18\x15 \x01(\v2\x1e.seqchat.im.v1.MembershipEventH\x00R\n" +
 	"membership\x128\n" +
 	"\trejection\x18\x16 \x01(\v2\x18.seqchat.im.v1.RejectionH\x00R\trejection\x12>\n" +
-	"\tduplicate\x18\x17 \x01(\v2\x1e.seqchat.im.v1.DuplicateNoticeH\x00R\tduplicateB\x06\n" +
+	"\tduplicate\x18\x17 \x01(\v2\x1e.seqchat.im.v1.DuplicateNoticeH\x00R\tduplicate\x125\n" +
+	"\brevision\x18\x18 \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevisionB\x06\n" +
 	"\x04body\"\xc8\x01\n" +
 	"\x0fMembershipEvent\x127\n" +
 	"\x04kind\x18\x01 \x01(\x0e2#.seqchat.im.v1.MembershipEvent.KindR\x04kind\x12\x19\n" +
@@ -2478,24 +2692,28 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06cursor\x18\x05 \x01(\v2\x1b.seqchat.im.v1.DeviceCursorH\x00R\x06cursor\x12-\n" +
 	"\x04held\x18\x06 \x01(\v2\x17.seqchat.im.v1.HeldSendH\x00R\x04held\x126\n" +
 	"\x06marker\x18\a \x01(\v2\x1c.seqchat.im.v1.RestoreMarkerH\x00R\x06markerB\a\n" +
-	"\x05entry\"\x86\x01\n" +
+	"\x05entry\"\xa0\x01\n" +
 	"\x10ConversationHead\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x18\n" +
 	"\acreated\x18\x03 \x01(\bR\acreated\x12\x14\n" +
-	"\x05title\x18\x04 \x01(\tR\x05title\"i\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\x12\x18\n" +
+	"\acreator\x18\x05 \x01(\tR\acreator\"i\n" +
 	"\x06Member\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
-	"joined_seq\x18\x03 \x01(\x04R\tjoinedSeq\"\xa8\x01\n" +
+	"joined_seq\x18\x03 \x01(\x04R\tjoinedSeq\"\x8a\x02\n" +
 	"\n" +
 	"RecentSend\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12$\n" +
 	"\x0esender_user_id\x18\x02 \x01(\tR\fsenderUserId\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x15\n" +
-	"\x06msg_id\x18\x05 \x01(\tR\x05msgId\"\xeb\x01\n" +
+	"\x06msg_id\x18\x05 \x01(\tR\x05msgId\x12\x1c\n" +
+	"\trevisable\x18\x06 \x01(\bR\trevisable\x12&\n" +
+	"\x0fsequenced_at_ms\x18\a \x01(\x03R\rsequencedAtMs\x12\x1a\n" +
+	"\brecalled\x18\b \x01(\bR\brecalled\"\xeb\x01\n" +
 	"\fDeviceCursor\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
@@ -2587,70 +2805,76 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0),   // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),           // 1: seqchat.im.v1.RawRecord
 	(*ChatMessage)(nil),         // 2: seqchat.im.v1.ChatMessage
-	(*Control)(nil),             // 3: seqchat.im.v1.Control
-	(*CreateGroup)(nil),         // 4: seqchat.im.v1.CreateGroup
-	(*Join)(nil),                // 5: seqchat.im.v1.Join
-	(*Leave)(nil),               // 6: seqchat.im.v1.Leave
-	(*Kick)(nil),                // 7: seqchat.im.v1.Kick
-	(*SequencedRecord)(nil),     // 8: seqchat.im.v1.SequencedRecord
-	(*MembershipEvent)(nil),     // 9: seqchat.im.v1.MembershipEvent
-	(*Rejection)(nil),           // 10: seqchat.im.v1.Rejection
-	(*DuplicateNotice)(nil),     // 11: seqchat.im.v1.DuplicateNotice
-	(*StateEntry)(nil),          // 12: seqchat.im.v1.StateEntry
-	(*ConversationHead)(nil),    // 13: seqchat.im.v1.ConversationHead
-	(*Member)(nil),              // 14: seqchat.im.v1.Member
-	(*RecentSend)(nil),          // 15: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),        // 16: seqchat.im.v1.DeviceCursor
-	(*ClientSeqRange)(nil),      // 17: seqchat.im.v1.ClientSeqRange
-	(*HeldSend)(nil),            // 18: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),       // 19: seqchat.im.v1.RestoreMarker
-	(*StreamHeads)(nil),         // 20: seqchat.im.v1.StreamHeads
-	(*ConversationHeadSeq)(nil), // 21: seqchat.im.v1.ConversationHeadSeq
-	(*GatewayDelivery)(nil),     // 22: seqchat.im.v1.GatewayDelivery
-	(*RoutingStarted)(nil),      // 23: seqchat.im.v1.RoutingStarted
-	(*RoutedConversation)(nil),  // 24: seqchat.im.v1.RoutedConversation
-	(*DeviceRef)(nil),           // 25: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),            // 26: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),          // 27: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),    // 28: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),    // 29: seqchat.im.v1.MembershipPeriod
+	(*Revision)(nil),            // 3: seqchat.im.v1.Revision
+	(*Recall)(nil),              // 4: seqchat.im.v1.Recall
+	(*Control)(nil),             // 5: seqchat.im.v1.Control
+	(*CreateGroup)(nil),         // 6: seqchat.im.v1.CreateGroup
+	(*Join)(nil),                // 7: seqchat.im.v1.Join
+	(*Leave)(nil),               // 8: seqchat.im.v1.Leave
+	(*Kick)(nil),                // 9: seqchat.im.v1.Kick
+	(*SequencedRecord)(nil),     // 10: seqchat.im.v1.SequencedRecord
+	(*MembershipEvent)(nil),     // 11: seqchat.im.v1.MembershipEvent
+	(*Rejection)(nil),           // 12: seqchat.im.v1.Rejection
+	(*DuplicateNotice)(nil),     // 13: seqchat.im.v1.DuplicateNotice
+	(*StateEntry)(nil),          // 14: seqchat.im.v1.StateEntry
+	(*ConversationHead)(nil),    // 15: seqchat.im.v1.ConversationHead
+	(*Member)(nil),              // 16: seqchat.im.v1.Member
+	(*RecentSend)(nil),          // 17: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),        // 18: seqchat.im.v1.DeviceCursor
+	(*ClientSeqRange)(nil),      // 19: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),            // 20: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),       // 21: seqchat.im.v1.RestoreMarker
+	(*StreamHeads)(nil),         // 22: seqchat.im.v1.StreamHeads
+	(*ConversationHeadSeq)(nil), // 23: seqchat.im.v1.ConversationHeadSeq
+	(*GatewayDelivery)(nil),     // 24: seqchat.im.v1.GatewayDelivery
+	(*RoutingStarted)(nil),      // 25: seqchat.im.v1.RoutingStarted
+	(*RoutedConversation)(nil),  // 26: seqchat.im.v1.RoutedConversation
+	(*DeviceRef)(nil),           // 27: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),            // 28: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),          // 29: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),    // 30: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),    // 31: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
 	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	3,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
-	4,  // 2: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
-	5,  // 3: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
-	6,  // 4: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
-	7,  // 5: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
-	2,  // 6: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	9,  // 7: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
-	10, // 8: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
-	11, // 9: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
-	0,  // 10: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
-	13, // 11: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
-	14, // 12: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
-	15, // 13: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
-	16, // 14: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
-	18, // 15: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
-	19, // 16: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
-	17, // 17: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
-	1,  // 18: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	21, // 19: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
-	8,  // 20: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	25, // 21: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	23, // 22: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
-	24, // 23: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
-	29, // 24: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	5,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
+	3,  // 2: seqchat.im.v1.RawRecord.revision:type_name -> seqchat.im.v1.Revision
+	2,  // 3: seqchat.im.v1.Revision.edit:type_name -> seqchat.im.v1.ChatMessage
+	4,  // 4: seqchat.im.v1.Revision.recall:type_name -> seqchat.im.v1.Recall
+	6,  // 5: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
+	7,  // 6: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
+	8,  // 7: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
+	9,  // 8: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
+	2,  // 9: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
+	11, // 10: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
+	12, // 11: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
+	13, // 12: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
+	3,  // 13: seqchat.im.v1.SequencedRecord.revision:type_name -> seqchat.im.v1.Revision
+	0,  // 14: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
+	15, // 15: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
+	16, // 16: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
+	17, // 17: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
+	18, // 18: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
+	20, // 19: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
+	21, // 20: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
+	19, // 21: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
+	1,  // 22: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
+	23, // 23: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
+	10, // 24: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	27, // 25: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	25, // 26: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
+	26, // 27: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
+	31, // 28: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2661,20 +2885,26 @@ func file_schemas_imv1_records_proto_init() {
 	file_schemas_imv1_records_proto_msgTypes[0].OneofWrappers = []any{
 		(*RawRecord_Message)(nil),
 		(*RawRecord_Control)(nil),
+		(*RawRecord_Revision)(nil),
 	}
 	file_schemas_imv1_records_proto_msgTypes[2].OneofWrappers = []any{
+		(*Revision_Edit)(nil),
+		(*Revision_Recall)(nil),
+	}
+	file_schemas_imv1_records_proto_msgTypes[4].OneofWrappers = []any{
 		(*Control_CreateGroup)(nil),
 		(*Control_Join)(nil),
 		(*Control_Leave)(nil),
 		(*Control_Kick)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[7].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[9].OneofWrappers = []any{
 		(*SequencedRecord_Message)(nil),
 		(*SequencedRecord_Membership)(nil),
 		(*SequencedRecord_Rejection)(nil),
 		(*SequencedRecord_Duplicate)(nil),
+		(*SequencedRecord_Revision)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[11].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[13].OneofWrappers = []any{
 		(*StateEntry_Head)(nil),
 		(*StateEntry_Member)(nil),
 		(*StateEntry_Recent)(nil),
@@ -2688,7 +2918,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

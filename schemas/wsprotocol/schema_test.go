@@ -73,6 +73,12 @@ func TestSchemaRejectsBadFrames(t *testing.T) {
 		"hello without token":      `{"type":"hello"}`,
 		"negative resume position": `{"type":"hello","token":"t","resume":{"g:1":-1}}`,
 		"sync limit too large":     `{"type":"sync","conversation_id":"g:1","after_seq":0,"limit":5000}`,
+		"edit without message":     `{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"revision":{"op":"edit","target_seq":3}}`,
+		"recall with message":      `{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"revision":{"op":"recall","target_seq":3},"message":{"content_type":"t","body":"x"}}`,
+		"revision and control":     `{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"revision":{"op":"recall","target_seq":3},"control":{"op":"leave"}}`,
+		"revision of seq 0":        `{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"revision":{"op":"recall","target_seq":0}}`,
+		"unknown revision op":      `{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":1,"revision":{"op":"undo","target_seq":3}}`,
+		"msg with nothing":         `{"type":"msg","conversation_id":"g:1","seq":2,"msg_id":"m","sender_user_id":"a","sender_device_id":"d","sequenced_at_ms":1}`,
 	} {
 		if err := validate(s, frame); err == nil {
 			t.Errorf("%s: schema accepted %s", name, frame)

@@ -1,6 +1,6 @@
 // What the application gets for each entry of a conversation.
 
-import type { MembershipKind, MessageBody, MsgFrame } from "./protocol.js";
+import type { MembershipKind, MessageBody, MsgFrame, Revision } from "./protocol.js";
 
 /** One entry of a conversation, as the application gets it: in seq order, once. */
 export interface ChatEntry {
@@ -15,6 +15,11 @@ export interface ChatEntry {
   predecessorMissing: boolean;
   message: MessageBody | undefined;
   event: { kind: MembershipKind; userIds: string[]; title?: string } | undefined;
+  /** An edit (message: the new content) or a recall of an earlier message: apply it to that one. */
+  revision: { op: Revision["op"]; targetSeq: number } | undefined;
+  /** From history: message is the latest edit (edited), or the message was recalled (no message). */
+  edited: boolean;
+  recalled: boolean;
   /** Sent by this device: it replaces the pending send with the same clientMsgId. */
   own: boolean;
 }
@@ -45,6 +50,9 @@ export function toEntry(f: MsgFrame, own: boolean): ChatEntry {
       f.event === undefined
         ? undefined
         : { kind: f.event.kind, userIds: f.event.user_ids, ...(f.event.title !== undefined ? { title: f.event.title } : {}) },
+    revision: f.revision === undefined ? undefined : { op: f.revision.op, targetSeq: f.revision.target_seq },
+    edited: f.edited ?? false,
+    recalled: f.recalled ?? false,
     own,
   };
 }

@@ -19,6 +19,8 @@ export const errorCodes = [
   "unavailable",
   "too_many_connections",
   "internal",
+  "not_allowed",
+  "too_old",
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];
@@ -36,6 +38,12 @@ export type Control =
   | { op: "kick"; user_id: string };
 
 export type MembershipKind = "created" | "joined" | "left" | "kicked";
+
+/** An edit (with a message: the new content) or a recall of message target_seq. */
+export interface Revision {
+  op: "edit" | "recall";
+  target_seq: number;
+}
 
 export interface MembershipEvent {
   kind: MembershipKind;
@@ -58,6 +66,7 @@ export interface SendFrame {
   client_seq: number;
   message?: MessageBody;
   control?: Control;
+  revision?: Revision;
 }
 
 export interface AckFrame {
@@ -117,6 +126,11 @@ export interface MsgFrame {
   predecessor_missing?: boolean;
   message?: MessageBody;
   event?: MembershipEvent;
+  revision?: Revision;
+  /** Read from history: message is the latest edit's content. */
+  edited?: boolean;
+  /** Read from history: the message (or the one an edit revised) was recalled; no content. */
+  recalled?: boolean;
 }
 
 export interface SyncedFrame {
@@ -205,6 +219,21 @@ function isEvent(v: unknown): v is MembershipEvent {
   );
 }
 
+function isRevision(v: unknown): v is Revision {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Obj;
+  return (r.op === "edit" || r.op === "recall") && isInt(r.target_seq, 1);
+}
+
+// A msg carries a message, an event, a revision (an edit's with its
+// content), or nothing but recalled (a recalled message read from history).
+function hasOneBody(f: Obj): boolean {
+  if (f.event !== undefined) return f.message === undefined && f.revision === undefined && isEvent(f.event);
+  if (f.revision !== undefined) return isRevision(f.revision) && optional(f.message, isMessageBody);
+  if (f.message !== undefined) return isMessageBody(f.message);
+  return f.recalled === true;
+}
+
 const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
   welcome: (f) => isStr(f.user_id) && isStr(f.device_id) && isStr(f.gateway_id) && isInt(f.max_frame_bytes, 1),
   accepted: (f) => isStr(f.conversation_id) && isStr(f.client_msg_id) && optional(f.seq, (v) => isInt(v, 1)),
@@ -218,9 +247,9 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
     optional(f.client_msg_id, isStr) &&
     isInt(f.sequenced_at_ms, 0) &&
     optional(f.predecessor_missing, isBool) &&
-    (f.message === undefined) !== (f.event === undefined) &&
-    optional(f.message, isMessageBody) &&
-    optional(f.event, isEvent),
+    optional(f.edited, isBool) &&
+    optional(f.recalled, isBool) &&
+    hasOneBody(f),
   synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
   pong: (f) => optional(f.id, isStr),
   error: (f) => isCode(f.code) && isStr(f.message) && isBool(f.fatal) && optional(f.ref, isStr) && optional(f.retry_after_ms, (v) => isInt(v, 1)),
