@@ -230,6 +230,40 @@ test("membership changes apply exactly from their seq", async () => {
   }
 });
 
+test("an edit and a recall arrive after their message, at every member, and history shows the result", async () => {
+  const conv = `g:revise-${run}`;
+  const alice = newClient("alice/phone");
+  const bob = newClient("bob/phone");
+  try {
+    await Promise.all([alice.client.connect(), bob.client.connect()]);
+    await group(conv, alice, [bob]);
+    const hi = await alice.client.send(conv, "hi").done; // 2
+    const two = await bob.client.send(conv, "two").done; // 3
+    const edited = await alice.client.edit(conv, hi!, "hi, edited").done; // 4
+    await assert.rejects(bob.client.edit(conv, hi!, "not mine").done, (e: { code?: string }) => e.code === "not_allowed");
+    const recalled = await bob.client.recall(conv, two!).done; // 5
+    await waitFor("the recall at both", [alice.client, bob.client], () => [alice, bob].every((c) => c.seqs(conv).includes(recalled!)));
+    for (const c of [alice, bob]) {
+      assert.deepEqual(c.seqs(conv), range(1, recalled!));
+      const revs = c.entries.get(conv)!.filter((e) => e.revision !== undefined).map((e) => [e.seq, e.revision!.op, e.revision!.targetSeq]);
+      assert.deepEqual(revs, [[edited, "edit", hi], [recalled, "recall", two]]);
+    }
+    // History (sync: msg frames) shows the messages as they are now.
+    let page = await bob.client.history(conv, 1, 2);
+    for (let reads = 0; page.entries.length < 2 || !page.entries[1]!.recalled; reads++) {
+      assert.ok(reads < 200, `history never showed the recall: ${JSON.stringify(page.entries)}`);
+      page = await bob.client.history(conv, 1, 2);
+    }
+    assert.deepEqual(page.entries.map((e) => [e.seq, e.message?.body, e.edited ?? false, e.recalled ?? false]), [
+      [hi, "hi, edited", true, false],
+      [two, undefined, false, true],
+    ]);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});
+
 test("sends refused for the rate limit are resent in order and each lands once", async () => {
   const conv = `g:burst-${run}`;
   const alice = newClient("alice/phone");

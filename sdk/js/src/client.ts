@@ -7,7 +7,7 @@ import { Reconnector } from "./backoff.js";
 import { systemClock, type Clock, type Random } from "./clock.js";
 import { isAuthCode, isRetryableSendCode, SeqchatError } from "./errors.js";
 import { Emitter } from "./events.js";
-import { Outbox, type PendingSend, type Settlement } from "./outbox.js";
+import { Outbox, type PendingSend, type SendContent, type Settlement } from "./outbox.js";
 import {
   decodeServerFrame,
   encodeFrame,
@@ -195,6 +195,21 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     return this.submit(conversationId, { message: body }, opts.clientMsgId);
   }
 
+  /**
+   * Edits an earlier message of this user (seq: the message's): the new
+   * content is an entry of its own, after the message, so every device
+   * applies it there (ChatEntry.revision).
+   */
+  edit(conversationId: string, seq: number, message: string | MessageBody, opts: { clientMsgId?: string } = {}): SendHandle {
+    const body = typeof message === "string" ? { content_type: "text/plain", body: message } : message;
+    return this.submit(conversationId, { revision: { op: "edit", target_seq: seq }, message: body }, opts.clientMsgId);
+  }
+
+  /** Recalls a message: its sender's within the recall window, or any as the group's creator. */
+  recall(conversationId: string, seq: number, opts: { clientMsgId?: string } = {}): SendHandle {
+    return this.submit(conversationId, { revision: { op: "recall", target_seq: seq } }, opts.clientMsgId);
+  }
+
   /** Sends a membership change. */
   control(conversationId: string, control: Control, opts: { clientMsgId?: string } = {}): SendHandle {
     return this.submit(conversationId, { control }, opts.clientMsgId);
@@ -244,7 +259,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     });
   }
 
-  private submit(conversationId: string, content: { message: MessageBody } | { control: Control }, clientMsgId?: string): SendHandle {
+  private submit(conversationId: string, content: SendContent, clientMsgId?: string): SendHandle {
     if (this.closed) throw new SeqchatError("client_closed", "the client was closed");
     const id = clientMsgId ?? this.opts.newClientMsgId?.() ?? randomId();
     const s = this.outbox.add(conversationId, content, id);

@@ -7,7 +7,7 @@ export { SeqchatError, isRetryableSendCode, isAuthCode } from "./errors.js";
 export type { LocalErrorCode } from "./errors.js";
 export { MemoryStore, LocalStorageStore, DeviceState } from "./store.js";
 export type { Store, WebStorage } from "./store.js";
-export type { PendingSend, OutboxState, Settlement } from "./outbox.js";
+export type { PendingSend, OutboxState, SendContent, Settlement } from "./outbox.js";
 export type { SyncAnswer } from "./syncs.js";
 export type { Clock, Random } from "./clock.js";
 export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";

@@ -7,7 +7,7 @@
 
 import type { Clock, Random } from "./clock.js";
 import { SeqchatError } from "./errors.js";
-import type { Control, MessageBody, SendFrame } from "./protocol.js";
+import type { Control, MessageBody, Revision, SendFrame } from "./protocol.js";
 import type { DeviceState } from "./store.js";
 
 /**
@@ -24,6 +24,8 @@ export interface PendingSend {
   readonly clientSeq: number;
   readonly message?: MessageBody;
   readonly control?: Control;
+  /** An edit (with message) or a recall of an earlier message. */
+  readonly revision?: Revision;
   /** When the application made the send (clock ms). */
   readonly createdAt: number;
   state: OutboxState;
@@ -58,8 +60,12 @@ interface StoredSend {
   clientSeq: number;
   message?: MessageBody;
   control?: Control;
+  revision?: Revision;
   createdAt: number;
 }
+
+/** What a send carries: a message, a membership change, or a revision (an edit has a message too). */
+export type SendContent = { message: MessageBody } | { control: Control } | { revision: Revision; message?: MessageBody };
 
 export class Outbox {
   private readonly sends = new Map<string, PendingSend>();
@@ -84,7 +90,7 @@ export class Outbox {
   }
 
   /** Adds a send with the conversation's next client_seq and persists it first. */
-  add(conversationId: string, content: { message: MessageBody } | { control: Control }, clientMsgId: string): PendingSend {
+  add(conversationId: string, content: SendContent, clientMsgId: string): PendingSend {
     if (this.sends.has(clientMsgId)) throw new Error(`client_msg_id ${clientMsgId} is already pending`);
     const clientSeq = this.opts.state.lastClientSeq(conversationId) + 1;
     const stored: StoredSend = { conversationId, clientMsgId, clientSeq, createdAt: this.opts.clock.now(), ...content };
@@ -239,7 +245,8 @@ export class Outbox {
 function frameOf(s: PendingSend): SendFrame {
   const f: SendFrame = { type: "send", conversation_id: s.conversationId, client_msg_id: s.clientMsgId, client_seq: s.clientSeq };
   if (s.control !== undefined) f.control = s.control;
-  else if (s.message !== undefined) f.message = s.message;
+  if (s.revision !== undefined) f.revision = s.revision;
+  if (s.message !== undefined) f.message = s.message;
   return f;
 }
 
@@ -251,6 +258,8 @@ function isStoredSend(v: unknown): v is StoredSend {
     typeof s.clientMsgId === "string" &&
     typeof s.clientSeq === "number" &&
     typeof s.createdAt === "number" &&
-    (s.message !== undefined) !== (s.control !== undefined)
+    (s.revision !== undefined
+      ? s.control === undefined && (s.message !== undefined) === ((s.revision as Revision).op === "edit")
+      : (s.message !== undefined) !== (s.control !== undefined))
   );
 }

@@ -270,3 +270,18 @@ test("the next retry time is the head of the line's, not a send waiting behind i
   clock.advance(at - clock.now());
   assert.deepEqual(ob.due(clock.now()).map((f) => f.client_msg_id), ["a1", "a2"]);
 });
+
+test("edits and recalls are written as revisions and survive a reload", () => {
+  const store = new MemoryStore();
+  const a = outbox(store).ob;
+  a.add("g:x", text("hi"), "m1");
+  a.add("g:x", { revision: { op: "edit", target_seq: 7 }, ...text("hi!") }, "e1");
+  a.add("g:x", { revision: { op: "recall", target_seq: 7 } }, "r1");
+  const b = outbox(store).ob; // a page reload
+  assert.deepEqual(b.due(0), [
+    { type: "send", conversation_id: "g:x", client_msg_id: "m1", client_seq: 1, message: { content_type: "text/plain", body: "hi" } },
+    { type: "send", conversation_id: "g:x", client_msg_id: "e1", client_seq: 2, revision: { op: "edit", target_seq: 7 },
+      message: { content_type: "text/plain", body: "hi!" } },
+    { type: "send", conversation_id: "g:x", client_msg_id: "r1", client_seq: 3, revision: { op: "recall", target_seq: 7 } },
+  ]);
+});
