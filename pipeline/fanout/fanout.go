@@ -123,50 +123,21 @@ func (f *Fanout) Ready(context.Context) error {
 // sequenced and fanout-membership topics are co-partitioned.
 func (f *Fanout) Run(ctx context.Context) error {
 	t := f.cfg.Topics
+	// The clients are opened in the wait too: brokers that stop answering
+	// right after the topics were seen are waited for, not a reason to exit.
 	err := f.topicsWait.Await(ctx, f.log, f.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
-		f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers)
-		return err
+		if f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers); err != nil {
+			return err
+		}
+		return f.connect()
 	})
 	if err != nil {
 		return fmt.Errorf("fanout: %w", err)
 	}
+	defer f.disconnect()
 	if ctx.Err() != nil {
 		return nil
 	}
-	clientCfg := f.cfg.Kafka.ConsumerGroupConfig()
-	// A gateway that is gone must not stall routing: fail its metadata fast.
-	clientCfg.Metadata.Retry.Max = 1
-	clientCfg.Metadata.Retry.Backoff = 100 * time.Millisecond
-	client, err := sarama.NewClient(f.cfg.Kafka.BrokerList(), clientCfg)
-	if err != nil {
-		return fmt.Errorf("fanout: connect: %w", err)
-	}
-	defer client.Close()
-	f.client = client
-	f.gateways = newGatewayTopics(client)
-	// Restores read to a known end: fetches that answer at once, on a
-	// connection of their own (partitions restoring together over the
-	// client's connection waited out each other's long polls, 0.5 s each:
-	// 2-5 s per partition).
-	rcfg := f.cfg.Kafka.ConsumerGroupConfig()
-	rcfg.Consumer.MaxWaitTime = 10 * time.Millisecond
-	if f.restorer, err = sarama.NewConsumer(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
-		return fmt.Errorf("fanout: restore consumer: %w", err)
-	}
-	defer f.restorer.Close()
-	// The ends a restore reads to, likewise: on client's connection each
-	// waited behind the presence follower's long poll (2.5 s for a
-	// restore's eight presence partitions).
-	if f.offsets, err = sarama.NewClient(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
-		return fmt.Errorf("fanout: offsets client: %w", err)
-	}
-	defer f.offsets.Close()
-	pcfg := f.cfg.Kafka.IdempotentProducerConfig()
-	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // route chooses every partition
-	if f.producer, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), pcfg); err != nil {
-		return fmt.Errorf("fanout: producer: %w", err)
-	}
-	defer f.producer.Close()
 	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: f.cfg.Kafka, GroupID: f.cfg.GroupID, Topic: t.Sequenced,
 		SessionTimeout: f.cfg.SessionTimeout, MaxBatch: f.cfg.BatchMaxRecords, CommitInterval: f.cfg.CommitInterval,
 		Idle: routingStartedIdle, Lag: f.metrics.lag, Logger: f.log}, stage{f})
@@ -178,9 +149,67 @@ func (f *Fanout) Run(ctx context.Context) error {
 	f.mu.Unlock()
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return f.presence.run(ctx, client, t.Presence) })
+	g.Go(func() error { return f.presence.run(ctx, f.client, t.Presence) })
 	g.Go(func() error { return f.route(ctx, group) })
 	return g.Wait()
+}
+
+// connect opens the fanout's clients; on an error it closes those it opened.
+func (f *Fanout) connect() (err error) {
+	defer func() {
+		if err != nil {
+			f.disconnect()
+		}
+	}()
+	clientCfg := f.cfg.Kafka.ConsumerGroupConfig()
+	// A gateway that is gone must not stall routing: fail its metadata fast.
+	clientCfg.Metadata.Retry.Max = 1
+	clientCfg.Metadata.Retry.Backoff = 100 * time.Millisecond
+	if f.client, err = sarama.NewClient(f.cfg.Kafka.BrokerList(), clientCfg); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	f.gateways = newGatewayTopics(f.client)
+	// Restores read to a known end: fetches that answer at once, on a
+	// connection of their own (partitions restoring together over the
+	// client's connection waited out each other's long polls, 0.5 s each:
+	// 2-5 s per partition).
+	rcfg := f.cfg.Kafka.ConsumerGroupConfig()
+	rcfg.Consumer.MaxWaitTime = 10 * time.Millisecond
+	if f.restorer, err = sarama.NewConsumer(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
+		return fmt.Errorf("restore consumer: %w", err)
+	}
+	// The ends a restore reads to, likewise: on client's connection each
+	// waited behind the presence follower's long poll (2.5 s for a
+	// restore's eight presence partitions).
+	if f.offsets, err = sarama.NewClient(f.cfg.Kafka.BrokerList(), rcfg); err != nil {
+		return fmt.Errorf("offsets client: %w", err)
+	}
+	pcfg := f.cfg.Kafka.IdempotentProducerConfig()
+	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // route chooses every partition
+	if f.producer, err = sarama.NewSyncProducer(f.cfg.Kafka.BrokerList(), pcfg); err != nil {
+		return fmt.Errorf("producer: %w", err)
+	}
+	return nil
+}
+
+// disconnect closes the clients connect opened.
+func (f *Fanout) disconnect() {
+	if f.producer != nil {
+		f.producer.Close()
+		f.producer = nil
+	}
+	if f.offsets != nil {
+		f.offsets.Close()
+		f.offsets = nil
+	}
+	if f.restorer != nil {
+		f.restorer.Close()
+		f.restorer = nil
+	}
+	if f.client != nil {
+		f.client.Close()
+		f.client = nil
+	}
 }
 
 // routingStartedIdle: an idle partition's worker runs this often, so that

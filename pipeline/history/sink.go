@@ -89,22 +89,27 @@ func (s *Sink) Run(ctx context.Context) error {
 		if _, err = kafkawire.PartitionCount(admin, t.Sequenced); err != nil {
 			return err
 		}
-		s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter)
-		return err
+		if s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter); err != nil {
+			return err
+		}
+		// Opened in the wait too: brokers that stop answering right
+		// after the topics were seen are waited for, not a reason to exit.
+		pcfg := s.cfg.Kafka.IdempotentProducerConfig()
+		pcfg.Producer.Partitioner = sarama.NewManualPartitioner // deadLetter chooses, keyless records too
+		if s.deadLetters, err = sarama.NewSyncProducer(s.cfg.Kafka.BrokerList(), pcfg); err != nil {
+			return fmt.Errorf("dead-letter producer: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("history sink: %w", err)
 	}
+	if s.deadLetters != nil {
+		defer s.deadLetters.Close()
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	pcfg := s.cfg.Kafka.IdempotentProducerConfig()
-	pcfg.Producer.Partitioner = sarama.NewManualPartitioner // deadLetter chooses, keyless records too
-	s.deadLetters, err = sarama.NewSyncProducer(s.cfg.Kafka.BrokerList(), pcfg)
-	if err != nil {
-		return fmt.Errorf("history sink: dead-letter producer: %w", err)
-	}
-	defer s.deadLetters.Close()
 
 	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: s.cfg.Kafka, GroupID: s.cfg.GroupID, Topic: t.Sequenced,
 		SessionTimeout: s.cfg.SessionTimeout, MaxBatch: s.cfg.BatchMaxRows, Linger: s.cfg.BatchMaxWait,

@@ -177,22 +177,15 @@ func (g *Group) Ready() error {
 	return nil
 }
 
-// Run consumes until ctx ends. A failed session (a broker away, a stage
-// error) is rejoined after a backoff; Run returns only when ctx ends or the
-// group cannot be created.
+// Run consumes until ctx ends. Brokers that do not answer (a broker
+// restarting as the service starts) and a failed session (a broker away, a
+// stage error) are retried after a backoff; Run returns nil when ctx ends.
 func (g *Group) Run(ctx context.Context) error {
-	gcfg := g.cfg.Kafka.ConsumerGroupConfig()
-	gcfg.Consumer.Group.Session.Timeout = g.cfg.SessionTimeout
-	gcfg.Consumer.Group.Heartbeat.Interval = g.cfg.SessionTimeout / 5
-	client, err := sarama.NewClient(g.cfg.Kafka.BrokerList(), gcfg)
-	if err != nil {
-		return fmt.Errorf("join group %s: %w", g.cfg.GroupID, err)
+	client, group, ok := g.connect(ctx)
+	if !ok {
+		return nil
 	}
 	defer client.Close()
-	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupID, client)
-	if err != nil {
-		return fmt.Errorf("join group %s: %w", g.cfg.GroupID, err)
-	}
 	defer group.Close()
 	go func() {
 		for err := range group.Errors() {
@@ -218,6 +211,30 @@ func (g *Group) Run(ctx context.Context) error {
 		retry.Wait(ctx)
 	}
 	return nil
+}
+
+// connect opens the group's client, retrying until the brokers answer;
+// false when ctx ended first.
+func (g *Group) connect(ctx context.Context) (sarama.Client, sarama.ConsumerGroup, bool) {
+	gcfg := g.cfg.Kafka.ConsumerGroupConfig()
+	gcfg.Consumer.Group.Session.Timeout = g.cfg.SessionTimeout
+	gcfg.Consumer.Group.Heartbeat.Interval = g.cfg.SessionTimeout / 5
+	retry := backoff.New(200*time.Millisecond, 5*time.Second)
+	for {
+		client, err := sarama.NewClient(g.cfg.Kafka.BrokerList(), gcfg)
+		if err == nil {
+			group, gerr := sarama.NewConsumerGroupFromClient(g.cfg.GroupID, client)
+			if gerr == nil {
+				return client, group, true
+			}
+			client.Close()
+			err = gerr
+		}
+		g.log.Warn("cannot join the consumer group yet; retrying", "group", g.cfg.GroupID, "err", err, "backoff", retry.Next())
+		if !retry.Wait(ctx) {
+			return nil, nil, false
+		}
+	}
 }
 
 // endSession ends the current session (a partition failed).

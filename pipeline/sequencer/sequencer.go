@@ -174,11 +174,23 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		if n, err = kafkawire.CheckCoPartitioned(admin, t.Raw, t.Sequenced, t.SequencerState); err != nil {
 			return err
 		}
-		s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter)
-		return err
+		if s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter); err != nil {
+			return err
+		}
+		// Opened in the wait too: brokers that stop answering right
+		// after the topics were seen are waited for, not a reason to exit.
+		stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
+		stateCfg.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
+		if s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), stateCfg); err != nil {
+			return fmt.Errorf("state consumer: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sequencer: %w", err)
+	}
+	if s.state != nil {
+		defer s.state.Close()
 	}
 	if ctx.Err() != nil {
 		return nil
@@ -189,14 +201,6 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		defer func() { <-done }()
 		go func() { defer close(done); s.awaitHeadsTopic(ctx, n) }()
 	}
-
-	stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
-	stateCfg.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
-	s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), stateCfg)
-	if err != nil {
-		return fmt.Errorf("sequencer: state consumer: %w", err)
-	}
-	defer s.state.Close()
 
 	stage := kafkawire.NewTxnStage(kafkawire.TxnConfig{Kafka: s.cfg.Kafka, TransactionalID: s.txnID,
 		Linger: max(s.cfg.TransactionLinger, 0), OnCommit: s.metrics.observeTxn, OnFail: s.failed, Logger: s.log}, s.startWorker)
