@@ -353,15 +353,23 @@ func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, pred
 		m.notice(r, now).Body = &imv1.SequencedRecord_Rejection{Rejection: &imv1.Rejection{Code: code, Message: fmt.Sprintf(format, args...)}}
 	}
 	sender := r.SenderUserId
+	// memberOfExisting rejects a message or revision of a group never
+	// created or by a non-member.
+	memberOfExisting := func() bool {
+		switch {
+		case !c.head.Created:
+			reject(CodeUnknownConversation, "%s does not exist", c.id)
+		case !c.isMember(sender):
+			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
+		default:
+			return true
+		}
+		return false
+	}
 	var entry *imv1.SequencedRecord
 	switch body := r.Body.(type) {
 	case *imv1.RawRecord_Message:
-		if !c.head.Created {
-			reject(CodeUnknownConversation, "%s does not exist", c.id)
-			return false
-		}
-		if !c.isMember(sender) {
-			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
+		if !memberOfExisting() {
 			return false
 		}
 		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Message{Message: body.Message}}
@@ -377,12 +385,7 @@ func (m *Machine) decide(c *conversation, r *imv1.RawRecord, now time.Time, pred
 		}
 		entry = &imv1.SequencedRecord{Body: &imv1.SequencedRecord_Membership{Membership: ev}}
 	case *imv1.RawRecord_Revision:
-		if !c.head.Created {
-			reject(CodeUnknownConversation, "%s does not exist", c.id)
-			return false
-		}
-		if !c.isMember(sender) {
-			reject(CodeNotMember, "%s is not a member of %s", sender, c.id)
+		if !memberOfExisting() {
 			return false
 		}
 		target, code, why := m.revisable(c, sender, body.Revision, now)
