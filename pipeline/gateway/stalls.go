@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -68,33 +69,45 @@ func (h *streamHeads) get(conv string) (headSeen, bool) {
 
 // followHeads consumes every partition of the heads topic from its end
 // until ctx ends. The topic may not exist yet (a deployment from before
-// it): the gateway serves meanwhile, without stall detection, and retries.
+// it), or its partitions may not be readable now: the gateway serves
+// meanwhile, without stall detection, and retries; it never ends the
+// gateway.
 func (g *Gateway) followHeads(ctx context.Context, consumer sarama.Consumer) error {
 	topic := g.cfg.Topics.Heads
 	wait := backoff.New(time.Second, 30*time.Second)
-	var parts []int32
 	for {
-		var err error
-		if parts, err = consumer.Partitions(topic); err == nil && len(parts) > 0 {
-			break
+		parts, err := consumer.Partitions(topic)
+		if err == nil && len(parts) == 0 {
+			err = errors.New("no partitions")
 		}
-		g.log.Warn("no heads topic yet: stalled deliveries go undetected", "topic", topic, "err", err, "retry_in", wait.Next())
+		if err == nil {
+			err = g.consumeHeads(ctx, consumer, topic, parts)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		g.log.Warn("not following the heads topic: stalled deliveries go undetected", "topic", topic, "err", err, "retry_in", wait.Next())
 		if !wait.Wait(ctx) {
 			return nil
 		}
 	}
-	eg, ctx := errgroup.WithContext(ctx)
+}
+
+// consumeHeads reads the heads topic's partitions from their end until
+// ctx ends (nil) or one cannot be read.
+func (g *Gateway) consumeHeads(ctx context.Context, consumer sarama.Consumer, topic string, parts []int32) error {
 	var pcs []sarama.PartitionConsumer
 	defer func() { kafkawire.ClosePartitions(pcs) }()
 	for _, p := range parts {
 		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetNewest)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 		pcs = append(pcs, pc)
+	}
+	g.log.Info("following conversation heads", "topic", topic, "partitions", len(parts))
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, pc := range pcs {
 		eg.Go(func() error {
 			for {
 				select {
@@ -113,7 +126,6 @@ func (g *Gateway) followHeads(ctx context.Context, consumer sarama.Consumer) err
 			}
 		})
 	}
-	g.log.Info("following conversation heads", "topic", topic, "partitions", len(parts))
 	return eg.Wait()
 }
 
