@@ -86,6 +86,7 @@ func NewHandler(ing *Ingester, cfg HandlerConfig) http.Handler {
 	h := &handler{ing: ing, token: service.NewBearerToken(cfg.ServiceToken), maxBytes: cfg.MaxRequestBytes, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", h.postMessage)
+	mux.HandleFunc("POST /v1/revisions", h.postRevision)
 	mux.HandleFunc("POST /v1/groups", h.postGroup)
 	mux.HandleFunc("POST /v1/groups/{group_id}/members", h.postMember)
 	mux.HandleFunc("DELETE /v1/groups/{group_id}/members/{user_id}", h.deleteMember)
@@ -93,6 +94,7 @@ func NewHandler(ing *Ingester, cfg HandlerConfig) http.Handler {
 	// plain text, the API answers JSON.
 	for path, allow := range map[string]string{
 		"/v1/messages":                            "POST",
+		"/v1/revisions":                           "POST",
 		"/v1/groups":                              "POST",
 		"/v1/groups/{group_id}/members":           "POST",
 		"/v1/groups/{group_id}/members/{user_id}": "DELETE",
@@ -124,6 +126,19 @@ func (h *handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	if h.decode(w, r, &req) {
 		h.submit(w, r, req.send())
 	}
+}
+
+func (h *handler) postRevision(w http.ResponseWriter, r *http.Request) {
+	var req revisionRequest
+	if !h.decode(w, r, &req) {
+		return
+	}
+	s, err := req.send()
+	if err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	h.submit(w, r, s)
 }
 
 func (h *handler) postGroup(w http.ResponseWriter, r *http.Request) {

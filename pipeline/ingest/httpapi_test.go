@@ -146,6 +146,11 @@ func TestHTTPAPI(t *testing.T) {
 		{"remove with an unknown parameter", request{method: "DELETE", path: "/v1/groups/team/members/dave?client_msg_id=bad-11&as=root"}, 400, "invalid"},
 		{"remove with a repeated parameter", request{method: "DELETE", path: "/v1/groups/team/members/dave?client_msg_id=bad-12&client_msg_id=bad-13"}, 400, "invalid"},
 		{"remove of a bad user id", request{method: "DELETE", path: "/v1/groups/team/members/da:ve?client_msg_id=bad-14"}, 400, "invalid"},
+		{"revision of an unknown op", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"bad-15","sender_user_id":"alice","op":"undo","target_seq":3}`}, 400, "invalid"},
+		{"recall with a body", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"bad-16","sender_user_id":"alice","op":"recall","target_seq":3,"body":"x"}`}, 400, "invalid"},
+		{"revision of seq 0", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"bad-17","sender_user_id":"alice","op":"recall"}`}, 400, "invalid"},
+		{"edit without content_type", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"bad-18","sender_user_id":"alice","op":"edit","target_seq":3,"body":"x"}`}, 400, "invalid"},
+		{"GET revisions", request{method: "GET", path: "/v1/revisions"}, 405, "method_not_allowed"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
@@ -178,6 +183,10 @@ func TestHTTPAPI(t *testing.T) {
 		r.Body = &imv1.RawRecord_Control{Control: c}
 		return r
 	}
+	withRevision := func(r *imv1.RawRecord, rev *imv1.Revision) *imv1.RawRecord {
+		r.Body = &imv1.RawRecord_Revision{Revision: rev}
+		return r
+	}
 	good := []struct {
 		name string
 		req  request
@@ -204,6 +213,11 @@ func TestHTTPAPI(t *testing.T) {
 			withControl(raw("g:team", "ok-8", "alice", "server", 0), kick("carol"))},
 		{"group id with a colon", request{method: "POST", path: "/v1/groups", body: `{"group_id":"org:sales","client_msg_id":"ok-9","creator_user_id":"zoe"}`},
 			withControl(raw("g:org:sales", "ok-9", "zoe", "server", 0), createGroup(""))},
+		{"edit", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"ok-10","sender_user_id":"notifier","op":"edit","target_seq":3,"content_type":"text/plain","body":"fixed"}`},
+			withRevision(raw("g:team", "ok-10", "notifier", "server", 0), &imv1.Revision{TargetSeq: 3,
+				Op: &imv1.Revision_Edit{Edit: &imv1.ChatMessage{ContentType: "text/plain", Body: []byte("fixed")}}})},
+		{"recall", request{method: "POST", path: "/v1/revisions", body: `{"conversation_id":"g:team","client_msg_id":"ok-11","sender_user_id":"notifier","sender_device_id":"bot:1","client_seq":6,"op":"recall","target_seq":3}`},
+			withRevision(raw("g:team", "ok-11", "notifier", "bot:1", 6), &imv1.Revision{TargetSeq: 3, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}})},
 	}
 	want := map[string]*imv1.RawRecord{}
 	for _, c := range good {

@@ -52,6 +52,39 @@ func (m messageRequest) send() Send {
 	}
 }
 
+// revisionRequest is the body of POST /v1/revisions: an edit (with the
+// new content) or a recall of the message at target_seq.
+type revisionRequest struct {
+	ConversationID string `json:"conversation_id"`
+	ClientMsgID    string `json:"client_msg_id"`
+	SenderUserID   string `json:"sender_user_id"`
+	SenderDeviceID string `json:"sender_device_id"` // empty means "server"
+	ClientSeq      uint64 `json:"client_seq"`       // 0: no per-device ordering
+	Op             string `json:"op"`               // edit or recall
+	TargetSeq      uint64 `json:"target_seq"`
+	ContentType    string `json:"content_type"` // edit only
+	Body           string `json:"body"`         // edit only
+}
+
+func (m revisionRequest) send() (Send, *httpError) {
+	rev := &imv1.Revision{TargetSeq: m.TargetSeq}
+	switch m.Op {
+	case "edit":
+		rev.Op = &imv1.Revision_Edit{Edit: &imv1.ChatMessage{ContentType: m.ContentType, Body: []byte(m.Body)}}
+	case "recall":
+		if m.ContentType != "" || m.Body != "" {
+			return Send{}, badRequest("a recall has no content_type or body")
+		}
+		rev.Op = &imv1.Revision_Recall{Recall: &imv1.Recall{}}
+	default:
+		return Send{}, badRequest("op %q: want edit or recall", m.Op)
+	}
+	s := messageRequest{ConversationID: m.ConversationID, ClientMsgID: m.ClientMsgID, SenderUserID: m.SenderUserID,
+		SenderDeviceID: m.SenderDeviceID, ClientSeq: m.ClientSeq}.send()
+	s.Message, s.Revision = nil, rev
+	return s, nil
+}
+
 // groupRequest is the body of POST /v1/groups.
 type groupRequest struct {
 	GroupID       string   `json:"group_id"`
