@@ -177,11 +177,16 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 		c.offerPage(conv, page.Entries, page.CompleteUpTo, full)
 		if catchUp && !full {
 			c.mu.Lock()
-			up := c.convs[conv].reorder.Delivered()
+			up, target := c.convs[conv].reorder.Delivered(), c.convs[conv].target
 			c.mu.Unlock()
-			c.send(encode(syncedFrame{Type: "synced", ConversationID: conv, UpToSeq: up, Complete: up >= page.CompleteUpTo}))
-			catchUp = false
-			continue
+			// Synced only once the device has what was routed before it
+			// connected (target): history may not have stored it yet, and
+			// `synced` says the device is caught up.
+			if up >= target {
+				c.send(encode(syncedFrame{Type: "synced", ConversationID: conv, UpToSeq: up, Complete: up >= page.CompleteUpTo}))
+				catchUp = false
+				continue
+			}
 		}
 		if len(page.Entries) == 0 && page.CompleteUpTo < max(gap.To, target) {
 			// History has not caught up with the live stream yet.

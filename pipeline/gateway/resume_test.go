@@ -114,6 +114,9 @@ func TestResumeAtTheHeadReadsNoHistory(t *testing.T) {
 		devices[u].ws.Close()
 		<-devices[u].closed
 	}
+	// History stops storing: the devices coming back find it behind what
+	// the fanout routed before them, and must not say synced early.
+	p.stopSink()
 	devices["u0"].control(group, "kick", 6, map[string]any{"op": "kick", "user_id": "u7"})
 	devices["u0"].control(group, "add", 7, map[string]any{"op": "join", "user_id": "u8"})
 	devices["u0"].send(group, "m6", 8, "after the changes")
@@ -123,6 +126,11 @@ func TestResumeAtTheHeadReadsNoHistory(t *testing.T) {
 		"u7": p.dial("a", "u7", "phone", map[string]uint64{group: 6}),
 		"u8": p.dial("a", "u8", "phone", nil),
 	}
+	reads := p.historyReads.Load()
+	stacktest.Eventually(t, 30*time.Second, "the returning devices reading the lagging history", func() bool {
+		return p.historyReads.Load() > reads
+	})
+	p.startSink()
 	devices["u0"].send(group, "m7", 9, "live after the changes")
 	want := map[string][]uint64{"u3": seqRange(7, 10), "u8": seqRange(8, 10)}
 	for u, seqs := range want {
@@ -134,5 +142,24 @@ func TestResumeAtTheHeadReadsNoHistory(t *testing.T) {
 	back["u7"].waitFrame("synced", func(f frame) bool { return f.Type == "synced" && f.ConversationID == group })
 	if got := back["u7"].got(group); !slices.Equal(got, []uint64{7}) {
 		t.Errorf("u7, kicked at 7, back after it: %v, want [7] (its kick and nothing after)", got)
+	}
+	// Each device's synced comes after every entry the fanout had routed
+	// before it came back.
+	for u, last := range map[string]uint64{"u3": 9, "u7": 7} {
+		c := back[u]
+		c.mu.Lock()
+		var seen uint64
+		for _, f := range c.frames {
+			if f.Type == "msg" && f.ConversationID == group {
+				seen = f.Seq
+			}
+			if f.Type == "synced" && f.ConversationID == group {
+				if seen < last || f.UpToSeq < last {
+					t.Errorf("%s: synced up to %d after seq %d, before %d", u, f.UpToSeq, seen, last)
+				}
+				break
+			}
+		}
+		c.mu.Unlock()
 	}
 }
