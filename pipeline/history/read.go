@@ -123,6 +123,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 	}
 	ranges := map[string][]Period{}
 	visible := map[string][]Period{} // the user's periods, up to what history holds whole
+	revised := map[string]uint64{}   // the highest seq a revision revises
 	for _, conv := range convs {
 		sum := sums[conv]
 		_, isDM, _ := parseConversation(conv)
@@ -137,7 +138,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 				continue
 			}
 		}
-		visible[conv] = Clip(periods, 0, sum.CompleteUpTo)
+		visible[conv], revised[conv] = Clip(periods, 0, sum.CompleteUpTo), sum.LastRevised
 		r := Clip(periods, after[conv], sum.CompleteUpTo)
 		if len(r) > MaxRangesPerQuery {
 			// Every seq of the ranges is present (they end at h), so the
@@ -152,7 +153,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if err := applyRevisions(ctx, s, rows, visible); err != nil {
+	if err := applyRevisions(ctx, s, rows, visible, revised); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	for conv, rs := range rows {
@@ -167,8 +168,11 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 // it, as a device that applied them in seq order sees it: the latest
 // edit's content (Edited), or no content once recalled (Recalled; an edit
 // of a recalled message loses its content too). Only revisions the user
-// may see (its periods, up to what history holds whole) apply.
-func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visible map[string][]Period) error {
+// may see (its periods, up to what history holds whole) apply. A page
+// whose seqs (and edits' targets) all come after the highest seq any
+// revision revises (revised, from the summary) needs no query: a
+// conversation never revised costs none.
+func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visible map[string][]Period, revised map[string]uint64) error {
 	spans := map[string]Span{}
 	for conv, rs := range pages {
 		sp, ok := Span{}, false
@@ -186,7 +190,7 @@ func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visib
 			}
 			sp.First, sp.Last = min(sp.First, target), max(sp.Last, r.Seq)
 		}
-		if ok {
+		if ok && revised[conv] >= sp.First {
 			spans[conv] = sp
 		}
 	}

@@ -142,6 +142,9 @@ type Summary struct {
 	// Changes are the membership events that name the user, by seq (a row
 	// written twice may appear twice: PeriodsOf ignores repeats).
 	Changes []Change
+	// LastRevised is the highest seq an edit or recall revises (0: none):
+	// a page after it needs no look for revisions.
+	LastRevised uint64
 }
 
 // Summary reads the membership changes of user (a key lookup in
@@ -185,7 +188,7 @@ func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("membership of %s: %w", user, err)
 	}
-	rows, err = s.conn.Query(ctx, "SELECT conversation_id, uniqExact(seq), max(seq) FROM "+s.table+
+	rows, err = s.conn.Query(ctx, "SELECT conversation_id, uniqExact(seq), max(seq), max(target_seq) FROM "+s.table+
 		" WHERE conversation_id IN "+in+" GROUP BY conversation_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
@@ -193,15 +196,15 @@ func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map
 	gapped := map[string]bool{}
 	for rows.Next() {
 		var (
-			conv           string
-			distinct, last uint64
+			conv                    string
+			distinct, last, revised uint64
 		)
-		if err := rows.Scan(&conv, &distinct, &last); err != nil {
+		if err := rows.Scan(&conv, &distinct, &last, &revised); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("summary: %w", err)
 		}
 		sum := sums[conv]
-		sum.Found, sum.CompleteUpTo = distinct > 0, last
+		sum.Found, sum.CompleteUpTo, sum.LastRevised = distinct > 0, last, revised
 		sums[conv] = sum
 		gapped[conv] = distinct != last
 	}
