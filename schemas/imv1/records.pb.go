@@ -81,7 +81,7 @@ func (x MembershipEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipEvent_Kind.Descriptor instead.
 func (MembershipEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10, 0}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // RawRecord is a send as accepted by ingest: topic im.raw, key = conversation id.
@@ -107,6 +107,7 @@ type RawRecord struct {
 	//	*RawRecord_Message
 	//	*RawRecord_Control
 	//	*RawRecord_Revision
+	//	*RawRecord_Read
 	Body          isRawRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -232,6 +233,15 @@ func (x *RawRecord) GetRevision() *Revision {
 	return nil
 }
 
+func (x *RawRecord) GetRead() *ReadMark {
+	if x != nil {
+		if x, ok := x.Body.(*RawRecord_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
 type isRawRecord_Body interface {
 	isRawRecord_Body()
 }
@@ -248,11 +258,65 @@ type RawRecord_Revision struct {
 	Revision *Revision `protobuf:"bytes,12,opt,name=revision,proto3,oneof"`
 }
 
+type RawRecord_Read struct {
+	Read *ReadMark `protobuf:"bytes,13,opt,name=read,proto3,oneof"`
+}
+
 func (*RawRecord_Message) isRawRecord_Body() {}
 
 func (*RawRecord_Control) isRawRecord_Body() {}
 
 func (*RawRecord_Revision) isRawRecord_Body() {}
+
+func (*RawRecord_Read) isRawRecord_Body() {}
+
+// ReadMark says the sender has read the conversation up to seq (an explicit
+// `read` from one of its devices). It takes no seq: the sequencer keeps each
+// member's read position (monotonic, shared by the user's devices) and
+// answers an advance with a ReadReceipt notice.
+type ReadMark struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadMark) Reset() {
+	*x = ReadMark{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadMark) ProtoMessage() {}
+
+func (x *ReadMark) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadMark.ProtoReflect.Descriptor instead.
+func (*ReadMark) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReadMark) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
 
 // ChatMessage is the user-visible payload. The pipeline never interprets body.
 type ChatMessage struct {
@@ -265,7 +329,7 @@ type ChatMessage struct {
 
 func (x *ChatMessage) Reset() {
 	*x = ChatMessage{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[1]
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +341,7 @@ func (x *ChatMessage) String() string {
 func (*ChatMessage) ProtoMessage() {}
 
 func (x *ChatMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[1]
+	mi := &file_schemas_imv1_records_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +354,7 @@ func (x *ChatMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
 func (*ChatMessage) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{1}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChatMessage) GetContentType() string {
@@ -329,7 +393,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +405,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[2]
+	mi := &file_schemas_imv1_records_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +418,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{2}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Revision) GetTargetSeq() uint64 {
@@ -415,7 +479,7 @@ type Recall struct {
 
 func (x *Recall) Reset() {
 	*x = Recall{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +491,7 @@ func (x *Recall) String() string {
 func (*Recall) ProtoMessage() {}
 
 func (x *Recall) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[3]
+	mi := &file_schemas_imv1_records_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +504,7 @@ func (x *Recall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recall.ProtoReflect.Descriptor instead.
 func (*Recall) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{3}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{4}
 }
 
 // Control is a business event that changes who receives what. It is sequenced
@@ -460,7 +524,7 @@ type Control struct {
 
 func (x *Control) Reset() {
 	*x = Control{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +536,7 @@ func (x *Control) String() string {
 func (*Control) ProtoMessage() {}
 
 func (x *Control) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[4]
+	mi := &file_schemas_imv1_records_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +549,7 @@ func (x *Control) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Control.ProtoReflect.Descriptor instead.
 func (*Control) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{4}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Control) GetOp() isControl_Op {
@@ -570,7 +634,7 @@ type CreateGroup struct {
 
 func (x *CreateGroup) Reset() {
 	*x = CreateGroup{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +646,7 @@ func (x *CreateGroup) String() string {
 func (*CreateGroup) ProtoMessage() {}
 
 func (x *CreateGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[5]
+	mi := &file_schemas_imv1_records_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +659,7 @@ func (x *CreateGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroup.ProtoReflect.Descriptor instead.
 func (*CreateGroup) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{5}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateGroup) GetTitle() string {
@@ -622,7 +686,7 @@ type Join struct {
 
 func (x *Join) Reset() {
 	*x = Join{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +698,7 @@ func (x *Join) String() string {
 func (*Join) ProtoMessage() {}
 
 func (x *Join) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[6]
+	mi := &file_schemas_imv1_records_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +711,7 @@ func (x *Join) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Join.ProtoReflect.Descriptor instead.
 func (*Join) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{6}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Join) GetUserId() string {
@@ -666,7 +730,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +742,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[7]
+	mi := &file_schemas_imv1_records_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +755,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{7}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8}
 }
 
 // Kick removes user_id; only a member may kick.
@@ -704,7 +768,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +780,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[8]
+	mi := &file_schemas_imv1_records_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +793,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{8}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Kick) GetUserId() string {
@@ -762,6 +826,12 @@ type SequencedRecord struct {
 	// The hold window for an earlier client_seq of this device expired: this
 	// entry was sequenced although a predecessor never arrived (I2).
 	PredecessorMissing bool `protobuf:"varint,12,opt,name=predecessor_missing,json=predecessorMissing,proto3" json:"predecessor_missing,omitempty"`
+	// epoch of the conversation's stream: when its sequencing state was
+	// created (ms since the Unix epoch, sequencer clock). 0 for conversations
+	// whose state predates epochs. If the state is ever rebuilt from nothing
+	// (topics recreated, state lost), seqs restart at 1 under a new, larger
+	// epoch: readers never mix two epochs' seq 5.
+	Epoch uint64 `protobuf:"varint,13,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*SequencedRecord_Message
@@ -769,6 +839,7 @@ type SequencedRecord struct {
 	//	*SequencedRecord_Rejection
 	//	*SequencedRecord_Duplicate
 	//	*SequencedRecord_Revision
+	//	*SequencedRecord_ReadReceipt
 	Body          isSequencedRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -776,7 +847,7 @@ type SequencedRecord struct {
 
 func (x *SequencedRecord) Reset() {
 	*x = SequencedRecord{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +859,7 @@ func (x *SequencedRecord) String() string {
 func (*SequencedRecord) ProtoMessage() {}
 
 func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[9]
+	mi := &file_schemas_imv1_records_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +872,7 @@ func (x *SequencedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequencedRecord.ProtoReflect.Descriptor instead.
 func (*SequencedRecord) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{9}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SequencedRecord) GetVersion() uint32 {
@@ -888,6 +959,13 @@ func (x *SequencedRecord) GetPredecessorMissing() bool {
 	return false
 }
 
+func (x *SequencedRecord) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 func (x *SequencedRecord) GetBody() isSequencedRecord_Body {
 	if x != nil {
 		return x.Body
@@ -940,6 +1018,15 @@ func (x *SequencedRecord) GetRevision() *Revision {
 	return nil
 }
 
+func (x *SequencedRecord) GetReadReceipt() *ReadReceipt {
+	if x != nil {
+		if x, ok := x.Body.(*SequencedRecord_ReadReceipt); ok {
+			return x.ReadReceipt
+		}
+	}
+	return nil
+}
+
 type isSequencedRecord_Body interface {
 	isSequencedRecord_Body()
 }
@@ -964,6 +1051,10 @@ type SequencedRecord_Revision struct {
 	Revision *Revision `protobuf:"bytes,24,opt,name=revision,proto3,oneof"`
 }
 
+type SequencedRecord_ReadReceipt struct {
+	ReadReceipt *ReadReceipt `protobuf:"bytes,25,opt,name=read_receipt,json=readReceipt,proto3,oneof"`
+}
+
 func (*SequencedRecord_Message) isSequencedRecord_Body() {}
 
 func (*SequencedRecord_Membership) isSequencedRecord_Body() {}
@@ -973,6 +1064,64 @@ func (*SequencedRecord_Rejection) isSequencedRecord_Body() {}
 func (*SequencedRecord_Duplicate) isSequencedRecord_Body() {}
 
 func (*SequencedRecord_Revision) isSequencedRecord_Body() {}
+
+func (*SequencedRecord_ReadReceipt) isSequencedRecord_Body() {}
+
+// ReadReceipt is a notice (seq 0) that user_id has read the conversation up
+// to read_seq; the sender fields name the device that marked it. Written
+// only when the user's read position advances, so receipts of one
+// conversation come in increasing read_seq per user.
+type ReadReceipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ReadSeq       uint64                 `protobuf:"varint,2,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadReceipt) Reset() {
+	*x = ReadReceipt{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadReceipt) ProtoMessage() {}
+
+func (x *ReadReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadReceipt.ProtoReflect.Descriptor instead.
+func (*ReadReceipt) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReadReceipt) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ReadReceipt) GetReadSeq() uint64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
 
 // MembershipEvent is a sequenced membership change. It applies from seq+1 for
 // a leaver (who receives nothing after seq) and from seq for a joiner (I4).
@@ -988,7 +1137,7 @@ type MembershipEvent struct {
 
 func (x *MembershipEvent) Reset() {
 	*x = MembershipEvent{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1149,7 @@ func (x *MembershipEvent) String() string {
 func (*MembershipEvent) ProtoMessage() {}
 
 func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[10]
+	mi := &file_schemas_imv1_records_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1162,7 @@ func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipEvent.ProtoReflect.Descriptor instead.
 func (*MembershipEvent) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{10}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MembershipEvent) GetKind() MembershipEvent_Kind {
@@ -1049,7 +1198,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1210,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[11]
+	mi := &file_schemas_imv1_records_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1223,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{11}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Rejection) GetCode() string {
@@ -1105,7 +1254,7 @@ type DuplicateNotice struct {
 
 func (x *DuplicateNotice) Reset() {
 	*x = DuplicateNotice{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1266,7 @@ func (x *DuplicateNotice) String() string {
 func (*DuplicateNotice) ProtoMessage() {}
 
 func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[12]
+	mi := &file_schemas_imv1_records_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1279,7 @@ func (x *DuplicateNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateNotice.ProtoReflect.Descriptor instead.
 func (*DuplicateNotice) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{12}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DuplicateNotice) GetOriginalSeq() uint64 {
@@ -1168,6 +1317,7 @@ type StateEntry struct {
 	//	*StateEntry_Cursor
 	//	*StateEntry_Held
 	//	*StateEntry_Marker
+	//	*StateEntry_Read
 	Entry         isStateEntry_Entry `protobuf_oneof:"entry"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1175,7 +1325,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1337,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[13]
+	mi := &file_schemas_imv1_records_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1350,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{13}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StateEntry) GetVersion() uint32 {
@@ -1271,6 +1421,15 @@ func (x *StateEntry) GetMarker() *RestoreMarker {
 	return nil
 }
 
+func (x *StateEntry) GetRead() *ReadPosition {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
 type isStateEntry_Entry interface {
 	isStateEntry_Entry()
 }
@@ -1299,6 +1458,10 @@ type StateEntry_Marker struct {
 	Marker *RestoreMarker `protobuf:"bytes,7,opt,name=marker,proto3,oneof"`
 }
 
+type StateEntry_Read struct {
+	Read *ReadPosition `protobuf:"bytes,8,opt,name=read,proto3,oneof"`
+}
+
 func (*StateEntry_Head) isStateEntry_Entry() {}
 
 func (*StateEntry_Member) isStateEntry_Entry() {}
@@ -1311,6 +1474,8 @@ func (*StateEntry_Held) isStateEntry_Entry() {}
 
 func (*StateEntry_Marker) isStateEntry_Entry() {}
 
+func (*StateEntry_Read) isStateEntry_Entry() {}
+
 // ConversationHead is a conversation's sequencing position.
 type ConversationHead struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1321,14 +1486,17 @@ type ConversationHead struct {
 	Title   string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
 	// creator: the user who created the group (empty for a dm and for heads
 	// written before it was kept); it may recall any message while a member.
-	Creator       string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
+	Creator string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
+	// epoch: see SequencedRecord.epoch; chosen when the conversation gets its
+	// first seq, kept for its life.
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationHead) Reset() {
 	*x = ConversationHead{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1508,7 @@ func (x *ConversationHead) String() string {
 func (*ConversationHead) ProtoMessage() {}
 
 func (x *ConversationHead) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[14]
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1521,7 @@ func (x *ConversationHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHead.ProtoReflect.Descriptor instead.
 func (*ConversationHead) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{14}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConversationHead) GetConversationId() string {
@@ -1391,6 +1559,74 @@ func (x *ConversationHead) GetCreator() string {
 	return ""
 }
 
+func (x *ConversationHead) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// ReadPosition is how far a member has read a conversation (ReadMark).
+type ReadPosition struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ReadSeq        uint64                 `protobuf:"varint,3,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReadPosition) Reset() {
+	*x = ReadPosition{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadPosition) ProtoMessage() {}
+
+func (x *ReadPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadPosition.ProtoReflect.Descriptor instead.
+func (*ReadPosition) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReadPosition) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ReadPosition) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ReadPosition) GetReadSeq() uint64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
 // Member is one member of a group, since joined_seq.
 type Member struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1403,7 +1639,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1651,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[15]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1664,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{15}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetConversationId() string {
@@ -1472,7 +1708,7 @@ type RecentSend struct {
 
 func (x *RecentSend) Reset() {
 	*x = RecentSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1720,7 @@ func (x *RecentSend) String() string {
 func (*RecentSend) ProtoMessage() {}
 
 func (x *RecentSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1733,7 @@ func (x *RecentSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentSend.ProtoReflect.Descriptor instead.
 func (*RecentSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecentSend) GetConversationId() string {
@@ -1588,7 +1824,7 @@ type DeviceCursor struct {
 
 func (x *DeviceCursor) Reset() {
 	*x = DeviceCursor{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1836,7 @@ func (x *DeviceCursor) String() string {
 func (*DeviceCursor) ProtoMessage() {}
 
 func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1849,7 @@ func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCursor.ProtoReflect.Descriptor instead.
 func (*DeviceCursor) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeviceCursor) GetConversationId() string {
@@ -1669,7 +1905,7 @@ type ClientSeqRange struct {
 
 func (x *ClientSeqRange) Reset() {
 	*x = ClientSeqRange{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1917,7 @@ func (x *ClientSeqRange) String() string {
 func (*ClientSeqRange) ProtoMessage() {}
 
 func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1930,7 @@ func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSeqRange.ProtoReflect.Descriptor instead.
 func (*ClientSeqRange) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClientSeqRange) GetFirst() uint64 {
@@ -1723,7 +1959,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1971,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1984,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -1777,7 +2013,7 @@ type RestoreMarker struct {
 
 func (x *RestoreMarker) Reset() {
 	*x = RestoreMarker{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +2025,7 @@ func (x *RestoreMarker) String() string {
 func (*RestoreMarker) ProtoMessage() {}
 
 func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +2038,7 @@ func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreMarker.ProtoReflect.Descriptor instead.
 func (*RestoreMarker) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestoreMarker) GetToken() string {
@@ -1831,7 +2067,7 @@ type StreamHeads struct {
 
 func (x *StreamHeads) Reset() {
 	*x = StreamHeads{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2079,7 @@ func (x *StreamHeads) String() string {
 func (*StreamHeads) ProtoMessage() {}
 
 func (x *StreamHeads) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2092,7 @@ func (x *StreamHeads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamHeads.ProtoReflect.Descriptor instead.
 func (*StreamHeads) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StreamHeads) GetVersion() uint32 {
@@ -1892,13 +2128,15 @@ type ConversationHeadSeq struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// epoch of the stream seq belongs to (SequencedRecord.epoch).
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationHeadSeq) Reset() {
 	*x = ConversationHeadSeq{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2148,7 @@ func (x *ConversationHeadSeq) String() string {
 func (*ConversationHeadSeq) ProtoMessage() {}
 
 func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2161,7 @@ func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHeadSeq.ProtoReflect.Descriptor instead.
 func (*ConversationHeadSeq) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConversationHeadSeq) GetConversationId() string {
@@ -1936,6 +2174,13 @@ func (x *ConversationHeadSeq) GetConversationId() string {
 func (x *ConversationHeadSeq) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *ConversationHeadSeq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
 	}
 	return 0
 }
@@ -1956,7 +2201,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2213,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2226,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -2039,7 +2284,7 @@ type RoutingStarted struct {
 
 func (x *RoutingStarted) Reset() {
 	*x = RoutingStarted{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2296,7 @@ func (x *RoutingStarted) String() string {
 func (*RoutingStarted) ProtoMessage() {}
 
 func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2309,7 @@ func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingStarted.ProtoReflect.Descriptor instead.
 func (*RoutingStarted) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RoutingStarted) GetUserId() string {
@@ -2134,14 +2379,16 @@ type RoutedConversation struct {
 	// member_from is where the user's last membership period starts (1 for
 	// a dm): a device at or after member_from - 1 may see every seq up to
 	// last_seq, so the entries it lacks are the same for every such member.
-	MemberFrom    uint64 `protobuf:"varint,3,opt,name=member_from,json=memberFrom,proto3" json:"member_from,omitempty"`
+	MemberFrom uint64 `protobuf:"varint,3,opt,name=member_from,json=memberFrom,proto3" json:"member_from,omitempty"`
+	// epoch of the stream last_seq belongs to (SequencedRecord.epoch).
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoutedConversation) Reset() {
 	*x = RoutedConversation{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2400,7 @@ func (x *RoutedConversation) String() string {
 func (*RoutedConversation) ProtoMessage() {}
 
 func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2413,7 @@ func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutedConversation.ProtoReflect.Descriptor instead.
 func (*RoutedConversation) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RoutedConversation) GetConversationId() string {
@@ -2190,6 +2437,13 @@ func (x *RoutedConversation) GetMemberFrom() uint64 {
 	return 0
 }
 
+func (x *RoutedConversation) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type DeviceRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -2200,7 +2454,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2466,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2479,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -2260,7 +2514,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2526,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2539,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -2358,7 +2612,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2624,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2637,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -2468,13 +2722,16 @@ type FanoutMembership struct {
 	Periods       []*MembershipPeriod `protobuf:"bytes,4,rep,name=periods,proto3" json:"periods,omitempty"`
 	HeadSeq       uint64              `protobuf:"varint,5,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
 	HeadsComplete bool                `protobuf:"varint,6,opt,name=heads_complete,json=headsComplete,proto3" json:"heads_complete,omitempty"`
+	// epoch of the conversation's stream the periods and head_seq belong to
+	// (SequencedRecord.epoch); a record of a newer epoch starts them afresh.
+	Epoch         uint64 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[29]
+	mi := &file_schemas_imv1_records_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2743,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[29]
+	mi := &file_schemas_imv1_records_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2756,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{29}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2544,6 +2801,13 @@ func (x *FanoutMembership) GetHeadsComplete() bool {
 	return false
 }
 
+func (x *FanoutMembership) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // MembershipPeriod: member from from_seq (its join or creation) through
 // to_seq (its leave or kick, which it still receives); 0 = still a member.
 type MembershipPeriod struct {
@@ -2556,7 +2820,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[30]
+	mi := &file_schemas_imv1_records_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2832,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[30]
+	mi := &file_schemas_imv1_records_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2845,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{30}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2602,7 +2866,7 @@ var File_schemas_imv1_records_proto protoreflect.FileDescriptor
 
 const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1aschemas/imv1/records.proto\x12\rseqchat.im.v1\"\xca\x03\n" +
+	"\x1aschemas/imv1/records.proto\x12\rseqchat.im.v1\"\xf9\x03\n" +
 	"\tRawRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\"\n" +
@@ -2616,8 +2880,11 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\amessage\x18\n" +
 	" \x01(\v2\x1a.seqchat.im.v1.ChatMessageH\x00R\amessage\x122\n" +
 	"\acontrol\x18\v \x01(\v2\x16.seqchat.im.v1.ControlH\x00R\acontrol\x125\n" +
-	"\brevision\x18\f \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevisionB\x06\n" +
-	"\x04body\"D\n" +
+	"\brevision\x18\f \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevision\x12-\n" +
+	"\x04read\x18\r \x01(\v2\x17.seqchat.im.v1.ReadMarkH\x00R\x04readB\x06\n" +
+	"\x04body\"\x1c\n" +
+	"\bReadMark\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"D\n" +
 	"\vChatMessage\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"\x92\x01\n" +
@@ -2641,7 +2908,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\a\n" +
 	"\x05Leave\"\x1f\n" +
 	"\x04Kick\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xda\x05\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xb1\x06\n" +
 	"\x0fSequencedRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x10\n" +
@@ -2656,15 +2923,20 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x0fsequenced_at_ms\x18\n" +
 	" \x01(\x03R\rsequencedAtMs\x12\x16\n" +
 	"\x06origin\x18\v \x01(\tR\x06origin\x12/\n" +
-	"\x13predecessor_missing\x18\f \x01(\bR\x12predecessorMissing\x126\n" +
+	"\x13predecessor_missing\x18\f \x01(\bR\x12predecessorMissing\x12\x14\n" +
+	"\x05epoch\x18\r \x01(\x04R\x05epoch\x126\n" +
 	"\amessage\x18\x14 \x01(\v2\x1a.seqchat.im.v1.ChatMessageH\x00R\amessage\x12@\n" +
 	"\n" +
 	"membership\x18\x15 \x01(\v2\x1e.seqchat.im.v1.MembershipEventH\x00R\n" +
 	"membership\x128\n" +
 	"\trejection\x18\x16 \x01(\v2\x18.seqchat.im.v1.RejectionH\x00R\trejection\x12>\n" +
 	"\tduplicate\x18\x17 \x01(\v2\x1e.seqchat.im.v1.DuplicateNoticeH\x00R\tduplicate\x125\n" +
-	"\brevision\x18\x18 \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevisionB\x06\n" +
-	"\x04body\"\xc8\x01\n" +
+	"\brevision\x18\x18 \x01(\v2\x17.seqchat.im.v1.RevisionH\x00R\brevision\x12?\n" +
+	"\fread_receipt\x18\x19 \x01(\v2\x1a.seqchat.im.v1.ReadReceiptH\x00R\vreadReceiptB\x06\n" +
+	"\x04body\"A\n" +
+	"\vReadReceipt\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bread_seq\x18\x02 \x01(\x04R\areadSeq\"\xc8\x01\n" +
 	"\x0fMembershipEvent\x127\n" +
 	"\x04kind\x18\x01 \x01(\x0e2#.seqchat.im.v1.MembershipEvent.KindR\x04kind\x12\x19\n" +
 	"\buser_ids\x18\x02 \x03(\tR\auserIds\x12\x14\n" +
@@ -2682,7 +2954,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\\\n" +
 	"\x0fDuplicateNotice\x12!\n" +
 	"\foriginal_seq\x18\x01 \x01(\x04R\voriginalSeq\x12&\n" +
-	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\xea\x02\n" +
+	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\x9d\x03\n" +
 	"\n" +
 	"StateEntry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x125\n" +
@@ -2691,14 +2963,20 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06recent\x18\x04 \x01(\v2\x19.seqchat.im.v1.RecentSendH\x00R\x06recent\x125\n" +
 	"\x06cursor\x18\x05 \x01(\v2\x1b.seqchat.im.v1.DeviceCursorH\x00R\x06cursor\x12-\n" +
 	"\x04held\x18\x06 \x01(\v2\x17.seqchat.im.v1.HeldSendH\x00R\x04held\x126\n" +
-	"\x06marker\x18\a \x01(\v2\x1c.seqchat.im.v1.RestoreMarkerH\x00R\x06markerB\a\n" +
-	"\x05entry\"\xa0\x01\n" +
+	"\x06marker\x18\a \x01(\v2\x1c.seqchat.im.v1.RestoreMarkerH\x00R\x06marker\x121\n" +
+	"\x04read\x18\b \x01(\v2\x1b.seqchat.im.v1.ReadPositionH\x00R\x04readB\a\n" +
+	"\x05entry\"\xb6\x01\n" +
 	"\x10ConversationHead\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x18\n" +
 	"\acreated\x18\x03 \x01(\bR\acreated\x12\x14\n" +
 	"\x05title\x18\x04 \x01(\tR\x05title\x12\x18\n" +
-	"\acreator\x18\x05 \x01(\tR\acreator\"i\n" +
+	"\acreator\x18\x05 \x01(\tR\acreator\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"k\n" +
+	"\fReadPosition\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bread_seq\x18\x03 \x01(\x04R\areadSeq\"i\n" +
 	"\x06Member\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
@@ -2733,10 +3011,11 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x128\n" +
 	"\x05heads\x18\x03 \x03(\v2\".seqchat.im.v1.ConversationHeadSeqR\x05heads\x12\x13\n" +
-	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"P\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"f\n" +
 	"\x13ConversationHeadSeq\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe5\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\xe5\x01\n" +
 	"\x0fGatewayDelivery\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x126\n" +
 	"\x06record\x18\x02 \x01(\v2\x1e.seqchat.im.v1.SequencedRecordR\x06record\x128\n" +
@@ -2752,12 +3031,13 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x10sequenced_offset\x18\x05 \x01(\x03R\x0fsequencedOffset\x121\n" +
 	"\x14sequenced_partitions\x18\x06 \x01(\x05R\x13sequencedPartitions\x12G\n" +
 	"\rconversations\x18\a \x03(\v2!.seqchat.im.v1.RoutedConversationR\rconversations\x125\n" +
-	"\x16conversations_complete\x18\b \x01(\bR\x15conversationsComplete\"y\n" +
+	"\x16conversations_complete\x18\b \x01(\bR\x15conversationsComplete\"\x8f\x01\n" +
 	"\x12RoutedConversation\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x1f\n" +
 	"\vmember_from\x18\x03 \x01(\x04R\n" +
-	"memberFrom\"A\n" +
+	"memberFrom\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"A\n" +
 	"\tDeviceRef\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"\xbc\x01\n" +
@@ -2780,14 +3060,15 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x05value\x18\x06 \x01(\fR\x05value\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x14\n" +
 	"\x05stage\x18\b \x01(\tR\x05stage\x12\x13\n" +
-	"\x05at_ms\x18\t \x01(\x03R\x04atMs\"\xeb\x01\n" +
+	"\x05at_ms\x18\t \x01(\x03R\x04atMs\"\x81\x02\n" +
 	"\x10FanoutMembership\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x129\n" +
 	"\aperiods\x18\x04 \x03(\v2\x1f.seqchat.im.v1.MembershipPeriodR\aperiods\x12\x19\n" +
 	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12%\n" +
-	"\x0eheads_complete\x18\x06 \x01(\bR\rheadsComplete\"D\n" +
+	"\x0eheads_complete\x18\x06 \x01(\bR\rheadsComplete\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x04R\x05epoch\"D\n" +
 	"\x10MembershipPeriod\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x15\n" +
 	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeqB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
@@ -2805,76 +3086,82 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_schemas_imv1_records_proto_goTypes = []any{
 	(MembershipEvent_Kind)(0),   // 0: seqchat.im.v1.MembershipEvent.Kind
 	(*RawRecord)(nil),           // 1: seqchat.im.v1.RawRecord
-	(*ChatMessage)(nil),         // 2: seqchat.im.v1.ChatMessage
-	(*Revision)(nil),            // 3: seqchat.im.v1.Revision
-	(*Recall)(nil),              // 4: seqchat.im.v1.Recall
-	(*Control)(nil),             // 5: seqchat.im.v1.Control
-	(*CreateGroup)(nil),         // 6: seqchat.im.v1.CreateGroup
-	(*Join)(nil),                // 7: seqchat.im.v1.Join
-	(*Leave)(nil),               // 8: seqchat.im.v1.Leave
-	(*Kick)(nil),                // 9: seqchat.im.v1.Kick
-	(*SequencedRecord)(nil),     // 10: seqchat.im.v1.SequencedRecord
-	(*MembershipEvent)(nil),     // 11: seqchat.im.v1.MembershipEvent
-	(*Rejection)(nil),           // 12: seqchat.im.v1.Rejection
-	(*DuplicateNotice)(nil),     // 13: seqchat.im.v1.DuplicateNotice
-	(*StateEntry)(nil),          // 14: seqchat.im.v1.StateEntry
-	(*ConversationHead)(nil),    // 15: seqchat.im.v1.ConversationHead
-	(*Member)(nil),              // 16: seqchat.im.v1.Member
-	(*RecentSend)(nil),          // 17: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),        // 18: seqchat.im.v1.DeviceCursor
-	(*ClientSeqRange)(nil),      // 19: seqchat.im.v1.ClientSeqRange
-	(*HeldSend)(nil),            // 20: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),       // 21: seqchat.im.v1.RestoreMarker
-	(*StreamHeads)(nil),         // 22: seqchat.im.v1.StreamHeads
-	(*ConversationHeadSeq)(nil), // 23: seqchat.im.v1.ConversationHeadSeq
-	(*GatewayDelivery)(nil),     // 24: seqchat.im.v1.GatewayDelivery
-	(*RoutingStarted)(nil),      // 25: seqchat.im.v1.RoutingStarted
-	(*RoutedConversation)(nil),  // 26: seqchat.im.v1.RoutedConversation
-	(*DeviceRef)(nil),           // 27: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),            // 28: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),          // 29: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),    // 30: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),    // 31: seqchat.im.v1.MembershipPeriod
+	(*ReadMark)(nil),            // 2: seqchat.im.v1.ReadMark
+	(*ChatMessage)(nil),         // 3: seqchat.im.v1.ChatMessage
+	(*Revision)(nil),            // 4: seqchat.im.v1.Revision
+	(*Recall)(nil),              // 5: seqchat.im.v1.Recall
+	(*Control)(nil),             // 6: seqchat.im.v1.Control
+	(*CreateGroup)(nil),         // 7: seqchat.im.v1.CreateGroup
+	(*Join)(nil),                // 8: seqchat.im.v1.Join
+	(*Leave)(nil),               // 9: seqchat.im.v1.Leave
+	(*Kick)(nil),                // 10: seqchat.im.v1.Kick
+	(*SequencedRecord)(nil),     // 11: seqchat.im.v1.SequencedRecord
+	(*ReadReceipt)(nil),         // 12: seqchat.im.v1.ReadReceipt
+	(*MembershipEvent)(nil),     // 13: seqchat.im.v1.MembershipEvent
+	(*Rejection)(nil),           // 14: seqchat.im.v1.Rejection
+	(*DuplicateNotice)(nil),     // 15: seqchat.im.v1.DuplicateNotice
+	(*StateEntry)(nil),          // 16: seqchat.im.v1.StateEntry
+	(*ConversationHead)(nil),    // 17: seqchat.im.v1.ConversationHead
+	(*ReadPosition)(nil),        // 18: seqchat.im.v1.ReadPosition
+	(*Member)(nil),              // 19: seqchat.im.v1.Member
+	(*RecentSend)(nil),          // 20: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),        // 21: seqchat.im.v1.DeviceCursor
+	(*ClientSeqRange)(nil),      // 22: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),            // 23: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),       // 24: seqchat.im.v1.RestoreMarker
+	(*StreamHeads)(nil),         // 25: seqchat.im.v1.StreamHeads
+	(*ConversationHeadSeq)(nil), // 26: seqchat.im.v1.ConversationHeadSeq
+	(*GatewayDelivery)(nil),     // 27: seqchat.im.v1.GatewayDelivery
+	(*RoutingStarted)(nil),      // 28: seqchat.im.v1.RoutingStarted
+	(*RoutedConversation)(nil),  // 29: seqchat.im.v1.RoutedConversation
+	(*DeviceRef)(nil),           // 30: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),            // 31: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),          // 32: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),    // 33: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),    // 34: seqchat.im.v1.MembershipPeriod
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
-	2,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	5,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
-	3,  // 2: seqchat.im.v1.RawRecord.revision:type_name -> seqchat.im.v1.Revision
-	2,  // 3: seqchat.im.v1.Revision.edit:type_name -> seqchat.im.v1.ChatMessage
-	4,  // 4: seqchat.im.v1.Revision.recall:type_name -> seqchat.im.v1.Recall
-	6,  // 5: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
-	7,  // 6: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
-	8,  // 7: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
-	9,  // 8: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
-	2,  // 9: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	11, // 10: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
-	12, // 11: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
-	13, // 12: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
-	3,  // 13: seqchat.im.v1.SequencedRecord.revision:type_name -> seqchat.im.v1.Revision
-	0,  // 14: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
-	15, // 15: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
-	16, // 16: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
-	17, // 17: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
-	18, // 18: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
-	20, // 19: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
-	21, // 20: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
-	19, // 21: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
-	1,  // 22: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	23, // 23: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
-	10, // 24: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	27, // 25: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	25, // 26: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
-	26, // 27: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
-	31, // 28: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	3,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
+	6,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
+	4,  // 2: seqchat.im.v1.RawRecord.revision:type_name -> seqchat.im.v1.Revision
+	2,  // 3: seqchat.im.v1.RawRecord.read:type_name -> seqchat.im.v1.ReadMark
+	3,  // 4: seqchat.im.v1.Revision.edit:type_name -> seqchat.im.v1.ChatMessage
+	5,  // 5: seqchat.im.v1.Revision.recall:type_name -> seqchat.im.v1.Recall
+	7,  // 6: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
+	8,  // 7: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
+	9,  // 8: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
+	10, // 9: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
+	3,  // 10: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
+	13, // 11: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
+	14, // 12: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
+	15, // 13: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
+	4,  // 14: seqchat.im.v1.SequencedRecord.revision:type_name -> seqchat.im.v1.Revision
+	12, // 15: seqchat.im.v1.SequencedRecord.read_receipt:type_name -> seqchat.im.v1.ReadReceipt
+	0,  // 16: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
+	17, // 17: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
+	19, // 18: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
+	20, // 19: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
+	21, // 20: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
+	23, // 21: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
+	24, // 22: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
+	18, // 23: seqchat.im.v1.StateEntry.read:type_name -> seqchat.im.v1.ReadPosition
+	22, // 24: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
+	1,  // 25: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
+	26, // 26: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
+	11, // 27: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	30, // 28: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	28, // 29: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
+	29, // 30: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
+	34, // 31: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -2886,31 +3173,34 @@ func file_schemas_imv1_records_proto_init() {
 		(*RawRecord_Message)(nil),
 		(*RawRecord_Control)(nil),
 		(*RawRecord_Revision)(nil),
+		(*RawRecord_Read)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[2].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[3].OneofWrappers = []any{
 		(*Revision_Edit)(nil),
 		(*Revision_Recall)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[4].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[5].OneofWrappers = []any{
 		(*Control_CreateGroup)(nil),
 		(*Control_Join)(nil),
 		(*Control_Leave)(nil),
 		(*Control_Kick)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[9].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[10].OneofWrappers = []any{
 		(*SequencedRecord_Message)(nil),
 		(*SequencedRecord_Membership)(nil),
 		(*SequencedRecord_Rejection)(nil),
 		(*SequencedRecord_Duplicate)(nil),
 		(*SequencedRecord_Revision)(nil),
+		(*SequencedRecord_ReadReceipt)(nil),
 	}
-	file_schemas_imv1_records_proto_msgTypes[13].OneofWrappers = []any{
+	file_schemas_imv1_records_proto_msgTypes[15].OneofWrappers = []any{
 		(*StateEntry_Head)(nil),
 		(*StateEntry_Member)(nil),
 		(*StateEntry_Recent)(nil),
 		(*StateEntry_Cursor)(nil),
 		(*StateEntry_Held)(nil),
 		(*StateEntry_Marker)(nil),
+		(*StateEntry_Read)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2918,7 +3208,7 @@ func file_schemas_imv1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
