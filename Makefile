@@ -11,7 +11,7 @@ export SEQCHAT_TOKEN_KEY ?= dev-token-key-change-me-0123456789abcdef
 export SEQCHAT_GATEWAY_ID ?= gw-1
 export SEQCHAT_DEMO ?= true
 
-.PHONY: all build docs-check env test vet unit fuzz generate bench bench-connections bench-sequencer bench-history bench-delivery chaos chaos-cluster up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
+.PHONY: all build demo-sdk docs-check env test vet unit fuzz generate bench bench-connections bench-sequencer bench-history bench-delivery chaos chaos-cluster up down stack-up stack-down stack-status stack-clean services-up services-down centrifugo-up centrifugo-down clean
 
 all: build
 
@@ -94,6 +94,11 @@ fuzz:
 	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzFastDecodeAgreesWithSchema -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/sequencer/ -run '^$$' -fuzz FuzzMachine -fuzztime $(FUZZTIME)
+
+## demo-sdk: the SDK compiled for the demo page the gateway embeds
+## (pipeline/gateway/demo/sdk, committed; a test checks it is current).
+demo-sdk:
+	cd sdk/js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && rm -rf ../../pipeline/gateway/demo/sdk && npx tsc -p tsconfig.demo.json
 
 ## generate: Go code from schemas/imv1/*.proto (protoc from Debian, protoc-gen-go pinned in go.mod).
 generate:

@@ -1,18 +1,20 @@
 package gateway
 
 import (
-	_ "embed"
+	"embed"
 	"net/http"
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/auth"
 )
 
-// demoPage is a chat page in plain HTML and JavaScript, served at / when
-// Config.Demo is on.
+// demoFiles is the demo chat page: plain HTML, CSS and JavaScript on the
+// TypeScript SDK, whose compiled modules `make demo-sdk` writes to
+// demo/sdk (committed, so the gateway builds without Node). Served at /
+// and /demo/ when Config.Demo is on.
 //
-//go:embed demo.html
-var demoPage []byte
+//go:embed demo
+var demoFiles embed.FS
 
 // serveDemoToken issues a day's token to whoever asks: development only.
 func (g *Gateway) serveDemoToken(w http.ResponseWriter, r *http.Request) {
@@ -27,7 +29,7 @@ func (g *Gateway) serveDemoToken(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(tok))
 }
 
+// serveDemoPage serves the page at /; its assets are under /demo/.
 func serveDemoPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(demoPage)
+	http.ServeFileFS(w, r, demoFiles, "demo/index.html")
 }

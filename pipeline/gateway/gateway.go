@@ -256,6 +256,7 @@ func (g *Gateway) Handler() http.Handler {
 	if g.cfg.Demo {
 		mux.HandleFunc("GET /{$}", serveDemoPage)
 		mux.HandleFunc("GET /demo/token", g.serveDemoToken)
+		mux.Handle("GET /demo/", http.FileServerFS(demoFiles))
 	}
 	return mux
 }

@@ -188,3 +188,33 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 	}
 	t.Logf("%s %s:\n%s", filepath.Base(name), strings.Join(args, " "), out)
 }
+
+// TestDemoCarriesTheCurrentSDK compiles the SDK as the demo page uses it
+// and compares it with the copy the gateway embeds (demo/sdk): a change to
+// sdk/js without `make demo-sdk` fails here.
+func TestDemoCarriesTheCurrentSDK(t *testing.T) {
+	dir := buildSDK(t, lookNpm(t))
+	out := t.TempDir()
+	runIn(t, dir, nil, filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", "tsconfig.demo.json", "--outDir", out)
+	fresh, err := filepath.Glob(filepath.Join(out, "*.js"))
+	if err != nil || len(fresh) == 0 {
+		t.Fatalf("tsc wrote no modules to %s (err %v)", out, err)
+	}
+	embedded, err := filepath.Glob(filepath.Join("demo", "sdk", "*.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(embedded) != len(fresh) {
+		t.Fatalf("demo/sdk has %d modules, the SDK compiles to %d: run make demo-sdk", len(embedded), len(fresh))
+	}
+	for _, f := range fresh {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("demo", "sdk", filepath.Base(f)))
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("demo/sdk/%s differs from the SDK's source (err %v): run make demo-sdk", filepath.Base(f), err)
+		}
+	}
+}

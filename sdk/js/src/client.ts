@@ -41,6 +41,8 @@ export interface ClientEvents {
   welcome: WelcomeFrame;
   /** The gateway caught the conversation up (after hello, or a sync). */
   synced: { conversationId: string; upToSeq: number; complete: boolean };
+  /** A hole (or entries a full buffer dropped) stayed open for gapWaitMs: a sync fills it from history. */
+  filling: { conversationId: string; afterSeq: number; limit: number };
   /** An error not tied to one send; fatal ones close the connection. */
   error: SeqchatError;
 }
@@ -539,6 +541,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
         this.gapTimers.delete(conv);
         const limit = this.missing(conv);
         if (limit === undefined || this.syncs.has(conv)) return;
+        this.emit("filling", { conversationId: conv, afterSeq: r.delivered, limit });
         this.syncs
           .request(conv, r.delivered, limit)
           .catch((err: SeqchatError) => {

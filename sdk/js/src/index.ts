@@ -2,6 +2,7 @@
 
 export { SeqchatClient } from "./client.js";
 export type { ClientEvents, ClientOptions, ConnectionState, SendHandle } from "./client.js";
+export { toEntry } from "./entries.js";
 export type { ChatEntry, MembershipChange } from "./entries.js";
 export { SeqchatError, isRetryableSendCode, isAuthCode } from "./errors.js";
 export type { LocalErrorCode } from "./errors.js";

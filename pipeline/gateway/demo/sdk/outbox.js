@@ -1,0 +1,202 @@
+// The outbox: every send from the moment the application makes it until it
+// ends in its own `msg` (or an `accepted` naming its seq) or a `rejected`.
+// It keeps client_msg_id and client_seq, so a resend is the same send (I3),
+// and writes a conversation's sends in client_seq order, never one behind a
+// refused earlier one (the gateway refuses those: protocol.md, "Refused
+// sends and their order").
+export class Outbox {
+    opts;
+    sends = new Map();
+    /** Conversations in the order their first pending send was made. */
+    byConversation = new Map();
+    unavailableRetryMs;
+    rateLimitedRetryMs;
+    maxRetryMs;
+    constructor(opts) {
+        this.opts = opts;
+        this.unavailableRetryMs = opts.unavailableRetryMs || 500;
+        this.rateLimitedRetryMs = opts.rateLimitedRetryMs || 1000;
+        this.maxRetryMs = opts.maxRetryMs || 5000;
+        this.restore();
+    }
+    /** Sends left by an earlier instance on the same store, all queued again. */
+    restore() {
+        const stored = this.opts.state.outbox().filter(isStoredSend);
+        stored.sort((a, b) => a.createdAt - b.createdAt || a.clientSeq - b.clientSeq);
+        for (const s of stored)
+            this.track({ ...s, state: "queued", attempts: 0, refusals: 0, retryAt: 0 });
+    }
+    /** Adds a send with the conversation's next client_seq and persists it first. */
+    add(conversationId, content, clientMsgId) {
+        if (this.sends.has(clientMsgId))
+            throw new Error(`client_msg_id ${clientMsgId} is already pending`);
+        const clientSeq = this.opts.state.lastClientSeq(conversationId) + 1;
+        const stored = { conversationId, clientMsgId, clientSeq, createdAt: this.opts.clock.now(), ...content };
+        // The counter is saved before anything is written: a client_seq used
+        // twice would make the sequencer take the new send for a repeat.
+        this.opts.state.saveClientSeq(conversationId, clientSeq);
+        this.opts.state.saveOutboxEntry(clientMsgId, stored);
+        const send = { ...stored, state: "queued", attempts: 0, refusals: 0, retryAt: 0 };
+        this.track(send);
+        return send;
+    }
+    track(send) {
+        this.sends.set(send.clientMsgId, send);
+        const list = this.byConversation.get(send.conversationId) ?? [];
+        list.push(send);
+        list.sort((a, b) => a.clientSeq - b.clientSeq);
+        this.byConversation.set(send.conversationId, list);
+    }
+    get(clientMsgId) {
+        return this.sends.get(clientMsgId);
+    }
+    get size() {
+        return this.sends.size;
+    }
+    /** The pending sends of a conversation (or all), in client_seq order per conversation. */
+    pending(conversationId) {
+        if (conversationId !== undefined)
+            return [...(this.byConversation.get(conversationId) ?? [])];
+        return [...this.byConversation.values()].flat();
+    }
+    /**
+     * The sends to write now, each marked written: per conversation in
+     * client_seq order, stopping at a refused send whose retry time has not
+     * come (everything behind it would be refused for overtaking it).
+     */
+    due(now) {
+        const out = [];
+        for (const list of this.byConversation.values()) {
+            for (const s of list) {
+                if (s.state === "written" || s.state === "accepted")
+                    continue;
+                if (s.state === "refused" && s.retryAt > now)
+                    break;
+                s.state = "written";
+                s.attempts++;
+                out.push(frameOf(s));
+            }
+        }
+        return out;
+    }
+    /**
+     * When due() will next have something to write: the earliest retry time
+     * among the refused sends that head their conversation's line (one
+     * behind another refused send waits for that one, whatever its own time).
+     */
+    nextRetryAt() {
+        let at;
+        for (const list of this.byConversation.values()) {
+            const head = list.find((s) => s.state === "refused" || s.state === "queued");
+            if (head === undefined)
+                continue;
+            const t = head.state === "queued" ? 0 : head.retryAt;
+            if (at === undefined || t < at)
+                at = t;
+        }
+        return at;
+    }
+    /**
+     * The connection ended: whatever it did not settle is written again on
+     * the next one. An accepted send too: if its msg was lost with the
+     * connection, the resend's answer names its seq.
+     */
+    connectionLost() {
+        for (const s of this.sends.values()) {
+            if (s.state === "written" || s.state === "accepted")
+                s.state = "queued";
+        }
+    }
+    /**
+     * An `accepted` frame. With seq (a repeat whose original seq the gateway
+     * knew) the send is done; without, its `msg` or a `rejected` follows,
+     * live or in the catch-up after a reconnect (protocol.md, "The life of a
+     * send").
+     */
+    accepted(clientMsgId, seq) {
+        const s = this.sends.get(clientMsgId);
+        if (s === undefined)
+            return undefined;
+        if (seq !== undefined)
+            return this.settle({ kind: "sequenced", send: s, seq });
+        s.state = "accepted";
+        s.refusals = 0;
+        return undefined;
+    }
+    /** The send's own entry came back in a `msg`. */
+    sequenced(clientMsgId, seq) {
+        const s = this.sends.get(clientMsgId);
+        return s && this.settle({ kind: "sequenced", send: s, seq });
+    }
+    /** A `rejected` frame, or an error naming the send that will not succeed. */
+    rejected(clientMsgId, error) {
+        const s = this.sends.get(clientMsgId);
+        return s && this.settle({ kind: "rejected", send: s, error });
+    }
+    /**
+     * An `unavailable` or `rate_limited` answer: written again after the
+     * gateway's hint (or a default), growing with repeated refusals and
+     * spread by up to half, so that refused clients do not come back at once.
+     */
+    refused(clientMsgId, code, retryAfterMs, now) {
+        const s = this.sends.get(clientMsgId);
+        if (s === undefined || s.state === "accepted")
+            return;
+        const ahead = (this.byConversation.get(s.conversationId) ?? []).filter((x) => x.clientSeq < s.clientSeq && x.state === "refused");
+        if (ahead.length > 0 && retryAfterMs === undefined) {
+            // Refused because an earlier send of its conversation was (the
+            // gateway refuses the ones behind it too): it goes again with that
+            // one and adds no backoff of its own. Counted per send, every send
+            // behind a refused one backed off further each round, and the
+            // conversation's resends waited on the slowest.
+            s.retryAt = Math.max(...ahead.map((x) => x.retryAt));
+            s.state = "refused";
+            return;
+        }
+        s.refusals++;
+        let wait = retryAfterMs ?? (code === "rate_limited" ? this.rateLimitedRetryMs : this.unavailableRetryMs);
+        if (s.refusals > 1) {
+            // Refused again: back off past the hint (a retry storm costs the
+            // gateway what the load does), doubling up to the cap.
+            wait = Math.max(wait, Math.min(this.unavailableRetryMs * 2 ** Math.min(s.refusals - 2, 4), this.maxRetryMs));
+        }
+        s.retryAt = now + wait + Math.floor(this.opts.random() * (wait / 2 + 1));
+        s.state = "refused";
+    }
+    settle(st) {
+        const s = st.send;
+        this.sends.delete(s.clientMsgId);
+        const list = this.byConversation.get(s.conversationId);
+        if (list !== undefined) {
+            const rest = list.filter((x) => x !== s);
+            if (rest.length > 0)
+                this.byConversation.set(s.conversationId, rest);
+            else
+                this.byConversation.delete(s.conversationId);
+        }
+        this.opts.state.deleteOutboxEntry(s.clientMsgId);
+        return st;
+    }
+}
+function frameOf(s) {
+    const f = { type: "send", conversation_id: s.conversationId, client_msg_id: s.clientMsgId, client_seq: s.clientSeq };
+    if (s.control !== undefined)
+        f.control = s.control;
+    if (s.revision !== undefined)
+        f.revision = s.revision;
+    if (s.message !== undefined)
+        f.message = s.message;
+    return f;
+}
+function isStoredSend(v) {
+    if (typeof v !== "object" || v === null)
+        return false;
+    const s = v;
+    return (typeof s.conversationId === "string" &&
+        typeof s.clientMsgId === "string" &&
+        typeof s.clientSeq === "number" &&
+        typeof s.createdAt === "number" &&
+        (s.revision !== undefined
+            ? s.control === undefined && (s.message !== undefined) === (s.revision.op === "edit")
+            : (s.message !== undefined) !== (s.control !== undefined)));
+}
