@@ -1,0 +1,184 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// scriptedGateway speaks the gateway's side of the protocol from a script:
+// each connection gets welcome, then serve reads the client's frames and
+// writes what the test says. The client's wiring is tested against it; the
+// real gateway is exercised through the load generator's tests.
+type scriptedGateway struct {
+	srv   *httptest.Server
+	serve func(n int, hello map[string]any, c *gatewayConn)
+
+	mu    sync.Mutex
+	conns int
+}
+
+type gatewayConn struct {
+	ws *websocket.Conn
+	mu sync.Mutex
+}
+
+func (g *gatewayConn) write(frame string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ws.WriteMessage(websocket.TextMessage, []byte(frame))
+}
+
+// read returns the next frame from the client (nil when it is gone).
+func (g *gatewayConn) read() map[string]any {
+	_, b, err := g.ws.ReadMessage()
+	if err != nil {
+		return nil
+	}
+	var f map[string]any
+	json.Unmarshal(b, &f)
+	return f
+}
+
+func newScriptedGateway(serve func(n int, hello map[string]any, c *gatewayConn)) *scriptedGateway {
+	g := &scriptedGateway{serve: serve}
+	up := websocket.Upgrader{}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		c := &gatewayConn{ws: ws}
+		hello := c.read()
+		g.mu.Lock()
+		g.conns++
+		n := g.conns
+		g.mu.Unlock()
+		c.write(`{"type":"welcome","user_id":"alice","device_id":"phone","gateway_id":"gw-test"}`)
+		g.serve(n, hello, c)
+	}))
+	return g
+}
+
+func (g *scriptedGateway) url() string { return "ws" + strings.TrimPrefix(g.srv.URL, "http") + "/ws" }
+
+func msg(conv string, seq int, sender, cmid string) string {
+	b, _ := json.Marshal(map[string]any{"type": "msg", "conversation_id": conv, "seq": seq, "msg_id": "m", "sender_user_id": sender,
+		"sender_device_id": "phone", "client_msg_id": cmid, "sequenced_at_ms": 1, "message": map[string]string{"content_type": "text/plain", "body": cmid}})
+	return string(b)
+}
+
+// collect runs a client against g and gathers what it hands on.
+type collected struct {
+	mu      sync.Mutex
+	entries []uint64
+	answers []Answer
+	written []string
+	done    chan struct{}
+	want    int
+}
+
+func (c *collected) entry(e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = append(c.entries, e.Seq)
+	if len(c.entries) == c.want {
+		close(c.done)
+	}
+}
+
+// A hole is filled by a sync after GapWait; entries come once, in order.
+func TestClientFillsAHoleWithASync(t *testing.T) {
+	syncs := make(chan map[string]any, 1)
+	g := newScriptedGateway(func(n int, hello map[string]any, c *gatewayConn) {
+		c.write(msg("g:team", 1, "bob", "b1"))
+		c.write(msg("g:team", 3, "bob", "b3"))
+		c.write(msg("g:team", 3, "bob", "b3")) // a repeat
+		for f := c.read(); f != nil; f = c.read() {
+			if f["type"] == "sync" {
+				syncs <- f
+				c.write(msg("g:team", 2, "bob", "b2"))
+				c.write(`{"type":"synced","conversation_id":"g:team","up_to_seq":2,"complete":true}`)
+			}
+		}
+	})
+	t.Cleanup(g.srv.Close)
+	got := &collected{done: make(chan struct{}), want: 3}
+	c, err := New(Config{URLs: []string{g.url()}, Token: "t", GapWait: 1, AckDelay: -1, Events: Events{Entry: got.entry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	t.Cleanup(c.Close)
+	<-got.done
+	f := <-syncs
+	if f["conversation_id"] != "g:team" || f["after_seq"] != 1.0 || f["limit"] != 1.0 {
+		t.Fatalf("sync %v: want after 1, limit 1", f)
+	}
+	if fmt.Sprint(got.entries) != "[1 2 3]" {
+		t.Fatalf("entries %v, want 1 2 3", got.entries)
+	}
+}
+
+// A lost connection: the client redials, resumes after what it delivered,
+// and writes its unanswered send again with the same ids.
+func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
+	hellos := make(chan map[string]any, 2)
+	sends := make(chan map[string]any, 2)
+	g := newScriptedGateway(func(n int, hello map[string]any, c *gatewayConn) {
+		hellos <- hello
+		if n == 1 {
+			c.write(msg("dm:alice:bob", 1, "bob", "b1"))
+			sends <- c.read() // then the connection drops, unanswered
+			return
+		}
+		f := c.read()
+		sends <- f
+		c.write(`{"type":"accepted","conversation_id":"dm:alice:bob","client_msg_id":"` + f["client_msg_id"].(string) + `"}`)
+		c.write(msg("dm:alice:bob", 2, "alice", f["client_msg_id"].(string)))
+		for c.read() != nil {
+		}
+	})
+	t.Cleanup(g.srv.Close)
+	got := &collected{done: make(chan struct{}), want: 2}
+	firstEntry := make(chan struct{})
+	var once sync.Once
+	var answers sync.WaitGroup
+	answers.Add(1)
+	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
+		Entry: func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
+		Answer: func(a Answer) { answers.Done() }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	t.Cleanup(c.Close)
+	first := <-hellos
+	if _, ok := first["resume"]; ok {
+		t.Fatalf("first hello %v resumes: nothing was delivered", first)
+	}
+	<-firstEntry // delivered before the send, so the next hello resumes after it
+	cmid, seq, err := c.Send(Send{Conversation: "dm:alice:bob", Message: &Message{ContentType: "text/plain", Body: "hi"}})
+	if err != nil || seq != 1 {
+		t.Fatalf("Send: %v, client_seq %d", err, seq)
+	}
+	s1, second, s2 := <-sends, <-hellos, <-sends
+	if s1["client_msg_id"] != cmid || s2["client_msg_id"] != cmid || s2["client_seq"] != 1.0 {
+		t.Fatalf("sends %v then %v: want %s, client_seq 1, both times", s1, s2, cmid)
+	}
+	if r, _ := second["resume"].(map[string]any); r["dm:alice:bob"] != 1.0 {
+		t.Fatalf("second hello %v: want resume after seq 1", second)
+	}
+	<-got.done
+	answers.Wait()
+	if c.Pending() != 0 {
+		t.Fatalf("%d sends still pending after their own entry came", c.Pending())
+	}
+}
