@@ -153,7 +153,7 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 	var answers sync.WaitGroup
 	answers.Add(1)
 	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
-		Entry: func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
+		Entry:  func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
 		Answer: func(a Answer) { answers.Done() }}})
 	if err != nil {
 		t.Fatal(err)
