@@ -93,8 +93,6 @@ type Send struct {
 }
 
 const (
-	// tick is how often the writer looks for retries, gaps and acks due.
-	tick = 50 * time.Millisecond
 	// syncTimeout: a sync unanswered this long is asked again.
 	syncTimeout = 15 * time.Second
 	// maxSync bounds one sync's page.
@@ -399,21 +397,29 @@ func (c *Client) serve(ws *websocket.Conn) error {
 		if err := json.Unmarshal(b, &f); err != nil {
 			return fmt.Errorf("undecodable frame from %s: %q", c.currentURL(), b)
 		}
-		for _, call := range c.take(&f) {
+		calls, schedule := c.take(&f)
+		for _, call := range calls {
 			call()
+		}
+		if schedule {
+			c.poke() // acks, a hole, a refusal or a sync's end: the writer's next wake moved
 		}
 	}
 }
 
 // take applies a frame to the client's state and returns the callbacks
-// it makes, to be called without the lock.
-func (c *Client) take(f *serverFrame) []func() {
+// it makes, to be called without the lock, and whether the writer has
+// something new to schedule.
+func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 	ev := c.cfg.Events
-	var calls []func()
 	emit := func(fn func()) { calls = append(calls, fn) }
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
+	gaps, acks := len(c.gapAt), len(c.acks)
+	defer func() {
+		schedule = schedule || len(c.gapAt) != gaps || (acks == 0 && len(c.acks) > 0 && c.cfg.AckDelay > 0)
+	}()
 	switch f.Type {
 	case "msg":
 		e := f.entry()
@@ -432,7 +438,7 @@ func (c *Client) take(f *serverFrame) []func() {
 		c.delivered(e.Conversation, r, r.add(e, start), emit, now)
 	case "synced":
 		if s := c.sync; s != nil && s.conv == f.ConversationID {
-			c.sync = nil
+			c.sync, schedule = nil, true
 		}
 		if r := c.convs[f.ConversationID]; r != nil {
 			// Everything up to up_to_seq that the user may see came before
@@ -459,6 +465,7 @@ func (c *Client) take(f *serverFrame) []func() {
 		hint := time.Duration(f.RetryAfterMs) * time.Millisecond
 		switch {
 		case f.Ref != "" && (f.Code == "unavailable" || f.Code == "rate_limited") && c.out.refused(f.Ref, f.Code, hint, now):
+			schedule = true
 			if ev.Refused != nil {
 				ref, code := f.Ref, f.Code
 				emit(func() { ev.Refused(ref, code, hint) })
@@ -470,7 +477,7 @@ func (c *Client) take(f *serverFrame) []func() {
 			}
 		default:
 			if s := c.sync; s != nil && strings.HasPrefix(f.text(), "sync "+s.conv+":") {
-				c.sync = nil // refused: the gap is asked for again after GapWait
+				c.sync, schedule = nil, true // refused: the gap is asked for again after GapWait
 				c.gapAt[s.conv] = now.Add(c.cfg.GapWait)
 			}
 			if ev.Error != nil {
@@ -479,7 +486,7 @@ func (c *Client) take(f *serverFrame) []func() {
 			}
 		}
 	}
-	return calls
+	return calls, schedule
 }
 
 // delivered hands a conversation's entries on, notes the user's
@@ -509,27 +516,36 @@ func (c *Client) delivered(conv string, r *reorder, entries []Entry, emit func(f
 
 // writeLoop writes what is due: every unsettled send on a new connection,
 // then new sends as they come, refused ones when their time comes, syncs
-// for holes that stayed open, and acks.
+// for holes that stayed open, and acks. It sleeps until the next of these
+// (or a poke: a new send, or the reader noting something).
 func (c *Client) writeLoop(ws *websocket.Conn, stop <-chan struct{}) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		if !c.writeDue(ws) {
+		next, ok := c.writeDue(ws)
+		if !ok {
 			ws.Close()
 			return
 		}
+		timer.Stop()
+		var wait <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+			wait = timer.C
+		}
 		select {
 		case <-c.wake:
-		case <-t.C:
+		case <-wait:
 		case <-stop:
 			return
 		}
 	}
 }
 
-// writeDue writes what is due now; false if the connection failed (what
-// was not written stays in the outbox for the next connection).
-func (c *Client) writeDue(ws *websocket.Conn) bool {
+// writeDue writes what is due now and says when something is due next
+// (zero: nothing waits on time); false if the connection failed (what was
+// not written stays in the outbox for the next connection).
+func (c *Client) writeDue(ws *websocket.Conn) (time.Time, bool) {
 	now := time.Now()
 	c.mu.Lock()
 	sends := c.out.due(now, c.fresh)
@@ -538,38 +554,45 @@ func (c *Client) writeDue(ws *websocket.Conn) bool {
 	if c.sync != nil && now.Sub(c.sync.at) > syncTimeout {
 		c.sync = nil
 	}
-	if c.sync == nil {
-		for conv, at := range c.gapAt {
-			if now.Before(at) {
-				continue
-			}
-			r := c.convs[conv]
-			after, limit, held := r.gap()
-			if !held {
-				delete(c.gapAt, conv)
-				continue
-			}
-			c.sync = &syncRequest{conv: conv, after: after, at: now}
-			b, _ := json.Marshal(map[string]any{"type": "sync", "conversation_id": conv, "after_seq": after, "limit": min(limit, maxSync)})
-			frames = append(frames, b)
-			c.gapAt[conv] = now.Add(syncTimeout) // asked; again only if this goes unanswered
-			break
+	next := c.out.next()
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
 		}
 	}
-	if c.cfg.AckDelay > 0 && len(c.acks) > 0 && !now.Before(c.ackAt) {
+	for conv, at := range c.gapAt {
+		if c.sync != nil || now.Before(at) {
+			soonest(at)
+			continue
+		}
+		after, limit, held := c.convs[conv].gap()
+		if !held {
+			delete(c.gapAt, conv)
+			continue
+		}
+		c.sync = &syncRequest{conv: conv, after: after, at: now}
+		b, _ := json.Marshal(map[string]any{"type": "sync", "conversation_id": conv, "after_seq": after, "limit": min(limit, maxSync)})
+		frames = append(frames, b)
+		c.gapAt[conv] = now.Add(syncTimeout) // asked; again only if this goes unanswered
+		soonest(c.gapAt[conv])
+	}
+	switch {
+	case c.cfg.AckDelay < 0:
+		clear(c.acks)
+	case len(c.acks) > 0 && now.Before(c.ackAt):
+		soonest(c.ackAt)
+	case len(c.acks) > 0:
 		for conv, seq := range c.acks {
 			b, _ := json.Marshal(map[string]any{"type": "ack", "conversation_id": conv, "seq": seq})
 			frames = append(frames, b)
 		}
-		c.acks = map[string]uint64{}
-		c.ackAt = now.Add(c.cfg.AckDelay)
-	} else if c.cfg.AckDelay < 0 {
 		clear(c.acks)
+		c.ackAt = now.Add(c.cfg.AckDelay)
 	}
 	c.mu.Unlock()
 	for _, p := range sends {
 		if ws.WriteMessage(websocket.TextMessage, p.frame) != nil {
-			return false
+			return next, false
 		}
 		if f := c.cfg.Events.Written; f != nil {
 			f(p.cmid, time.Now())
@@ -577,10 +600,10 @@ func (c *Client) writeDue(ws *websocket.Conn) bool {
 	}
 	for _, b := range frames {
 		if ws.WriteMessage(websocket.TextMessage, b) != nil {
-			return false
+			return next, false
 		}
 	}
-	return true
+	return next, true
 }
 
 func contains(list []string, s string) bool {

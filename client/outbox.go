@@ -2,6 +2,7 @@ package client
 
 import (
 	"math/rand/v2"
+	"sort"
 	"time"
 )
 
@@ -10,10 +11,6 @@ const (
 	// hint is written again; rateLimitedRetry, one answered `rate_limited`.
 	unavailableRetry = 500 * time.Millisecond
 	rateLimitedRetry = time.Second
-	// never is the retry time of a send written on a live connection: the
-	// gateway answers every send it reads, so it goes again only after a
-	// refusal or on the next connection.
-	never = 100 * 365 * 24 * time.Hour
 )
 
 // pending is a send from the moment it is made until it ends in its own
@@ -23,7 +20,8 @@ type pending struct {
 	cmid      string
 	clientSeq uint64
 	frame     []byte
-	retryAt   time.Time
+	idx       uint64    // the order it was made in
+	retryAt   time.Time // for a send waiting in retry
 }
 
 // outbox keeps the unsettled sends and decides which to write when. A
@@ -32,8 +30,10 @@ type pending struct {
 // "Refused sends and their order"). Not safe for concurrent use.
 type outbox struct {
 	maxRetry time.Duration
+	made     uint64
 	sends    map[string]*pending
-	order    []string // cmids, oldest first (with settled ones until the next due)
+	fresh    []*pending          // made, not written yet (settled ones are skipped)
+	retry    map[string]*pending // refused, or made behind a refused one: written at retryAt
 	// gate holds a conversation's sends back until its refused one may go
 	// again; rounds counts its refusals in a row, and the wait grows with them.
 	gate   map[string]time.Time
@@ -41,39 +41,75 @@ type outbox struct {
 }
 
 func newOutbox(maxRetry time.Duration) *outbox {
-	return &outbox{maxRetry: maxRetry, sends: map[string]*pending{}, gate: map[string]time.Time{}, rounds: map[string]int{}}
+	return &outbox{maxRetry: maxRetry, sends: map[string]*pending{}, retry: map[string]*pending{},
+		gate: map[string]time.Time{}, rounds: map[string]int{}}
 }
 
 func (o *outbox) add(p *pending, now time.Time) {
 	if o.sends[p.cmid] != nil {
 		return
 	}
+	o.made++
+	p.idx = o.made
+	o.sends[p.cmid] = p
 	if g := o.gate[p.conv]; now.Before(g) {
 		p.retryAt = g
+		o.retry[p.cmid] = p
+		return
 	}
-	o.sends[p.cmid] = p
-	o.order = append(o.order, p.cmid)
+	o.fresh = append(o.fresh, p)
 }
 
-// due returns the sends to write now, oldest first, and marks them
-// written: those whose retry time passed, or, on a new connection (all),
-// every unsettled one.
+// due returns the sends to write now, in the order they were made: new
+// ones, and refused ones whose time came; on a new connection (all), every
+// unsettled one.
 func (o *outbox) due(now time.Time, all bool) []*pending {
 	var out []*pending
-	kept := o.order[:0]
-	for _, cmid := range o.order {
-		p := o.sends[cmid]
-		if p == nil {
-			continue
-		}
-		kept = append(kept, cmid)
-		if all || (!now.Before(p.retryAt) && !now.Before(o.gate[p.conv])) {
+	if all {
+		for _, p := range o.sends {
 			out = append(out, p)
-			p.retryAt = now.Add(never)
+		}
+		clear(o.retry)
+	} else {
+		for cmid, p := range o.retry {
+			if !now.Before(p.retryAt) && !now.Before(o.gate[p.conv]) {
+				out = append(out, p)
+				delete(o.retry, cmid)
+			}
+		}
+		for _, p := range o.fresh {
+			switch {
+			case o.sends[p.cmid] != p:
+				// settled meanwhile
+			case now.Before(o.gate[p.conv]): // an earlier one was refused: after it
+				p.retryAt = o.gate[p.conv]
+				o.retry[p.cmid] = p
+			default:
+				out = append(out, p)
+			}
 		}
 	}
-	o.order = kept
+	o.fresh = o.fresh[:0]
+	sort.Slice(out, func(i, j int) bool { return out[i].idx < out[j].idx })
 	return out
+}
+
+// next is when the earliest waiting send may go (zero if none waits).
+func (o *outbox) next() time.Time {
+	var t time.Time
+	for _, p := range o.retry {
+		if at := later(p.retryAt, o.gate[p.conv]); t.IsZero() || at.Before(t) {
+			t = at
+		}
+	}
+	return t
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // settle ends a send; false if it was not pending.
@@ -83,6 +119,7 @@ func (o *outbox) settle(cmid string) bool {
 		return false
 	}
 	delete(o.sends, cmid)
+	delete(o.retry, cmid)
 	delete(o.rounds, p.conv)
 	return true
 }
@@ -101,6 +138,7 @@ func (o *outbox) refused(cmid, code string, hint time.Duration, now time.Time) b
 	if p == nil {
 		return false
 	}
+	o.retry[cmid] = p
 	if g := o.gate[p.conv]; now.Before(g) {
 		// Refused behind an earlier refused send of its conversation: it
 		// goes again with that one and adds no backoff of its own.

@@ -55,7 +55,7 @@ func TestOutboxBacksOffPerConversation(t *testing.T) {
 	for range 6 {
 		o.due(now, true)
 		o.refused("a1", "unavailable", 0, now)
-		w := o.sends["a1"].retryAt.Sub(now)
+		w := o.next().Sub(now)
 		waits = append(waits, w)
 		now = now.Add(w)
 	}
@@ -70,7 +70,7 @@ func TestOutboxBacksOffPerConversation(t *testing.T) {
 	o.accepted("a1")
 	o.due(now, true)
 	o.refused("a1", "unavailable", 0, now)
-	if w := o.sends["a1"].retryAt.Sub(now); w > 750*time.Millisecond {
+	if w := o.next().Sub(now); w > 750*time.Millisecond {
 		t.Fatalf("after an accepted send the wait starts again small, got %v", w)
 	}
 }

@@ -57,11 +57,16 @@ func newCFConn(user, url, token string, convs []string, events connEvents) *cfCo
 	return c
 }
 
+// cfQueue is how many publications wait for one Centrifugo connection's
+// writer; when it fills, the scheduler blocks on that device (latency is
+// still measured from each send's intended time, so the stall shows).
+const cfQueue = 4096
+
 // connect dials and subscribes to every channel of the user, each of
 // which must be fresh (no publication yet).
 func (c *cfConn) connect(ctx context.Context) error {
 	cl, err := centrifugo.Dial(ctx, c.url, centrifugo.Options{Token: c.token, Name: "seqchat-loadgen",
-		OnPublication: c.publication, OnUnsubscribe: c.unsubscribed, QueueSize: outboundQueue})
+		OnPublication: c.publication, OnUnsubscribe: c.unsubscribed, QueueSize: cfQueue})
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.user, err)
 	}

@@ -2,8 +2,30 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"time"
+
+	"github.com/seqchat/seqchat/client"
 )
+
+// frame is what a connection reports of a server frame: the fields of
+// seqchat's frames the generator reads.
+type frame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Code           string `json:"code"`
+	// Message is an error's text, or a msg's message object: undecoded.
+	Message json.RawMessage `json:"message"`
+	Ref     string          `json:"ref"`
+	Fatal   bool            `json:"fatal"`
+	// SequencedAtMs is when the sequencer gave a msg its seq (0: unknown,
+	// as for a peer that has no sequencer).
+	SequencedAtMs int64 `json:"sequenced_at_ms"`
+	// RetryAfterMs is a refused send's retry hint (0: none).
+	RetryAfterMs int64 `json:"retry_after_ms"`
+}
 
 // Targets: what the generator drives.
 const (
@@ -40,7 +62,7 @@ type outMsg struct {
 	body      string // a load message's text
 	// control is a seqchat control operation (create_group) sent instead
 	// of a message.
-	control map[string]any
+	control *client.Control
 }
 
 // connEvents is what a connection tells the generator.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/client"
 	"github.com/seqchat/seqchat/pipeline/auth"
 	"github.com/seqchat/seqchat/pipeline/centrifugo"
 )
@@ -281,7 +282,7 @@ func (g *Generator) createGroups(ctx context.Context, devices []conn, clientSeq 
 		cmid := cv.id[2:] + "-create"
 		g.ver.Sent(Send{Device: creator, Conv: cv.id, ClientMsgID: cmid, ClientSeq: 1})
 		if !devices[cv.members[0]].send(ctx, outMsg{conv: cv.id, cmid: cmid, clientSeq: 1,
-			control: map[string]any{"op": "create_group", "title": cv.id[2:], "user_ids": names[1:]}}) {
+			control: &client.Control{Op: "create_group", Title: cv.id[2:], UserIDs: names[1:]}}) {
 			return fmt.Errorf("%w: create %s: connection of %s ended", ErrSetup, cv.id, creator)
 		}
 		want += len(names)
