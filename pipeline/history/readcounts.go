@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // ReadCount is "read by ReadBy of Members" for the chat message at Seq:
@@ -140,17 +141,10 @@ func (s *Store) allPeriods(ctx context.Context, conv string) (map[string][]Perio
 // messagesIn reads the seq and sender of the first limit chat messages of
 // conv in ranges, each once.
 func (s *Store) messagesIn(ctx context.Context, conv string, ranges []Period, limit int) ([]ReadCount, error) {
-	where := ""
-	args := []any{conv}
-	for i, p := range ranges {
-		if i > 0 {
-			where += " OR "
-		}
-		where += "(seq >= ? AND seq <= ?)"
-		args = append(args, p.From, p.To)
-	}
-	rows, err := s.conn.Query(ctx, "SELECT seq, sender_user_id FROM "+s.table+" WHERE conversation_id = ? AND kind = 'message' AND ("+
-		where+") ORDER BY seq LIMIT 1 BY seq LIMIT ?", append(args, limit)...)
+	var where strings.Builder
+	args := conversationRanges(&where, nil, conv, ranges)
+	rows, err := s.conn.Query(ctx, "SELECT seq, sender_user_id FROM "+s.table+" WHERE kind = 'message' AND "+
+		where.String()+" ORDER BY seq LIMIT 1 BY seq LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("messages of %s: %w", conv, err)
 	}

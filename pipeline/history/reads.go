@@ -42,28 +42,33 @@ func (s *Store) InsertReads(ctx context.Context, reads []ReadRow) error {
 }
 
 // ReadPositions returns the read position of every user of conv who ever
-// marked it (users: only those, when given).
-func (s *Store) ReadPositions(ctx context.Context, conv string, users ...string) (map[string]uint64, error) {
-	q := "SELECT user_id, max(read_seq) FROM " + s.sibling("read_positions") + " WHERE conversation_id = ?"
-	args := []any{conv}
-	if len(users) > 0 {
-		in, uargs := inList(users)
-		q += " AND user_id IN " + in
-		args = append(args, uargs...)
-	}
-	rows, err := s.conn.Query(ctx, q+" GROUP BY user_id", args...)
+// marked it.
+func (s *Store) ReadPositions(ctx context.Context, conv string) (map[string]uint64, error) {
+	return s.maxReadSeq(ctx, "user_id", "conversation_id = ?", conv)
+}
+
+// userReadPositions is user's read position in each of convs that has one.
+func (s *Store) userReadPositions(ctx context.Context, convs []string, user string) (map[string]uint64, error) {
+	in, args := inList(convs)
+	return s.maxReadSeq(ctx, "conversation_id", "conversation_id IN "+in+" AND user_id = ?", append(args, user)...)
+}
+
+// maxReadSeq is max(read_seq) of read_positions by the column by, over
+// the rows where (read positions only grow: the highest is the one).
+func (s *Store) maxReadSeq(ctx context.Context, by, where string, args ...any) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, "SELECT "+by+", max(read_seq) FROM "+s.sibling("read_positions")+" WHERE "+where+" GROUP BY "+by, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read positions of %s: %w", conv, err)
+		return nil, fmt.Errorf("read positions: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]uint64{}
 	for rows.Next() {
-		var user string
+		var key string
 		var seq uint64
-		if err := rows.Scan(&user, &seq); err != nil {
-			return nil, fmt.Errorf("read positions of %s: %w", conv, err)
+		if err := rows.Scan(&key, &seq); err != nil {
+			return nil, fmt.Errorf("read positions: %w", err)
 		}
-		out[user] = seq
+		out[key] = seq
 	}
 	return out, rows.Err()
 }
@@ -145,16 +150,7 @@ func (s *Store) conversationStates(ctx context.Context, user string, convs []str
 		if len(args) > 1 {
 			where.WriteString(" OR ")
 		}
-		where.WriteString("(conversation_id = ? AND (")
-		args = append(args, conv)
-		for i, p := range unread {
-			if i > 0 {
-				where.WriteString(" OR ")
-			}
-			where.WriteString("(seq >= ? AND seq <= ?)")
-			args = append(args, p.From, p.To)
-		}
-		where.WriteString("))")
+		args = conversationRanges(&where, args, conv, unread)
 	}
 	if len(args) == 1 {
 		return states, nil
@@ -182,25 +178,4 @@ func (s *Store) conversationStates(ctx context.Context, user string, convs []str
 		states[i].Unread = unread[states[i].ConversationID]
 	}
 	return states, nil
-}
-
-// userReadPositions is user's read position in each of convs that has one.
-func (s *Store) userReadPositions(ctx context.Context, convs []string, user string) (map[string]uint64, error) {
-	in, args := inList(convs)
-	rows, err := s.conn.Query(ctx, "SELECT conversation_id, max(read_seq) FROM "+s.sibling("read_positions")+
-		" WHERE conversation_id IN "+in+" AND user_id = ? GROUP BY conversation_id", append(args, user)...)
-	if err != nil {
-		return nil, fmt.Errorf("read positions of %s: %w", user, err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var conv string
-		var seq uint64
-		if err := rows.Scan(&conv, &seq); err != nil {
-			return nil, fmt.Errorf("read positions of %s: %w", user, err)
-		}
-		out[conv] = seq
-	}
-	return out, rows.Err()
 }

@@ -71,13 +71,7 @@ func TestReadPositionsSurviveRestore(t *testing.T) {
 	store := map[string]*imv1.StateEntry{}
 	take := func() []outcome {
 		out, changes := m.Take()
-		for _, c := range changes {
-			if c.Entry == nil {
-				delete(store, c.Key)
-			} else {
-				store[c.Key] = roundTrip(t, c.Entry)
-			}
-		}
+		persist(t, store, changes)
 		return outcomes(out)
 	}
 	for _, r := range []*imv1.RawRecord{msg("dm:ann:bob", "ann", "d", "m1", 1), msg("dm:ann:bob", "ann", "d", "m2", 2),
@@ -112,13 +106,7 @@ func TestReceiptsNeverGoBackwards(t *testing.T) {
 		for i, s := range randomWorkload(rng, 400) {
 			apply(m, s)
 			out, changes := m.Take()
-			for _, c := range changes {
-				if c.Entry == nil {
-					delete(store, c.Key)
-				} else {
-					store[c.Key] = roundTrip(t, c.Entry)
-				}
-			}
+			persist(t, store, changes)
 			for _, r := range out {
 				if r.Seq > 0 {
 					head[r.ConversationId] = r.Seq
@@ -143,6 +131,18 @@ func TestReceiptsNeverGoBackwards(t *testing.T) {
 		}
 		if receipts == 0 {
 			t.Fatalf("seed %d: the workload made no receipt", seed)
+		}
+	}
+}
+
+// persist applies state changes to a state store, as the changelog does.
+func persist(t *testing.T, store map[string]*imv1.StateEntry, changes []StateChange) {
+	t.Helper()
+	for _, c := range changes {
+		if c.Entry == nil {
+			delete(store, c.Key)
+		} else {
+			store[c.Key] = roundTrip(t, c.Entry)
 		}
 	}
 }
