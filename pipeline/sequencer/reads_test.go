@@ -4,6 +4,8 @@ import (
 	"math/rand"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -143,6 +145,36 @@ func persist(t *testing.T, store map[string]*imv1.StateEntry, changes []StateCha
 			delete(store, c.Key)
 		} else {
 			store[c.Key] = roundTrip(t, c.Entry)
+		}
+	}
+}
+
+// TestCheckerCatchesReceiptsGoingBack: the log checker (imctl tail, the
+// sequencer's broker tests) refuses a receipt that does not advance its
+// user's position or names a seq past the last.
+func TestCheckerCatchesReceiptsGoingBack(t *testing.T) {
+	m := NewMachine(Options{})
+	for _, r := range []*imv1.RawRecord{msg("dm:ann:bob", "ann", "d", "m1", 1), msg("dm:ann:bob", "ann", "d", "m2", 2), read("dm:ann:bob", "bob", "p", 2)} {
+		m.Apply(r, t0)
+	}
+	good, _ := m.Take()
+	check := NewChecker()
+	for _, r := range good {
+		check.Add(r)
+	}
+	if err := check.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, seq := range map[string]uint64{"the same seq": 2, "a lower seq": 1, "past the last seq": 3} {
+		check := NewChecker()
+		for _, r := range good {
+			check.Add(r)
+		}
+		back := proto.Clone(good[len(good)-1]).(*imv1.SequencedRecord)
+		back.GetReadReceipt().ReadSeq = seq
+		check.Add(back)
+		if check.Err() == nil {
+			t.Errorf("%s: the checker accepted a receipt at %d after 2", name, seq)
 		}
 	}
 }
