@@ -34,6 +34,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.GatewayPrefix, "gateway-topic-prefix", def.GatewayPrefix, "a gateway's topic is this prefix + its id")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-fanout", "consumer group over the sequenced topic")
 	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries a partition routes at once at most (default 1000)")
+	fs.IntVar(&cfg.ReceiptsMaxMembers, "receipts-max-members", 0, "groups of at most this many members get every read receipt; larger ones only the reader's devices (default 100; -1: none)")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "how often routed offsets are committed; a restart routes again at most this much (default 1s)")
 	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
 		return err

@@ -18,6 +18,9 @@ import (
 // DefaultCommitInterval is Config.CommitInterval when zero.
 const DefaultCommitInterval = time.Second
 
+// DefaultReceiptsMaxMembers is Config.ReceiptsMaxMembers when zero.
+const DefaultReceiptsMaxMembers = 100
+
 // Config configures a Fanout.
 type Config struct {
 	Kafka  kafkawire.Config
@@ -32,6 +35,12 @@ type Config struct {
 	CommitInterval time.Duration
 	// SessionTimeout of the consumer group. Zero means 10s.
 	SessionTimeout time.Duration
+	// ReceiptsMaxMembers: a read receipt of a group with at most this many
+	// members goes to every member; of a larger one only to the reader's
+	// devices (members read "k of n" from history). Zero means
+	// DefaultReceiptsMaxMembers; negative means no group gets receipts
+	// beyond the reader's devices.
+	ReceiptsMaxMembers int
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; nil means none are registered.
@@ -51,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.ReceiptsMaxMembers == 0 {
+		c.ReceiptsMaxMembers = DefaultReceiptsMaxMembers
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

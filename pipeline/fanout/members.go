@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -88,6 +89,32 @@ func (m *Members) Recipients(r *imv1.SequencedRecord) []string {
 		if contains(fm.Periods, r.Seq) {
 			out = append(out, u)
 		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReceiptRecipients returns the users a read receipt r (a notice) goes
+// to, sorted: the reader; in a dm the other user too; in a group of at
+// most maxMembers current members every member (its cost is bounded: past
+// maxMembers the count stops and only the reader gets it).
+func (m *Members) ReceiptRecipients(r *imv1.SequencedRecord, maxMembers int) []string {
+	reader := r.GetReadReceipt().GetUserId()
+	if a, b, ok := dmUsers(r.ConversationId); ok {
+		return []string{a, b}
+	}
+	var out []string
+	for u, fm := range m.groups[r.ConversationId] {
+		if n := len(fm.Periods); n == 0 || fm.Periods[n-1].ToSeq != 0 {
+			continue // not a member now
+		}
+		if len(out) == maxMembers {
+			return []string{reader}
+		}
+		out = append(out, u)
+	}
+	if !slices.Contains(out, reader) {
+		out = append(out, reader) // a leaver's receipt of a mark made before the leave
 	}
 	sort.Strings(out)
 	return out

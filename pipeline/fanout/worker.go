@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -148,7 +149,9 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 			w.heads.Observe(r.ConversationId, r.Seq)
 		}
 		var byGateway map[string][]*imv1.DeviceRef
-		if r.Seq == 0 { // a notice goes to the sending device only
+		if r.GetReadReceipt() != nil {
+			byGateway = w.receiptDevices(r)
+		} else if r.Seq == 0 { // a notice goes to the sending device only
 			if gw := w.f.presence.device(r.SenderUserId, r.SenderDeviceId); gw != "" {
 				byGateway = map[string][]*imv1.DeviceRef{gw: {{UserId: r.SenderUserId, DeviceId: r.SenderDeviceId}}}
 			}
@@ -184,6 +187,24 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 	}
 	w.f.metrics.deliveries.Add(float64(len(deliveries)))
 	return append(msgs, deliveries...), sequenced, nil
+}
+
+// receiptDevices are the connected devices a read receipt goes to
+// (Members.ReceiptRecipients) but the one that marked it, which is answered
+// by nothing, as for an ack.
+func (w *worker) receiptDevices(r *imv1.SequencedRecord) map[string][]*imv1.DeviceRef {
+	byGateway := w.f.presence.devices(w.members.ReceiptRecipients(r, max(w.f.cfg.ReceiptsMaxMembers, 0)))
+	for gw, devs := range byGateway {
+		devs = slices.DeleteFunc(devs, func(d *imv1.DeviceRef) bool {
+			return d.UserId == r.SenderUserId && d.DeviceId == r.SenderDeviceId
+		})
+		if len(devs) == 0 {
+			delete(byGateway, gw)
+		} else {
+			byGateway[gw] = devs
+		}
+	}
+	return byGateway
 }
 
 // routingStarted tells the gateway of each connection that this

@@ -358,6 +358,10 @@ func (c *conn) readLoop() {
 			c.handleAck(f.Ack)
 		case f.Sync != nil:
 			go c.handleSync(f.Sync)
+		case f.Read != nil:
+			c.handleRead(f.Read)
+		case f.Conversations != nil:
+			go c.handleConversations()
 		case f.Ping != nil:
 			c.send(encode(pongFrame{Type: "pong", ID: f.Ping.ID}))
 		}

@@ -12,9 +12,14 @@ import (
 // historyPage is how many entries one gap fill asks history for.
 const historyPage = 500
 
-// deliverNotice takes a notice (seq 0) routed to this device: a rejection
-// or a duplicate's answer, for the sending device only.
+// deliverNotice takes a notice (seq 0) routed to this device: a read
+// receipt (the fanout chose its recipients), or a rejection or a
+// duplicate's answer, for the sending device only.
 func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
+	if f := ReceiptFrame(r); f != nil {
+		c.send(f)
+		return
+	}
 	if r.SenderDeviceId != c.device || r.SenderUserId != c.user {
 		return
 	}

@@ -103,6 +103,15 @@ type Sync struct {
 	Limit          int    `json:"limit,omitempty"`
 }
 
+// Read marks the conversation read by the user up to Seq.
+type Read struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+}
+
+// ListConversations asks for the user's conversations with unread counts.
+type ListConversations struct{}
+
 // Ping is an application-level keepalive.
 type Ping struct {
 	ID string `json:"id,omitempty"`
@@ -115,7 +124,15 @@ type ClientFrame struct {
 	Ack   *Ack
 	Sync  *Sync
 	Ping  *Ping
+	Read  *Read
+	// Conversations: the `conversations` request.
+	Conversations *ListConversations
 }
+
+// clientFrameDefs maps each client frame type to its definition in the
+// schema (the `conversations` request shares its type with the answer).
+var clientFrameDefs = map[string]string{"hello": "hello", "send": "send", "ack": "ack", "sync": "sync", "ping": "ping",
+	"read": "read", "conversations": "list_conversations"}
 
 // FrameDecoder parses client frames and checks each against its definition
 // in the protocol's JSON Schema, so the gateway accepts exactly what the
@@ -135,8 +152,8 @@ func NewFrameDecoder() (*FrameDecoder, error) {
 		return nil, fmt.Errorf("protocol schema: %w", err)
 	}
 	d := &FrameDecoder{schemas: map[string]*jsonschema.Schema{}}
-	for _, typ := range []string{"hello", "send", "ack", "sync", "ping"} {
-		s, err := c.Compile("protocol.schema.json#/$defs/" + typ)
+	for typ, def := range clientFrameDefs {
+		s, err := c.Compile("protocol.schema.json#/$defs/" + def)
 		if err != nil {
 			return nil, fmt.Errorf("protocol schema of %s: %w", typ, err)
 		}
@@ -193,6 +210,12 @@ func (d *FrameDecoder) decodeWithSchema(b []byte) (ClientFrame, *ProtocolError) 
 	case "ping":
 		f.Ping = &Ping{}
 		target = f.Ping
+	case "read":
+		f.Read = &Read{}
+		target = f.Read
+	case "conversations":
+		f.Conversations = &ListConversations{}
+		target = f.Conversations
 	}
 	if err := json.Unmarshal(b, target); err != nil { // the schema passed: only numbers past uint64 can fail here
 		return ClientFrame{}, protoErr(CodeInvalid, "%s frame: %v", typ, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -67,6 +68,18 @@ type syncedFrame struct {
 	Complete       bool   `json:"complete"`
 }
 
+type receiptFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
+	Seq            uint64 `json:"seq"`
+}
+
+type conversationsFrame struct {
+	Type          string                         `json:"type"`
+	Conversations []historyapi.ConversationState `json:"conversations"`
+}
+
 type pongFrame struct {
 	Type string `json:"type"`
 	ID   string `json:"id,omitempty"`
@@ -115,6 +128,16 @@ func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
 		}
 	}
 	return f
+}
+
+// ReceiptFrame turns a read receipt (a notice) into its `receipt` frame;
+// nil for any other record.
+func ReceiptFrame(r *imv1.SequencedRecord) []byte {
+	rr := r.GetReadReceipt()
+	if rr == nil || rr.ReadSeq == 0 {
+		return nil
+	}
+	return encode(receiptFrame{Type: "receipt", ConversationID: r.ConversationId, UserID: rr.UserId, Seq: rr.ReadSeq})
 }
 
 // rejectionFrame turns a rejection notice (seq 0) into `rejected`; nil for

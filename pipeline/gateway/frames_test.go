@@ -31,6 +31,13 @@ func TestDecodeClientFrame(t *testing.T) {
 		{`{"type":"ack","conversation_id":"dm:a:b","seq":3}`, ""},
 		{`{"type":"sync","conversation_id":"g:1","after_seq":0,"limit":50}`, ""},
 		{`{"type":"ping","id":"p"}`, ""},
+		{`{"type":"read","conversation_id":"g:1","seq":7}`, ""},
+		{`{"type":"conversations"}`, ""},
+		{`{"type":"read","conversation_id":"g:1","seq":0}`, CodeInvalid},
+		{`{"type":"read","conversation_id":"g:1"}`, CodeInvalid},
+		{`{"type":"read","conversation_id":"g:1","seq":7,"client_msg_id":"x"}`, CodeInvalid},
+		{`{"type":"conversations","conversations":[]}`, CodeInvalid},
+		{`{"type":"receipt","conversation_id":"g:1","user_id":"a","seq":1}`, CodeUnknownType}, // a server frame
 		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":3,"revision":{"op":"edit","target_seq":2},"message":{"content_type":"text/plain","body":"hi!"}}`, ""},
 		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":4,"revision":{"op":"recall","target_seq":2}}`, ""},
 		{`{"type":"send","conversation_id":"g:1","client_msg_id":"c1","client_seq":4,"revision":{"op":"recall","target_seq":2},"message":{"content_type":"t","body":"x"}}`, CodeInvalid},
@@ -107,7 +114,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			return
 		}
 		set := 0
-		for _, p := range []bool{fr.Hello != nil, fr.Send != nil, fr.Ack != nil, fr.Sync != nil, fr.Ping != nil} {
+		for _, p := range []bool{fr.Hello != nil, fr.Send != nil, fr.Ack != nil, fr.Sync != nil, fr.Ping != nil, fr.Read != nil, fr.Conversations != nil} {
 			if p {
 				set++
 			}
@@ -120,9 +127,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 
 func TestDocumentedClientExamplesDecode(t *testing.T) {
 	for _, ex := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(wsprotocol.Document, -1) {
-		var head struct{ Type string }
+		var head struct {
+			Type          string
+			Conversations []any
+		}
 		json.Unmarshal([]byte(ex[1]), &head)
-		if !strings.Contains("hello send ack sync ping", head.Type) {
+		if _, client := clientFrameDefs[head.Type]; !client || head.Conversations != nil {
 			continue // a server frame
 		}
 		if _, err := decoder(t).Decode([]byte(ex[1])); err != nil {
@@ -159,6 +169,10 @@ var fastCases = []string{
 	`{"type":"ack","conversation_id":"g:a","seq":3,}`,
 	`{"type":"ack","conversation_id":"g:a","seq":3]`,
 	`{"type":"ping"}`,
+	`{"type":"read","conversation_id":"g:a","seq":3}`,
+	`{"type":"read","conversation_id":"g:a","seq":0}`,
+	`{"type":"Read","conversation_id":"g:a","seq":3}`,
+	`{"type":"read","conversation_id":"g a","seq":3}`,
 	"{\"type\":\"send\",\"conversation_id\":\"g:a\",\"client_msg_id\":\"m1\",\"client_seq\":1,\"message\":{\"content_type\":\"t\",\"body\":\"\xff\"}}",
 }
 

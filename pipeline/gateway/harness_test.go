@@ -25,6 +25,7 @@ import (
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/schemas/historyapi"
 )
 
 const (
@@ -48,6 +49,8 @@ type pipeline struct {
 	stopSink   func()
 	fanout     fanout.Config
 	stopFanout func()
+	sequencer  sequencer.Config
+	stopSeq    func()
 	clickhouse driver.Conn // history's database
 	database   string
 	// historyReads counts the read API's requests (every method but PUT,
@@ -91,11 +94,8 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	for _, f := range tune {
 		f(&seqCfg)
 	}
-	seq, err := sequencer.New(seqCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.run("sequencer", seq.Run)
+	p.sequencer = seqCfg
+	p.startSequencer()
 	p.fanout = fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")}
 	p.startFanout()
 
@@ -123,6 +123,17 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	t.Cleanup(srv.Close)
 	p.history = srv.URL
 	return p
+}
+
+// startSequencer starts the sequencer (again, after stopSeq: it restores
+// its state from the changelog).
+func (p *pipeline) startSequencer() {
+	p.t.Helper()
+	seq, err := sequencer.New(p.sequencer)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.stopSeq = p.run("sequencer", seq.Run)
 }
 
 // startFanout starts the fanout (again, after stopFanout).
@@ -249,6 +260,9 @@ type frame struct {
 	} `json:"revision"`
 	Edited   bool `json:"edited"`
 	Recalled bool `json:"recalled"`
+	// UserID: a receipt's reader; Conversations: the conversations list.
+	UserID        string                         `json:"user_id"`
+	Conversations []historyapi.ConversationState `json:"conversations"`
 }
 
 // client is one device's WebSocket connection, recording what it receives.

@@ -43,6 +43,9 @@ type History interface {
 	// Read to report.
 	CatchUp(ctx context.Context, user string, after map[string]uint64, limit int) (map[string]HistoryPage, error)
 	Conversations(ctx context.Context, user string) ([]string, error)
+	// Unread lists the user's conversations with its read position and
+	// unread count in each.
+	Unread(ctx context.Context, user string) ([]historyapi.ConversationState, error)
 	// Progress is, per partition of the sequenced topic, the offset before
 	// which history has stored every record.
 	Progress(ctx context.Context) ([]int64, error)
@@ -131,6 +134,13 @@ func (c *HistoryClient) Conversations(ctx context.Context, user string) ([]strin
 		Conversations []string `json:"conversations"`
 	}
 	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(user)+"/conversations", nil, &out)
+	return out.Conversations, err
+}
+
+// Unread implements History: GET /v1/users/{user}/unread.
+func (c *HistoryClient) Unread(ctx context.Context, user string) ([]historyapi.ConversationState, error) {
+	var out historyapi.ConversationList
+	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(user)+"/unread", nil, &out)
 	return out.Conversations, err
 }
 

@@ -97,6 +97,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	const messages = "/v1/conversations/{conversation_id}/messages"
 	h.mux.HandleFunc("GET "+messages, h.getMessages)
 	h.registerDevices()
+	h.registerReads()
 	// The method-less twin answers the other methods in JSON (the mux's own
 	// 405 is plain text).
 	h.mux.HandleFunc(messages, func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ const (
 	outcomeEntry      = "entry"
 	outcomeNotice     = "notice"
 	outcomeDeadLetter = "dead_letter"
+	// outcomeReadReceipt: a read receipt (a notice) stored in read_positions.
+	outcomeReadReceipt = "read_receipt"
 )
 
 type sinkMetrics struct {
@@ -28,7 +30,7 @@ type sinkMetrics struct {
 func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMetrics {
 	m := &sinkMetrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_history_records_total",
-			Help: "Sequenced records consumed and committed, by outcome: entry (stored), notice (skipped), dead_letter."}, []string{"outcome"}),
+			Help: "Sequenced records consumed and committed, by outcome: entry (stored), read_receipt (stored in read_positions), notice (skipped), dead_letter."}, []string{"outcome"}),
 		rows: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_history_rows_inserted_total",
 			Help: "Rows inserted into ClickHouse (a batch written again after a crash counts again)."}),
 		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_history_insert_seconds",
@@ -50,7 +52,7 @@ func newSinkMetrics(reg prometheus.Registerer, retrying func() float64) *sinkMet
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seqchat_history_entry_delay_seconds",
 			Help: "Time from sequencing to insert of the newest entry of each batch.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
-	for _, o := range []string{outcomeEntry, outcomeNotice, outcomeDeadLetter} {
+	for _, o := range []string{outcomeEntry, outcomeNotice, outcomeReadReceipt, outcomeDeadLetter} {
 		m.records.WithLabelValues(o) // export zeros, so rates exist before the first one
 	}
 	for _, op := range []string{opInsert, opDeadLetter} {

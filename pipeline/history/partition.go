@@ -28,9 +28,16 @@ type partition struct {
 
 // batch is what one Process writes.
 type batch struct {
-	rows    []Row
+	writes
 	dead    []*sarama.ProducerMessage
 	notices int
+}
+
+// writes are the rows of one partition's batch: entries, and read
+// receipts (notices kept in read_positions).
+type writes struct {
+	rows  []Row
+	reads []ReadRow
 }
 
 // Process writes the batch's dead letters, then its rows through the
@@ -50,14 +57,15 @@ func (p *partition) Process(kb kafkawire.Batch) error {
 	if len(b.dead) > 0 && !p.s.retry(p.ss.writeCtx, opDeadLetter, func(context.Context) error { return p.s.deadLetters.SendMessages(b.dead) }) {
 		return p.unwritten(kb)
 	}
-	if len(b.rows) > 0 {
-		if err := <-p.ss.inserter.Submit(b.rows); err != nil {
+	if len(b.rows) > 0 || len(b.reads) > 0 {
+		if err := <-p.ss.inserter.Submit(b.writes); err != nil {
 			return p.unwritten(kb)
 		}
 	}
 	m := p.s.metrics
 	m.records.WithLabelValues(outcomeEntry).Add(float64(len(b.rows)))
 	m.records.WithLabelValues(outcomeNotice).Add(float64(b.notices))
+	m.records.WithLabelValues(outcomeReadReceipt).Add(float64(len(b.reads)))
 	m.records.WithLabelValues(outcomeDeadLetter).Add(float64(len(b.dead)))
 	return nil
 }
@@ -71,11 +79,18 @@ func (p *partition) unwritten(b kafkawire.Batch) error {
 // Close: the partition was revoked or the session ended.
 func (p *partition) Close() { p.s.metrics.partitions.Dec() }
 
-// add decodes one record into the batch: an entry becomes a row, a notice
-// is skipped, anything else becomes a dead letter (never a stall).
+// add decodes one record into the batch: an entry becomes a row, a read
+// receipt a read row, another notice is skipped, anything else becomes a
+// dead letter (never a stall).
 func (p *partition) add(b *batch, m *sarama.ConsumerMessage) {
 	rec := &imv1.SequencedRecord{}
 	err := imv1.Unmarshal(m.Value, rec)
+	if err == nil {
+		if r, ok := ReadRowOf(rec); ok {
+			b.reads = append(b.reads, r)
+			return
+		}
+	}
 	if err == nil && IsNotice(rec) {
 		b.notices++
 		return
@@ -114,16 +129,27 @@ func (p *partition) deadLetter(m *sarama.ConsumerMessage, reason error) (*sarama
 	return msg, nil
 }
 
-// insert writes the rows several partitions submitted in one insert,
-// retrying while ClickHouse fails (false: ctx ended first).
-func (s *Sink) insert(ctx context.Context, parts [][]Row) error {
+// insert writes the rows several partitions submitted in one insert (and
+// their read receipts in another), retrying while ClickHouse fails (false:
+// ctx ended first). A retry writes both again: harmless (I7).
+func (s *Sink) insert(ctx context.Context, parts []writes) error {
 	var rows []Row
-	for _, r := range parts {
-		rows = append(rows, r...)
+	var reads []ReadRow
+	for _, w := range parts {
+		rows = append(rows, w.rows...)
+		reads = append(reads, w.reads...)
 	}
 	start := time.Now()
-	if !s.retry(ctx, opInsert, func(ctx context.Context) error { return s.cfg.Store.Insert(ctx, rows) }) {
+	if !s.retry(ctx, opInsert, func(ctx context.Context) error {
+		if err := s.cfg.Store.Insert(ctx, rows); err != nil {
+			return err
+		}
+		return s.cfg.Store.InsertReads(ctx, reads)
+	}) {
 		return errors.New("history: insert not written before the session's deadline")
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	m := s.metrics
 	m.insertSeconds.Observe(time.Since(start).Seconds())

@@ -124,3 +124,24 @@ func kindOf(k imv1.MembershipEvent_Kind) (Kind, bool) {
 // nonNegative keeps a clock before 1970 (a broken clock) from wrapping
 // around in the UInt64 columns.
 func nonNegative(ms int64) uint64 { return uint64(max(ms, 0)) }
+
+// ReadRow is one row of the read_positions table: a read receipt.
+type ReadRow struct {
+	ConversationID string
+	UserID         string
+	Epoch          uint64
+	ReadSeq        uint64
+	DeviceID       string // the device that marked it
+	SequencedAtMs  uint64
+}
+
+// ReadRowOf maps a read receipt (a notice) to its row; ok is false for
+// every other record, and for a receipt without a user or position.
+func ReadRowOf(r *imv1.SequencedRecord) (ReadRow, bool) {
+	rr := r.GetReadReceipt()
+	if rr == nil || !IsNotice(r) || r.ConversationId == "" || rr.UserId == "" || rr.ReadSeq == 0 {
+		return ReadRow{}, false
+	}
+	return ReadRow{ConversationID: r.ConversationId, UserID: rr.UserId, Epoch: r.Epoch, ReadSeq: rr.ReadSeq,
+		DeviceID: r.SenderDeviceId, SequencedAtMs: nonNegative(r.SequencedAtMs)}, true
+}

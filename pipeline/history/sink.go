@@ -130,7 +130,7 @@ func (s *Sink) Run(ctx context.Context) error {
 // sinkSession is what a session's partitions share: the inserter and the
 // deadline of their writes (ShutdownTimeout past the session's end).
 type sinkSession struct {
-	inserter *coalesce.Batcher[[]Row]
+	inserter *coalesce.Batcher[writes]
 	writeCtx context.Context
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -148,10 +148,10 @@ func (s *Sink) Setup(sess *kafkawire.Session) error {
 		n += len(ps)
 	}
 	writeCtx, stop := graceContext(sess.Context(), s.cfg.ShutdownTimeout)
-	ss := &sinkSession{inserter: coalesce.New[[]Row](s.cfg.BatchMaxWait, max(n, 1), nil), writeCtx: writeCtx, stop: stop, done: make(chan struct{})}
+	ss := &sinkSession{inserter: coalesce.New[writes](s.cfg.BatchMaxWait, max(n, 1), nil), writeCtx: writeCtx, stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(ss.done)
-		ss.inserter.Run(writeCtx, func(parts [][]Row) error { return s.insert(writeCtx, parts) })
+		ss.inserter.Run(writeCtx, func(parts []writes) error { return s.insert(writeCtx, parts) })
 	}()
 	s.mu.Lock()
 	s.session = ss

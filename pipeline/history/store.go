@@ -286,16 +286,7 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 		if len(args) > 0 {
 			where.WriteString(" OR ")
 		}
-		where.WriteString("(conversation_id = ? AND (")
-		args = append(args, conv)
-		for i, p := range rs {
-			if i > 0 {
-				where.WriteString(" OR ")
-			}
-			where.WriteString("(seq >= ? AND seq <= ?)")
-			args = append(args, p.From, p.To)
-		}
-		where.WriteString("))")
+		args = conversationRanges(&where, args, conv, rs)
 	}
 	if len(args) == 0 {
 		return out, nil
@@ -305,6 +296,22 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 	// the outer LIMIT BY bounds each conversation's page.
 	return s.scanRows(ctx, "entries", "SELECT "+columns+" FROM (SELECT "+columns+" FROM "+s.table+" WHERE "+where.String()+
 		" ORDER BY conversation_id, seq LIMIT 1 BY conversation_id, seq) ORDER BY conversation_id, seq LIMIT ? BY conversation_id", args...)
+}
+
+// conversationRanges writes "(conversation_id = ? AND (seq ranges))" for
+// conv and rs (at least one) to where and returns args with its values.
+func conversationRanges(where *strings.Builder, args []any, conv string, rs []Period) []any {
+	where.WriteString("(conversation_id = ? AND (")
+	args = append(args, conv)
+	for i, p := range rs {
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(seq >= ? AND seq <= ?)")
+		args = append(args, p.From, p.To)
+	}
+	where.WriteString("))")
+	return args
 }
 
 // Span is the seqs First..Last of one conversation.

@@ -101,6 +101,8 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 		rec.Body = &imv1.RawRecord_Message{Message: s.Message}
 	case s.Revision != nil:
 		rec.Body = &imv1.RawRecord_Revision{Revision: s.Revision}
+	case s.Read != nil:
+		rec.Body = &imv1.RawRecord_Read{Read: s.Read}
 	default:
 		rec.Body = &imv1.RawRecord_Control{Control: s.Control}
 	}

@@ -38,6 +38,8 @@ func TestSubmitWritesRawRecords(t *testing.T) {
 			Message: &imv1.ChatMessage{ContentType: "application/octet-stream", Body: []byte{0, 1, 0xff}}},
 		{ConversationID: "g:other:group", ClientMsgID: "m-7", SenderUserID: "zoe", SenderDeviceID: "web:1", ClientSeq: 1,
 			Message: &imv1.ChatMessage{ContentType: "text/plain"}},
+		{ConversationID: "dm:alice:bob", ClientMsgID: "read:2", SenderUserID: "alice", SenderDeviceID: "tablet",
+			Read: &imv1.ReadMark{Seq: 2}},
 	}
 	for i := 1; i <= 4; i++ { // the group sends get distinct ids
 		sends[i].ClientMsgID = "m-" + string(rune('1'+i))
@@ -75,9 +77,12 @@ func TestSubmitWritesRawRecords(t *testing.T) {
 		want := &imv1.RawRecord{Version: imv1.Version, ConversationId: s.ConversationID, ClientMsgId: s.ClientMsgID,
 			SenderUserId: s.SenderUserID, SenderDeviceId: s.SenderDeviceID, ClientSeq: s.ClientSeq,
 			ReceivedAtMs: r.rec.GetReceivedAtMs(), Origin: "gw-7"}
-		if s.Message != nil {
+		switch {
+		case s.Message != nil:
 			want.Body = &imv1.RawRecord_Message{Message: s.Message}
-		} else {
+		case s.Read != nil:
+			want.Body = &imv1.RawRecord_Read{Read: s.Read}
+		default:
 			want.Body = &imv1.RawRecord_Control{Control: s.Control}
 		}
 		if !proto.Equal(r.rec, want) {

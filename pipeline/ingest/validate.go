@@ -39,10 +39,15 @@ type Send struct {
 	// ClientSeq orders one device's sends in a conversation from 1 (I2).
 	// 0 means the sender asks for no per-device ordering (server-side senders).
 	ClientSeq uint64
-	// Exactly one of Message, Control and Revision.
+	// Exactly one of Message, Control, Revision and Read.
 	Message  *imv1.ChatMessage
 	Control  *imv1.Control
 	Revision *imv1.Revision
+	// Read marks the conversation read up to its seq (>= 1) by the sender:
+	// no seq, no answer but a receipt when it advances the sender's read
+	// position. Its ClientSeq must be 0 (a mark has no place in the
+	// device's send order).
+	Read *imv1.ReadMark
 }
 
 const (
@@ -89,16 +94,23 @@ func validate(s Send, l Limits) *Error {
 		return invalid("sender_device_id %s: %s", quote(s.SenderDeviceID), r)
 	}
 	n := 0
-	for _, set := range []bool{s.Message != nil, s.Control != nil, s.Revision != nil} {
+	for _, set := range []bool{s.Message != nil, s.Control != nil, s.Revision != nil, s.Read != nil} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		return invalid("a send needs a message, a control or a revision")
+		return invalid("a send needs a message, a control, a revision or a read mark")
 	case n > 1:
-		return invalid("a send has one of a message, a control and a revision")
+		return invalid("a send has one of a message, a control, a revision and a read mark")
+	case s.Read != nil:
+		if s.Read.Seq == 0 {
+			return invalid("a read mark needs a seq of 1 or more")
+		}
+		if s.ClientSeq != 0 {
+			return invalid("a read mark has client_seq 0")
+		}
 	case s.Revision != nil:
 		if err := validateRevision(s.Revision, l); err != nil {
 			return err

@@ -59,6 +59,9 @@ func TestValidate(t *testing.T) {
 	rev := func(r *imv1.Revision) func(*ingest.Send) {
 		return func(s *ingest.Send) { s.Message, s.Revision = nil, r }
 	}
+	mark := func(seq, clientSeq uint64) func(*ingest.Send) {
+		return func(s *ingest.Send) { s.Message, s.Read, s.ClientSeq = nil, &imv1.ReadMark{Seq: seq}, clientSeq }
+	}
 	long := func(n int) string { return strings.Repeat("a", n) }
 	small := ingest.Limits{MaxBodyBytes: 4, MaxIDBytes: 8, MaxContentTypeBytes: 4, MaxTitleBytes: 3, MaxInitialMembers: 2}
 
@@ -96,6 +99,10 @@ func TestValidate(t *testing.T) {
 		{name: "join", change: ctrl(join("bob"))},
 		{name: "leave", change: ctrl(leave())},
 		{name: "kick", change: ctrl(kick("mallory"))},
+		{name: "read mark", change: mark(42, 0)},
+		{name: "read mark of seq 0", change: mark(0, 0), want: "invalid"},
+		{name: "read mark with a client_seq", change: mark(42, 3), want: "invalid"},
+		{name: "read mark and a message", change: func(s *ingest.Send) { s.ClientSeq, s.Read = 0, &imv1.ReadMark{Seq: 1} }, want: "invalid"},
 		{name: "small limits, at the limits", limits: small, change: func(s *ingest.Send) {
 			*s = ingest.Send{ConversationID: "g:abcdef", ClientMsgID: long(8), SenderUserID: long(8),
 				SenderDeviceID: long(8), Message: &imv1.ChatMessage{ContentType: "a/bc", Body: []byte("1234")}}

@@ -6,7 +6,8 @@ import (
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
-// Checker verifies invariants I1–I4 over a sequenced log, fed record by
+// Checker verifies invariants I1–I4 over a sequenced log (and that read
+// receipts of a user only advance), fed record by
 // record in the order of its partitions. The sequencer's tests and `imctl
 // tail` use it; the load generator checks what devices receive and the
 // audit tool what ClickHouse holds, each with checks of its own.
@@ -25,6 +26,7 @@ type convCheck struct {
 	// of one is a new send and may follow its successors.
 	rejected map[string]bool
 	devices  map[device]*deviceCheck
+	reads    map[string]uint64 // user -> read_seq of its last receipt
 }
 
 type deviceCheck struct {
@@ -72,13 +74,20 @@ func (c *Checker) Err() error {
 func (c *Checker) Add(r *imv1.SequencedRecord) {
 	cc := c.convs[r.ConversationId]
 	if cc == nil {
-		cc = &convCheck{members: map[string]bool{}, seqOf: map[string]uint64{}, rejected: map[string]bool{}, devices: map[device]*deviceCheck{}}
+		cc = &convCheck{members: map[string]bool{}, seqOf: map[string]uint64{}, rejected: map[string]bool{}, devices: map[device]*deviceCheck{},
+			reads: map[string]uint64{}}
 		c.convs[r.ConversationId] = cc
 	}
 	key := r.SenderUserId + sep + r.ClientMsgId
 	if r.Seq == 0 { // a notice: a duplicate must name the seq the original got
 		if r.GetRejection() != nil {
 			cc.rejected[key] = true
+		}
+		if rr := r.GetReadReceipt(); rr != nil { // read positions only advance, never past the last seq
+			if rr.ReadSeq <= cc.reads[rr.UserId] || rr.ReadSeq > cc.last || rr.UserId != r.SenderUserId {
+				c.fail("%s: receipt of %s at %d after %d (last seq %d)", r.ConversationId, rr.UserId, rr.ReadSeq, cc.reads[rr.UserId], cc.last)
+			}
+			cc.reads[rr.UserId] = max(cc.reads[rr.UserId], rr.ReadSeq)
 		}
 		d := r.GetDuplicate()
 		switch {

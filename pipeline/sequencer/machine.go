@@ -85,6 +85,7 @@ type conversation struct {
 	cursors map[device]*cursor
 	held    map[device][]heldSend // each sorted by client_seq
 	nHeld   int
+	reads   map[string]uint64 // user -> read position (ReadMark), kept when the user leaves
 }
 
 // StateChange is one write to the state store: Entry nil deletes Key.
@@ -102,6 +103,9 @@ type Machine struct {
 	withHeld map[string]*conversation
 	out      []*imv1.SequencedRecord
 	changes  map[string]*imv1.StateEntry
+	// ignoredReads counts read marks that moved nothing since the last
+	// TakeIgnoredReads (not a member, unknown group, not an advance).
+	ignoredReads int
 }
 
 // NewMachine returns an empty machine.
@@ -195,6 +199,7 @@ func (m *Machine) conversation(id string) *conversation {
 		bySeq:   map[uint64]string{},
 		cursors: map[device]*cursor{},
 		held:    map[device][]heldSend{},
+		reads:   map[string]uint64{},
 	}
 	m.convs[id] = c
 	return c
@@ -210,6 +215,12 @@ func (c *conversation) isMember(user string) bool {
 
 // Apply processes one raw record (CheckRaw must have passed) at time now.
 func (m *Machine) Apply(r *imv1.RawRecord, now time.Time) {
+	if mark, ok := r.Body.(*imv1.RawRecord_Read); ok {
+		// Before dedup and cursors: a read mark takes no seq, is never
+		// remembered, and is idempotent by itself (monotonic).
+		m.markRead(r, mark.Read, now)
+		return
+	}
 	c := m.conversation(r.ConversationId)
 	dedup := r.SenderUserId + sep + r.ClientMsgId
 	if prev := c.recent[dedup]; prev != nil { // I3: same client_msg_id, same seq
@@ -558,6 +569,44 @@ func (m *Machine) remember(c *conversation, rs *imv1.RecentSend) {
 		c.order = c.order[1:]
 		m.changes[recentKey(c.id, old.SenderUserId, old.ClientMsgId)] = nil
 	}
+}
+
+// ReadPosition is how far user has read conversation id (0: never marked).
+func (m *Machine) ReadPosition(id, user string) uint64 {
+	if c := m.convs[id]; c != nil {
+		return c.reads[user]
+	}
+	return 0
+}
+
+// TakeIgnoredReads returns how many read marks moved nothing since the
+// last call, and starts afresh.
+func (m *Machine) TakeIgnoredReads() int {
+	n := m.ignoredReads
+	m.ignoredReads = 0
+	return n
+}
+
+// markRead advances the sender's read position to the mark's seq (clamped
+// to the conversation's last seq) and emits one ReadReceipt notice. A mark
+// that would not advance it, or from a user who is not a member of an
+// existing conversation, is ignored: read positions never move backwards.
+// Positions outlive a leave (a rejoiner's marks go on from where it was).
+func (m *Machine) markRead(r *imv1.RawRecord, mark *imv1.ReadMark, now time.Time) {
+	c := m.convs[r.ConversationId]
+	if c == nil || !c.head.Created || !c.isMember(r.SenderUserId) {
+		m.ignoredReads++
+		return
+	}
+	seq := min(mark.GetSeq(), c.head.LastSeq)
+	if seq <= c.reads[r.SenderUserId] {
+		m.ignoredReads++
+		return
+	}
+	c.reads[r.SenderUserId] = seq
+	m.changes[readKey(c.id, r.SenderUserId)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Read{
+		Read: &imv1.ReadPosition{ConversationId: c.id, UserId: r.SenderUserId, ReadSeq: seq}}}
+	m.notice(r, now).Body = &imv1.SequencedRecord_ReadReceipt{ReadReceipt: &imv1.ReadReceipt{UserId: r.SenderUserId, ReadSeq: seq}}
 }
 
 // notice appends an answer to the sender that takes no seq (seq 0); the

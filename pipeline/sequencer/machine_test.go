@@ -48,6 +48,13 @@ func recall(conv, user, cmid string, seq uint64) *imv1.RawRecord {
 	return revise(conv, user, cmid, &imv1.Revision{TargetSeq: seq, Op: &imv1.Revision_Recall{Recall: &imv1.Recall{}}})
 }
 
+// read is a read mark, as the gateway writes it: client_seq 0 and a
+// client_msg_id of its own.
+func read(conv, user, dev string, seq uint64) *imv1.RawRecord {
+	return &imv1.RawRecord{Version: imv1.Version, ConversationId: conv, ClientMsgId: fmt.Sprintf("read-%s-%d", dev, seq),
+		SenderUserId: user, SenderDeviceId: dev, Body: &imv1.RawRecord_Read{Read: &imv1.ReadMark{Seq: seq}}}
+}
+
 // outcome is what one send produced, in a form tests compare.
 type outcome struct {
 	seq  uint64
@@ -72,6 +79,8 @@ func outcomes(recs []*imv1.SequencedRecord) []outcome {
 			o.what = "reject:" + b.Rejection.Code
 		case *imv1.SequencedRecord_Duplicate:
 			o.what = fmt.Sprintf("dup:%d", b.Duplicate.OriginalSeq)
+		case *imv1.SequencedRecord_ReadReceipt:
+			o.what = fmt.Sprintf("read:%s:%d", b.ReadReceipt.UserId, b.ReadReceipt.ReadSeq)
 		case *imv1.SequencedRecord_Revision:
 			o.what = fmt.Sprintf("edit:%d", b.Revision.TargetSeq)
 			if b.Revision.GetRecall() != nil {
@@ -399,6 +408,8 @@ func randomWorkloadRetrying(rng *rand.Rand, n int, orderedRetriesOnly bool) []st
 			r = edit(conv, u, cmid, uint64(1+rng.Intn(30)), "edited")
 		case k == 7:
 			r = recall(conv, u, cmid, uint64(1+rng.Intn(30)))
+		case k == 8 || k == 9:
+			r = read(conv, u, fmt.Sprintf("d%d", rng.Intn(2)), uint64(1+rng.Intn(40)))
 		default:
 			dev := fmt.Sprintf("d%d", rng.Intn(2))
 			key := conv + u + dev

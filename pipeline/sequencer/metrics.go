@@ -25,7 +25,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_sequencer_records_total",
-			Help: "Records written by outcome: sequenced, rejected, duplicate, dead_letter."}, []string{"outcome"}),
+			Help: "Records by outcome: sequenced, rejected, duplicate, read_receipt, dead_letter written; read_ignored: read marks that moved nothing (not a member, not an advance)."}, []string{"outcome"}),
 		commitDelay: latency.NewHistogram("seqchat_sequencer_commit_delay_seconds",
 			"From a raw record's append to the raw topic (its broker timestamp) until the transaction with its sequenced entry committed."),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seqchat_sequencer_lag_records",
@@ -69,6 +69,8 @@ func (m *metrics) observeBatch(raw int, out []*imv1.SequencedRecord, dead, held 
 			m.records.WithLabelValues("sequenced").Inc()
 		case r.GetRejection() != nil:
 			m.records.WithLabelValues("rejected").Inc()
+		case r.GetReadReceipt() != nil:
+			m.records.WithLabelValues("read_receipt").Inc()
 		default:
 			m.records.WithLabelValues("duplicate").Inc()
 		}

@@ -32,6 +32,8 @@ func Restore(opts Options, entries map[string]*imv1.StateEntry) (*Machine, error
 			id = x.Cursor.ConversationId
 		case *imv1.StateEntry_Held:
 			id = x.Held.GetRecord().GetConversationId()
+		case *imv1.StateEntry_Read:
+			id = x.Read.ConversationId
 		case *imv1.StateEntry_Marker:
 			continue
 		default:
@@ -50,6 +52,8 @@ func Restore(opts Options, entries map[string]*imv1.StateEntry) (*Machine, error
 			c.recent[x.Recent.SenderUserId+sep+x.Recent.ClientMsgId] = x.Recent
 		case *imv1.StateEntry_Cursor:
 			c.cursors[device{x.Cursor.UserId, x.Cursor.DeviceId}] = restoreCursor(x.Cursor, m.opts.MaxOpenRangesPerDevice)
+		case *imv1.StateEntry_Read:
+			c.reads[x.Read.UserId] = x.Read.ReadSeq
 		case *imv1.StateEntry_Held:
 			r := x.Held.Record
 			dev := device{r.SenderUserId, r.SenderDeviceId}

@@ -12,6 +12,7 @@ func recentKey(conv, sender, cmid string) string {
 func cursorKey(conv string, d device) string {
 	return conv + sep + "c" + sep + d.user + sep + d.device
 }
+func readKey(conv, user string) string { return conv + sep + "r" + sep + user }
 func heldKey(conv string, d device, cmid string) string {
 	return conv + sep + "w" + sep + d.user + sep + d.device + sep + cmid
 }

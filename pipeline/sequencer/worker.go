@@ -180,6 +180,9 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 		u.Committed = w.committed(b.Records)
 	}
 	w.s.metrics.observeBatch(len(b.Records), out, len(dead), w.machine.Held())
+	if n := w.machine.TakeIgnoredReads(); n > 0 {
+		w.s.metrics.records.WithLabelValues("read_ignored").Add(float64(n))
+	}
 	return u, true, nil
 }
 

@@ -78,3 +78,37 @@ type Refused struct {
 type Progress struct {
 	StoredBefore []int64 `json:"stored_before"`
 }
+
+// ConversationList is the answer of GET /v1/users/{user_id}/unread: every
+// conversation the user belongs or belonged to, by id.
+type ConversationList struct {
+	Conversations []ConversationState `json:"conversations"`
+}
+
+// ConversationState is one conversation of a user's list: the last seq the
+// user may see, its read position (0: never read) and its unread count
+// (chat messages by others after ReadSeq, in the user's periods).
+type ConversationState struct {
+	ConversationID string `json:"conversation_id"`
+	LastSeq        uint64 `json:"last_seq"`
+	ReadSeq        uint64 `json:"read_seq"`
+	Unread         uint64 `json:"unread"`
+}
+
+// ReadCounts is the answer of GET /v1/conversations/{id}/reads: "read by
+// k of n" for each chat message of the page.
+type ReadCounts struct {
+	ConversationID string      `json:"conversation_id"`
+	Reads          []ReadCount `json:"reads"`
+	CompleteUpTo   uint64      `json:"complete_up_to"`
+	NextAfterSeq   uint64      `json:"next_after_seq"`
+}
+
+// ReadCount: of the Members users who were members at Seq (its sender
+// left out), ReadBy have read it.
+type ReadCount struct {
+	Seq          uint64 `json:"seq"`
+	SenderUserID string `json:"sender_user_id"`
+	ReadBy       int    `json:"read_by"`
+	Members      int    `json:"members"`
+}

@@ -14,6 +14,7 @@ import {
   FrameDecodeError,
   type ClientFrame,
   type Control,
+  type ConversationState,
   type ErrorFrame,
   type MessageBody,
   type MsgFrame,
@@ -45,6 +46,11 @@ export interface ClientEvents {
   filling: { conversationId: string; afterSeq: number; limit: number };
   /** An error not tied to one send; fatal ones close the connection. */
   error: SeqchatError;
+  /**
+   * userId has read the conversation up to seq: another member, or this
+   * user on another device (never this device's own markRead).
+   */
+  receipt: { conversationId: string; userId: string; seq: number };
 }
 
 export interface ClientOptions {
@@ -107,6 +113,10 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
   private readonly dropped = new Map<string, number>();
   private readonly waiters = new Map<string, { resolve: (seq: number) => void; reject: (e: SeqchatError) => void }>();
+  /** Read marks not written yet: the highest per conversation. */
+  private readonly unsentReads = new Map<string, number>();
+  /** conversations() calls waiting for their answer, in the order asked. */
+  private readonly listWaiters: { resolve: (l: ConversationState[]) => void; reject: (e: SeqchatError) => void }[] = [];
   private ws: WebSocketLike | undefined;
   private welcomed = false;
   private me: { user: string; device: string } | undefined;
@@ -163,6 +173,7 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     const err = new SeqchatError("client_closed", "the client was closed");
     for (const w of this.waiters.values()) w.reject(err);
     this.waiters.clear();
+    for (const w of this.listWaiters.splice(0)) w.reject(err);
     this.firstWelcome?.reject(err);
     this.firstWelcome = undefined;
     const ws = this.ws;
@@ -239,6 +250,41 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   async history(conversationId: string, afterSeq = 0, limit = 100): Promise<SyncAnswer> {
     if (this.closed) throw new SeqchatError("client_closed", "the client was closed");
     return this.syncs.request(conversationId, afterSeq, limit);
+  }
+
+  /**
+   * Marks the conversation read up to seq by this user (all its devices
+   * share one position; a lower one than the current changes nothing). An
+   * app with no separate notion of reading calls it with what it shows.
+   * Not connected: the highest mark per conversation goes on the next
+   * connection. Nothing answers it; the other devices and members get a
+   * `receipt`.
+   */
+  markRead(conversationId: string, seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new SeqchatError("invalid", `read seq ${seq}: want 1 or more`);
+    const prev = this.unsentReads.get(conversationId) ?? 0;
+    this.unsentReads.set(conversationId, Math.max(prev, seq));
+    if (this.welcomed) this.writeReads();
+  }
+
+  /**
+   * The user's conversations with the last seq it may see, its read
+   * position and unread count (from history). Waits for a connection if
+   * there is none; a request lost with its connection is asked again.
+   */
+  conversations(): Promise<ConversationState[]> {
+    if (this.closed) return Promise.reject(new SeqchatError("client_closed", "the client was closed"));
+    return new Promise((resolve, reject) => {
+      this.listWaiters.push({ resolve, reject });
+      if (this.welcomed) this.write({ type: "conversations" });
+    });
+  }
+
+  private writeReads(): void {
+    for (const [conv, seq] of this.unsentReads) {
+      if (!this.write({ type: "read", conversation_id: conv, seq })) return;
+      this.unsentReads.delete(conv);
+    }
   }
 
   /** Sends the acks that wait now (close does it too). */
@@ -406,6 +452,12 @@ export class SeqchatClient extends Emitter<ClientEvents> {
         return this.onError(f);
       case "pong":
         return;
+      case "receipt":
+        this.emit("receipt", { conversationId: f.conversation_id, userId: f.user_id, seq: f.seq });
+        return;
+      case "conversations":
+        this.listWaiters.shift()?.resolve(f.conversations);
+        return;
     }
   }
 
@@ -421,6 +473,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     this.firstWelcome?.resolve();
     this.firstWelcome = undefined;
     this.writeDue();
+    this.writeReads();
+    for (const _ of this.listWaiters) this.write({ type: "conversations" }); // asked again: the answers of a lost connection are lost
     this.syncs.connectionOpen();
     for (const conv of this.reorders.keys()) this.watchGap(conv);
     this.keepAlive();
@@ -471,6 +525,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
       } else {
         this.settled(this.outbox.rejected(f.ref, err));
       }
+    } else if (f.message.startsWith("conversations:") && this.listWaiters.length > 0) {
+      this.listWaiters.shift()!.reject(err);
     } else if (!this.syncs.onError(f)) {
       if (f.fatal && isAuthCode(f.code) && typeof this.opts.token === "string") this.stopped = err;
     }

@@ -87,7 +87,19 @@ export interface PingFrame {
   id?: string;
 }
 
-export type ClientFrame = HelloFrame | SendFrame | AckFrame | SyncFrame | PingFrame;
+/** The user has read the conversation up to seq (shared by its devices, never backwards). */
+export interface ReadFrame {
+  type: "read";
+  conversation_id: string;
+  seq: number;
+}
+
+/** Asks for the user's conversation list with unread counts. */
+export interface ListConversationsFrame {
+  type: "conversations";
+}
+
+export type ClientFrame = HelloFrame | SendFrame | AckFrame | SyncFrame | PingFrame | ReadFrame | ListConversationsFrame;
 
 // Gateway to client.
 
@@ -154,7 +166,40 @@ export interface ErrorFrame {
   retry_after_ms?: number;
 }
 
-export type ServerFrame = WelcomeFrame | AcceptedFrame | RejectedFrame | MsgFrame | SyncedFrame | PongFrame | ErrorFrame;
+/** user_id has read the conversation up to seq. */
+export interface ReceiptFrame {
+  type: "receipt";
+  conversation_id: string;
+  user_id: string;
+  seq: number;
+}
+
+/** One conversation of the user's list. */
+export interface ConversationState {
+  conversation_id: string;
+  /** The last seq the user may see (as far as history has stored it). */
+  last_seq: number;
+  /** The user's read position (0: never read). */
+  read_seq: number;
+  /** Chat messages by other users after read_seq, in the user's membership periods. */
+  unread: number;
+}
+
+export interface ConversationsFrame {
+  type: "conversations";
+  conversations: ConversationState[];
+}
+
+export type ServerFrame =
+  | WelcomeFrame
+  | AcceptedFrame
+  | RejectedFrame
+  | MsgFrame
+  | SyncedFrame
+  | PongFrame
+  | ErrorFrame
+  | ReceiptFrame
+  | ConversationsFrame;
 
 const idPattern = /^[A-Za-z0-9._:@-]{1,128}$/;
 const conversationPattern = /^(dm:[A-Za-z0-9._@-]{1,60}:[A-Za-z0-9._@-]{1,60}|g:[A-Za-z0-9._:@-]{1,126})$/;
@@ -225,6 +270,12 @@ function isRevision(v: unknown): v is Revision {
   return (r.op === "edit" || r.op === "recall") && isInt(r.target_seq, 1);
 }
 
+function isConversationState(v: unknown): v is ConversationState {
+  if (typeof v !== "object" || v === null) return false;
+  const c = v as Obj;
+  return isStr(c.conversation_id) && isInt(c.last_seq, 0) && isInt(c.read_seq, 0) && isInt(c.unread, 0);
+}
+
 // A msg carries a message, an event, a revision (an edit's with its
 // content), or nothing but recalled (a recalled message read from history).
 function hasOneBody(f: Obj): boolean {
@@ -252,6 +303,8 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
     hasOneBody(f),
   synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
   pong: (f) => optional(f.id, isStr),
+  receipt: (f) => isStr(f.conversation_id) && isStr(f.user_id) && isInt(f.seq, 1),
+  conversations: (f) => Array.isArray(f.conversations) && f.conversations.every(isConversationState),
   error: (f) => isCode(f.code) && isStr(f.message) && isBool(f.fatal) && optional(f.ref, isStr) && optional(f.retry_after_ms, (v) => isInt(v, 1)),
 };
 

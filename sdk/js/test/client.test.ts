@@ -227,3 +227,45 @@ test("entries a full buffer dropped are fetched again by sync, even with nothing
   assert.equal(ws.of("sync").length, 2, "nothing more to fetch");
   c.close();
 });
+
+test("read marks: the highest per conversation, written when connected; receipts and the conversation list", async () => {
+  const { c, clock, last } = setup();
+  const receipts: { conversationId: string; userId: string; seq: number }[] = [];
+  c.on("receipt", (r) => receipts.push(r));
+  c.markRead("dm:alice:bob", 3);
+  c.markRead("dm:alice:bob", 5);
+  c.markRead("dm:alice:bob", 4);
+  assert.throws(() => c.markRead("g:t", 0));
+  const list = c.conversations(); // asked before the connection: sent on welcome
+  const connected = c.connect();
+  last().welcome();
+  await connected;
+  assert.deepEqual(last().of("read"), [{ type: "read", conversation_id: "dm:alice:bob", seq: 5 }]);
+  assert.deepEqual(last().of("conversations"), [{ type: "conversations" }]);
+  c.markRead("g:t", 7);
+  assert.deepEqual(last().of("read").at(-1), { type: "read", conversation_id: "g:t", seq: 7 });
+
+  const states = [{ conversation_id: "dm:alice:bob", last_seq: 9, read_seq: 5, unread: 2 }];
+  last().deliver({ type: "conversations", conversations: states });
+  assert.deepEqual(await list, states);
+  last().deliver({ type: "receipt", conversation_id: "dm:alice:bob", user_id: "bob", seq: 9 });
+  assert.deepEqual(receipts, [{ conversationId: "dm:alice:bob", userId: "bob", seq: 9 }]);
+
+  const failed = c.conversations();
+  last().deliver({ type: "error", code: "unavailable", message: "conversations: history did not answer; retry", fatal: false });
+  await assert.rejects(failed, (e: SeqchatError) => e.code === "unavailable");
+
+  // A request lost with its connection is asked again on the next one.
+  const again = c.conversations();
+  const first = last();
+  first.drop();
+  clock.advance(10_000);
+  assert.notEqual(last(), first, "redialled");
+  last().welcome();
+  assert.deepEqual(last().of("conversations"), [{ type: "conversations" }]);
+  last().deliver({ type: "conversations", conversations: [] });
+  assert.deepEqual(await again, []);
+  const pending = c.conversations();
+  c.close();
+  await assert.rejects(pending, (e: SeqchatError) => e.code === "client_closed");
+});

@@ -8,17 +8,19 @@ import { decodeServerFrame, dmConversationId, encodeFrame, FrameDecodeError, isC
 // The protocol document's examples, the same ones the Go schema test checks.
 const protocolMd = fileURLToPath(new URL("../../../../schemas/wsprotocol/protocol.md", import.meta.url));
 const examples = [...readFileSync(protocolMd, "utf8").matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as { type: string });
-const serverTypes = new Set(["welcome", "accepted", "rejected", "msg", "synced", "pong", "error"]);
+const serverTypes = new Set(["welcome", "accepted", "rejected", "msg", "synced", "pong", "error", "receipt"]);
+// `conversations` is both the client's request (no list) and the server's answer.
+const isServer = (e: { type: string }) => serverTypes.has(e.type) || (e.type === "conversations" && "conversations" in e);
 
 test("every server frame example of protocol.md decodes to itself", () => {
-  const server = examples.filter((e) => serverTypes.has(e.type));
-  assert.ok(server.length >= 9, `found ${server.length} server examples`);
+  const server = examples.filter(isServer);
+  assert.ok(server.length >= 11, `found ${server.length} server examples`);
   for (const e of server) assert.deepEqual(decodeServerFrame(JSON.stringify(e)), e);
 });
 
 test("every client frame example of protocol.md encodes to the same JSON", () => {
-  const client = examples.filter((e) => !serverTypes.has(e.type));
-  assert.ok(client.length >= 7, `found ${client.length} client examples`);
+  const client = examples.filter((e) => !isServer(e));
+  assert.ok(client.length >= 9, `found ${client.length} client examples`);
   for (const e of client) assert.deepEqual(JSON.parse(encodeFrame(e as never)), e);
 });
 
@@ -34,6 +36,10 @@ test("malformed server frames are refused whole", () => {
     ["unknown type", { type: "shout" }],
     ["prototype key as type", { type: "toString" }],
     ["seq zero", { ...msg, seq: 0 }],
+    ["receipt without user", { type: "receipt", conversation_id: "g:t", seq: 3 }],
+    ["receipt of seq 0", { type: "receipt", conversation_id: "g:t", user_id: "a", seq: 0 }],
+    ["conversations without unread", { type: "conversations", conversations: [{ conversation_id: "g:t", last_seq: 1, read_seq: 0 }] }],
+    ["conversations request as an answer", { type: "conversations" }],
     ["seq not an integer", { ...msg, seq: 1.5 }],
     ["seq a string", { ...msg, seq: "1" }],
     ["both message and event", { ...msg, event: { kind: "joined", user_ids: ["a"] } }],

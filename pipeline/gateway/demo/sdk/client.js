@@ -30,6 +30,10 @@ export class SeqchatClient extends Emitter {
     /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
     dropped = new Map();
     waiters = new Map();
+    /** Read marks not written yet: the highest per conversation. */
+    unsentReads = new Map();
+    /** conversations() calls waiting for their answer, in the order asked. */
+    listWaiters = [];
     ws;
     welcomed = false;
     me;
@@ -92,6 +96,8 @@ export class SeqchatClient extends Emitter {
         for (const w of this.waiters.values())
             w.reject(err);
         this.waiters.clear();
+        for (const w of this.listWaiters.splice(0))
+            w.reject(err);
         this.firstWelcome?.reject(err);
         this.firstWelcome = undefined;
         const ws = this.ws;
@@ -159,6 +165,43 @@ export class SeqchatClient extends Emitter {
         if (this.closed)
             throw new SeqchatError("client_closed", "the client was closed");
         return this.syncs.request(conversationId, afterSeq, limit);
+    }
+    /**
+     * Marks the conversation read up to seq by this user (all its devices
+     * share one position; a lower one than the current changes nothing). An
+     * app with no separate notion of reading calls it with what it shows.
+     * Not connected: the highest mark per conversation goes on the next
+     * connection. Nothing answers it; the other devices and members get a
+     * `receipt`.
+     */
+    markRead(conversationId, seq) {
+        if (!Number.isSafeInteger(seq) || seq < 1)
+            throw new SeqchatError("invalid", `read seq ${seq}: want 1 or more`);
+        const prev = this.unsentReads.get(conversationId) ?? 0;
+        this.unsentReads.set(conversationId, Math.max(prev, seq));
+        if (this.welcomed)
+            this.writeReads();
+    }
+    /**
+     * The user's conversations with the last seq it may see, its read
+     * position and unread count (from history). Waits for a connection if
+     * there is none; a request lost with its connection is asked again.
+     */
+    conversations() {
+        if (this.closed)
+            return Promise.reject(new SeqchatError("client_closed", "the client was closed"));
+        return new Promise((resolve, reject) => {
+            this.listWaiters.push({ resolve, reject });
+            if (this.welcomed)
+                this.write({ type: "conversations" });
+        });
+    }
+    writeReads() {
+        for (const [conv, seq] of this.unsentReads) {
+            if (!this.write({ type: "read", conversation_id: conv, seq }))
+                return;
+            this.unsentReads.delete(conv);
+        }
     }
     /** Sends the acks that wait now (close does it too). */
     flushAcks() {
@@ -335,6 +378,12 @@ export class SeqchatClient extends Emitter {
                 return this.onError(f);
             case "pong":
                 return;
+            case "receipt":
+                this.emit("receipt", { conversationId: f.conversation_id, userId: f.user_id, seq: f.seq });
+                return;
+            case "conversations":
+                this.listWaiters.shift()?.resolve(f.conversations);
+                return;
         }
     }
     onWelcome(f) {
@@ -349,6 +398,9 @@ export class SeqchatClient extends Emitter {
         this.firstWelcome?.resolve();
         this.firstWelcome = undefined;
         this.writeDue();
+        this.writeReads();
+        for (const _ of this.listWaiters)
+            this.write({ type: "conversations" }); // asked again: the answers of a lost connection are lost
         this.syncs.connectionOpen();
         for (const conv of this.reorders.keys())
             this.watchGap(conv);
@@ -401,6 +453,9 @@ export class SeqchatClient extends Emitter {
             else {
                 this.settled(this.outbox.rejected(f.ref, err));
             }
+        }
+        else if (f.message.startsWith("conversations:") && this.listWaiters.length > 0) {
+            this.listWaiters.shift().reject(err);
         }
         else if (!this.syncs.onError(f)) {
             if (f.fatal && isAuthCode(f.code) && typeof this.opts.token === "string")

@@ -76,6 +76,12 @@ function isRevision(v) {
     const r = v;
     return (r.op === "edit" || r.op === "recall") && isInt(r.target_seq, 1);
 }
+function isConversationState(v) {
+    if (typeof v !== "object" || v === null)
+        return false;
+    const c = v;
+    return isStr(c.conversation_id) && isInt(c.last_seq, 0) && isInt(c.read_seq, 0) && isInt(c.unread, 0);
+}
 // A msg carries a message, an event, a revision (an edit's with its
 // content), or nothing but recalled (a recalled message read from history).
 function hasOneBody(f) {
@@ -104,6 +110,8 @@ const checks = {
         hasOneBody(f),
     synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
     pong: (f) => optional(f.id, isStr),
+    receipt: (f) => isStr(f.conversation_id) && isStr(f.user_id) && isInt(f.seq, 1),
+    conversations: (f) => Array.isArray(f.conversations) && f.conversations.every(isConversationState),
     error: (f) => isCode(f.code) && isStr(f.message) && isBool(f.fatal) && optional(f.ref, isStr) && optional(f.retry_after_ms, (v) => isInt(v, 1)),
 };
 /** Decodes one text message from the gateway; throws FrameDecodeError. */
