@@ -19,7 +19,8 @@ import (
 // creates a group, bob joins, both send, and both pages must show the same
 // entries in the same order, each marking its own; a refused kick shows
 // as failed with its code; a dm is started by user id; a message in a
-// conversation not open counts as unread; a reload keeps the list and the
+// conversation not open counts as unread, and once read there the sender
+// sees it marked read (a read receipt); a reload keeps the list and the
 // messages; sends made while the connection is down show as pending and
 // are reconciled with their seq once it is back; and the side-by-side view
 // resumes a dropped device with nothing missing or repeated.
@@ -109,8 +110,12 @@ func TestDemoPageInTwoBrowsers(t *testing.T) {
 	shown(bob, "bob", 1)
 	say(alice, "alice", "unread for bob")
 	wait(bob, "an unread count", fmt.Sprintf(`document.querySelector('%s .convs li[data-conv=%q] .unread').textContent === "1"`, pane("bob"), conv))
-	wait(alice, "bob's dm in alice's list", `!!document.querySelector('.convs li[data-conv="dm:alice:bob"]')`)
+	wait(alice, "bob's dm in alice's list", `document.querySelector('.convs li[data-conv="dm:alice:bob"] .unread')?.textContent === "1"`)
 	screenshot(t, alice, "demo-group.png")
+	// alice reads it: bob's page shows his message read.
+	run(alice, "alice opens the dm", chromedp.Click(`.convs li[data-conv="dm:alice:bob"]`))
+	wait(bob, "the read mark", fmt.Sprintf(`document.querySelector('%s .log li.own[data-seq="1"] .mark.read')?.textContent === "read"`, pane("bob")))
+	screenshot(t, bob, "demo-read.png")
 
 	// A reload keeps the conversations and what was shown.
 	run(alice, "alice's reload", chromedp.Navigate(base+"/"))

@@ -45,7 +45,9 @@ class Shown {
   conv(id) {
     let c = this.convs.get(id);
     if (!c) {
-      c = { id, title: "", lastSeq: 0, readSeq: 0, member: id.startsWith("dm:") };
+      // readSeq: this user's read position; reads: the other members' (from
+      // receipts); server*: the unread count history gave at lastSeq.
+      c = { id, title: "", lastSeq: 0, readSeq: 0, member: id.startsWith("dm:"), reads: {}, serverLast: 0, serverUnread: 0 };
       this.convs.set(id, c);
     }
     return c;
@@ -163,6 +165,7 @@ class Pane {
       if (s !== "open") this.event(`connection ${s}`);
     });
     client.on("welcome", (w) => {
+      client.conversations().then((list) => this.listed(list), (e) => this.event(`conversations: ${e.code || e}`));
       const at = [...this.shown.convs.values()].map((c) => `${c.id}@${client.delivered(c.id)}`).join(", ");
       this.event(`welcome from ${w.gateway_id}; resuming ${at || "nothing yet"}`, "resume");
     });
@@ -180,6 +183,14 @@ class Pane {
       if (s.send.conversationId === this.current) this.renderLog();
     });
     client.on("message", (e) => this.receive(e));
+    client.on("receipt", (r) => {
+      const c = this.shown.conv(r.conversationId);
+      if (r.userId === this.user) c.readSeq = Math.max(c.readSeq, r.seq); // read on another device
+      else (c.reads ||= {})[r.userId] = Math.max(c.reads[r.userId] || 0, r.seq);
+      this.shown.save();
+      this.renderConvs();
+      if (r.conversationId === this.current) this.renderLog();
+    });
   }
 
   receive(e) {
@@ -197,7 +208,7 @@ class Pane {
       if (target && e.revision.op === "edit") Object.assign(target, { message: e.message, edited: true });
       if (target && e.revision.op === "recall") Object.assign(target, { message: undefined, recalled: true });
     }
-    if (e.conversationId === this.current && document.visibilityState === "visible") c.readSeq = c.lastSeq;
+    if (e.conversationId === this.current && document.visibilityState === "visible") this.read(c);
     this.shown.save();
     this.renderConvs();
     if (e.conversationId === this.current) this.renderLog();
@@ -224,10 +235,32 @@ class Pane {
     handle.done.then((seq) => this.event(`${what}: seq ${seq}`)).catch(() => {});
   }
 
+  // listed takes history's view of the user's conversations: those this
+  // device never showed, and unread counts of what it did not receive.
+  listed(list) {
+    for (const s of list) {
+      const c = this.shown.conv(s.conversation_id);
+      c.readSeq = Math.max(c.readSeq, s.read_seq);
+      c.serverLast = s.last_seq;
+      c.serverUnread = s.unread;
+      c.listed = true; // history knows the user there: opening it needs no join
+    }
+    this.shown.save();
+    this.renderConvs();
+  }
+
+  // read marks what the conversation shows as read, for all the user's
+  // devices and the other members.
+  read(c) {
+    const top = Math.max(c.lastSeq, c.serverLast || 0);
+    if (top > c.readSeq) this.client.markRead(c.id, top);
+    c.readSeq = Math.max(c.readSeq, top);
+  }
+
   open(conv) {
     this.current = conv;
     const c = this.shown.conv(conv);
-    c.readSeq = c.lastSeq;
+    this.read(c);
     this.shown.save();
     const group = conv.startsWith("g:");
     this.$(".title").textContent = group ? `${c.title || conv.slice(2)} (${conv})` : `${this.other(conv)} (${conv})`;
@@ -256,10 +289,20 @@ class Pane {
     return a === this.user ? b : a;
   }
 
+  // unread: what history counted after the read position (up to what it
+  // had then), and the messages of others that came since.
   unread(c) {
-    let n = 0;
-    for (const e of this.shown.list(c.id).values()) if (e.seq > c.readSeq && e.message && e.senderUserId !== this.user) n++;
+    let n = c.readSeq < (c.serverLast || 0) ? c.serverUnread : 0;
+    const from = Math.max(c.readSeq, c.serverLast || 0);
+    for (const e of this.shown.list(c.id).values()) if (e.seq > from && e.message && e.senderUserId !== this.user) n++;
     return n;
+  }
+
+  // readMark says who has read one of this user's messages.
+  readMark(c, seq) {
+    const readers = Object.entries(c.reads || {}).filter(([, s]) => s >= seq).map(([u]) => u);
+    if (c.id.startsWith("dm:")) return readers.length ? "read" : "";
+    return readers.length ? `read by ${readers.length}` : "";
   }
 
   renderConvs() {
@@ -270,7 +313,7 @@ class Pane {
       li.dataset.conv = c.id;
       li.append(el("span", "name", c.id.startsWith("g:") ? `# ${c.title || c.id.slice(2)}` : `@ ${this.other(c.id)}`));
       li.append(el("span", "unread", c.id === this.current ? "" : String(this.unread(c) || "")));
-      li.onclick = () => (c.id.startsWith("g:") && !c.member ? this.enterGroup(c.id) : this.open(c.id));
+      li.onclick = () => (c.id.startsWith("g:") && !c.member && !c.listed ? this.enterGroup(c.id) : this.open(c.id));
       ul.append(li);
     }
   }
@@ -280,13 +323,18 @@ class Pane {
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.replaceChildren();
     const entries = [...this.shown.list(this.current).values()].sort((a, b) => a.seq - b.seq);
-    const oldest = this.shown.conv(this.current).oldest || 1;
+    const c = this.shown.conv(this.current);
+    const oldest = c.oldest || 1;
+    const readers = Object.entries(c.reads || {}).filter(([, s]) => s > 0);
+    this.$(".read-by").textContent = readers.map(([u, s]) => `${u} read up to #${s}`).join(", ");
     this.$(".older").hidden = !(entries.length && entries[0].seq > oldest);
     for (const e of entries) {
       const li = el("li", [e.message || e.recalled ? "msg" : "event", e.senderUserId === this.user ? "own" : "", e.recalled ? "recalled" : ""].join(" ").trim());
       li.dataset.seq = e.seq;
       li.append(el("span", "seq", `#${e.seq}`), el("span", "who", e.senderUserId), el("span", "text", entryText(e)));
       if (e.edited) li.append(el("span", "mark", "(edited)"));
+      const mark = e.senderUserId === this.user && e.message ? this.readMark(c, e.seq) : "";
+      if (mark) li.append(el("span", "mark read", mark));
       li.append(el("span", "time", clock(e.sequencedAtMs)));
       log.append(li);
     }
