@@ -65,6 +65,9 @@ type Events struct {
 	Disconnected func(err error)
 	// Error: an error frame about no send (a refused sync, a bad frame).
 	Error func(code, message string)
+	// Receipt: user has read the conversation up to seq (another member, or
+	// this user on another device).
+	Receipt func(conv, user string, seq uint64)
 }
 
 // Answer is a gateway's answer to a send: Kind is accepted (Seq set when
@@ -121,6 +124,7 @@ type Client struct {
 	sync       *syncRequest
 	acks       map[string]uint64
 	ackAt      time.Time
+	reads      map[string]uint64 // read marks to write: the highest per conversation
 	out        *outbox
 	clientSeqs map[string]uint64
 	fresh      bool // the connection's unsettled sends are still to be written
@@ -156,7 +160,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxRetryWait = 5 * time.Second
 	}
 	c := &Client{cfg: cfg, wake: make(chan struct{}, 1), closing: make(chan struct{}),
-		convs: map[string]*reorder{}, member: map[string]bool{}, gapAt: map[string]time.Time{}, acks: map[string]uint64{},
+		convs: map[string]*reorder{}, member: map[string]bool{}, gapAt: map[string]time.Time{}, acks: map[string]uint64{}, reads: map[string]uint64{},
 		out: newOutbox(cfg.MaxRetryWait), clientSeqs: map[string]uint64{}}
 	for conv, seq := range cfg.Resume {
 		c.convs[conv] = newReorder(seq)
@@ -250,6 +254,17 @@ func (c *Client) Send(s Send) (clientMsgID string, clientSeq uint64, err error) 
 	}
 	c.poke()
 	return s.ClientMsgID, s.ClientSeq, nil
+}
+
+// MarkRead marks the conversation read up to seq by this user (its
+// devices share one position; a lower mark changes nothing). Nothing
+// answers it; the user's other devices and the other members get a
+// receipt. Marks made while disconnected go on the next connection.
+func (c *Client) MarkRead(conv string, seq uint64) {
+	c.mu.Lock()
+	c.reads[conv] = max(c.reads[conv], seq)
+	c.mu.Unlock()
+	c.poke()
 }
 
 // Delivered is the last seq of the conversation handed to Events.Entry.
@@ -445,6 +460,11 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 			// this frame: what is still missing there is not the user's.
 			c.delivered(f.ConversationID, r, r.skipTo(f.UpToSeq), emit, now)
 		}
+	case "receipt":
+		if ev.Receipt != nil {
+			conv, user, seq := f.ConversationID, f.UserID, f.Seq
+			emit(func() { ev.Receipt(conv, user, seq) })
+		}
 	case "accepted":
 		if f.Seq > 0 {
 			c.out.settle(f.ClientMsgID)
@@ -589,6 +609,11 @@ func (c *Client) writeDue(ws *websocket.Conn) (time.Time, bool) {
 		clear(c.acks)
 		c.ackAt = now.Add(c.cfg.AckDelay)
 	}
+	for conv, seq := range c.reads {
+		b, _ := json.Marshal(map[string]any{"type": "read", "conversation_id": conv, "seq": seq})
+		frames = append(frames, b)
+	}
+	clear(c.reads)
 	c.mu.Unlock()
 	for _, p := range sends {
 		if ws.WriteMessage(websocket.TextMessage, p.frame) != nil {

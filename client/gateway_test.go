@@ -182,3 +182,36 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 		t.Fatalf("%d sends still pending after their own entry came", c.Pending())
 	}
 }
+
+// Read marks go out as read frames (the highest per conversation), and
+// receipts come back as events.
+func TestClientMarksReadAndHearsReceipts(t *testing.T) {
+	reads := make(chan map[string]any, 1)
+	g := newScriptedGateway(func(n int, hello map[string]any, c *gatewayConn) {
+		c.write(msg("dm:alice:bob", 1, "bob", "b1"))
+		for f := c.read(); f != nil; f = c.read() {
+			if f["type"] == "read" {
+				reads <- f
+				c.write(`{"type":"receipt","conversation_id":"dm:alice:bob","user_id":"bob","seq":1}`)
+			}
+		}
+	})
+	t.Cleanup(g.srv.Close)
+	receipts := make(chan string, 1)
+	var cl *Client
+	cl, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
+		Entry:   func(e Entry) { cl.MarkRead(e.Conversation, 0); cl.MarkRead(e.Conversation, e.Seq) },
+		Receipt: func(conv, user string, seq uint64) { receipts <- fmt.Sprintf("%s %s %d", conv, user, seq) },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cl.Run()
+	t.Cleanup(cl.Close)
+	if f := <-reads; f["conversation_id"] != "dm:alice:bob" || f["seq"] != 1.0 {
+		t.Fatalf("read frame %v: want dm:alice:bob up to 1", f)
+	}
+	if r := <-receipts; r != "dm:alice:bob bob 1" {
+		t.Fatalf("receipt %q", r)
+	}
+}
