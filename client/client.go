@@ -21,8 +21,11 @@ type Config struct {
 	Token string
 	// Resume: the last seq the device holds of each conversation, from an
 	// earlier run; the first hello resumes after them (conversations not
-	// named resume from the gateway's stored positions).
+	// named resume from the gateway's stored positions). Epochs: the
+	// epochs of those positions, where known (a position of another epoch
+	// than the stream's is answered with reset).
 	Resume map[string]uint64
+	Epochs map[string]uint64
 	// AckDelay batches acknowledgements: one cumulative ack per
 	// conversation this often. Zero means 200ms; negative, never ack (the
 	// gateway then keeps no position for the device).
@@ -68,6 +71,10 @@ type Events struct {
 	// Receipt: user has read the conversation up to seq (another member, or
 	// this user on another device).
 	Receipt func(conv, user string, seq uint64)
+	// Reset: the conversation's stream was rebuilt under a new epoch; what
+	// the application holds of it is of the old one. Its entries come again
+	// from seq 1.
+	Reset func(conv string, epoch uint64)
 }
 
 // Answer is a gateway's answer to a send: Kind is accepted (Seq set when
@@ -119,7 +126,8 @@ type Client struct {
 	user       string
 	device     string
 	convs      map[string]*reorder
-	member     map[string]bool // false after the user's own leave or kick
+	epochs     map[string]uint64 // the stream epoch of each conversation's entries
+	member     map[string]bool   // false after the user's own leave or kick
 	gapAt      map[string]time.Time
 	sync       *syncRequest
 	acks       map[string]uint64
@@ -160,10 +168,13 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxRetryWait = 5 * time.Second
 	}
 	c := &Client{cfg: cfg, wake: make(chan struct{}, 1), closing: make(chan struct{}),
-		convs: map[string]*reorder{}, member: map[string]bool{}, gapAt: map[string]time.Time{}, acks: map[string]uint64{}, reads: map[string]uint64{},
+		convs: map[string]*reorder{}, epochs: map[string]uint64{}, member: map[string]bool{}, gapAt: map[string]time.Time{}, acks: map[string]uint64{}, reads: map[string]uint64{},
 		out: newOutbox(cfg.MaxRetryWait), clientSeqs: map[string]uint64{}}
 	for conv, seq := range cfg.Resume {
 		c.convs[conv] = newReorder(seq)
+		if e := cfg.Epochs[conv]; e > 0 {
+			c.epochs[conv] = e
+		}
 	}
 	return c, nil
 }
@@ -314,9 +325,12 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	c.next = (c.next + 1) % len(c.cfg.URLs)
 	hello := map[string]any{"type": "hello", "token": c.cfg.Token}
 	if len(c.convs) > 0 {
-		resume := make(map[string]uint64, len(c.convs))
+		resume := make(map[string]any, len(c.convs))
 		for conv, r := range c.convs {
 			resume[conv] = r.delivered
+			if e := c.epochs[conv]; e > 0 {
+				resume[conv] = map[string]uint64{"seq": r.delivered, "epoch": e}
+			}
 		}
 		hello["resume"] = resume
 	}
@@ -444,6 +458,12 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		if e.Sender == c.user && e.SenderDevice == c.device && e.ClientMsgID != "" {
 			c.out.settle(e.ClientMsgID)
 		}
+		if known, ok := c.epochs[e.Conversation]; ok && e.Epoch < known {
+			break // of a stream the conversation left behind
+		} else if ok && e.Epoch > known {
+			c.reset(e.Conversation, e.Epoch, emit)
+		}
+		c.epochs[e.Conversation] = e.Epoch
 		r := c.convs[e.Conversation]
 		if r == nil {
 			r = newReorder(0)
@@ -460,6 +480,9 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 			// this frame: what is still missing there is not the user's.
 			c.delivered(f.ConversationID, r, r.skipTo(f.UpToSeq), emit, now)
 		}
+	case "reset":
+		c.reset(f.ConversationID, f.Epoch, emit)
+		c.epochs[f.ConversationID] = f.Epoch
 	case "receipt":
 		if ev.Receipt != nil {
 			conv, user, seq := f.ConversationID, f.UserID, f.Seq
@@ -507,6 +530,21 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		}
 	}
 	return calls, schedule
+}
+
+// reset forgets what the client holds of a conversation whose stream was
+// rebuilt under a new epoch: it starts again from seq 1.
+func (c *Client) reset(conv string, epoch uint64, emit func(func())) {
+	c.convs[conv] = newReorder(0)
+	delete(c.member, conv)
+	delete(c.gapAt, conv)
+	delete(c.acks, conv)
+	if s := c.sync; s != nil && s.conv == conv {
+		c.sync = nil
+	}
+	if f := c.cfg.Events.Reset; f != nil {
+		emit(func() { f(conv, epoch) })
+	}
 }
 
 // delivered hands a conversation's entries on, notes the user's

@@ -33,7 +33,10 @@ type Event struct {
 // Entry is one entry of a conversation: a message, a membership event or
 // a revision.
 type Entry struct {
-	Conversation       string
+	Conversation string
+	// Epoch is the stream's epoch (0 for streams from before epochs): a
+	// conversation rebuilt from nothing restarts at seq 1 of a larger one.
+	Epoch              uint64
 	Seq                uint64
 	MsgID              string
 	Sender             string
@@ -66,6 +69,7 @@ type serverFrame struct {
 	Type               string          `json:"type"`
 	ConversationID     string          `json:"conversation_id"`
 	Seq                uint64          `json:"seq"`
+	Epoch              uint64          `json:"epoch"`
 	MsgID              string          `json:"msg_id"`
 	SenderUserID       string          `json:"sender_user_id"`
 	SenderDeviceID     string          `json:"sender_device_id"`
@@ -89,7 +93,7 @@ type serverFrame struct {
 }
 
 func (f *serverFrame) entry() Entry {
-	e := Entry{Conversation: f.ConversationID, Seq: f.Seq, MsgID: f.MsgID, Sender: f.SenderUserID, SenderDevice: f.SenderDeviceID,
+	e := Entry{Conversation: f.ConversationID, Epoch: f.Epoch, Seq: f.Seq, MsgID: f.MsgID, Sender: f.SenderUserID, SenderDevice: f.SenderDeviceID,
 		ClientMsgID: f.ClientMsgID, SequencedAtMs: f.SequencedAtMs, PredecessorMissing: f.PredecessorMissing,
 		Event: f.Event, Revision: f.Revision, Edited: f.Edited, Recalled: f.Recalled}
 	if len(f.Text) > 0 && f.Text[0] == '{' {

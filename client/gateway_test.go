@@ -215,3 +215,64 @@ func TestClientMarksReadAndHearsReceipts(t *testing.T) {
 		t.Fatalf("receipt %q", r)
 	}
 }
+
+// A reset (the stream rebuilt under a new epoch) starts the conversation
+// again from seq 1, and the next hello resumes with {seq, epoch}.
+func TestClientStartsAfreshOnReset(t *testing.T) {
+	hellos := make(chan map[string]any, 2)
+	withEpoch := func(frame string, epoch int) string {
+		return strings.Replace(frame, `"type":"msg"`, fmt.Sprintf(`"type":"msg","epoch":%d`, epoch), 1)
+	}
+	g := newScriptedGateway(func(n int, hello map[string]any, c *gatewayConn) {
+		hellos <- hello
+		if n > 1 {
+			for c.read() != nil {
+			}
+			return
+		}
+		c.write(withEpoch(msg("dm:alice:bob", 1, "bob", "b1"), 5))
+		c.write(withEpoch(msg("dm:alice:bob", 2, "bob", "b2"), 5))
+		c.write(`{"type":"reset","conversation_id":"dm:alice:bob","epoch":9,"message":"rebuilt"}`)
+		c.write(withEpoch(msg("dm:alice:bob", 1, "bob", "n1"), 9))
+		c.write(withEpoch(msg("dm:alice:bob", 2, "bob", "b2"), 5)) // late, of the old stream
+		c.write(withEpoch(msg("dm:alice:bob", 2, "bob", "n2"), 9))
+		c.read() // the connection then drops
+	})
+	t.Cleanup(g.srv.Close)
+	var mu sync.Mutex
+	var got []string
+	done := make(chan struct{})
+	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
+		Entry: func(e Entry) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("%d/%d", e.Epoch, e.Seq))
+			if len(got) == 4 {
+				close(done)
+			}
+		},
+		Reset: func(conv string, epoch uint64) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("reset %s %d", conv, epoch))
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	t.Cleanup(c.Close)
+	<-hellos
+	<-done
+	c.Send(Send{Conversation: "dm:alice:bob", Message: &Message{Body: "x"}}) // read by the first connection, which then drops
+	second := <-hellos
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != "[5/1 5/2 reset dm:alice:bob 9 9/1 9/2]" {
+		t.Fatalf("entries %v", got)
+	}
+	r, _ := second["resume"].(map[string]any)
+	if p, _ := r["dm:alice:bob"].(map[string]any); p["seq"] != 2.0 || p["epoch"] != 9.0 {
+		t.Fatalf("second hello %v: want resume {seq 2, epoch 9}", second)
+	}
+}

@@ -31,7 +31,9 @@ func newDevice(user, token string, gateways []string, first int, events connEven
 		URLs: urls, Token: token,
 		AckDelay: -1, // as before the client package: the gateways keep no positions for load devices
 		Events: client.Events{
-			Arrived:      d.arrived,
+			Arrived: d.arrived,
+			// The conversation's stream was rebuilt: it starts again from seq 1.
+			Reset:        func(conv string, _ uint64) { delete(d.last, conv) },
 			Answer:       d.answer,
 			Refused:      func(_, code string, _ time.Duration) { events.refused(code) },
 			Written:      events.attempted,
