@@ -14,7 +14,7 @@ func routeAll(m *Members, h *Heads, rs ...*imv1.SequencedRecord) {
 	for _, r := range rs {
 		m.Recipients(r)
 		if r.Seq > 0 {
-			h.Observe(r.ConversationId, r.Seq)
+			h.Observe(r.ConversationId, r.Epoch, r.Seq)
 		}
 	}
 }
@@ -42,7 +42,7 @@ func TestHeadsListEveryConversationOfAUserWithWhatItMaySee(t *testing.T) {
 		entry("dm:alice:dave", 1, "dave", nil),
 		entry(g, 6, "alice", nil),
 	)
-	h.Observe(g, 3) // a replay after a restart: heads only grow
+	h.Observe(g, 0, 3) // a replay after a restart: heads only grow
 	cases := map[string]string{
 		"alice": "dm:alice:dave@1/from1 g:team@6/from1",
 		"bob":   "dm:bob:carol@2/from1 g:team@4/from1", // left at 4: sees no more
