@@ -151,7 +151,7 @@ func (p *pipeline) waitPosition(user, device, conv string, seq uint64) {
 	p.t.Helper()
 	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
 	stacktest.Eventually(p.t, 30*time.Second, fmt.Sprintf("position %d of %s/%s in %s", seq, user, device, conv), func() bool {
-		pos, err := h.Positions(context.Background(), user, device)
+		pos, _, err := h.Positions(context.Background(), user, device)
 		return err == nil && pos[conv] >= seq
 	})
 }
