@@ -203,7 +203,13 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 		c.g.metrics.fills.Inc()
 		full := len(page.Entries) == historyPage
 		if !c.offerPage(conv, page.Epoch, page.Entries, page.CompleteUpTo, full) {
-			continue // reset: read again from the device's new position
+			// Reset, or history has not stored the device's epoch yet:
+			// read again from the device's position.
+			if !c.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
 		}
 		if catchUp && !full {
 			c.mu.Lock()

@@ -385,7 +385,7 @@ func (s *sharedReads) read(ctx context.Context, conv, user string, after, to uin
 	if r.err != nil {
 		return HistoryPage{}, r.err
 	}
-	out := HistoryPage{CompleteUpTo: min(r.page.CompleteUpTo, to)}
+	out := HistoryPage{Epoch: r.page.Epoch, CompleteUpTo: min(r.page.CompleteUpTo, to)}
 	for _, e := range r.page.Entries {
 		if e.Seq <= to {
 			out.Entries = append(out.Entries, e)
