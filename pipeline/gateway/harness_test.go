@@ -53,6 +53,10 @@ type pipeline struct {
 	// historyReads counts the read API's requests (every method but PUT,
 	// which stores positions): each one queries ClickHouse.
 	historyReads atomic.Int64
+
+	// seqCfg starts the sequencer (startSequencer), stopSequencer stops it.
+	seqCfg        sequencer.Config
+	stopSequencer func()
 }
 
 type runningGateway struct {
@@ -91,11 +95,8 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	for _, f := range tune {
 		f(&seqCfg)
 	}
-	seq, err := sequencer.New(seqCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.run("sequencer", seq.Run)
+	p.seqCfg = seqCfg
+	p.startSequencer()
 	p.fanout = fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")}
 	p.startFanout()
 
@@ -123,6 +124,17 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	t.Cleanup(srv.Close)
 	p.history = srv.URL
 	return p
+}
+
+// startSequencer starts the sequencer (again, after stopSequencer) with
+// p.seqCfg.
+func (p *pipeline) startSequencer() {
+	p.t.Helper()
+	seq, err := sequencer.New(p.seqCfg)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.stopSequencer = p.run("sequencer", seq.Run)
 }
 
 // startFanout starts the fanout (again, after stopFanout).
@@ -229,6 +241,7 @@ type frame struct {
 	Type           string `json:"type"`
 	ConversationID string `json:"conversation_id"`
 	Seq            uint64 `json:"seq"`
+	Epoch          uint64 `json:"epoch"`
 	ClientMsgID    string `json:"client_msg_id"`
 	SenderUserID   string `json:"sender_user_id"`
 	Code           string `json:"code"`
