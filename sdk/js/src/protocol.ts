@@ -56,7 +56,13 @@ export interface MembershipEvent {
 export interface HelloFrame {
   type: "hello";
   token: string;
-  resume?: Record<string, number>;
+  /** A position: the seq, or the seq with the epoch of its stream. */
+  resume?: Record<string, number | ResumePosition>;
+}
+
+export interface ResumePosition {
+  seq: number;
+  epoch?: number;
 }
 
 export interface SendFrame {
@@ -118,6 +124,8 @@ export interface MsgFrame {
   type: "msg";
   conversation_id: string;
   seq: number;
+  /** The epoch of the conversation's stream seq belongs to; absent means 0. */
+  epoch?: number;
   msg_id: string;
   sender_user_id: string;
   sender_device_id: string;
@@ -140,6 +148,17 @@ export interface SyncedFrame {
   complete: boolean;
 }
 
+/**
+ * The device holds the conversation at another epoch than its stream's:
+ * drop what it holds of it; its entries follow again from seq 1 of epoch.
+ */
+export interface ResetFrame {
+  type: "reset";
+  conversation_id: string;
+  epoch: number;
+  message: string;
+}
+
 export interface PongFrame {
   type: "pong";
   id?: string;
@@ -154,7 +173,7 @@ export interface ErrorFrame {
   retry_after_ms?: number;
 }
 
-export type ServerFrame = WelcomeFrame | AcceptedFrame | RejectedFrame | MsgFrame | SyncedFrame | PongFrame | ErrorFrame;
+export type ServerFrame = WelcomeFrame | AcceptedFrame | RejectedFrame | MsgFrame | SyncedFrame | ResetFrame | PongFrame | ErrorFrame;
 
 const idPattern = /^[A-Za-z0-9._:@-]{1,128}$/;
 const conversationPattern = /^(dm:[A-Za-z0-9._@-]{1,60}:[A-Za-z0-9._@-]{1,60}|g:[A-Za-z0-9._:@-]{1,126})$/;
@@ -241,6 +260,7 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
   msg: (f) =>
     isStr(f.conversation_id) &&
     isInt(f.seq, 1) &&
+    optional(f.epoch, (v) => isInt(v, 1)) &&
     isStr(f.msg_id) &&
     isStr(f.sender_user_id) &&
     isStr(f.sender_device_id) &&
@@ -251,6 +271,7 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
     optional(f.recalled, isBool) &&
     hasOneBody(f),
   synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
+  reset: (f) => isStr(f.conversation_id) && isInt(f.epoch, 1) && isStr(f.message),
   pong: (f) => optional(f.id, isStr),
   error: (f) => isCode(f.code) && isStr(f.message) && isBool(f.fatal) && optional(f.ref, isStr) && optional(f.retry_after_ms, (v) => isInt(v, 1)),
 };
