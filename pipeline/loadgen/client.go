@@ -269,6 +269,8 @@ func (d *device) take(f frame) bool {
 			d.events.outOfOrder(d.user, f.ConversationID, prev, f.Seq, fmt.Sprintf("#%d to %s (resume %d)", d.dials, d.url, d.resumed[f.ConversationID]))
 		}
 		d.positions[f.ConversationID] = max(d.positions[f.ConversationID], f.Seq)
+	case "reset": // the conversation's stream was rebuilt: it starts again from seq 1
+		d.positions[f.ConversationID] = 0
 	case "accepted", "rejected":
 		if p := d.pending[f.ClientMsgID]; p != nil {
 			delete(d.rounds, p.conv)
