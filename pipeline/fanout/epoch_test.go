@@ -64,18 +64,7 @@ func TestNewerEpochStartsPeriodsAndHeadsAfresh(t *testing.T) {
 		"carol": "",
 		"dave":  "g:team@2/from1/e20 ",
 	}
-	latest := map[string]*imv1.FanoutMembership{} // the compacted topic
-	for _, fm := range persisted {
-		latest[key(fm)] = fm
-	}
-	restored := NewHeads()
-	var memberships []*imv1.FanoutMembership
-	for _, fm := range latest {
-		if !restored.restore(fm) {
-			memberships = append(memberships, fm)
-		}
-	}
-	rm := RestoreMembers(memberships)
+	restored, rm := restoreFrom(persisted)
 	for user, want := range wantConvs {
 		if got, _ := h.ConversationsOf(user, m); describeEpochs(got) != want {
 			t.Errorf("%s: %q, want %q", user, describeEpochs(got), want)

@@ -19,6 +19,23 @@ func routeAll(m *Members, h *Heads, rs ...*imv1.SequencedRecord) {
 	}
 }
 
+// restoreFrom restores heads and periods as a worker does from what was
+// persisted (the compacted topic keeps each key's latest record).
+func restoreFrom(persisted []*imv1.FanoutMembership) (*Heads, *Members) {
+	latest := map[string]*imv1.FanoutMembership{}
+	for _, fm := range persisted {
+		latest[key(fm)] = fm
+	}
+	restored := NewHeads()
+	var memberships []*imv1.FanoutMembership
+	for _, fm := range latest {
+		if !restored.restore(fm) {
+			memberships = append(memberships, fm)
+		}
+	}
+	return restored, RestoreMembers(memberships)
+}
+
 func describe(convs []*imv1.RoutedConversation) string {
 	var b strings.Builder
 	for _, rc := range convs {
@@ -69,18 +86,7 @@ func TestHeadsRestoreFromWhatTheyPersisted(t *testing.T) {
 		t.Fatalf("nothing changed, yet %d heads to persist", len(again))
 	}
 
-	latest := map[string]*imv1.FanoutMembership{} // the compacted topic
-	for _, fm := range persisted {
-		latest[key(fm)] = fm
-	}
-	restored := NewHeads()
-	var memberships []*imv1.FanoutMembership
-	for _, fm := range latest {
-		if !restored.restore(fm) {
-			memberships = append(memberships, fm)
-		}
-	}
-	rm := RestoreMembers(memberships)
+	restored, rm := restoreFrom(persisted)
 	for _, user := range []string{"ann", "ben", "cy"} {
 		want, _ := h.ConversationsOf(user, m)
 		got, complete := restored.ConversationsOf(user, rm)

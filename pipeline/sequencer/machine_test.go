@@ -301,14 +301,7 @@ func TestRestoreContinuesExactly(t *testing.T) {
 			}
 			if i < cut {
 				apply(first, step)
-				_, changes := first.Take()
-				for _, c := range changes {
-					if c.Entry == nil {
-						delete(store, c.Key)
-					} else {
-						store[c.Key] = roundTrip(t, c.Entry)
-					}
-				}
+				takeStore(t, first, store)
 			}
 		}
 		restored, err := Restore(opts, store)
