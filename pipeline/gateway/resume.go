@@ -277,10 +277,11 @@ func (c *conn) placeLocked(conv string, pos uint64) *convState {
 	now := time.Now()
 	var ready []Entry
 	for _, e := range cs.early {
+		was := cs.epoch
 		if !c.epochLocked(conv, cs, e.Epoch) {
 			continue
 		}
-		if len(ready) > 0 && cs.reorder.Delivered() == 0 && e.Seq == 1 {
+		if cs.epoch != was {
 			ready = ready[:0] // reset by this entry: what was ready is of the old epoch
 		}
 		got, overflow := cs.reorder.Offer(e, now)
