@@ -104,8 +104,10 @@ type convState struct {
 	// epoch of the conversation's stream the device holds (epoch.go);
 	// epochKnown false: not known yet (a resume position without one),
 	// the first epoch seen is taken as the device's.
-	epoch      uint64
-	epochKnown bool
+	// epochClaimed: epoch is only what the device resumed at, not seen in
+	// any record yet.
+	epoch                    uint64
+	epochKnown, epochClaimed bool
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {

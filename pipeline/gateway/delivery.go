@@ -77,11 +77,11 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	if fromHistory {
 		known, was := cs.epochKnown, cs.epoch
 		if !c.epochLocked(conv, cs, pageEpoch) || (known && pageEpoch != was) {
-			// Of an older epoch (read before a reset), or of a newer one:
-			// the conversation was reset, and the page, read after the old
-			// position, is not what the device needs; the fill (the
-			// caller) reads again from seq 0, up to what history holds of
-			// the new epoch.
+			// Of an older epoch (read before a reset, or history behind),
+			// or another one: the conversation was reset, and the page,
+			// read after the old position, is not what the device needs;
+			// the fill (the caller) reads again from seq 0, up to what
+			// history holds of the new epoch.
 			if pageEpoch == cs.epoch {
 				cs.target = max(cs.target, complete)
 			}

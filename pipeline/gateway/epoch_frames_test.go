@@ -72,3 +72,38 @@ func TestEpochFramesMatchTheSchema(t *testing.T) {
 	}
 	valid(encode(resetFrame{Type: "reset", ConversationID: "g:a", Epoch: 1764300000000, Message: "rebuilt"}))
 }
+
+// TestEpochRules: what a record of each epoch does to a conversation the
+// device holds at epoch 20, known from a record or only claimed at hello.
+func TestEpochRules(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		claimed        bool
+		epoch          uint64
+		kept, reset    bool
+		epochAfterward uint64
+	}{
+		{"same epoch", false, 20, true, false, 20},
+		{"older epoch: stale", false, 10, false, false, 20},
+		{"newer epoch: reset", false, 30, true, true, 30},
+		{"claimed, confirmed", true, 20, true, false, 20},
+		{"claimed, older is current: reset", true, 10, true, true, 10},
+		{"claimed, newer is current: reset", true, 30, true, true, 30},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConn(8, 1, 1)
+			c.acked = map[string]uint64{"g:a": 5}
+			cs := &convState{reorder: NewReorder(5, 0), epoch: 20, epochKnown: true, epochClaimed: tt.claimed}
+			c.mu.Lock()
+			kept := c.epochLocked("g:a", cs, tt.epoch)
+			c.mu.Unlock()
+			reset := c.queued() == 1
+			if kept != tt.kept || reset != tt.reset || cs.epoch != tt.epochAfterward {
+				t.Fatalf("kept %v reset %v epoch %d, want %v %v %d", kept, reset, cs.epoch, tt.kept, tt.reset, tt.epochAfterward)
+			}
+			if reset && (cs.reorder.Delivered() != 0 || c.acked["g:a"] != 0 || !bytes.Contains(c.queue[0].b, []byte(`"type":"reset"`))) {
+				t.Fatalf("after a reset: delivered %d, acked %d, frame %s", cs.reorder.Delivered(), c.acked["g:a"], c.queue[0].b)
+			}
+		})
+	}
+}

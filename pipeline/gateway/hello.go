@@ -178,7 +178,7 @@ func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error
 	if err != nil {
 		return nil, err
 	}
-	c.storedEpochs(stored, epochs, sent)
+	c.storedEpochs(stored, epochs)
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
 	if err != nil {
 		return nil, err

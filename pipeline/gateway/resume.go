@@ -234,7 +234,7 @@ func (c *conn) storedPositions() (stored map[string]uint64, ok bool) {
 		var epochs map[string]uint64
 		stored, epochs, err = c.g.cfg.History.Positions(ctx, c.user, c.device)
 		if err == nil {
-			c.storedEpochs(stored, epochs, nil)
+			c.storedEpochs(stored, epochs)
 		}
 		return err
 	})
@@ -244,7 +244,7 @@ func (c *conn) storedPositions() (stored map[string]uint64, ok bool) {
 // storedEpochs notes the epochs of the stored positions the device
 // resumes from: those hello gave no epoch for (a bare seq, or none); c.mu
 // is not held. A stored position without an epoch leaves it unknown.
-func (c *conn) storedEpochs(stored, epochs, sent map[string]uint64) {
+func (c *conn) storedEpochs(stored, epochs map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for conv := range stored {
