@@ -11,7 +11,9 @@ import (
 // list a user's conversations with where each one is: a device already
 // there needs no history read when it connects (issue 16).
 type Heads struct {
-	last    map[string]uint64
+	last map[string]uint64
+	// epoch: the epoch of each conversation's stream last is of (absent: 0).
+	epoch   map[string]uint64
 	dms     map[string][]string // user -> dm conversations
 	changed map[string]struct{}
 	// complete: tracked since the partition's first record, so every
@@ -21,7 +23,7 @@ type Heads struct {
 
 // NewHeads returns an empty, incomplete table.
 func NewHeads() *Heads {
-	return &Heads{last: map[string]uint64{}, dms: map[string][]string{}, changed: map[string]struct{}{}}
+	return &Heads{last: map[string]uint64{}, epoch: map[string]uint64{}, dms: map[string][]string{}, changed: map[string]struct{}{}}
 }
 
 // restore takes one persisted heads entry (user_id empty); false if fm is
@@ -33,6 +35,9 @@ func (h *Heads) restore(fm *imv1.FanoutMembership) bool {
 	case fm.ConversationId == "":
 		h.complete = h.complete || fm.HeadsComplete
 	default:
+		if fm.Epoch > h.epoch[fm.ConversationId] {
+			h.epoch[fm.ConversationId] = fm.Epoch
+		}
 		h.set(fm.ConversationId, fm.HeadSeq)
 	}
 	return true
@@ -45,13 +50,24 @@ func (h *Heads) StartComplete() {
 	}
 }
 
-// Observe records that conv's entry seq was routed. Replays after a
-// restart change nothing: a head only grows.
-func (h *Heads) Observe(conv string, seq uint64) {
-	if seq > h.last[conv] {
+// Observe records that conv's entry seq of epoch was routed, and says
+// whether the entry is of the conversation's current epoch (false: of an
+// older one, obsolete). Replays after a restart change nothing: a head only
+// grows within an epoch; an entry of a newer epoch starts the head afresh.
+func (h *Heads) Observe(conv string, epoch, seq uint64) bool {
+	switch cur := h.epoch[conv]; {
+	case epoch < cur:
+		return false
+	case epoch > cur:
+		h.epoch[conv] = epoch
+		h.set(conv, 0)
+		h.last[conv] = seq
+		h.changed[conv] = struct{}{}
+	case seq > h.last[conv]:
 		h.set(conv, seq)
 		h.changed[conv] = struct{}{}
 	}
+	return true
 }
 
 func (h *Heads) set(conv string, seq uint64) {
@@ -72,7 +88,7 @@ func (h *Heads) set(conv string, seq uint64) {
 func (h *Heads) TakeChanges() []*imv1.FanoutMembership {
 	out := make([]*imv1.FanoutMembership, 0, len(h.changed)+1)
 	for conv := range h.changed {
-		out = append(out, &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, HeadSeq: h.last[conv]})
+		out = append(out, &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, HeadSeq: h.last[conv], Epoch: h.epoch[conv]})
 	}
 	clear(h.changed)
 	sort.Slice(out, func(i, j int) bool { return out[i].ConversationId < out[j].ConversationId })
@@ -97,7 +113,7 @@ func key(fm *imv1.FanoutMembership) string {
 func (h *Heads) ConversationsOf(user string, members *Members) ([]*imv1.RoutedConversation, bool) {
 	var out []*imv1.RoutedConversation
 	for _, conv := range h.dms[user] {
-		out = append(out, &imv1.RoutedConversation{ConversationId: conv, LastSeq: h.last[conv], MemberFrom: 1})
+		out = append(out, &imv1.RoutedConversation{ConversationId: conv, LastSeq: h.last[conv], MemberFrom: 1, Epoch: h.epoch[conv]})
 	}
 	for _, conv := range members.groupsOf(user) {
 		p := members.lastPeriod(conv, user)
@@ -108,7 +124,7 @@ func (h *Heads) ConversationsOf(user string, members *Members) ([]*imv1.RoutedCo
 		if p.ToSeq != 0 && p.ToSeq < last {
 			last = p.ToSeq
 		}
-		out = append(out, &imv1.RoutedConversation{ConversationId: conv, LastSeq: last, MemberFrom: p.FromSeq})
+		out = append(out, &imv1.RoutedConversation{ConversationId: conv, LastSeq: last, MemberFrom: p.FromSeq, Epoch: h.epoch[conv]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ConversationId < out[j].ConversationId })
 	return out, h.complete

@@ -14,9 +14,26 @@ func routeAll(m *Members, h *Heads, rs ...*imv1.SequencedRecord) {
 	for _, r := range rs {
 		m.Recipients(r)
 		if r.Seq > 0 {
-			h.Observe(r.ConversationId, r.Seq)
+			h.Observe(r.ConversationId, r.Epoch, r.Seq)
 		}
 	}
+}
+
+// restoreFrom restores heads and periods as a worker does from what was
+// persisted (the compacted topic keeps each key's latest record).
+func restoreFrom(persisted []*imv1.FanoutMembership) (*Heads, *Members) {
+	latest := map[string]*imv1.FanoutMembership{}
+	for _, fm := range persisted {
+		latest[key(fm)] = fm
+	}
+	restored := NewHeads()
+	var memberships []*imv1.FanoutMembership
+	for _, fm := range latest {
+		if !restored.restore(fm) {
+			memberships = append(memberships, fm)
+		}
+	}
+	return restored, RestoreMembers(memberships)
 }
 
 func describe(convs []*imv1.RoutedConversation) string {
@@ -42,7 +59,7 @@ func TestHeadsListEveryConversationOfAUserWithWhatItMaySee(t *testing.T) {
 		entry("dm:alice:dave", 1, "dave", nil),
 		entry(g, 6, "alice", nil),
 	)
-	h.Observe(g, 3) // a replay after a restart: heads only grow
+	h.Observe(g, 0, 3) // a replay after a restart: heads only grow
 	cases := map[string]string{
 		"alice": "dm:alice:dave@1/from1 g:team@6/from1",
 		"bob":   "dm:bob:carol@2/from1 g:team@4/from1", // left at 4: sees no more
@@ -69,18 +86,7 @@ func TestHeadsRestoreFromWhatTheyPersisted(t *testing.T) {
 		t.Fatalf("nothing changed, yet %d heads to persist", len(again))
 	}
 
-	latest := map[string]*imv1.FanoutMembership{} // the compacted topic
-	for _, fm := range persisted {
-		latest[key(fm)] = fm
-	}
-	restored := NewHeads()
-	var memberships []*imv1.FanoutMembership
-	for _, fm := range latest {
-		if !restored.restore(fm) {
-			memberships = append(memberships, fm)
-		}
-	}
-	rm := RestoreMembers(memberships)
+	restored, rm := restoreFrom(persisted)
 	for _, user := range []string{"ann", "ben", "cy"} {
 		want, _ := h.ConversationsOf(user, m)
 		got, complete := restored.ConversationsOf(user, rm)

@@ -19,25 +19,52 @@ const maxPeriods = 8
 // containing k, so replaying entries after a restart gives the same answer
 // even when the restored periods are ahead of the replay position.
 type Members struct {
-	groups  map[string]map[string]*imv1.FanoutMembership
+	groups map[string]map[string]*imv1.FanoutMembership
+	// epoch: the epoch of each group's stream the periods belong to.
+	epoch   map[string]uint64
 	byUser  map[string][]string // user -> groups with a period of the user
 	changed map[*imv1.FanoutMembership]struct{}
 }
 
 // NewMembers returns an empty table.
 func NewMembers() *Members {
-	return &Members{groups: map[string]map[string]*imv1.FanoutMembership{}, byUser: map[string][]string{},
+	return &Members{groups: map[string]map[string]*imv1.FanoutMembership{}, epoch: map[string]uint64{}, byUser: map[string][]string{},
 		changed: map[*imv1.FanoutMembership]struct{}{}}
 }
 
-// RestoreMembers rebuilds the table from the persisted periods.
+// RestoreMembers rebuilds the table from the persisted periods. Periods
+// of an older epoch than another entry of their group are obsolete (a
+// restart between the writes of one reset) and left out.
 func RestoreMembers(entries []*imv1.FanoutMembership) *Members {
 	m := NewMembers()
 	for _, e := range entries {
-		m.user(e.ConversationId, e.UserId).Periods = e.Periods
+		m.epoch[e.ConversationId] = max(m.epoch[e.ConversationId], e.Epoch)
+	}
+	for _, e := range entries {
+		fm := m.user(e.ConversationId, e.UserId)
+		if e.Epoch == m.epoch[e.ConversationId] {
+			fm.Periods = e.Periods
+		}
 	}
 	clear(m.changed)
 	return m
+}
+
+// observeEpoch says whether a record of conv's epoch is current: false if
+// it is of an older epoch than the periods held. A newer epoch (the stream
+// rebuilt from nothing, seqs again from 1) drops every period of conv, and
+// the emptied entries are persisted with the new epoch.
+func (m *Members) observeEpoch(conv string, epoch uint64) bool {
+	cur := m.epoch[conv]
+	if epoch <= cur {
+		return epoch == cur
+	}
+	m.epoch[conv] = epoch
+	for _, fm := range m.groups[conv] {
+		fm.Periods, fm.Epoch = nil, epoch
+		m.changed[fm] = struct{}{}
+	}
+	return true
 }
 
 func (m *Members) user(conv, user string) *imv1.FanoutMembership {
@@ -48,7 +75,7 @@ func (m *Members) user(conv, user string) *imv1.FanoutMembership {
 	}
 	fm := g[user]
 	if fm == nil {
-		fm = &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, UserId: user}
+		fm = &imv1.FanoutMembership{Version: imv1.Version, ConversationId: conv, UserId: user, Epoch: m.epoch[conv]}
 		g[user] = fm
 		m.byUser[user] = append(m.byUser[user], conv)
 	}
@@ -71,13 +98,18 @@ func (m *Members) lastPeriod(conv, user string) *imv1.MembershipPeriod {
 // the users whose periods contain its seq. A joiner's period starts at its
 // join, so it receives the join; a leaver's ends at its leave, so it
 // receives the leave and nothing after (I4). Direct conversations
-// (dm:<a>:<b>) go to both users; notices (seq 0) to their sender only.
+// (dm:<a>:<b>) go to both users; notices (seq 0) to their sender only. An
+// entry of a newer epoch than the periods held starts them afresh; one of
+// an older epoch (obsolete) goes to nobody.
 func (m *Members) Recipients(r *imv1.SequencedRecord) []string {
 	if r.Seq == 0 {
 		return []string{r.SenderUserId}
 	}
 	if a, b, ok := dmUsers(r.ConversationId); ok {
 		return []string{a, b}
+	}
+	if !m.observeEpoch(r.ConversationId, r.Epoch) {
+		return nil
 	}
 	if ev := r.GetMembership(); ev != nil {
 		for _, u := range ev.UserIds {

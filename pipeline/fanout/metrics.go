@@ -19,7 +19,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		entries:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_entries_total", Help: "Sequenced records routed."}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_deliveries_total", Help: "Gateway deliveries written (one per entry and gateway)."}),
 		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_dropped_total", Help: "Deliveries not written because the gateway's topic is gone."}),
-		skipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_skipped_total", Help: "Undecodable sequenced records skipped."}),
+		skipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_skipped_total", Help: "Sequenced records skipped: undecodable, or of an older epoch than their conversation's stream."}),
 		routingStarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "seqchat_fanout_routing_started_total",
 			Help: "RoutingStarted notices written: a partition routed to a newly connected device from an offset on."}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seqchat_fanout_partitions", Help: "Sequenced partitions this instance routes."}),

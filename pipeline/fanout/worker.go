@@ -145,10 +145,13 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 			continue
 		}
 		w.f.metrics.entries.Inc()
-		if r.Seq > 0 {
-			w.heads.Observe(r.ConversationId, r.Seq)
-		}
 		var byGateway map[string][]*imv1.DeviceRef
+		if r.Seq > 0 && !w.heads.Observe(r.ConversationId, r.Epoch, r.Seq) {
+			// Of an older epoch than the conversation's stream (the
+			// sequencer's state rebuilt since): obsolete, routed to nobody.
+			w.f.metrics.skipped.Inc()
+			continue
+		}
 		if r.GetReadReceipt() != nil {
 			byGateway = w.receiptDevices(r)
 		} else if r.Seq == 0 { // a notice goes to the sending device only

@@ -62,6 +62,9 @@ type conn struct {
 	// (a conversation first named by a live entry starts unplaced);
 	// headsMode: it placed them from the fanout's notices (under mu).
 	placing, headsMode bool
+	// resumeEpochs: the epoch of each resume position, from hello or the
+	// stored positions (under mu).
+	resumeEpochs map[string]uint64
 }
 
 // outFrame is a frame waiting for the writer; routedAt is set for a
@@ -98,6 +101,13 @@ type convState struct {
 	// behind: the head the device has been behind since it was learned
 	// (stall detection); zero while it is not behind.
 	behind headSeen
+	// epoch of the conversation's stream the device holds (epoch.go);
+	// epochKnown false: not known yet (a resume position without one),
+	// the first epoch seen is taken as the device's.
+	// epochClaimed: epoch is only what the device resumed at, not seen in
+	// any record yet.
+	epoch                    uint64
+	epochKnown, epochClaimed bool
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {

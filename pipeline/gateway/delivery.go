@@ -45,22 +45,25 @@ func (c *conn) deliverNotice(r *imv1.SequencedRecord) {
 // sends what became deliverable. A conversation seen for the first time
 // starts from 0: history fills in what the device may see of it.
 func (c *conn) offer(conv string, entries []Entry) {
-	c.offerEntries(conv, entries, false, 0, false)
+	c.offerEntries(conv, entries, false, 0, false, 0)
 }
 
 // offerPage feeds a history page; it also skips what history is complete
 // for but did not return (not visible to this user): the seqs before each
 // returned entry and, when the page was not full, those after the last one
 // up to complete.
-func (c *conn) offerPage(conv string, page []MsgFrame, complete uint64, pageFull bool) {
+// false: the page was dropped, being of another epoch than the device
+// holds (it was reset; the caller reads again from where it now is).
+func (c *conn) offerPage(conv string, epoch uint64, page []MsgFrame, complete uint64, pageFull bool) bool {
 	entries := make([]Entry, len(page))
 	for i, f := range page {
-		entries[i] = Entry{Seq: f.Seq, Payload: encode(f), Sender: deviceKey{f.SenderUserID, f.SenderDeviceID}, ClientMsgID: f.ClientMsgID, Membership: f.Event}
+		entries[i] = Entry{Seq: f.Seq, Epoch: f.Epoch, Payload: encode(f), Sender: deviceKey{f.SenderUserID, f.SenderDeviceID}, ClientMsgID: f.ClientMsgID, Membership: f.Event}
 	}
-	c.offerEntries(conv, entries, true, complete, pageFull)
+	return c.offerEntries(conv, entries, true, complete, pageFull, epoch)
 }
 
-func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, complete uint64, pageFull bool) {
+// offerEntries: live entries, or a history page of pageEpoch.
+func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, complete uint64, pageFull bool, pageEpoch uint64) bool {
 	c.mu.Lock()
 	cs := c.convs[conv]
 	if cs == nil {
@@ -71,12 +74,36 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	if cs.unplaced {
 		cs.keepEarly(entries)
 		c.mu.Unlock()
-		return
+		return true
 	}
 	var ready []Entry
 	overflow := false
 	now := time.Now()
+	if fromHistory {
+		known, was := cs.epochKnown, cs.epoch
+		if !c.epochLocked(conv, cs, pageEpoch) || (known && pageEpoch != was) {
+			// Of an older epoch (read before a reset, or history behind),
+			// or another one: the conversation was reset, and the page,
+			// read after the old position, is not what the device needs;
+			// the fill (the caller) reads again from seq 0, up to what
+			// history holds of the new epoch.
+			if pageEpoch == cs.epoch {
+				cs.target = max(cs.target, complete)
+			}
+			c.mu.Unlock()
+			return false
+		}
+	}
 	for _, e := range entries {
+		if !fromHistory {
+			was := cs.epoch
+			if !c.epochLocked(conv, cs, e.Epoch) {
+				continue // of an older epoch: obsolete
+			}
+			if e.Epoch != was && len(ready) > 0 {
+				ready = ready[:0] // reset by this entry: drop what the old epoch had ready
+			}
+		}
 		if fromHistory && e.Seq > 0 && e.Seq-1 <= complete {
 			if from := cs.reorder.Delivered() + 1; from < e.Seq {
 				c.log.Debug("skipping seqs history does not show this user", "conversation", conv, "from", from, "to", e.Seq-1, "complete", complete, "first", entries[0].Seq, "n", len(entries))
@@ -111,6 +138,7 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	if startFill {
 		go c.fill(conv, false, nil)
 	}
+	return true
 }
 
 // fill reads history after the delivered position until the conversation
@@ -179,7 +207,15 @@ func (c *conn) fill(conv string, catchUp bool, first *HistoryPage) {
 		}
 		c.g.metrics.fills.Inc()
 		full := len(page.Entries) == historyPage
-		c.offerPage(conv, page.Entries, page.CompleteUpTo, full)
+		if !c.offerPage(conv, page.Epoch, page.Entries, page.CompleteUpTo, full) {
+			// Reset, or history has not stored the device's epoch yet:
+			// read again from the device's position.
+			if !c.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
 		if catchUp && !full {
 			c.mu.Lock()
 			up, target := c.convs[conv].reorder.Delivered(), c.convs[conv].target

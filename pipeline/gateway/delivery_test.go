@@ -30,7 +30,7 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer close(done)
-			c.offerPage("g:t", page, run, false)
+			c.offerPage("g:t", 0, page, run, false)
 		}()
 		go func() {
 			defer wg.Done()

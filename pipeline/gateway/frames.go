@@ -53,10 +53,55 @@ func protoErr(code, format string, args ...any) *ProtocolError {
 // Client frames.
 
 // Hello authenticates and says where to resume (conversation -> last
-// acknowledged seq).
+// acknowledged seq). A resume value is a seq, or {"seq": n, "epoch": e}:
+// the seq of the stream of that epoch (ResumeEpochs).
 type Hello struct {
 	Token  string            `json:"token"`
-	Resume map[string]uint64 `json:"resume,omitempty"`
+	Resume map[string]uint64 `json:"-"`
+	// ResumeEpochs: the epochs resume values named (0 included); a
+	// conversation absent from it was given as a bare seq.
+	ResumeEpochs map[string]uint64 `json:"-"`
+}
+
+// UnmarshalJSON reads resume values of both forms.
+func (h *Hello) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Token  string                     `json:"token"`
+		Resume map[string]json.RawMessage `json:"resume"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	h.Token, h.Resume, h.ResumeEpochs = raw.Token, nil, nil
+	for conv, v := range raw.Resume {
+		if h.Resume == nil {
+			h.Resume = map[string]uint64{}
+		}
+		var pos struct {
+			Seq   *uint64 `json:"seq"`
+			Epoch uint64  `json:"epoch"`
+		}
+		if len(v) > 0 && v[0] == '{' {
+			if err := json.Unmarshal(v, &pos); err != nil {
+				return fmt.Errorf("resume of %s: %w", conv, err)
+			}
+			if pos.Seq == nil {
+				return fmt.Errorf("resume of %s: no seq", conv)
+			}
+			h.Resume[conv] = *pos.Seq
+			if h.ResumeEpochs == nil {
+				h.ResumeEpochs = map[string]uint64{}
+			}
+			h.ResumeEpochs[conv] = pos.Epoch
+			continue
+		}
+		var seq uint64
+		if err := json.Unmarshal(v, &seq); err != nil {
+			return fmt.Errorf("resume of %s: %w", conv, err)
+		}
+		h.Resume[conv] = seq
+	}
+	return nil
 }
 
 // MessageBody is a chat message's payload.

@@ -44,6 +44,7 @@ type MsgFrame struct {
 	Type               string       `json:"type"`
 	ConversationID     string       `json:"conversation_id"`
 	Seq                uint64       `json:"seq"`
+	Epoch              uint64       `json:"epoch,omitempty"`
 	MsgID              string       `json:"msg_id"`
 	SenderUserID       string       `json:"sender_user_id"`
 	SenderDeviceID     string       `json:"sender_device_id"`
@@ -59,6 +60,16 @@ type MsgFrame struct {
 	// latest edit's content; no content once recalled).
 	Edited   bool `json:"edited,omitempty"`
 	Recalled bool `json:"recalled,omitempty"`
+}
+
+// resetFrame: the device holds conversation ConversationID at another
+// epoch than its stream's current one; it drops what it holds of it and
+// gets its entries again from seq 1 of Epoch.
+type resetFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	Epoch          uint64 `json:"epoch"`
+	Message        string `json:"message"`
 }
 
 type syncedFrame struct {
@@ -109,7 +120,7 @@ func errorPayload(e *ProtocolError, fatal bool) []byte {
 
 // EntryFrame turns a sequenced entry (seq >= 1) into its `msg` frame.
 func EntryFrame(r *imv1.SequencedRecord) MsgFrame {
-	f := MsgFrame{Type: "msg", ConversationID: r.ConversationId, Seq: r.Seq, MsgID: r.MsgId,
+	f := MsgFrame{Type: "msg", ConversationID: r.ConversationId, Seq: r.Seq, Epoch: r.Epoch, MsgID: r.MsgId,
 		SenderUserID: r.SenderUserId, SenderDeviceID: r.SenderDeviceId, ClientMsgID: r.ClientMsgId,
 		SequencedAtMs: r.SequencedAtMs, PredecessorMissing: r.PredecessorMissing}
 	switch b := r.Body.(type) {

@@ -348,7 +348,7 @@ func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
 	var entry []Entry
 	if d.Record.Seq > 0 {
 		f := EntryFrame(d.Record)
-		entry = []Entry{{Seq: d.Record.Seq, Payload: encode(f), RoutedAt: routedAt,
+		entry = []Entry{{Seq: d.Record.Seq, Epoch: d.Record.Epoch, Payload: encode(f), RoutedAt: routedAt,
 			ReceivedAt: time.UnixMilli(d.Record.ReceivedAtMs), ClientMsgID: d.Record.ClientMsgId,
 			Sender: deviceKey{d.Record.SenderUserId, d.Record.SenderDeviceId}, Membership: f.Event}}
 	}

@@ -49,13 +49,15 @@ type pipeline struct {
 	stopSink   func()
 	fanout     fanout.Config
 	stopFanout func()
-	sequencer  sequencer.Config
-	stopSeq    func()
 	clickhouse driver.Conn // history's database
 	database   string
 	// historyReads counts the read API's requests (every method but PUT,
 	// which stores positions): each one queries ClickHouse.
 	historyReads atomic.Int64
+
+	// seqCfg starts the sequencer (startSequencer), stopSequencer stops it.
+	seqCfg        sequencer.Config
+	stopSequencer func()
 }
 
 type runningGateway struct {
@@ -94,7 +96,7 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	for _, f := range tune {
 		f(&seqCfg)
 	}
-	p.sequencer = seqCfg
+	p.seqCfg = seqCfg
 	p.startSequencer()
 	p.fanout = fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")}
 	p.startFanout()
@@ -125,15 +127,15 @@ func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	return p
 }
 
-// startSequencer starts the sequencer (again, after stopSeq: it restores
-// its state from the changelog).
+// startSequencer starts the sequencer (again, after stopSequencer) with
+// p.seqCfg.
 func (p *pipeline) startSequencer() {
 	p.t.Helper()
-	seq, err := sequencer.New(p.sequencer)
+	seq, err := sequencer.New(p.seqCfg)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.stopSeq = p.run("sequencer", seq.Run)
+	p.stopSequencer = p.run("sequencer", seq.Run)
 }
 
 // startFanout starts the fanout (again, after stopFanout).
@@ -162,7 +164,7 @@ func (p *pipeline) waitPosition(user, device, conv string, seq uint64) {
 	p.t.Helper()
 	h := &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken}
 	stacktest.Eventually(p.t, 30*time.Second, fmt.Sprintf("position %d of %s/%s in %s", seq, user, device, conv), func() bool {
-		pos, err := h.Positions(context.Background(), user, device)
+		pos, _, err := h.Positions(context.Background(), user, device)
 		return err == nil && pos[conv] >= seq
 	})
 }
@@ -240,6 +242,7 @@ type frame struct {
 	Type           string `json:"type"`
 	ConversationID string `json:"conversation_id"`
 	Seq            uint64 `json:"seq"`
+	Epoch          uint64 `json:"epoch"`
 	ClientMsgID    string `json:"client_msg_id"`
 	SenderUserID   string `json:"sender_user_id"`
 	Code           string `json:"code"`

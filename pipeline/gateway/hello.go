@@ -63,6 +63,10 @@ func (c *conn) hello() bool {
 	// live has neither a gap nor a duplicate.
 	c.mu.Lock()
 	c.placing = true
+	c.resumeEpochs = map[string]uint64{}
+	for conv, e := range f.Hello.ResumeEpochs {
+		c.resumeEpochs[conv] = e
+	}
 	for conv := range f.Hello.Resume {
 		c.convs[conv] = &convState{reorder: NewReorder(0, 0), unplaced: true}
 	}
@@ -170,10 +174,11 @@ func (c *conn) untilHistoryAnswers(read func() error) bool {
 func (c *conn) resumePositions(sent map[string]uint64) (map[string]uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stored, err := c.g.cfg.History.Positions(ctx, c.user, c.device)
+	stored, epochs, err := c.g.cfg.History.Positions(ctx, c.user, c.device)
 	if err != nil {
 		return nil, err
 	}
+	c.storedEpochs(stored, epochs)
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
 	if err != nil {
 		return nil, err

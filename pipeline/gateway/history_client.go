@@ -26,6 +26,8 @@ var ErrUnknownConversation = errors.New("unknown conversation")
 
 // HistoryPage is a page of a conversation's history as one user may see it.
 type HistoryPage struct {
+	// Epoch of the conversation's stream the page is of (its current one).
+	Epoch   uint64
 	Entries []MsgFrame
 	// CompleteUpTo: history holds every seq up to here; a hole past it is
 	// "not written yet", not "missing".
@@ -49,8 +51,10 @@ type History interface {
 	// Progress is, per partition of the sequenced topic, the offset before
 	// which history has stored every record.
 	Progress(ctx context.Context) ([]int64, error)
-	Positions(ctx context.Context, user, device string) (map[string]uint64, error)
-	SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error
+	// Positions are the device's acknowledged positions, and the epoch of
+	// each one's stream where it is not 0.
+	Positions(ctx context.Context, user, device string) (positions, epochs map[string]uint64, err error)
+	SavePositions(ctx context.Context, user, device string, positions, epochs map[string]uint64) error
 }
 
 // HistoryClient calls the history service's HTTP read API
@@ -152,17 +156,21 @@ func (c *HistoryClient) Progress(ctx context.Context) ([]int64, error) {
 }
 
 // Positions implements History.
-func (c *HistoryClient) Positions(ctx context.Context, user, device string) (map[string]uint64, error) {
+func (c *HistoryClient) Positions(ctx context.Context, user, device string) (positions, epochs map[string]uint64, err error) {
 	var out struct {
 		Positions map[string]uint64 `json:"positions"`
+		Epochs    map[string]uint64 `json:"epochs"`
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/devices/"+url.PathEscape(user)+"/"+url.PathEscape(device)+"/positions", nil, &out)
-	return out.Positions, err
+	err = c.do(ctx, http.MethodGet, "/v1/devices/"+url.PathEscape(user)+"/"+url.PathEscape(device)+"/positions", nil, &out)
+	return out.Positions, out.Epochs, err
 }
 
 // SavePositions implements History.
-func (c *HistoryClient) SavePositions(ctx context.Context, user, device string, positions map[string]uint64) error {
+func (c *HistoryClient) SavePositions(ctx context.Context, user, device string, positions, epochs map[string]uint64) error {
 	body := map[string]any{"positions": positions}
+	if len(epochs) > 0 {
+		body["epochs"] = epochs
+	}
 	return c.do(ctx, http.MethodPut, "/v1/devices/"+url.PathEscape(user)+"/"+url.PathEscape(device)+"/positions", body, nil)
 }
 
@@ -192,7 +200,7 @@ func (c *HistoryClient) Read(ctx context.Context, conversation, user string, aft
 
 // pageFrames turns a page of the history API into msg frames.
 func pageFrames(conversation string, p historyapi.Page) HistoryPage {
-	out := HistoryPage{Entries: make([]MsgFrame, len(p.Entries)), CompleteUpTo: p.CompleteUpTo}
+	out := HistoryPage{Epoch: p.Epoch, Entries: make([]MsgFrame, len(p.Entries)), CompleteUpTo: p.CompleteUpTo}
 	for i, e := range p.Entries {
 		out.Entries[i] = historyFrame(conversation, e)
 	}
@@ -202,7 +210,7 @@ func pageFrames(conversation string, p historyapi.Page) HistoryPage {
 // historyFrame is an entry read from history as clients receive it: the
 // same frame as the live one (EntryFrame).
 func historyFrame(conversation string, e historyapi.Entry) MsgFrame {
-	f := MsgFrame{Type: "msg", ConversationID: conversation, Seq: e.Seq, MsgID: e.MsgID, SenderUserID: e.SenderUserID,
+	f := MsgFrame{Type: "msg", ConversationID: conversation, Seq: e.Seq, Epoch: e.Epoch, MsgID: e.MsgID, SenderUserID: e.SenderUserID,
 		SenderDeviceID: e.SenderDeviceID, ClientMsgID: e.ClientMsgID, SequencedAtMs: e.SequencedAtMs,
 		PredecessorMissing: e.PredecessorMissing}
 	if e.Message != nil {

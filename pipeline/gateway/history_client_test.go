@@ -14,7 +14,7 @@ import (
 // had drifted).
 func TestHistoryFrameCarriesEveryEntryField(t *testing.T) {
 	entries := []historyapi.Entry{
-		{Seq: 7, MsgID: "m7", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c7",
+		{Seq: 7, Epoch: 1764633600000, MsgID: "m7", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c7",
 			SequencedAtMs: 1764633600123, PredecessorMissing: true,
 			Message: &historyapi.Message{ContentType: "text/plain", Body: "hi"}},
 		{Seq: 8, MsgID: "m8", SenderUserID: "alice", SenderDeviceID: "phone", ClientMsgID: "c8",

@@ -17,7 +17,7 @@ type metrics struct {
 	connections                                    prometheus.Gauge
 	framesIn, framesOut, delivered, fills, badAcks prometheus.Counter
 	historyErrors, settleSkips, settledPartitions  prometheus.Counter
-	sharedReads, stalls                            prometheus.Counter
+	sharedReads, stalls, resets                    prometheus.Counter
 	resumes                                        *prometheus.CounterVec
 	disconnects                                    *prometheus.CounterVec
 	writeDelay                                     prometheus.Histogram
@@ -41,6 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		settleSkips:       c("settle_skips_total", "Conversations the settle pass did not read: live entries already arrive."),
 		settledPartitions: c("settled_partitions_total", "Sequenced partitions settled for a new connection once history stored them up to the fanout's RoutingStarted notice."),
 		sharedReads:       c("shared_reads_total", "Catch-up reads answered by a history read shared with other members lacking the same entries."),
+		resets:            c("resets_total", "Conversations a device was told to reset: it held them at another epoch than their stream's."),
 		stalls:            c("stalls_repaired_total", "Conversations a device stayed behind the sequencer's head in for StallAfter, then read from history up to it."),
 		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seqchat_gateway_resumes_total",
 			Help: "Hellos resumed, by path: heads (from the fanout's notices; history read only for what is missing) or history (it lists conversations and positions)."}, []string{"path"}),
@@ -71,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			return m.pipelineDelay()
 		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.sharedReads, m.stalls, m.resumes, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.sharedReads, m.stalls, m.resets, m.resumes, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
 	}
 	return m
 }

@@ -9,7 +9,7 @@ func (c *conn) handleAck(a *Ack) {
 		c.g.metrics.badAcks.Inc() // acknowledging what was not delivered: ignored
 		return
 	}
-	if a.Seq > c.acked[a.ConversationID] {
+	if a.Seq > c.acked[a.ConversationID] { // of the epoch the device holds: a reset forgets what was acked before
 		c.acked[a.ConversationID] = a.Seq
 	}
 }
@@ -25,8 +25,14 @@ func (c *conn) savePositions(ctx context.Context) {
 	}
 	batch := c.acked
 	c.acked = map[string]uint64{}
+	epochs := map[string]uint64{}
+	for conv := range batch {
+		if cs := c.convs[conv]; cs != nil && cs.epoch > 0 {
+			epochs[conv] = cs.epoch
+		}
+	}
 	c.mu.Unlock()
-	if err := c.g.cfg.History.SavePositions(ctx, c.user, c.device, batch); err != nil {
+	if err := c.g.cfg.History.SavePositions(ctx, c.user, c.device, batch, epochs); err != nil {
 		c.log.Warn("saving acknowledged positions", "err", err)
 		c.mu.Lock()
 		for conv, seq := range batch {

@@ -147,7 +147,7 @@ func TestReadReceipts(t *testing.T) {
 
 	// The sequencer restarts and restores the positions: old marks still
 	// give nothing, a new one goes on from there.
-	p.stopSeq()
+	p.stopSequencer()
 	p.startSequencer()
 	bobPhone.read(dm, 4)
 	bobPhone.read(dm, 5)

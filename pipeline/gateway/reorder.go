@@ -8,6 +8,7 @@ import (
 // Entry is one sequenced entry of a conversation as the gateway delivers it.
 type Entry struct {
 	Seq     uint64
+	Epoch   uint64 // of the conversation's stream Seq belongs to
 	Payload []byte // the encoded `msg` frame, shared by every recipient
 	// RoutedAt is when the fanout routed a live entry (its gateway
 	// record's timestamp), ReceivedAt when ingest received it; both zero

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -137,7 +138,23 @@ func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[int32][]*imv1
 			}
 			continue
 		}
+		if e, ok := c.resumeEpochs[conv]; ok && e != rc.Epoch {
+			// The device's position is of another epoch: it starts afresh
+			// at seq 0 of the current one.
+			if cs := c.convs[conv]; cs != nil && !cs.unplaced {
+				c.resetLocked(conv, cs, rc.Epoch, fmt.Sprintf("%s is at epoch %d; the device resumed at epoch %d", conv, rc.Epoch, e))
+			} else {
+				c.send(encode(resetFrame{Type: "reset", ConversationID: conv, Epoch: rc.Epoch,
+					Message: fmt.Sprintf("%s is at epoch %d; the device resumed at epoch %d", conv, rc.Epoch, e)}))
+				c.g.metrics.resets.Inc()
+				pos = 0
+			}
+			c.resumeEpochs[conv] = rc.Epoch
+		}
 		cs := c.placeLocked(conv, pos)
+		if !c.epochLocked(conv, cs, rc.Epoch) {
+			continue // a notice older than what the device already got live
+		}
 		c.aimLocked(cs, rc)
 		if at := cs.reorder.Delivered(); at < cs.target {
 			cs.filling = true
@@ -197,6 +214,9 @@ func (c *conn) headsNoticed(convs []*imv1.RoutedConversation) {
 			cs = &convState{reorder: NewReorder(0, 0)}
 			c.convs[rc.ConversationId] = cs
 		}
+		if !cs.unplaced && !c.epochLocked(rc.ConversationId, cs, rc.Epoch) {
+			continue
+		}
 		c.aimLocked(cs, rc)
 		if cs.reorder.Delivered() < cs.target && !cs.filling {
 			cs.filling = true
@@ -211,10 +231,30 @@ func (c *conn) storedPositions() (stored map[string]uint64, ok bool) {
 	ok = c.untilHistoryAnswers(func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stored, err = c.g.cfg.History.Positions(ctx, c.user, c.device)
+		var epochs map[string]uint64
+		stored, epochs, err = c.g.cfg.History.Positions(ctx, c.user, c.device)
+		if err == nil {
+			c.storedEpochs(stored, epochs)
+		}
 		return err
 	})
 	return stored, ok
+}
+
+// storedEpochs notes the epochs of the stored positions the device
+// resumes from: those hello gave no epoch for (a bare seq, or none); c.mu
+// is not held. A stored position without an epoch leaves it unknown.
+func (c *conn) storedEpochs(stored, epochs map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conv := range stored {
+		if _, given := c.resumeEpochs[conv]; given {
+			continue
+		}
+		if e, ok := epochs[conv]; ok {
+			c.resumeEpochs[conv] = e
+		}
+	}
 }
 
 // placeLocked starts conv's reorder buffer at pos and offers it the live
@@ -225,6 +265,7 @@ func (c *conn) placeLocked(conv string, pos uint64) *convState {
 	if cs == nil {
 		cs = &convState{reorder: NewReorder(pos, 0)}
 		c.convs[conv] = cs
+		c.resumeEpochLocked(cs, conv)
 		return cs
 	}
 	if !cs.unplaced {
@@ -232,9 +273,17 @@ func (c *conn) placeLocked(conv string, pos uint64) *convState {
 	}
 	cs.unplaced = false
 	cs.reorder = NewReorder(pos, 0)
+	c.resumeEpochLocked(cs, conv)
 	now := time.Now()
 	var ready []Entry
 	for _, e := range cs.early {
+		was := cs.epoch
+		if !c.epochLocked(conv, cs, e.Epoch) {
+			continue
+		}
+		if cs.epoch != was {
+			ready = ready[:0] // reset by this entry: what was ready is of the old epoch
+		}
 		got, overflow := cs.reorder.Offer(e, now)
 		ready = append(ready, got...)
 		if overflow {
@@ -337,7 +386,7 @@ func (s *sharedReads) read(ctx context.Context, conv, user string, after, to uin
 	if r.err != nil {
 		return HistoryPage{}, r.err
 	}
-	out := HistoryPage{CompleteUpTo: min(r.page.CompleteUpTo, to)}
+	out := HistoryPage{Epoch: r.page.Epoch, CompleteUpTo: min(r.page.CompleteUpTo, to)}
 	for _, e := range r.page.Entries {
 		if e.Seq <= to {
 			out.Entries = append(out.Entries, e)

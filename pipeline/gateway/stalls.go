@@ -29,8 +29,8 @@ type streamHeads struct {
 }
 
 type headSeen struct {
-	seq uint64
-	at  time.Time
+	seq, epoch uint64
+	at         time.Time
 }
 
 func newStreamHeads() *streamHeads { return &streamHeads{m: map[string]headSeen{}} }
@@ -41,8 +41,11 @@ func (h *streamHeads) observe(sh *imv1.StreamHeads, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range sh.Heads {
-		if c.Seq > h.m[c.ConversationId].seq {
-			h.m[c.ConversationId] = headSeen{seq: c.Seq, at: now}
+		// Within an epoch a head only moves forward; a newer epoch (the
+		// stream rebuilt from nothing) starts it afresh; an older one is stale.
+		old := h.m[c.ConversationId]
+		if c.Epoch > old.epoch || c.Epoch == old.epoch && c.Seq > old.seq {
+			h.m[c.ConversationId] = headSeen{seq: c.Seq, epoch: c.Epoch, at: now}
 		}
 	}
 }
@@ -165,7 +168,10 @@ func (c *conn) repairStalls(now time.Time) {
 		}
 		head, ok := c.g.heads.get(conv)
 		delivered := cs.reorder.Delivered()
-		if !ok || delivered >= head.seq || cs.target >= head.seq { // not behind, or a read up to it runs
+		if !ok || (cs.epochKnown && head.epoch != cs.epoch) || delivered >= head.seq || cs.target >= head.seq {
+			// not behind, a read up to it runs, or a head of another epoch
+			// (heads compare within an epoch only; a newer epoch's entries
+			// reset the conversation when they come)
 			cs.behind = headSeen{}
 			continue
 		}

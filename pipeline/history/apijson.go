@@ -4,10 +4,10 @@ import "github.com/seqchat/seqchat/schemas/historyapi"
 
 // pageJSON is a page as the read API writes it (historyapi).
 func pageJSON(p Page) historyapi.Page {
-	out := historyapi.Page{ConversationID: p.ConversationID, Entries: make([]historyapi.Entry, 0, len(p.Entries)),
+	out := historyapi.Page{ConversationID: p.ConversationID, Epoch: p.Epoch, Entries: make([]historyapi.Entry, 0, len(p.Entries)),
 		CompleteUpTo: p.CompleteUpTo, NextAfterSeq: p.NextAfterSeq}
 	for _, r := range p.Entries {
-		e := historyapi.Entry{Seq: r.Seq, MsgID: r.MsgID, SenderUserID: r.SenderUserID, SenderDeviceID: r.SenderDeviceID,
+		e := historyapi.Entry{Seq: r.Seq, Epoch: r.Epoch, MsgID: r.MsgID, SenderUserID: r.SenderUserID, SenderDeviceID: r.SenderDeviceID,
 			ClientMsgID: r.ClientMsgID, SequencedAtMs: int64(r.SequencedAtMs), PredecessorMissing: r.PredecessorMissing,
 			Edited: r.Edited, Recalled: r.Recalled}
 		switch {

@@ -32,6 +32,8 @@ type conversationsJSON struct {
 
 type positionsJSON struct {
 	Positions map[string]uint64 `json:"positions"`
+	// Epochs: the epoch of each position's stream, where not 0.
+	Epochs map[string]uint64 `json:"epochs,omitempty"`
 }
 
 func (h *handler) device(r *http.Request) (user, device string, err error) {
@@ -89,12 +91,12 @@ func (h *handler) getPositions(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.QueryTimeout)
 	defer cancel()
-	pos, err := h.cfg.Store.Positions(ctx, user, device)
+	pos, epochs, err := h.cfg.Store.Positions(ctx, user, device)
 	if err != nil {
 		h.refuse(w, r, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, positionsJSON{Positions: pos})
+	writeJSON(w, http.StatusOK, positionsJSON{Positions: pos, Epochs: epochs})
 }
 
 func (h *handler) putPositions(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +124,7 @@ func (h *handler) putPositions(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.QueryTimeout)
 	defer cancel()
-	if err := h.cfg.Store.SavePositions(ctx, user, device, body.Positions); err != nil {
+	if err := h.cfg.Store.SavePositions(ctx, user, device, body.Positions, body.Epochs); err != nil {
 		h.refuse(w, r, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		return
 	}

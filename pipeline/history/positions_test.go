@@ -15,19 +15,35 @@ func TestDevicePositions(t *testing.T) {
 	store, _, _ := newStore(t)
 	ctx := context.Background()
 	for _, save := range []map[string]uint64{{"g:a": 5, "dm:u:v": 2}, {"g:a": 9}, {"g:a": 7, "g:b": 1}} {
-		if err := store.SavePositions(ctx, "u", "phone", save); err != nil {
+		if err := store.SavePositions(ctx, "u", "phone", save, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.SavePositions(ctx, "u", "web", map[string]uint64{"g:a": 100}); err != nil {
+	if err := store.SavePositions(ctx, "u", "web", map[string]uint64{"g:a": 100}, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := store.Positions(ctx, "u", "phone")
+	got, epochs, err := store.Positions(ctx, "u", "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(got) != "map[dm:u:v:2 g:a:9 g:b:1]" {
-		t.Fatalf("positions of u/phone = %v, want g:a 9 (the highest), g:b 1, dm:u:v 2; web's are its own", got)
+	if fmt.Sprint(got) != "map[dm:u:v:2 g:a:9 g:b:1]" || len(epochs) != 0 {
+		t.Fatalf("positions of u/phone = %v %v, want g:a 9 (the highest), g:b 1, dm:u:v 2 of epoch 0; web's are its own", got, epochs)
+	}
+
+	// g:a's stream rebuilt under epoch 20: its position of epoch 20 wins,
+	// though lower than epoch 0's.
+	if err := store.SavePositions(ctx, "u", "phone", map[string]uint64{"g:a": 2}, map[string]uint64{"g:a": 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SavePositions(ctx, "u", "phone", map[string]uint64{"g:a": 1}, map[string]uint64{"g:a": 20}); err != nil {
+		t.Fatal(err)
+	}
+	got, epochs, err = store.Positions(ctx, "u", "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got, epochs) != "map[dm:u:v:2 g:a:2 g:b:1] map[g:a:20]" {
+		t.Fatalf("positions of u/phone = %v %v, want g:a 2 of epoch 20", got, epochs)
 	}
 }
 

@@ -50,6 +50,10 @@ type ReadRequest struct {
 // Page is one answer of Read.
 type Page struct {
 	ConversationID string
+	// Epoch of the conversation's stream the page is of: its current one
+	// (a stream rebuilt from nothing restarts at seq 1 under a larger
+	// epoch; a reader holding another epoch's seqs must start afresh).
+	Epoch uint64
 	// Entries visible to the user, seq ascending, all at most CompleteUpTo.
 	Entries []Row
 	// CompleteUpTo is the highest h such that history holds every seq 1..h.
@@ -121,9 +125,10 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ranges := map[string][]Period{}
+	ranges := map[string]Ranges{}
 	visible := map[string][]Period{} // the user's periods, up to what history holds whole
 	revised := map[string]uint64{}   // the highest seq a revision revises
+	epochs := map[string]uint64{}
 	for _, conv := range convs {
 		sum := sums[conv]
 		_, isDM, _ := parseConversation(conv)
@@ -146,14 +151,14 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 			// from there.
 			r = r[:MaxRangesPerQuery]
 		}
-		ranges[conv] = r
-		pages[conv] = Page{ConversationID: conv, Entries: []Row{}, CompleteUpTo: sum.CompleteUpTo, NextAfterSeq: after[conv]}
+		ranges[conv], epochs[conv] = Ranges{Epoch: sum.Epoch, Periods: r}, sum.Epoch
+		pages[conv] = Page{ConversationID: conv, Epoch: sum.Epoch, Entries: []Row{}, CompleteUpTo: sum.CompleteUpTo, NextAfterSeq: after[conv]}
 	}
 	rows, err := s.EntriesOf(ctx, ranges, limit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if err := applyRevisions(ctx, s, rows, visible, revised); err != nil {
+	if err := applyRevisions(ctx, s, rows, visible, revised, epochs); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	for conv, rs := range rows {
@@ -172,7 +177,7 @@ func ReadMany(ctx context.Context, s *Store, user string, after map[string]uint6
 // whose seqs (and edits' targets) all come after the highest seq any
 // revision revises (revised, from the summary) needs no query: a
 // conversation never revised costs none.
-func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visible map[string][]Period, revised map[string]uint64) error {
+func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visible map[string][]Period, revised, epochs map[string]uint64) error {
 	spans := map[string]Span{}
 	for conv, rs := range pages {
 		sp, ok := Span{}, false
@@ -191,6 +196,7 @@ func applyRevisions(ctx context.Context, s *Store, pages map[string][]Row, visib
 			sp.First, sp.Last = min(sp.First, target), max(sp.Last, r.Seq)
 		}
 		if ok && revised[conv] >= sp.First {
+			sp.Epoch = epochs[conv]
 			spans[conv] = sp
 		}
 	}

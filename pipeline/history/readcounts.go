@@ -79,7 +79,7 @@ func ReadCountsOf(ctx context.Context, s *Store, req ReadRequest) (ReadCounts, e
 		if !sum.Found {
 			return ReadCounts{}, &Error{CodeNotFound, fmt.Sprintf("history holds nothing of %s", conv)}
 		}
-		if periods, err = s.allPeriods(ctx, conv); err != nil {
+		if periods, err = s.allPeriods(ctx, conv, sum.Epoch); err != nil {
 			return ReadCounts{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		if len(periods[req.User]) == 0 {
@@ -94,7 +94,7 @@ func ReadCountsOf(ctx context.Context, s *Store, req ReadRequest) (ReadCounts, e
 	if len(ranges) == 0 {
 		return out, nil
 	}
-	msgs, err := s.messagesIn(ctx, conv, ranges, req.Limit)
+	msgs, err := s.messagesIn(ctx, conv, sum.Epoch, ranges, req.Limit)
 	if err != nil {
 		return ReadCounts{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -111,9 +111,11 @@ func ReadCountsOf(ctx context.Context, s *Store, req ReadRequest) (ReadCounts, e
 }
 
 // allPeriods reads every user's membership periods in conv.
-func (s *Store) allPeriods(ctx context.Context, conv string) (map[string][]Period, error) {
-	rows, err := s.conn.Query(ctx, "SELECT user_id, seq, toString(kind) FROM "+s.sibling("membership_events")+
-		" WHERE conversation_id = ?", conv)
+func (s *Store) allPeriods(ctx context.Context, conv string, epoch uint64) (map[string][]Period, error) {
+	// From the messages table, not membership_events: it has the epoch (a
+	// stream rebuilt from nothing reuses seqs).
+	rows, err := s.conn.Query(ctx, "SELECT user_id, seq, toString(kind) FROM "+s.table+" ARRAY JOIN member_user_ids AS user_id"+
+		" WHERE conversation_id = ? AND epoch = ? AND kind IN ('created', 'joined', 'left', 'kicked')", conv, epoch)
 	if err != nil {
 		return nil, fmt.Errorf("members of %s: %w", conv, err)
 	}
@@ -140,9 +142,9 @@ func (s *Store) allPeriods(ctx context.Context, conv string) (map[string][]Perio
 
 // messagesIn reads the seq and sender of the first limit chat messages of
 // conv in ranges, each once.
-func (s *Store) messagesIn(ctx context.Context, conv string, ranges []Period, limit int) ([]ReadCount, error) {
+func (s *Store) messagesIn(ctx context.Context, conv string, epoch uint64, ranges []Period, limit int) ([]ReadCount, error) {
 	var where strings.Builder
-	args := conversationRanges(&where, nil, conv, ranges)
+	args := conversationRanges(&where, nil, conv, epoch, ranges)
 	rows, err := s.conn.Query(ctx, "SELECT seq, sender_user_id FROM "+s.table+" WHERE kind = 'message' AND "+
 		where.String()+" ORDER BY seq LIMIT 1 BY seq LIMIT ?", append(args, limit)...)
 	if err != nil {

@@ -42,15 +42,21 @@ func (s *Store) InsertReads(ctx context.Context, reads []ReadRow) error {
 }
 
 // ReadPositions returns the read position of every user of conv who ever
-// marked it.
+// marked it, in the conversation's current stream (its largest epoch).
 func (s *Store) ReadPositions(ctx context.Context, conv string) (map[string]uint64, error) {
-	return s.maxReadSeq(ctx, "user_id", "conversation_id = ?", conv)
+	return s.maxReadSeq(ctx, "user_id", "conversation_id = ? AND epoch = (SELECT max(epoch) FROM "+s.table+
+		" WHERE conversation_id = ?)", conv, conv)
 }
 
-// userReadPositions is user's read position in each of convs that has one.
-func (s *Store) userReadPositions(ctx context.Context, convs []string, user string) (map[string]uint64, error) {
-	in, args := inList(convs)
-	return s.maxReadSeq(ctx, "conversation_id", "conversation_id IN "+in+" AND user_id = ?", append(args, user)...)
+// userReadPositions is user's read position in each conversation's
+// stream of the given epoch, where it has one.
+func (s *Store) userReadPositions(ctx context.Context, epochs map[string]uint64, user string) (map[string]uint64, error) {
+	var args []any
+	for conv, e := range epochs {
+		args = append(args, conv, e)
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(epochs)), ", ") + ")"
+	return s.maxReadSeq(ctx, "conversation_id", "(conversation_id, epoch) IN "+in+" AND user_id = ?", append(args, user)...)
 }
 
 // maxReadSeq is max(read_seq) of read_positions by the column by, over
@@ -117,7 +123,11 @@ func (s *Store) conversationStates(ctx context.Context, user string, convs []str
 	if err != nil {
 		return nil, err
 	}
-	reads, err := s.userReadPositions(ctx, convs, user)
+	epochs := make(map[string]uint64, len(convs))
+	for _, conv := range convs {
+		epochs[conv] = sums[conv].Epoch
+	}
+	reads, err := s.userReadPositions(ctx, epochs, user)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +160,7 @@ func (s *Store) conversationStates(ctx context.Context, user string, convs []str
 		if len(args) > 1 {
 			where.WriteString(" OR ")
 		}
-		args = conversationRanges(&where, args, conv, unread)
+		args = conversationRanges(&where, args, conv, sum.Epoch, unread)
 	}
 	if len(args) == 1 {
 		return states, nil

@@ -44,6 +44,7 @@ type Row struct {
 	ReceivedAtMs       uint64
 	SequencedAtMs      uint64
 	TargetSeq          uint64 // revisions: the message they revise
+	Epoch              uint64 // the epoch of the conversation's stream (SequencedRecord.epoch)
 	// Edited and Recalled are set by reads, not stored: the message (or,
 	// Recalled, an edit of it) as its revisions left it.
 	Edited, Recalled bool
@@ -75,6 +76,7 @@ func RowOf(r *imv1.SequencedRecord) (Row, error) {
 		PredecessorMissing: r.PredecessorMissing,
 		ReceivedAtMs:       nonNegative(r.ReceivedAtMs),
 		SequencedAtMs:      nonNegative(r.SequencedAtMs),
+		Epoch:              r.Epoch,
 	}
 	switch body := r.Body.(type) {
 	case *imv1.SequencedRecord_Message:

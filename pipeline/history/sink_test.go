@@ -56,7 +56,7 @@ func TestSinkStoresEveryEntryOnce(t *testing.T) {
 	}
 
 	// Every column of a row comes from its record.
-	rows, err := store.Entries(context.Background(), "g:c3", []history.Period{{From: 2, To: 2}}, 10)
+	rows, err := store.Entries(context.Background(), "g:c3", 0, []history.Period{{From: 2, To: 2}}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 // explicit: ClickHouse 18.16 refuses a batch insert without one, and
 // sequenced_at / inserted_at take their DEFAULTs.
 const columns = "conversation_id, seq, msg_id, client_msg_id, sender_user_id, sender_device_id, client_seq, " +
-	"kind, member_user_ids, title, content_type, body, predecessor_missing, received_at_ms, sequenced_at_ms, target_seq"
+	"kind, member_user_ids, title, content_type, body, predecessor_missing, received_at_ms, sequenced_at_ms, target_seq, epoch"
 
 // MaxRangesPerQuery bounds the seq ranges (membership periods) one Entries
 // query filters on, so a user who joined and left a thousand times still
@@ -122,7 +122,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	}()
 	for _, r := range rows {
 		if err := batch.Append(r.ConversationID, r.Seq, r.MsgID, r.ClientMsgID, r.SenderUserID, r.SenderDeviceID, r.ClientSeq,
-			string(r.Kind), r.MemberUserIDs, r.Title, r.ContentType, r.Body, r.PredecessorMissing, r.ReceivedAtMs, r.SequencedAtMs, r.TargetSeq); err != nil {
+			string(r.Kind), r.MemberUserIDs, r.Title, r.ContentType, r.Body, r.PredecessorMissing, r.ReceivedAtMs, r.SequencedAtMs, r.TargetSeq, r.Epoch); err != nil {
 			return fmt.Errorf("insert into %s: %s seq %d: %w", s.table, r.ConversationID, r.Seq, err)
 		}
 	}
@@ -137,6 +137,10 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 type Summary struct {
 	// Found is false when the table holds no row of the conversation.
 	Found bool
+	// Epoch is the conversation's current epoch: the largest of its rows.
+	// Everything else of the summary is of that epoch only, and so are the
+	// reads that follow it: a stream rebuilt from nothing reuses seqs.
+	Epoch uint64
 	// CompleteUpTo is the highest h such that the table holds every seq 1..h.
 	CompleteUpTo uint64
 	// Changes are the membership events that name the user, by seq (a row
@@ -165,8 +169,41 @@ func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map
 		return sums, nil
 	}
 	in, args := inList(convs)
-	rows, err := s.conn.Query(ctx, "SELECT conversation_id, seq, toString(kind) FROM "+s.sibling("membership_events")+
-		" WHERE conversation_id IN "+in+" AND user_id = ?", append(args, user)...)
+	// The current epoch of each conversation first: the other queries
+	// filter to it.
+	rows, err := s.conn.Query(ctx, "SELECT conversation_id, max(epoch) FROM "+s.table+
+		" WHERE conversation_id IN "+in+" GROUP BY conversation_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("epochs: %w", err)
+	}
+	var current []any // conversation_id, epoch, ...
+	for rows.Next() {
+		var (
+			conv  string
+			epoch uint64
+		)
+		if err := rows.Scan(&conv, &epoch); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("epochs: %w", err)
+		}
+		sums[conv] = Summary{Found: true, Epoch: epoch}
+		current = append(current, conv, epoch)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("epochs: %w", err)
+	}
+	if len(current) == 0 {
+		return sums, nil
+	}
+	inEpoch := "(conversation_id, epoch) IN (" + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(current)/2), ", ") + ")"
+	// membership_events has no epoch: its rows name the seqs (a key lookup),
+	// and the rows of messages at those seqs of the current epoch confirm
+	// them (an older epoch's event at a seq the new one reused does not).
+	rows, err = s.conn.Query(ctx, "SELECT conversation_id, seq, toString(kind) FROM "+s.table+" WHERE "+inEpoch+
+		" AND (conversation_id, seq) IN (SELECT conversation_id, seq FROM "+s.sibling("membership_events")+
+		" WHERE conversation_id IN "+in+" AND user_id = ?) AND has(member_user_ids, ?)",
+		append(append(append([]any{}, current...), args...), user, user)...)
 	if err != nil {
 		return nil, fmt.Errorf("membership of %s: %w", user, err)
 	}
@@ -189,7 +226,7 @@ func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map
 		return nil, fmt.Errorf("membership of %s: %w", user, err)
 	}
 	rows, err = s.conn.Query(ctx, "SELECT conversation_id, uniqExact(seq), max(seq), max(target_seq) FROM "+s.table+
-		" WHERE conversation_id IN "+in+" GROUP BY conversation_id", args...)
+		" WHERE "+inEpoch+" GROUP BY conversation_id", current...)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
@@ -215,7 +252,7 @@ func (s *Store) Summaries(ctx context.Context, convs []string, user string) (map
 	for conv, sum := range sums {
 		sort.Slice(sum.Changes, func(a, b int) bool { return sum.Changes[a].Seq < sum.Changes[b].Seq })
 		if gapped[conv] {
-			h, err := s.firstGap(ctx, conv)
+			h, err := s.firstGap(ctx, conv, sum.Epoch)
 			if err != nil {
 				return nil, err
 			}
@@ -238,13 +275,13 @@ func inList(values []string) (string, []any) {
 // firstGap is the highest h with every seq 1..h present, for a conversation
 // known to have a gap: the first seq that is not its position in the sorted
 // set of seqs, less one.
-func (s *Store) firstGap(ctx context.Context, conv string) (uint64, error) {
+func (s *Store) firstGap(ctx context.Context, conv string, epoch uint64) (uint64, error) {
 	var (
 		firstGap uint32 // arrayFirstIndex's type
 		distinct uint64
 	)
 	if err := s.conn.QueryRow(ctx, "SELECT arrayFirstIndex((x, i) -> x != i, s, arrayEnumerate(s)), length(s) FROM "+
-		"(SELECT arraySort(groupUniqArray(seq)) AS s FROM "+s.table+" WHERE conversation_id = ?)", conv).
+		"(SELECT arraySort(groupUniqArray(seq)) AS s FROM "+s.table+" WHERE conversation_id = ? AND epoch = ?)", conv, epoch).
 		Scan(&firstGap, &distinct); err != nil {
 		return 0, fmt.Errorf("complete_up_to of %s: %w", conv, err)
 	}
@@ -260,23 +297,31 @@ func (s *Store) sibling(table string) string {
 	return db + "." + table
 }
 
-// Entries reads at most limit entries of conv whose seq lies in one of
-// ranges (closed periods, at most MaxRangesPerQuery), by seq, each once.
-func (s *Store) Entries(ctx context.Context, conv string, ranges []Period, limit int) ([]Row, error) {
-	rows, err := s.EntriesOf(ctx, map[string][]Period{conv: ranges}, limit)
+// Ranges are the seqs to read of one conversation's stream of one epoch.
+type Ranges struct {
+	Epoch   uint64
+	Periods []Period
+}
+
+// Entries reads at most limit entries of conv's stream of epoch whose seq
+// lies in one of ranges (closed periods, at most MaxRangesPerQuery), by
+// seq, each once.
+func (s *Store) Entries(ctx context.Context, conv string, epoch uint64, ranges []Period, limit int) ([]Row, error) {
+	rows, err := s.EntriesOf(ctx, map[string]Ranges{conv: {Epoch: epoch, Periods: ranges}}, limit)
 	return rows[conv], err
 }
 
 // EntriesOf is Entries for several conversations in one query: at most
 // limit entries of each, by seq, each once.
-func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit int) (map[string][]Row, error) {
+func (s *Store) EntriesOf(ctx context.Context, ranges map[string]Ranges, limit int) (map[string][]Row, error) {
 	out := map[string][]Row{}
 	if limit <= 0 {
 		return out, nil
 	}
 	var where strings.Builder
 	var args []any
-	for conv, rs := range ranges {
+	for conv, rr := range ranges {
+		rs := rr.Periods
 		if len(rs) == 0 {
 			continue
 		}
@@ -286,7 +331,7 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 		if len(args) > 0 {
 			where.WriteString(" OR ")
 		}
-		args = conversationRanges(&where, args, conv, rs)
+		args = conversationRanges(&where, args, conv, rr.Epoch, rs)
 	}
 	if len(args) == 0 {
 		return out, nil
@@ -298,11 +343,12 @@ func (s *Store) EntriesOf(ctx context.Context, ranges map[string][]Period, limit
 		" ORDER BY conversation_id, seq LIMIT 1 BY conversation_id, seq) ORDER BY conversation_id, seq LIMIT ? BY conversation_id", args...)
 }
 
-// conversationRanges writes "(conversation_id = ? AND (seq ranges))" for
-// conv and rs (at least one) to where and returns args with its values.
-func conversationRanges(where *strings.Builder, args []any, conv string, rs []Period) []any {
-	where.WriteString("(conversation_id = ? AND (")
-	args = append(args, conv)
+// conversationRanges writes "(conversation_id = ? AND epoch = ? AND (seq
+// ranges))" for conv's stream of epoch and rs (at least one) to where and
+// returns args with its values.
+func conversationRanges(where *strings.Builder, args []any, conv string, epoch uint64, rs []Period) []any {
+	where.WriteString("(conversation_id = ? AND epoch = ? AND (")
+	args = append(args, conv, epoch)
 	for i, p := range rs {
 		if i > 0 {
 			where.WriteString(" OR ")
@@ -314,8 +360,8 @@ func conversationRanges(where *strings.Builder, args []any, conv string, rs []Pe
 	return args
 }
 
-// Span is the seqs First..Last of one conversation.
-type Span struct{ First, Last uint64 }
+// Span is the seqs First..Last of one conversation's stream of Epoch.
+type Span struct{ First, Last, Epoch uint64 }
 
 // RevisionsOf reads the revisions (edits, recalls) of the messages with
 // seqs in each conversation's span, by seq, each once. A revision comes at
@@ -328,8 +374,8 @@ func (s *Store) RevisionsOf(ctx context.Context, spans map[string]Span) (map[str
 		if len(args) > 0 {
 			where.WriteString(" OR ")
 		}
-		where.WriteString("(conversation_id = ? AND seq > ? AND seq <= ? AND target_seq >= ? AND target_seq <= ?)")
-		args = append(args, conv, sp.First, sp.Last+imv1.RevisionReach, sp.First, sp.Last)
+		where.WriteString("(conversation_id = ? AND epoch = ? AND seq > ? AND seq <= ? AND target_seq >= ? AND target_seq <= ?)")
+		args = append(args, conv, sp.Epoch, sp.First, sp.Last+imv1.RevisionReach, sp.First, sp.Last)
 	}
 	if len(args) == 0 {
 		return map[string][]Row{}, nil
@@ -353,7 +399,7 @@ func (s *Store) scanRows(ctx context.Context, what, query string, args ...any) (
 			pm   uint8
 		)
 		if err := rows.Scan(&r.ConversationID, &r.Seq, &r.MsgID, &r.ClientMsgID, &r.SenderUserID, &r.SenderDeviceID, &r.ClientSeq,
-			&kind, &r.MemberUserIDs, &r.Title, &r.ContentType, &r.Body, &pm, &r.ReceivedAtMs, &r.SequencedAtMs, &r.TargetSeq); err != nil {
+			&kind, &r.MemberUserIDs, &r.Title, &r.ContentType, &r.Body, &pm, &r.ReceivedAtMs, &r.SequencedAtMs, &r.TargetSeq, &r.Epoch); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		r.Kind, r.PredecessorMissing = Kind(kind), pm != 0

@@ -18,6 +18,7 @@ type Checker struct {
 }
 
 type convCheck struct {
+	epoch   uint64
 	last    uint64
 	members map[string]bool
 	created bool
@@ -73,8 +74,18 @@ func (c *Checker) Err() error {
 // Add checks one record of the log.
 func (c *Checker) Add(r *imv1.SequencedRecord) {
 	cc := c.convs[r.ConversationId]
+	switch {
+	case cc == nil || r.Seq == 0 || r.Epoch == cc.epoch:
+	case cc.last == 0: // notices before the first seq carry no epoch yet
+		cc.epoch = r.Epoch
+	default:
+		if r.Epoch < cc.epoch || r.Seq != 1 {
+			c.fail("%s: seq %d of epoch %d follows epoch %d (a new epoch starts at seq 1 and is larger)", r.ConversationId, r.Seq, r.Epoch, cc.epoch)
+		}
+		cc = nil // a stream rebuilt from nothing: checked afresh
+	}
 	if cc == nil {
-		cc = &convCheck{members: map[string]bool{}, seqOf: map[string]uint64{}, rejected: map[string]bool{}, devices: map[device]*deviceCheck{},
+		cc = &convCheck{epoch: r.Epoch, members: map[string]bool{}, seqOf: map[string]uint64{}, rejected: map[string]bool{}, devices: map[device]*deviceCheck{},
 			reads: map[string]uint64{}}
 		c.convs[r.ConversationId] = cc
 	}
@@ -107,7 +118,7 @@ func (c *Checker) Add(r *imv1.SequencedRecord) {
 	if r.Seq > cc.last {
 		cc.last = r.Seq
 	}
-	if r.MsgId != MsgID(r.ConversationId, r.Seq) {
+	if r.MsgId != MsgID(r.ConversationId, r.Epoch, r.Seq) {
 		c.fail("%s seq %d: msg_id %q is not the derived one", r.ConversationId, r.Seq, r.MsgId)
 	}
 	// I3: one seq per client_msg_id.

@@ -148,6 +148,15 @@ func (m *Machine) LastSeq(id string) uint64 {
 	return 0
 }
 
+// Epoch is the epoch of conversation id's stream (0 if it has no seq yet,
+// or its state predates epochs).
+func (m *Machine) Epoch(id string) uint64 {
+	if c := m.convs[id]; c != nil {
+		return c.head.Epoch
+	}
+	return 0
+}
+
 // CheckRaw reports a raw record the machine cannot process at all. The caller
 // dead-letters such records; everything else gets an answer from Apply.
 func CheckRaw(r *imv1.RawRecord) error {
@@ -508,10 +517,17 @@ func (m *Machine) membership(c *conversation, actor string, ctl *imv1.Control) (
 
 func (m *Machine) sequence(c *conversation, r *imv1.RawRecord, e *imv1.SequencedRecord, now time.Time, predecessorMissing bool) {
 	seq := c.head.LastSeq + 1
+	if seq == 1 && c.head.Epoch == 0 {
+		// The conversation's first seq: its stream's epoch starts now. A
+		// head restored with seqs and no epoch (state from before epochs)
+		// keeps epoch 0; a state rebuilt from nothing gets a new, larger one.
+		c.head.Epoch = uint64(now.UnixMilli())
+	}
 	e.Version = imv1.Version
 	e.ConversationId = c.id
 	e.Seq = seq
-	e.MsgId = MsgID(c.id, seq)
+	e.Epoch = c.head.Epoch
+	e.MsgId = MsgID(c.id, c.head.Epoch, seq)
 	e.ClientMsgId = r.ClientMsgId
 	e.SenderUserId = r.SenderUserId
 	e.SenderDeviceId = r.SenderDeviceId
@@ -530,7 +546,8 @@ func (m *Machine) sequence(c *conversation, r *imv1.RawRecord, e *imv1.Sequenced
 		m.applyMembership(c, ev, seq)
 	}
 	m.changes[headKey(c.id)] = &imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Head{
-		Head: &imv1.ConversationHead{ConversationId: c.id, LastSeq: seq, Created: c.head.Created, Title: c.head.Title, Creator: c.head.Creator}}}
+		Head: &imv1.ConversationHead{ConversationId: c.id, LastSeq: seq, Created: c.head.Created, Title: c.head.Title, Creator: c.head.Creator,
+			Epoch: c.head.Epoch}}}
 	m.remember(c, &imv1.RecentSend{ConversationId: c.id, SenderUserId: r.SenderUserId, ClientMsgId: r.ClientMsgId, Seq: seq, MsgId: e.MsgId,
 		Revisable: e.GetMessage() != nil, SequencedAtMs: e.SequencedAtMs})
 }
@@ -610,10 +627,11 @@ func (m *Machine) markRead(r *imv1.RawRecord, mark *imv1.ReadMark, now time.Time
 }
 
 // notice appends an answer to the sender that takes no seq (seq 0); the
-// caller sets its body (rejection or duplicate).
+// caller sets its body (rejection or duplicate). It carries the
+// conversation's epoch (0 before its first seq).
 func (m *Machine) notice(r *imv1.RawRecord, now time.Time) *imv1.SequencedRecord {
 	n := &imv1.SequencedRecord{
-		Version: imv1.Version, ConversationId: r.ConversationId, ClientMsgId: r.ClientMsgId,
+		Version: imv1.Version, ConversationId: r.ConversationId, ClientMsgId: r.ClientMsgId, Epoch: m.Epoch(r.ConversationId),
 		SenderUserId: r.SenderUserId, SenderDeviceId: r.SenderDeviceId, ClientSeq: r.ClientSeq,
 		ReceivedAtMs: r.ReceivedAtMs, SequencedAtMs: now.UnixMilli(), Origin: r.Origin,
 	}
@@ -623,14 +641,23 @@ func (m *Machine) notice(r *imv1.RawRecord, now time.Time) *imv1.SequencedRecord
 
 var msgIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
-// MsgID is the globally unique id of entry seq of a conversation. It is
-// derived, not random, so a batch replayed after an aborted transaction gets
-// the same ids.
-func MsgID(conversation string, seq uint64) string {
+// MsgID is the globally unique id of entry seq of a conversation's stream
+// of the given epoch. It is derived, not random, so a batch replayed after
+// an aborted transaction gets the same ids. Epoch 0 (streams from before
+// epochs) gives the ids of before epochs; two epochs' seq 5 get different ids.
+func MsgID(conversation string, epoch, seq uint64) string {
 	h := sha256.New()
 	h.Write([]byte(conversation))
 	var b [9]byte
 	binary.BigEndian.PutUint64(b[1:], seq)
 	h.Write(b[:])
+	if epoch != 0 {
+		// b[0] is 0 above and conversation ids hold no NUL, so the input
+		// stays unambiguous.
+		var e [9]byte
+		e[0] = 'e'
+		binary.BigEndian.PutUint64(e[1:], epoch)
+		h.Write(e[:])
+	}
 	return msgIDEncoding.EncodeToString(h.Sum(nil)[:16])
 }

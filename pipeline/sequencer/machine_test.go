@@ -310,14 +310,7 @@ func TestRestoreContinuesExactly(t *testing.T) {
 			}
 			if i < cut {
 				apply(first, step)
-				_, changes := first.Take()
-				for _, c := range changes {
-					if c.Entry == nil {
-						delete(store, c.Key)
-					} else {
-						store[c.Key] = roundTrip(t, c.Entry)
-					}
-				}
+				takeStore(t, first, store)
 			}
 		}
 		restored, err := Restore(opts, store)
@@ -446,15 +439,7 @@ func TestRevisionRules(t *testing.T) {
 		for _, r := range recs {
 			m.Apply(r, now)
 		}
-		out, changes := m.Take()
-		for _, c := range changes {
-			if c.Entry == nil {
-				delete(store, c.Key)
-			} else {
-				store[c.Key] = roundTrip(t, c.Entry)
-			}
-		}
-		return outcomes(out)
+		return outcomes(takeStore(t, m, store))
 	}
 	restore := func() *Machine {
 		m, err := Restore(opts, store)

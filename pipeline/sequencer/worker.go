@@ -35,15 +35,18 @@ type worker struct {
 	machine *Machine
 	// heads: the last seq of each conversation sequenced since the last
 	// heartbeat, written at the first unit HeadsInterval after it.
-	heads    map[string]uint64
+	heads    map[string]headSeq
 	lastBeat time.Time
 }
+
+// headSeq is a conversation's last seq and the epoch it belongs to.
+type headSeq struct{ seq, epoch uint64 }
 
 // startWorker restores the partition's state: everything committed by its
 // earlier owners, nothing of what they left uncommitted.
 func (s *Sequencer) startWorker(sess *kafkawire.Session, p int32, txns *kafkawire.Txns) (kafkawire.TxnPartition, error) {
 	start := time.Now()
-	w := &worker{s: s, p: p, log: s.log.With("partition", p), heads: map[string]uint64{}}
+	w := &worker{s: s, p: p, log: s.log.With("partition", p), heads: map[string]headSeq{}}
 	if err := w.restore(sess.Context(), txns); err != nil {
 		return nil, err
 	}
@@ -124,7 +127,7 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 				}
 				entries[k] = e
 				if h := e.GetHead(); h != nil && recentHeads[k] {
-					w.heads[h.ConversationId] = h.LastSeq
+					w.heads[h.ConversationId] = headSeq{h.LastSeq, h.Epoch}
 				}
 			}
 			w.machine, err = Restore(w.s.cfg.Machine, entries)
@@ -196,7 +199,7 @@ func (w *worker) heartbeat(out []*imv1.SequencedRecord, now time.Time) ([]*saram
 	}
 	for _, r := range out {
 		if r.Seq > 0 {
-			w.heads[r.ConversationId] = r.Seq
+			w.heads[r.ConversationId] = headSeq{r.Seq, r.Epoch}
 		}
 	}
 	if len(w.heads) == 0 || now.Sub(w.lastBeat) < w.s.cfg.HeadsInterval {
@@ -211,12 +214,12 @@ func (w *worker) heartbeat(out []*imv1.SequencedRecord, now time.Time) ([]*saram
 		}
 		return err
 	}
-	for conv, seq := range w.heads {
+	for conv, h := range w.heads {
 		if sh == nil {
 			sh = &imv1.StreamHeads{Version: imv1.Version, Partition: w.p, AtMs: now.UnixMilli(),
 				Heads: make([]*imv1.ConversationHeadSeq, 0, min(len(w.heads), maxHeadsPerBeat))}
 		}
-		sh.Heads = append(sh.Heads, &imv1.ConversationHeadSeq{ConversationId: conv, Seq: seq})
+		sh.Heads = append(sh.Heads, &imv1.ConversationHeadSeq{ConversationId: conv, Seq: h.seq, Epoch: h.epoch})
 		if len(sh.Heads) == maxHeadsPerBeat {
 			if err := flush(); err != nil {
 				return nil, err

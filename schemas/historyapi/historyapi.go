@@ -5,16 +5,21 @@ package historyapi
 
 // Page is the answer of GET /v1/conversations/{id}/messages.
 type Page struct {
-	ConversationID string  `json:"conversation_id"`
-	Entries        []Entry `json:"entries"`
-	CompleteUpTo   uint64  `json:"complete_up_to"`
-	NextAfterSeq   uint64  `json:"next_after_seq"`
+	ConversationID string `json:"conversation_id"`
+	// Epoch of the conversation's stream every entry of the page is of
+	// (0: from before epochs): the current one. A reader that holds seqs
+	// of another epoch starts the conversation afresh.
+	Epoch        uint64  `json:"epoch,omitempty"`
+	Entries      []Entry `json:"entries"`
+	CompleteUpTo uint64  `json:"complete_up_to"`
+	NextAfterSeq uint64  `json:"next_after_seq"`
 }
 
 // Entry is one entry: Message for a chat message, Event for a membership
 // change, Revision (with Message for an edit) for an edit or a recall.
 type Entry struct {
 	Seq                uint64    `json:"seq"`
+	Epoch              uint64    `json:"epoch,omitempty"`
 	MsgID              string    `json:"msg_id"`
 	SenderUserID       string    `json:"sender_user_id"`
 	SenderDeviceID     string    `json:"sender_device_id"`

@@ -52,7 +52,7 @@ func TestDocumentExamplesMatchSchema(t *testing.T) {
 		json.Unmarshal([]byte(ex[1]), &head)
 		seen[head.Type] = true
 	}
-	for _, typ := range []string{"hello", "send", "ack", "sync", "ping", "read", "conversations", "welcome", "accepted", "rejected", "msg", "synced", "pong", "receipt", "error"} {
+	for _, typ := range []string{"hello", "send", "ack", "sync", "ping", "read", "conversations", "welcome", "accepted", "rejected", "msg", "synced", "reset", "pong", "receipt", "error"} {
 		if !seen[typ] {
 			t.Errorf("protocol.md has no example of %q", typ)
 		}
@@ -84,6 +84,11 @@ func TestSchemaRejectsBadFrames(t *testing.T) {
 		"conversations with extra":    `{"type":"conversations","after":"g:1"}`,
 		"conversation without unread": `{"type":"conversations","conversations":[{"conversation_id":"g:1","last_seq":3,"read_seq":1}]}`,
 		"msg with nothing":            `{"type":"msg","conversation_id":"g:1","seq":2,"msg_id":"m","sender_user_id":"a","sender_device_id":"d","sequenced_at_ms":1}`,
+		"resume without seq":          `{"type":"hello","token":"t","resume":{"g:1":{"epoch":5}}}`,
+		"resume with extra field":     `{"type":"hello","token":"t","resume":{"g:1":{"seq":1,"epoch":5,"x":1}}}`,
+		"resume epoch past 2^53":      `{"type":"hello","token":"t","resume":{"g:1":{"seq":1,"epoch":9007199254740992}}}`,
+		"msg with epoch 0":            `{"type":"msg","conversation_id":"g:1","seq":2,"epoch":0,"msg_id":"m","sender_user_id":"a","sender_device_id":"d","sequenced_at_ms":1,"message":{"content_type":"t","body":"x"}}`,
+		"reset without epoch":         `{"type":"reset","conversation_id":"g:1","message":"m"}`,
 	} {
 		if err := validate(s, frame); err == nil {
 			t.Errorf("%s: schema accepted %s", name, frame)

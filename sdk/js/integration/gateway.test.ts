@@ -41,8 +41,9 @@ test("a reconnect mid-stream resumes with no gap and no duplicate", async () => 
     assert.deepEqual(bob.seqs(conv), range(1, 41), "bob: every entry once, in order, across the reconnect");
     assert.deepEqual(alice.seqs(conv), range(1, 41));
     assert.equal(bob.log.sockets.length, 2, "bob reconnected once");
-    const hellos = bob.log.of("hello") as { resume?: Record<string, number> }[];
-    assert.equal(hellos[1]!.resume?.[conv], 11, "the new hello resumed after what bob had");
+    const hellos = bob.log.of("hello") as { resume?: Record<string, { seq: number; epoch: number }> }[];
+    assert.equal(hellos[1]!.resume?.[conv]?.seq, 11, "the new hello resumed after what bob had");
+    assert.ok((hellos[1]!.resume?.[conv]?.epoch ?? 0) > 0, "with the epoch of the stream it has");
     const bodies = bob.entries.get(conv)!.slice(1).map((e) => e.message?.body);
     assert.deepEqual(bodies, [...range(1, 10).map((i) => `before ${i}`), ...range(1, 20).map((i) => `away ${i}`), ...range(1, 10).map((i) => `after ${i}`)]);
   } finally {

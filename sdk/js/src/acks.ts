@@ -73,6 +73,11 @@ export class AckBatcher {
     }
   }
 
+  /** Forgets the conversation's unsent ack (a reset: it is of another epoch). */
+  forget(conversationId: string): void {
+    this.pending.delete(conversationId);
+  }
+
   stop(): void {
     this.resumed();
   }

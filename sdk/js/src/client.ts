@@ -18,6 +18,7 @@ import {
   type ErrorFrame,
   type MessageBody,
   type MsgFrame,
+  type ResumePosition,
   type ServerFrame,
   type WelcomeFrame,
 } from "./protocol.js";
@@ -40,6 +41,12 @@ export interface ClientEvents {
   settled: Settlement;
   state: ConnectionState;
   welcome: WelcomeFrame;
+  /**
+   * The conversation's stream was rebuilt under a new epoch (its seqs start
+   * again at 1): everything the app shows of it must go; its entries come
+   * again from seq 1 as message events.
+   */
+  reset: { conversationId: string; epoch: number; message: string };
   /** The gateway caught the conversation up (after hello, or a sync). */
   synced: { conversationId: string; upToSeq: number; complete: boolean };
   /** A hole (or entries a full buffer dropped) stayed open for gapWaitMs: a sync fills it from history. */
@@ -109,6 +116,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private readonly reorders = new Map<string, ReorderBuffer<MsgFrame>>();
   /** false after this user's own left/kicked entry; true after created/joined. */
   private readonly member = new Map<string, boolean>();
+  /** The epoch of each conversation's stream the device holds. */
+  private readonly epochs = new Map<string, number>();
   private readonly gapTimers = new Map<string, unknown>();
   /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
   private readonly dropped = new Map<string, number>();
@@ -141,12 +150,13 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     this.WS = WS;
     this.device = new DeviceState(opts.store ?? new MemoryStore(), opts.namespace ?? "seqchat");
     for (const [conv, seq] of this.device.positions()) this.reorders.set(conv, new ReorderBuffer(seq, opts.maxHeld));
+    for (const [conv, epoch] of this.device.positionEpochs()) this.epochs.set(conv, epoch);
     this.outbox = new Outbox({ state: this.device, clock: this.clock, random: this.random });
     this.acks = new AckBatcher({
       clock: this.clock,
       delayMs: opts.ackDelayMs,
       send: (frames) => this.welcomed && frames.every((f) => this.write(f)),
-      persist: (positions) => positions.forEach((seq, conv) => this.device.savePosition(conv, seq)),
+      persist: (positions) => positions.forEach((seq, conv) => this.device.savePosition(conv, seq, this.epochs.get(conv))),
     });
     this.syncs = new SyncQueue({ clock: this.clock, timeoutMs: opts.syncTimeoutMs, write: (f) => this.welcomed && this.write(f) });
     const urls = typeof opts.urls === "string" ? [opts.urls] : opts.urls;
@@ -345,8 +355,12 @@ export class SeqchatClient extends Emitter<ClientEvents> {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      const resume: Record<string, number> = {};
-      for (const [conv, r] of this.reorders) if (r.delivered > 0) resume[conv] = r.delivered;
+      const resume: Record<string, number | ResumePosition> = {};
+      for (const [conv, r] of this.reorders) {
+        if (r.delivered === 0) continue;
+        const epoch = this.epochs.get(conv);
+        resume[conv] = epoch === undefined ? r.delivered : { seq: r.delivered, epoch };
+      }
       this.write({ type: "hello", token, resume });
     };
     ws.onmessage = (ev) => {
@@ -433,6 +447,8 @@ export class SeqchatClient extends Emitter<ClientEvents> {
         return this.onWelcome(f);
       case "msg":
         return this.onMsg(f);
+      case "reset":
+        return this.resetConversation(f.conversation_id, f.epoch, f.message);
       case "synced": {
         // Every entry up to up_to_seq the user may see has come before this
         // frame: the others are from periods it was not a member. Not so
@@ -500,6 +516,13 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   }
 
   private onMsg(f: MsgFrame): void {
+    const epoch = f.epoch ?? 0;
+    const held = this.epochs.get(f.conversation_id);
+    if (held !== undefined && epoch < held) return; // of an older epoch: stale
+    if (held !== undefined && epoch > held) {
+      this.resetConversation(f.conversation_id, epoch, `an entry of epoch ${epoch} follows epoch ${held}`);
+    }
+    this.epochs.set(f.conversation_id, epoch);
     this.syncs.onMsg(f);
     const r = this.reorder(f.conversation_id);
     const now = this.clock.now();
@@ -536,6 +559,17 @@ export class SeqchatClient extends Emitter<ClientEvents> {
   private addsMe(f: MsgFrame): boolean {
     const e = f.event;
     return e !== undefined && (e.kind === "created" || e.kind === "joined") && this.me !== undefined && e.user_ids.includes(this.me.user);
+  }
+
+  /** Drops everything held of conv: its stream starts again at seq 1 of epoch. */
+  private resetConversation(conv: string, epoch: number, message: string): void {
+    this.reorders.set(conv, new ReorderBuffer<MsgFrame>(0, this.opts.maxHeld));
+    this.epochs.set(conv, epoch);
+    this.dropped.delete(conv);
+    this.member.delete(conv);
+    this.acks.forget(conv);
+    this.device.resetPosition(conv, epoch);
+    this.emit("reset", { conversationId: conv, epoch, message });
   }
 
   private reorder(conv: string): ReorderBuffer<MsgFrame> {

@@ -56,7 +56,13 @@ export interface MembershipEvent {
 export interface HelloFrame {
   type: "hello";
   token: string;
-  resume?: Record<string, number>;
+  /** A position: the seq, or the seq with the epoch of its stream. */
+  resume?: Record<string, number | ResumePosition>;
+}
+
+export interface ResumePosition {
+  seq: number;
+  epoch?: number;
 }
 
 export interface SendFrame {
@@ -130,6 +136,8 @@ export interface MsgFrame {
   type: "msg";
   conversation_id: string;
   seq: number;
+  /** The epoch of the conversation's stream seq belongs to; absent means 0. */
+  epoch?: number;
   msg_id: string;
   sender_user_id: string;
   sender_device_id: string;
@@ -150,6 +158,17 @@ export interface SyncedFrame {
   conversation_id: string;
   up_to_seq: number;
   complete: boolean;
+}
+
+/**
+ * The device holds the conversation at another epoch than its stream's:
+ * drop what it holds of it; its entries follow again from seq 1 of epoch.
+ */
+export interface ResetFrame {
+  type: "reset";
+  conversation_id: string;
+  epoch: number;
+  message: string;
 }
 
 export interface PongFrame {
@@ -196,6 +215,7 @@ export type ServerFrame =
   | RejectedFrame
   | MsgFrame
   | SyncedFrame
+  | ResetFrame
   | PongFrame
   | ErrorFrame
   | ReceiptFrame
@@ -292,6 +312,7 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
   msg: (f) =>
     isStr(f.conversation_id) &&
     isInt(f.seq, 1) &&
+    optional(f.epoch, (v) => isInt(v, 1)) &&
     isStr(f.msg_id) &&
     isStr(f.sender_user_id) &&
     isStr(f.sender_device_id) &&
@@ -302,6 +323,7 @@ const checks: Record<ServerFrame["type"], (f: Obj) => boolean> = {
     optional(f.recalled, isBool) &&
     hasOneBody(f),
   synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
+  reset: (f) => isStr(f.conversation_id) && isInt(f.epoch, 1) && isStr(f.message),
   pong: (f) => optional(f.id, isStr),
   receipt: (f) => isStr(f.conversation_id) && isStr(f.user_id) && isInt(f.seq, 1),
   conversations: (f) => Array.isArray(f.conversations) && f.conversations.every(isConversationState),

@@ -83,7 +83,7 @@ test("a reconnect says hello with the delivered positions and resends unsettled 
   assert.equal(FakeSocket.all.length, 2);
   assert.notEqual(last().url, first.url, "the next gateway");
   last().welcome();
-  assert.deepEqual(last().sent[0], { type: "hello", token: "tok", resume: { "g:t": 3 } });
+  assert.deepEqual(last().sent[0], { type: "hello", token: "tok", resume: { "g:t": { seq: 3, epoch: 0 } } });
   assert.deepEqual(last().of("send").map((f) => [f.client_msg_id, f.client_seq]), [
     [h1.clientMsgId, 1],
     [h2.clientMsgId, 2],
@@ -268,4 +268,46 @@ test("read marks: the highest per conversation, written when connected; receipts
   const pending = c.conversations();
   c.close();
   await assert.rejects(pending, (e: SeqchatError) => e.code === "client_closed");
+});
+
+test("a reset, or an entry of a newer epoch, drops the conversation's state and it starts again from seq 1", () => {
+  const store = new MemoryStore();
+  const { clock, c, got, last } = setup(store);
+  const resets: { conversationId: string; epoch: number }[] = [];
+  c.on("reset", (r) => resets.push({ conversationId: r.conversationId, epoch: r.epoch }));
+  void c.connect();
+  last().welcome();
+  for (const s of [1, 2, 3]) last().deliver(entry("g:t", s, { epoch: 100 }));
+  last().deliver(entry("g:t", 5, { epoch: 100 })); // held behind a hole
+  clock.advance(200);
+  assert.deepEqual(last().of("ack").at(-1), { type: "ack", conversation_id: "g:t", seq: 3 });
+
+  // The stream was rebuilt: reset, then seq 1 of epoch 200; the held seq 5
+  // of epoch 100 must never come out, nor an entry of epoch 100 after it.
+  last().deliver({ type: "reset", conversation_id: "g:t", epoch: 200, message: "rebuilt" });
+  assert.deepEqual(resets, [{ conversationId: "g:t", epoch: 200 }]);
+  last().deliver(entry("g:t", 4, { epoch: 100 }));
+  last().deliver(entry("g:t", 1, { epoch: 200 }));
+  last().deliver(entry("g:t", 2, { epoch: 200 }));
+  assert.deepEqual(got.map((e) => e.seq), [1, 2, 3, 1, 2]);
+  clock.advance(200);
+  assert.deepEqual(last().of("ack").at(-1), { type: "ack", conversation_id: "g:t", seq: 2 });
+
+  // An entry of a newer epoch with no reset before it means the same.
+  last().deliver(entry("g:t", 1, { epoch: 300 }));
+  assert.deepEqual(resets.map((r) => r.epoch), [200, 300]);
+  assert.deepEqual(got.map((e) => e.seq), [1, 2, 3, 1, 2, 1]);
+  clock.advance(200);
+
+  // The position is kept with its epoch: a reconnect resumes at seq 1 of 300.
+  last().drop();
+  clock.advance(10_000);
+  last().welcome();
+  assert.deepEqual(last().sent[0], { type: "hello", token: "tok", resume: { "g:t": { seq: 1, epoch: 300 } } });
+  c.close();
+  const again = setup(store);
+  void again.c.connect();
+  again.last().welcome();
+  assert.deepEqual(again.last().sent[0], { type: "hello", token: "tok", resume: { "g:t": { seq: 1, epoch: 300 } } });
+  again.c.close();
 });
