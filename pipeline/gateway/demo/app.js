@@ -183,6 +183,17 @@ class Pane {
       if (s.send.conversationId === this.current) this.renderLog();
     });
     client.on("message", (e) => this.receive(e));
+    // The conversation's stream was rebuilt (a new epoch): what the page
+    // showed of it is of the old one; it comes again from seq 1.
+    client.on("reset", (r) => {
+      const c = this.shown.conv(r.conversationId);
+      Object.assign(c, { lastSeq: 0, readSeq: 0, reads: {}, serverLast: 0, serverUnread: 0, oldest: 0 });
+      this.shown.entries.delete(r.conversationId);
+      this.shown.save();
+      this.event(`reset ${r.conversationId}: its history was rebuilt (epoch ${r.epoch}); showing it again from seq 1`, "fill");
+      this.renderConvs();
+      if (r.conversationId === this.current) this.renderLog();
+    });
     client.on("receipt", (r) => {
       const c = this.shown.conv(r.conversationId);
       if (r.userId === this.user) c.readSeq = Math.max(c.readSeq, r.seq); // read on another device

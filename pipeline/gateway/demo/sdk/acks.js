@@ -58,6 +58,10 @@ export class AckBatcher {
             this.timer = undefined;
         }
     }
+    /** Forgets the conversation's unsent ack (a reset: it is of another epoch). */
+    forget(conversationId) {
+        this.pending.delete(conversationId);
+    }
     stop() {
         this.resumed();
     }

@@ -26,6 +26,8 @@ export class SeqchatClient extends Emitter {
     reorders = new Map();
     /** false after this user's own left/kicked entry; true after created/joined. */
     member = new Map();
+    /** The epoch of each conversation's stream the device holds. */
+    epochs = new Map();
     gapTimers = new Map();
     /** The highest seq a full reorder buffer dropped, per conversation: a sync fetches it again. */
     dropped = new Map();
@@ -60,12 +62,14 @@ export class SeqchatClient extends Emitter {
         this.device = new DeviceState(opts.store ?? new MemoryStore(), opts.namespace ?? "seqchat");
         for (const [conv, seq] of this.device.positions())
             this.reorders.set(conv, new ReorderBuffer(seq, opts.maxHeld));
+        for (const [conv, epoch] of this.device.positionEpochs())
+            this.epochs.set(conv, epoch);
         this.outbox = new Outbox({ state: this.device, clock: this.clock, random: this.random });
         this.acks = new AckBatcher({
             clock: this.clock,
             delayMs: opts.ackDelayMs,
             send: (frames) => this.welcomed && frames.every((f) => this.write(f)),
-            persist: (positions) => positions.forEach((seq, conv) => this.device.savePosition(conv, seq)),
+            persist: (positions) => positions.forEach((seq, conv) => this.device.savePosition(conv, seq, this.epochs.get(conv))),
         });
         this.syncs = new SyncQueue({ clock: this.clock, timeoutMs: opts.syncTimeoutMs, write: (f) => this.welcomed && this.write(f) });
         const urls = typeof opts.urls === "string" ? [opts.urls] : opts.urls;
@@ -265,9 +269,12 @@ export class SeqchatClient extends Emitter {
             if (this.ws !== ws)
                 return;
             const resume = {};
-            for (const [conv, r] of this.reorders)
-                if (r.delivered > 0)
-                    resume[conv] = r.delivered;
+            for (const [conv, r] of this.reorders) {
+                if (r.delivered === 0)
+                    continue;
+                const epoch = this.epochs.get(conv);
+                resume[conv] = epoch === undefined ? r.delivered : { seq: r.delivered, epoch };
+            }
             this.write({ type: "hello", token, resume });
         };
         ws.onmessage = (ev) => {
@@ -358,6 +365,8 @@ export class SeqchatClient extends Emitter {
                 return this.onWelcome(f);
             case "msg":
                 return this.onMsg(f);
+            case "reset":
+                return this.resetConversation(f.conversation_id, f.epoch, f.message);
             case "synced": {
                 // Every entry up to up_to_seq the user may see has come before this
                 // frame: the others are from periods it was not a member. Not so
@@ -427,6 +436,14 @@ export class SeqchatClient extends Emitter {
         }, interval);
     }
     onMsg(f) {
+        const epoch = f.epoch ?? 0;
+        const held = this.epochs.get(f.conversation_id);
+        if (held !== undefined && epoch < held)
+            return; // of an older epoch: stale
+        if (held !== undefined && epoch > held) {
+            this.resetConversation(f.conversation_id, epoch, `an entry of epoch ${epoch} follows epoch ${held}`);
+        }
+        this.epochs.set(f.conversation_id, epoch);
         this.syncs.onMsg(f);
         const r = this.reorder(f.conversation_id);
         const now = this.clock.now();
@@ -467,6 +484,16 @@ export class SeqchatClient extends Emitter {
     addsMe(f) {
         const e = f.event;
         return e !== undefined && (e.kind === "created" || e.kind === "joined") && this.me !== undefined && e.user_ids.includes(this.me.user);
+    }
+    /** Drops everything held of conv: its stream starts again at seq 1 of epoch. */
+    resetConversation(conv, epoch, message) {
+        this.reorders.set(conv, new ReorderBuffer(0, this.opts.maxHeld));
+        this.epochs.set(conv, epoch);
+        this.dropped.delete(conv);
+        this.member.delete(conv);
+        this.acks.forget(conv);
+        this.device.resetPosition(conv, epoch);
+        this.emit("reset", { conversationId: conv, epoch, message });
     }
     reorder(conv) {
         let r = this.reorders.get(conv);

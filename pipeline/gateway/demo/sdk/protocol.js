@@ -99,6 +99,7 @@ const checks = {
     rejected: (f) => isStr(f.conversation_id) && isStr(f.client_msg_id) && isCode(f.code) && isStr(f.message),
     msg: (f) => isStr(f.conversation_id) &&
         isInt(f.seq, 1) &&
+        optional(f.epoch, (v) => isInt(v, 1)) &&
         isStr(f.msg_id) &&
         isStr(f.sender_user_id) &&
         isStr(f.sender_device_id) &&
@@ -109,6 +110,7 @@ const checks = {
         optional(f.recalled, isBool) &&
         hasOneBody(f),
     synced: (f) => isStr(f.conversation_id) && isInt(f.up_to_seq, 0) && isBool(f.complete),
+    reset: (f) => isStr(f.conversation_id) && isInt(f.epoch, 1) && isStr(f.message),
     pong: (f) => optional(f.id, isStr),
     receipt: (f) => isStr(f.conversation_id) && isStr(f.user_id) && isInt(f.seq, 1),
     conversations: (f) => Array.isArray(f.conversations) && f.conversations.every(isConversationState),

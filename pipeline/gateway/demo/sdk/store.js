@@ -69,8 +69,26 @@ export class DeviceState {
         }
         return out;
     }
-    savePosition(conversationId, seq) {
+    /** The epoch of each position's stream, where one is known. */
+    positionEpochs() {
+        const out = new Map();
+        const prefix = this.key("epoch", "");
+        for (const k of this.store.keys(prefix)) {
+            const v = Number(this.store.get(k));
+            if (Number.isSafeInteger(v) && v >= 0)
+                out.set(k.slice(prefix.length), v);
+        }
+        return out;
+    }
+    savePosition(conversationId, seq, epoch) {
         this.store.set(this.key("pos", conversationId), String(seq));
+        if (epoch !== undefined)
+            this.store.set(this.key("epoch", conversationId), String(epoch));
+    }
+    /** Forgets the conversation's position: a reset starts it at seq 0 of epoch. */
+    resetPosition(conversationId, epoch) {
+        this.store.delete(this.key("pos", conversationId));
+        this.store.set(this.key("epoch", conversationId), String(epoch));
     }
     lastClientSeq(conversationId) {
         const v = Number(this.store.get(this.key("cseq", conversationId)) ?? 0);
