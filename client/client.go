@@ -56,6 +56,10 @@ type Events struct {
 	// or a non-retryable error). Refusals the outbox retries come to
 	// Refused instead.
 	Answer func(Answer)
+	// Settled: a send ended (Settlement.Kind sequenced, rejected or
+	// error). A send can settle without an Answer on this client: its
+	// accepted answer was lost with a connection and its own entry came.
+	Settled func(Settlement)
 	// Refused: a send was refused for now (unavailable, rate_limited) and
 	// will be written again.
 	Refused func(clientMsgID, code string, retryAfter time.Duration)
@@ -80,6 +84,17 @@ type Events struct {
 // Answer is a gateway's answer to a send: Kind is accepted (Seq set when
 // the gateway knew it), rejected (Code, Message) or error (Code, Message).
 type Answer struct {
+	Kind         string
+	Conversation string
+	ClientMsgID  string
+	Seq          uint64
+	Code         string
+	Message      string
+}
+
+// Settlement is how a send ended: Kind sequenced (Seq), rejected or error
+// (Code, Message).
+type Settlement struct {
 	Kind         string
 	Conversation string
 	ClientMsgID  string
@@ -455,8 +470,8 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		if ev.Arrived != nil {
 			emit(func() { ev.Arrived(e) })
 		}
-		if e.Sender == c.user && e.SenderDevice == c.device && e.ClientMsgID != "" {
-			c.out.settle(e.ClientMsgID)
+		if e.Sender == c.user && e.SenderDevice == c.device && e.ClientMsgID != "" && c.out.settle(e.ClientMsgID) {
+			c.settled(Settlement{Kind: "sequenced", Conversation: e.Conversation, ClientMsgID: e.ClientMsgID, Seq: e.Seq}, emit)
 		}
 		if known, ok := c.epochs[e.Conversation]; ok && e.Epoch < known {
 			break // of a stream the conversation left behind
@@ -490,7 +505,9 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		}
 	case "accepted":
 		if f.Seq > 0 {
-			c.out.settle(f.ClientMsgID)
+			if c.out.settle(f.ClientMsgID) {
+				c.settled(Settlement{Kind: "sequenced", Conversation: f.ConversationID, ClientMsgID: f.ClientMsgID, Seq: f.Seq}, emit)
+			}
 		} else {
 			c.out.accepted(f.ClientMsgID)
 		}
@@ -499,7 +516,9 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 			emit(func() { ev.Answer(a) })
 		}
 	case "rejected":
-		c.out.settle(f.ClientMsgID)
+		if c.out.settle(f.ClientMsgID) {
+			c.settled(Settlement{Kind: "rejected", Conversation: f.ConversationID, ClientMsgID: f.ClientMsgID, Code: f.Code, Message: f.text()}, emit)
+		}
 		if ev.Answer != nil {
 			a := Answer{Kind: "rejected", Conversation: f.ConversationID, ClientMsgID: f.ClientMsgID, Code: f.Code, Message: f.text()}
 			emit(func() { ev.Answer(a) })
@@ -514,6 +533,7 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 				emit(func() { ev.Refused(ref, code, hint) })
 			}
 		case f.Ref != "" && c.out.settle(f.Ref):
+			c.settled(Settlement{Kind: "error", Conversation: f.ConversationID, ClientMsgID: f.Ref, Code: f.Code, Message: f.text()}, emit)
 			if ev.Answer != nil {
 				a := Answer{Kind: "error", Conversation: f.ConversationID, ClientMsgID: f.Ref, Code: f.Code, Message: f.text()}
 				emit(func() { ev.Answer(a) })
@@ -530,6 +550,12 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		}
 	}
 	return calls, schedule
+}
+
+func (c *Client) settled(s Settlement, emit func(func())) {
+	if f := c.cfg.Events.Settled; f != nil {
+		emit(func() { f(s) })
+	}
 }
 
 // reset forgets what the client holds of a conversation whose stream was

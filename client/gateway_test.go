@@ -149,12 +149,14 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 	t.Cleanup(g.srv.Close)
 	got := &collected{done: make(chan struct{}), want: 2}
 	firstEntry := make(chan struct{})
+	settlements := make(chan Settlement, 2)
 	var once sync.Once
 	var answers sync.WaitGroup
 	answers.Add(1)
 	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
-		Entry:  func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
-		Answer: func(a Answer) { answers.Done() }}})
+		Entry:   func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
+		Answer:  func(a Answer) { answers.Done() },
+		Settled: func(st Settlement) { settlements <- st }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +180,9 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 	}
 	<-got.done
 	answers.Wait()
+	if st := <-settlements; st.Kind != "sequenced" || st.ClientMsgID != cmid || st.Seq != 2 {
+		t.Fatalf("settlement %+v: want %s sequenced at 2", st, cmid)
+	}
 	if c.Pending() != 0 {
 		t.Fatalf("%d sends still pending after their own entry came", c.Pending())
 	}

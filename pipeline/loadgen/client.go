@@ -33,8 +33,15 @@ func newDevice(user, token string, gateways []string, first int, events connEven
 		Events: client.Events{
 			Arrived: d.arrived,
 			// The conversation's stream was rebuilt: it starts again from seq 1.
-			Reset:        func(conv string, _ uint64) { delete(d.last, conv) },
-			Answer:       d.answer,
+			Reset:  func(conv string, _ uint64) { delete(d.last, conv) },
+			Answer: d.answer,
+			// A send whose accepted answer was lost with its connection ends
+			// when its own entry comes: that is its answer.
+			Settled: func(s client.Settlement) {
+				if s.Kind == "sequenced" {
+					events.frame(user, frame{Type: "accepted", ConversationID: s.Conversation, ClientMsgID: s.ClientMsgID, Seq: s.Seq})
+				}
+			},
 			Refused:      func(_, code string, _ time.Duration) { events.refused(code) },
 			Written:      events.attempted,
 			Disconnected: func(err error) { events.disconnected(user, err) },
