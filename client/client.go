@@ -505,6 +505,7 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 		}
 	case "accepted":
 		if f.Seq > 0 {
+			c.out.answered(f.ClientMsgID)
 			if c.out.settle(f.ClientMsgID) {
 				c.settled(Settlement{Kind: "sequenced", Conversation: f.ConversationID, ClientMsgID: f.ClientMsgID, Seq: f.Seq}, emit)
 			}
@@ -516,6 +517,7 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 			emit(func() { ev.Answer(a) })
 		}
 	case "rejected":
+		c.out.answered(f.ClientMsgID)
 		if c.out.settle(f.ClientMsgID) {
 			c.settled(Settlement{Kind: "rejected", Conversation: f.ConversationID, ClientMsgID: f.ClientMsgID, Code: f.Code, Message: f.text()}, emit)
 		}
@@ -526,13 +528,19 @@ func (c *Client) take(f *serverFrame) (calls []func(), schedule bool) {
 	case "error":
 		hint := time.Duration(f.RetryAfterMs) * time.Millisecond
 		switch {
-		case f.Ref != "" && (f.Code == "unavailable" || f.Code == "rate_limited") && c.out.refused(f.Ref, f.Code, hint, now):
-			schedule = true
-			if ev.Refused != nil {
-				ref, code := f.Ref, f.Code
-				emit(func() { ev.Refused(ref, code, hint) })
+		case f.Ref != "" && (f.Code == "unavailable" || f.Code == "rate_limited"):
+			// A send that settled while the connection owed it an answer is
+			// written again all the same (outbox.lingering), silently.
+			if c.out.refused(f.Ref, f.Code, hint, now) && c.out.pending(f.Ref) {
+				schedule = true
+				if ev.Refused != nil {
+					ref, code := f.Ref, f.Code
+					emit(func() { ev.Refused(ref, code, hint) })
+				}
 			}
-		case f.Ref != "" && c.out.settle(f.Ref):
+		case f.Ref != "" && c.out.pending(f.Ref):
+			c.out.answered(f.Ref)
+			c.out.settle(f.Ref)
 			c.settled(Settlement{Kind: "error", Conversation: f.ConversationID, ClientMsgID: f.Ref, Code: f.Code, Message: f.text()}, emit)
 			if ev.Answer != nil {
 				a := Answer{Kind: "error", Conversation: f.ConversationID, ClientMsgID: f.Ref, Code: f.Code, Message: f.text()}

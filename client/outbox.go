@@ -22,6 +22,7 @@ type pending struct {
 	frame     []byte
 	idx       uint64    // the order it was made in
 	retryAt   time.Time // for a send waiting in retry
+	awaiting  bool      // written on this connection, not answered yet
 }
 
 // outbox keeps the unsettled sends and decides which to write when. A
@@ -34,6 +35,11 @@ type outbox struct {
 	sends    map[string]*pending
 	fresh    []*pending          // made, not written yet (settled ones are skipped)
 	retry    map[string]*pending // refused, or made behind a refused one: written at retryAt
+	// lingering are sends that settled (their entry came: they had been
+	// accepted on an earlier connection) while this connection still owed
+	// them an answer. If it refuses one, it is written again all the same:
+	// the gateway refuses the conversation's later sends until it is.
+	lingering map[string]*pending
 	// gate holds a conversation's sends back until its refused one may go
 	// again; rounds counts its refusals in a row, and the wait grows with them.
 	gate   map[string]time.Time
@@ -41,7 +47,7 @@ type outbox struct {
 }
 
 func newOutbox(maxRetry time.Duration) *outbox {
-	return &outbox{maxRetry: maxRetry, sends: map[string]*pending{}, retry: map[string]*pending{},
+	return &outbox{maxRetry: maxRetry, sends: map[string]*pending{}, retry: map[string]*pending{}, lingering: map[string]*pending{},
 		gate: map[string]time.Time{}, rounds: map[string]int{}}
 }
 
@@ -70,6 +76,7 @@ func (o *outbox) due(now time.Time, all bool) []*pending {
 			out = append(out, p)
 		}
 		clear(o.retry)
+		clear(o.lingering) // a new connection owes them nothing
 	} else {
 		for cmid, p := range o.retry {
 			if !now.Before(p.retryAt) && !now.Before(o.gate[p.conv]) {
@@ -91,6 +98,9 @@ func (o *outbox) due(now time.Time, all bool) []*pending {
 	}
 	o.fresh = o.fresh[:0]
 	sort.Slice(out, func(i, j int) bool { return out[i].idx < out[j].idx })
+	for _, p := range out {
+		p.awaiting = true
+	}
 	return out
 }
 
@@ -112,20 +122,34 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// settle ends a send; false if it was not pending.
+// settle ends a send; false if it was not pending. One the connection
+// still owes an answer, or refused and waiting to go again, lingers (see
+// lingering).
 func (o *outbox) settle(cmid string) bool {
 	p := o.sends[cmid]
 	if p == nil {
 		return false
 	}
 	delete(o.sends, cmid)
-	delete(o.retry, cmid)
 	delete(o.rounds, p.conv)
+	if _, waiting := o.retry[cmid]; waiting || p.awaiting {
+		o.lingering[cmid] = p
+	}
 	return true
+}
+
+// answered notes the connection's answer to a send (accepted, rejected,
+// an error): nothing more is owed for it.
+func (o *outbox) answered(cmid string) {
+	if p := o.sends[cmid]; p != nil {
+		p.awaiting = false
+	}
+	delete(o.lingering, cmid)
 }
 
 // accepted notes the broker took the send: its conversation is moving.
 func (o *outbox) accepted(cmid string) {
+	o.answered(cmid)
 	if p := o.sends[cmid]; p != nil {
 		delete(o.rounds, p.conv)
 	}
@@ -136,8 +160,12 @@ func (o *outbox) accepted(cmid string) {
 func (o *outbox) refused(cmid, code string, hint time.Duration, now time.Time) bool {
 	p := o.sends[cmid]
 	if p == nil {
+		p = o.lingering[cmid]
+	}
+	if p == nil {
 		return false
 	}
+	p.awaiting = false
 	o.retry[cmid] = p
 	if g := o.gate[p.conv]; now.Before(g) {
 		// Refused behind an earlier refused send of its conversation: it
@@ -163,3 +191,6 @@ func (o *outbox) refused(cmid, code string, hint time.Duration, now time.Time) b
 }
 
 func (o *outbox) len() int { return len(o.sends) }
+
+// pending reports whether the send is unsettled.
+func (o *outbox) pending(cmid string) bool { return o.sends[cmid] != nil }

@@ -74,3 +74,49 @@ func TestOutboxBacksOffPerConversation(t *testing.T) {
 		t.Fatalf("after an accepted send the wait starts again small, got %v", w)
 	}
 }
+
+// A refused send whose entry comes before it is resent (it had been
+// accepted on an earlier connection) is still written once, before the
+// later sends of its conversation: the gateway refuses those until it is.
+func TestOutboxResendsARefusedSendThatSettled(t *testing.T) {
+	o := newOutbox(5 * time.Second)
+	now := time.Unix(1000, 0)
+	o.add(&pending{conv: "a", cmid: "a1"}, now)
+	o.add(&pending{conv: "a", cmid: "a2"}, now)
+	o.due(now, true)
+	o.refused("a1", "unavailable", 100*time.Millisecond, now)
+	o.refused("a2", "unavailable", 0, now)
+	if !o.settle("a1") {
+		t.Fatal("a1 was pending")
+	}
+	later := now.Add(time.Second)
+	if got := cmids(o.due(later, false)); fmt.Sprint(got) != "[a1 a2]" {
+		t.Fatalf("after the wait: %v, want a1 (settled, resent once) then a2", got)
+	}
+	o.refused("a1", "unavailable", 0, later) // a late answer to the resend changes nothing
+	if got := cmids(o.due(later.Add(10*time.Second), true)); fmt.Sprint(got) != "[a2]" {
+		t.Fatalf("on a new connection: %v, want only a2", got)
+	}
+}
+
+// A send that settles while the connection still owes it an answer, and is
+// then refused, is written again before the later sends of its conversation.
+func TestOutboxResendsASettledSendRefusedAfterwards(t *testing.T) {
+	o := newOutbox(5 * time.Second)
+	now := time.Unix(1000, 0)
+	o.add(&pending{conv: "a", cmid: "a1"}, now)
+	o.add(&pending{conv: "a", cmid: "a2"}, now)
+	o.due(now, true)
+	o.settle("a1") // its entry came (accepted on an earlier connection)
+	if !o.refused("a1", "unavailable", 100*time.Millisecond, now) || o.pending("a1") {
+		t.Fatal("the refusal of a settled send the connection owed is taken, and it stays settled")
+	}
+	o.refused("a2", "unavailable", 0, now)
+	if got := cmids(o.due(now.Add(time.Second), false)); fmt.Sprint(got) != "[a1 a2]" {
+		t.Fatalf("after the wait: %v, want a1 then a2", got)
+	}
+	o.answered("a1")
+	if o.refused("a1", "unavailable", 0, now) {
+		t.Fatal("a send answered and settled is forgotten")
+	}
+}

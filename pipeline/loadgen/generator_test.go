@@ -83,7 +83,7 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	stopGateway("a")
 	res := wait()
 	if res.Failed() {
-		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
+		t.Fatalf("anomalies %v (counts %+v): %q", res.Anomalies, res.Counts, res.AnomalyExamples)
 	}
 	c := res.Counts
 	// Devices are spread round-robin: half of the 40 were on gateway a.
