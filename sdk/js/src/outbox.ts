@@ -69,6 +69,16 @@ export type SendContent = { message: MessageBody } | { control: Control } | { re
 
 export class Outbox {
   private readonly sends = new Map<string, PendingSend>();
+  /**
+   * Sends that settled by their own entry (accepted on an earlier
+   * connection) while this connection still owed them an answer, or while
+   * they waited after a refusal. They stay in their conversation's line,
+   * unseen by the application: if this connection refuses one, it is
+   * written again before the sends behind it, because the gateway refuses
+   * those until the refused one is resent. Dropped at its answer or with
+   * the connection.
+   */
+  private readonly lingering = new Map<string, PendingSend>();
   /** Conversations in the order their first pending send was made. */
   private readonly byConversation = new Map<string, PendingSend[]>();
   private readonly unavailableRetryMs: number;
@@ -121,8 +131,9 @@ export class Outbox {
 
   /** The pending sends of a conversation (or all), in client_seq order per conversation. */
   pending(conversationId?: string): PendingSend[] {
-    if (conversationId !== undefined) return [...(this.byConversation.get(conversationId) ?? [])];
-    return [...this.byConversation.values()].flat();
+    const shown = (s: PendingSend) => !this.lingering.has(s.clientMsgId);
+    if (conversationId !== undefined) return (this.byConversation.get(conversationId) ?? []).filter(shown);
+    return [...this.byConversation.values()].flat().filter(shown);
   }
 
   /**
@@ -166,6 +177,8 @@ export class Outbox {
    * connection, the resend's answer names its seq.
    */
   connectionLost(): void {
+    for (const s of this.lingering.values()) this.unlist(s);
+    this.lingering.clear();
     for (const s of this.sends.values()) {
       if (s.state === "written" || s.state === "accepted") s.state = "queued";
     }
@@ -178,6 +191,7 @@ export class Outbox {
    * send").
    */
   accepted(clientMsgId: string, seq: number | undefined): Settlement | undefined {
+    this.answered(clientMsgId);
     const s = this.sends.get(clientMsgId);
     if (s === undefined) return undefined;
     if (seq !== undefined) return this.settle({ kind: "sequenced", send: s, seq });
@@ -189,11 +203,28 @@ export class Outbox {
   /** The send's own entry came back in a `msg`. */
   sequenced(clientMsgId: string, seq: number): Settlement | undefined {
     const s = this.sends.get(clientMsgId);
-    return s && this.settle({ kind: "sequenced", send: s, seq });
+    if (s === undefined) return undefined;
+    if (s.state === "written" || s.state === "refused") {
+      // The connection still owes it an answer, or refused it: it lingers.
+      this.sends.delete(clientMsgId);
+      this.lingering.set(clientMsgId, s);
+      this.opts.state.deleteOutboxEntry(clientMsgId);
+      return { kind: "sequenced", send: s, seq };
+    }
+    return this.settle({ kind: "sequenced", send: s, seq });
+  }
+
+  /** The connection answered a lingering send: nothing more is owed. */
+  private answered(clientMsgId: string): void {
+    const s = this.lingering.get(clientMsgId);
+    if (s === undefined) return;
+    this.lingering.delete(clientMsgId);
+    this.unlist(s);
   }
 
   /** A `rejected` frame, or an error naming the send that will not succeed. */
   rejected(clientMsgId: string, error: SeqchatError): Settlement | undefined {
+    this.answered(clientMsgId);
     const s = this.sends.get(clientMsgId);
     return s && this.settle({ kind: "rejected", send: s, error });
   }
@@ -204,7 +235,7 @@ export class Outbox {
    * spread by up to half, so that refused clients do not come back at once.
    */
   refused(clientMsgId: string, code: "unavailable" | "rate_limited", retryAfterMs: number | undefined, now: number): void {
-    const s = this.sends.get(clientMsgId);
+    const s = this.sends.get(clientMsgId) ?? this.lingering.get(clientMsgId);
     if (s === undefined || s.state === "accepted") return;
     const ahead = (this.byConversation.get(s.conversationId) ?? []).filter((x) => x.clientSeq < s.clientSeq && x.state === "refused");
     if (ahead.length > 0 && retryAfterMs === undefined) {
@@ -231,14 +262,17 @@ export class Outbox {
   private settle(st: Settlement): Settlement {
     const s = st.send;
     this.sends.delete(s.clientMsgId);
-    const list = this.byConversation.get(s.conversationId);
-    if (list !== undefined) {
-      const rest = list.filter((x) => x !== s);
-      if (rest.length > 0) this.byConversation.set(s.conversationId, rest);
-      else this.byConversation.delete(s.conversationId);
-    }
+    this.unlist(s);
     this.opts.state.deleteOutboxEntry(s.clientMsgId);
     return st;
+  }
+
+  private unlist(s: PendingSend): void {
+    const list = this.byConversation.get(s.conversationId);
+    if (list === undefined) return;
+    const rest = list.filter((x) => x !== s);
+    if (rest.length > 0) this.byConversation.set(s.conversationId, rest);
+    else this.byConversation.delete(s.conversationId);
   }
 }
 

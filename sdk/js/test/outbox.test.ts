@@ -285,3 +285,27 @@ test("edits and recalls are written as revisions and survive a reload", () => {
     { type: "send", conversation_id: "g:x", client_msg_id: "r1", client_seq: 3, revision: { op: "recall", target_seq: 7 } },
   ]);
 });
+
+test("a send whose entry comes while the connection owes it an answer is written again if that connection refuses it, before the sends behind it", () => {
+  const { ob, clock } = outbox();
+  const a1 = ob.add("g:t", text("one"), "a1");
+  ob.add("g:t", text("two"), "a2");
+  assert.deepEqual(ob.due(clock.now()).map((f) => f.client_msg_id), ["a1", "a2"]);
+  // a1 was accepted on an earlier connection: its entry comes by catch-up.
+  const st = ob.sequenced("a1", 7);
+  assert.equal(st?.kind, "sequenced");
+  assert.deepEqual(ob.pending("g:t").map((s) => s.clientMsgId), ["a2"], "settled for the application");
+  ob.refused("a1", "unavailable", 300, clock.now());
+  ob.refused("a2", "unavailable", undefined, clock.now());
+  assert.deepEqual(ob.due(clock.now()), [], "nothing before the refused one's time");
+  clock.advance(1_000);
+  assert.deepEqual(ob.due(clock.now()).map((f) => f.client_msg_id), ["a1", "a2"], "a1 again, then a2");
+  ob.accepted("a1", 7);
+  assert.deepEqual(ob.pending().map((s) => s.clientMsgId), ["a2"]);
+  assert.equal(a1.clientMsgId, "a1");
+  // A new connection owes nothing: a lingering send is dropped with the old one.
+  ob.sequenced("a2", 8);
+  ob.connectionLost();
+  assert.deepEqual(ob.due(clock.now()), []);
+  assert.equal(ob.size, 0);
+});

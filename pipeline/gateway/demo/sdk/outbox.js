@@ -7,6 +7,16 @@
 export class Outbox {
     opts;
     sends = new Map();
+    /**
+     * Sends that settled by their own entry (accepted on an earlier
+     * connection) while this connection still owed them an answer, or while
+     * they waited after a refusal. They stay in their conversation's line,
+     * unseen by the application: if this connection refuses one, it is
+     * written again before the sends behind it, because the gateway refuses
+     * those until the refused one is resent. Dropped at its answer or with
+     * the connection.
+     */
+    lingering = new Map();
     /** Conversations in the order their first pending send was made. */
     byConversation = new Map();
     unavailableRetryMs;
@@ -55,9 +65,10 @@ export class Outbox {
     }
     /** The pending sends of a conversation (or all), in client_seq order per conversation. */
     pending(conversationId) {
+        const shown = (s) => !this.lingering.has(s.clientMsgId);
         if (conversationId !== undefined)
-            return [...(this.byConversation.get(conversationId) ?? [])];
-        return [...this.byConversation.values()].flat();
+            return (this.byConversation.get(conversationId) ?? []).filter(shown);
+        return [...this.byConversation.values()].flat().filter(shown);
     }
     /**
      * The sends to write now, each marked written: per conversation in
@@ -102,6 +113,9 @@ export class Outbox {
      * connection, the resend's answer names its seq.
      */
     connectionLost() {
+        for (const s of this.lingering.values())
+            this.unlist(s);
+        this.lingering.clear();
         for (const s of this.sends.values()) {
             if (s.state === "written" || s.state === "accepted")
                 s.state = "queued";
@@ -114,6 +128,7 @@ export class Outbox {
      * send").
      */
     accepted(clientMsgId, seq) {
+        this.answered(clientMsgId);
         const s = this.sends.get(clientMsgId);
         if (s === undefined)
             return undefined;
@@ -126,10 +141,28 @@ export class Outbox {
     /** The send's own entry came back in a `msg`. */
     sequenced(clientMsgId, seq) {
         const s = this.sends.get(clientMsgId);
-        return s && this.settle({ kind: "sequenced", send: s, seq });
+        if (s === undefined)
+            return undefined;
+        if (s.state === "written" || s.state === "refused") {
+            // The connection still owes it an answer, or refused it: it lingers.
+            this.sends.delete(clientMsgId);
+            this.lingering.set(clientMsgId, s);
+            this.opts.state.deleteOutboxEntry(clientMsgId);
+            return { kind: "sequenced", send: s, seq };
+        }
+        return this.settle({ kind: "sequenced", send: s, seq });
+    }
+    /** The connection answered a lingering send: nothing more is owed. */
+    answered(clientMsgId) {
+        const s = this.lingering.get(clientMsgId);
+        if (s === undefined)
+            return;
+        this.lingering.delete(clientMsgId);
+        this.unlist(s);
     }
     /** A `rejected` frame, or an error naming the send that will not succeed. */
     rejected(clientMsgId, error) {
+        this.answered(clientMsgId);
         const s = this.sends.get(clientMsgId);
         return s && this.settle({ kind: "rejected", send: s, error });
     }
@@ -139,7 +172,7 @@ export class Outbox {
      * spread by up to half, so that refused clients do not come back at once.
      */
     refused(clientMsgId, code, retryAfterMs, now) {
-        const s = this.sends.get(clientMsgId);
+        const s = this.sends.get(clientMsgId) ?? this.lingering.get(clientMsgId);
         if (s === undefined || s.state === "accepted")
             return;
         const ahead = (this.byConversation.get(s.conversationId) ?? []).filter((x) => x.clientSeq < s.clientSeq && x.state === "refused");
@@ -166,16 +199,19 @@ export class Outbox {
     settle(st) {
         const s = st.send;
         this.sends.delete(s.clientMsgId);
-        const list = this.byConversation.get(s.conversationId);
-        if (list !== undefined) {
-            const rest = list.filter((x) => x !== s);
-            if (rest.length > 0)
-                this.byConversation.set(s.conversationId, rest);
-            else
-                this.byConversation.delete(s.conversationId);
-        }
+        this.unlist(s);
         this.opts.state.deleteOutboxEntry(s.clientMsgId);
         return st;
+    }
+    unlist(s) {
+        const list = this.byConversation.get(s.conversationId);
+        if (list === undefined)
+            return;
+        const rest = list.filter((x) => x !== s);
+        if (rest.length > 0)
+            this.byConversation.set(s.conversationId, rest);
+        else
+            this.byConversation.delete(s.conversationId);
     }
 }
 function frameOf(s) {
