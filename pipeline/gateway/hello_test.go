@@ -87,6 +87,10 @@ func TestHelloWaitsForHistory(t *testing.T) {
 	alice.send(dm, "m1", 1, "before zoe connects")
 	alice.waitFrame("accepted m1", func(f frame) bool { return f.Type == "accepted" && f.ClientMsgID == "m1" })
 	p.waitHistory(dm, 1)
+	// Routed too: a fanout behind the history sink would tell zoe's
+	// gateway she has no conversation yet, and m1 would reach her live,
+	// with no history read at all.
+	alice.waitSeqs(dm, 1)
 
 	zoe := p.connect("flaky", "zoe", "phone")
 	zoe.sendJSON(map[string]any{"type": "hello", "token": p.token("zoe", "phone", time.Hour)})
