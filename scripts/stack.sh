@@ -20,6 +20,11 @@
 #                                            nodes on ports PORT, PORT+2, PORT+4 (controllers
 #                                            CONTROLLER_PORT, +2, +4), replication factor 3
 #                                            and min.insync.replicas 2 for internal topics
+#   SEQCHAT_KAFKA_HOST [127.0.0.1]           the address Kafka listens on and advertises
+#   SEQCHAT_KAFKA_BRIDGE []                  a Linux bridge to create (root, iproute2) holding
+#                                            SEQCHAT_KAFKA_HOST/24, so that services in network
+#                                            namespaces joined to it reach the brokers
+#                                            (pipeline/netns; removed by clean)
 #   SEQCHAT_KAFKA_JAVA_OPTS []               more JVM options (JMX, JFR settings)
 #   SEQCHAT_KAFKA_EXTRA_CONFIG []            more server.properties lines
 #   SEQCHAT_CLICKHOUSE_PORT [9000]  SEQCHAT_CLICKHOUSE_HTTP_PORT [8123]
@@ -38,6 +43,8 @@ CH_PORT=${SEQCHAT_CLICKHOUSE_PORT:-9000}
 CH_HTTP_PORT=${SEQCHAT_CLICKHOUSE_HTTP_PORT:-8123}
 WAIT_SECONDS=${SEQCHAT_STACK_WAIT:-120}
 HOST=127.0.0.1
+KAFKA_HOST=${SEQCHAT_KAFKA_HOST:-$HOST}
+KAFKA_BRIDGE=${SEQCHAT_KAFKA_BRIDGE:-}
 # A fixed cluster id: base64url of the 16 bytes "seqchat-stack-01".
 KAFKA_CLUSTER_ID=c2VxY2hhdC1zdGFjay0wMQ
 
@@ -48,8 +55,9 @@ CH_DIR=$STACK_DIR/clickhouse
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
-# port_open PORT: true when something accepts connections on HOST:PORT.
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+# port_open PORT [ADDR]: true when something accepts connections on
+# ADDR:PORT (ADDR defaults to HOST).
+port_open() { (exec 3<>"/dev/tcp/${2:-$HOST}/$1") 2>/dev/null; }
 
 # shellcheck source=lib/process.sh
 . "$ROOT/scripts/lib/process.sh"
@@ -98,22 +106,22 @@ kafka_java() { # kafka_java DIR: the JVM command line of the node in DIR
 # The cluster's bootstrap list.
 bootstrap() {
 	local i out=
-	for i in $(nodes); do out+=${out:+,}$HOST:$(node_port "$i"); done
+	for i in $(nodes); do out+=${out:+,}$KAFKA_HOST:$(node_port "$i"); done
 	echo "$out"
 }
 
 kafka_write_config() { # kafka_write_config NODE
 	local id=$1 dir port cport voters= i rf=$KAFKA_NODES isr=$((KAFKA_NODES > 1 ? 2 : 1))
 	dir=$(node_dir "$id") port=$(node_port "$id") cport=$(node_cport "$id")
-	for i in $(nodes); do voters+=${voters:+,}$i@$HOST:$(node_cport "$i"); done
+	for i in $(nodes); do voters+=${voters:+,}$i@$KAFKA_HOST:$(node_cport "$i"); done
 	mkdir -p "$dir/data" "$dir/logs"
 	cat >"$dir/server.properties" <<EOF
 # Written by scripts/stack.sh: KRaft broker+controller $id of $KAFKA_NODES for development and tests.
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
-advertised.listeners=PLAINTEXT://$HOST:$port
+listeners=PLAINTEXT://$KAFKA_HOST:$port,CONTROLLER://$KAFKA_HOST:$cport
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -166,11 +174,25 @@ kafka_probe() { # kafka_probe PORT
 	# A metadata request (ListTopics) through Kafka's own admin client.
 	timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$HOST:$1" --list >/dev/null 2>&1
+		--bootstrap-server "$KAFKA_HOST:$1" --list >/dev/null 2>&1
+}
+
+# kafka_bridge: the bridge SEQCHAT_KAFKA_BRIDGE with KAFKA_HOST/24, up
+# (idempotent; a no-op without SEQCHAT_KAFKA_BRIDGE).
+kafka_bridge() {
+	[[ -n $KAFKA_BRIDGE ]] || return 0
+	command -v ip >/dev/null || die "SEQCHAT_KAFKA_BRIDGE needs ip (apt-get install iproute2)"
+	[[ $(id -u) -eq 0 ]] || die "SEQCHAT_KAFKA_BRIDGE needs root (it creates a network bridge)"
+	ip link show "$KAFKA_BRIDGE" >/dev/null 2>&1 || ip link add "$KAFKA_BRIDGE" type bridge forward_delay 0 ||
+		die "kafka: cannot create bridge $KAFKA_BRIDGE"
+	ip -o addr show dev "$KAFKA_BRIDGE" | grep -q " inet $KAFKA_HOST/" || ip addr add "$KAFKA_HOST/24" dev "$KAFKA_BRIDGE" ||
+		die "kafka: cannot add $KAFKA_HOST/24 to bridge $KAFKA_BRIDGE"
+	ip link set "$KAFKA_BRIDGE" up || die "kafka: cannot bring bridge $KAFKA_BRIDGE up"
 }
 
 kafka_up() {
 	local i dir pidfile started=()
+	kafka_bridge
 	command -v java >/dev/null || die "java is missing: Kafka needs Java 17+ (apt-get install openjdk-17-jre-headless)"
 	local jv
 	jv=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
@@ -181,15 +203,15 @@ kafka_up() {
 	for i in $(nodes); do
 		dir=$(node_dir "$i") pidfile=$(node_dir "$i")/kafka.pid
 		if pid_alive "$pidfile"; then
-			log "$(node_name "$i"): already running (pid $(cat "$pidfile")) on $HOST:$(node_port "$i")"
+			log "$(node_name "$i"): already running (pid $(cat "$pidfile")) on $KAFKA_HOST:$(node_port "$i")"
 			continue
 		fi
 		for p in "$(node_port "$i")" "$(node_cport "$i")"; do
 			for _ in $(seq 1 50); do # a node killed a moment ago may still hold it
-				port_open "$p" || break
+				port_open "$p" "$KAFKA_HOST" || break
 				sleep 0.2
 			done
-			port_open "$p" && die "kafka: port $HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
+			port_open "$p" "$KAFKA_HOST" && die "kafka: port $KAFKA_HOST:$p is taken by another process (set SEQCHAT_KAFKA_PORT / SEQCHAT_KAFKA_CONTROLLER_PORT)"
 		done
 		kafka_write_config "$i"
 		kafka_java "$dir"
@@ -199,7 +221,7 @@ kafka_up() {
 				--config "$dir/server.properties" --ignore-formatted >"$dir/logs/format.log" 2>&1 ||
 				{ cat "$dir/logs/format.log" >&2; die "kafka: formatting storage failed"; }
 		fi
-		log "$(node_name "$i"): starting $KAFKA_VERSION on $HOST:$(node_port "$i") (log: $dir/logs/server.log)"
+		log "$(node_name "$i"): starting $KAFKA_VERSION on $KAFKA_HOST:$(node_port "$i") (log: $dir/logs/server.log)"
 		setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$dir/server.properties" \
 			>"$dir/logs/stdout.log" 2>&1 </dev/null &
 		echo $! >"$pidfile"
@@ -363,11 +385,11 @@ clickhouse_up() {
 # ---------------------------------------------------------------- main
 
 status_line() {
-	local name=$1 pidfile=$2 port=$3
+	local name=$1 pidfile=$2 port=$3 addr=${4:-$HOST}
 	if pid_alive "$pidfile"; then
-		printf '%-11s running  pid %-8s %s:%s\n' "$name" "$(cat "$pidfile")" "$HOST" "$port"
-	elif port_open "$port"; then
-		printf '%-11s foreign  %-12s %s:%s (something not started by this script listens)\n' "$name" "" "$HOST" "$port"
+		printf '%-11s running  pid %-8s %s:%s\n' "$name" "$(cat "$pidfile")" "$addr" "$port"
+	elif port_open "$port" "$addr"; then
+		printf '%-11s foreign  %-12s %s:%s (something not started by this script listens)\n' "$name" "" "$addr" "$port"
 	else
 		printf '%-11s stopped\n' "$name"
 	fi
@@ -400,7 +422,7 @@ fi
 # the controllers' quorum says.
 if [[ ${1:-} == controller ]]; then
 	controllers=
-	for i in $(nodes); do controllers+=${controllers:+,}$HOST:$(node_cport "$i"); done
+	for i in $(nodes); do controllers+=${controllers:+,}$KAFKA_HOST:$(node_cport "$i"); done
 	out=$(timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.MetadataQuorumCommand \
 		--bootstrap-controller "$controllers" describe --status 2>&1) || die "controller: $out"
@@ -435,13 +457,16 @@ down)
 	;;
 status)
 	for i in $(nodes); do
-		status_line "$(node_name "$i")" "$(node_dir "$i")/kafka.pid" "$(node_port "$i")"
+		status_line "$(node_name "$i")" "$(node_dir "$i")/kafka.pid" "$(node_port "$i")" "$KAFKA_HOST"
 	done
 	status_line clickhouse "$CH_DIR/clickhouse.pid" "$CH_PORT"
 	;;
 clean)
 	want clickhouse && stop_pid clickhouse "$CH_DIR/clickhouse.pid" && rm -rf "$CH_DIR"
 	want kafka && kafka_down && rm -rf "$KAFKA_DIR"
+	if want kafka && [[ -n $KAFKA_BRIDGE ]] && ip link show "$KAFKA_BRIDGE" >/dev/null 2>&1; then
+		ip link del "$KAFKA_BRIDGE"
+	fi
 	true
 	;;
 *)
