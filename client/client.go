@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,13 @@ type Config struct {
 	// MaxRetryWait caps the wait of a send refused again and again. Zero
 	// means 5s.
 	MaxRetryWait time.Duration
+	// KeepAlive: a connection that brought nothing for this long is
+	// pinged (a WebSocket ping), and one that brings nothing, not even the
+	// pong, for twice as long is dropped and the client reconnects to the
+	// next gateway. A gateway cut off by the network drops packets rather
+	// than closing connections: without this its devices would wait for
+	// TCP to give up (many minutes). Zero means 5s; negative, never.
+	KeepAlive time.Duration
 	// Events are called from the client's goroutines, one at a time per
 	// connection; they must not block for long and may call Send.
 	Events Events
@@ -181,6 +189,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxRetryWait == 0 {
 		cfg.MaxRetryWait = 5 * time.Second
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 5 * time.Second
 	}
 	c := &Client{cfg: cfg, wake: make(chan struct{}, 1), closing: make(chan struct{}),
 		convs: map[string]*reorder{}, epochs: map[string]uint64{}, member: map[string]bool{}, gapAt: map[string]time.Time{}, acks: map[string]uint64{}, reads: map[string]uint64{},
@@ -432,7 +443,32 @@ func (c *Client) serve(ws *websocket.Conn) error {
 		ws.Close()
 		<-writerDone
 	}()
+	alive := func() {}
+	if k := c.cfg.KeepAlive; k > 0 {
+		var last atomic.Int64 // unix nanoseconds of the last frame or pong read
+		alive = func() {
+			now := time.Now()
+			last.Store(now.UnixNano())
+			ws.SetReadDeadline(now.Add(2 * k))
+		}
+		ws.SetPongHandler(func(string) error { alive(); return nil })
+		go func() {
+			tick := time.NewTicker(k / 2)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case now := <-tick.C:
+					if now.Sub(time.Unix(0, last.Load())) >= k {
+						ws.WriteControl(websocket.PingMessage, nil, now.Add(k))
+					}
+				}
+			}
+		}()
+	}
 	for {
+		alive()
 		_, b, err := ws.ReadMessage()
 		if err != nil {
 			return fmt.Errorf("connection to %s lost: %w", c.currentURL(), err)

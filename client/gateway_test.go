@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -280,4 +281,66 @@ func TestClientStartsAfreshOnReset(t *testing.T) {
 	if p, _ := r["dm:alice:bob"].(map[string]any); p["seq"] != 2.0 || p["epoch"] != 9.0 {
 		t.Fatalf("second hello %v: want resume {seq 2, epoch 9}", second)
 	}
+}
+
+// A gateway that goes silent without closing (a network partition drops
+// packets) is pinged, then dropped after twice KeepAlive, and the client
+// reconnects; one that answers the pings keeps its connection however long
+// it has nothing to say.
+func TestClientDropsASilentConnection(t *testing.T) {
+	const keepAlive = 50 * time.Millisecond
+	release := make(chan struct{})
+	hellos := make(chan int, 3)
+	g := newScriptedGateway(func(n int, hello map[string]any, c *gatewayConn) {
+		hellos <- n
+		switch n {
+		case 1: // answers pings (they are read) and writes after 20 keepalives
+			go func() {
+				time.Sleep(20 * keepAlive) // the silence the scenario is about
+				c.write(msg("dm:alice:bob", 1, "bob", "b1"))
+			}()
+			for c.read() != nil {
+			}
+		case 2: // silent: reads nothing, so its pings go unanswered
+			<-release
+		default:
+			for c.read() != nil {
+			}
+		}
+	})
+	t.Cleanup(g.srv.Close)
+	t.Cleanup(func() { close(release) })
+	entries := make(chan uint64, 1)
+	disconnects := make(chan error, 3)
+	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, KeepAlive: keepAlive, Events: Events{
+		Entry:        func(e Entry) { entries <- e.Seq },
+		Disconnected: func(err error) { disconnects <- err }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	t.Cleanup(c.Close)
+	<-hellos
+	select {
+	case <-entries:
+	case err := <-disconnects:
+		t.Fatalf("a gateway answering pings was dropped: %v", err)
+	}
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	ws.Close() // to the silent second connection
+	<-disconnects
+	if n := <-hellos; n != 2 {
+		t.Fatalf("connection %d, want 2", n)
+	}
+	start := time.Now()
+	err = <-disconnects
+	if !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("silent connection dropped with %v, want a read timeout", err)
+	}
+	if n := <-hellos; n != 3 {
+		t.Fatalf("connection %d, want 3 after the silent one", n)
+	}
+	t.Logf("silent connection dropped after %v", time.Since(start).Round(time.Millisecond))
 }
