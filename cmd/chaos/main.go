@@ -1,7 +1,8 @@
 // Command chaos runs the pipeline's services under a steady load, kills
 // each of them with SIGKILL several times (and restarts the Kafka broker
 // once; on a cluster, kills the busiest broker and the active controller
-// and pauses a broker), then checks every message at every client and in
+// and pauses a broker, and with -bridge cuts a sequencer and a gateway
+// off the network), then checks every message at every client and in
 // ClickHouse (see pipeline/chaos). Its last line is
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
@@ -45,6 +46,8 @@ func run() (failed bool, err error) {
 	fs.IntVar(&cfg.KafkaNodes, "kafka-nodes", 1, "brokers of the stack (the stack script's SEQCHAT_KAFKA_NODES); more than one: the busiest broker and the active controller are killed and a broker paused, instead of the broker restart")
 	fs.DurationVar(&cfg.BrokerDowntime, "broker-downtime", 0, "how long the killed broker stays down (default 10s)")
 	fs.DurationVar(&cfg.BrokerPause, "broker-pause", 0, "how long the paused broker stays stopped (default 15s, longer than a consumer session)")
+	fs.StringVar(&cfg.Bridge, "bridge", "", "on a cluster: the bridge holding the brokers' address (scripts/stack.sh SEQCHAT_KAFKA_BRIDGE); adds a sequencer and a gateway partition, each service in a network namespace whose link goes down (root, iproute2)")
+	fs.DurationVar(&cfg.PartitionLength, "partition-length", 0, "how long a partitioned service is cut off (default 20s)")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
 	tokenKey := fs.String("token-key", "", "HMAC key of device tokens, at least 32 bytes (required)")
@@ -92,6 +95,10 @@ func run() (failed bool, err error) {
 		s.Rows, s.Missing, s.Duplicated, s.Conflicts, s.Misplaced, s.Gaps)
 	for _, e := range s.Examples {
 		fmt.Println("clickhouse anomaly:", e)
+	}
+	fmt.Printf("sequenced log: %d entries of the run's conversations; %d violations\n", rep.Log.Entries, len(rep.Log.Violations))
+	for _, v := range rep.Log.Violations {
+		fmt.Println("sequenced log violation:", v)
 	}
 	if len(rep.Load.Rejections) > 0 {
 		codes := make([]string, 0, len(rep.Load.Rejections))

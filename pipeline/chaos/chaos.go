@@ -25,6 +25,7 @@ import (
 
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/pipeline/netns"
 )
 
 // Config is one chaos run.
@@ -46,6 +47,16 @@ type Config struct {
 	KafkaNodes     int
 	BrokerDowntime time.Duration
 	BrokerPause    time.Duration
+	// Bridge names the Linux bridge that holds the brokers' address
+	// (scripts/stack.sh SEQCHAT_KAFKA_BRIDGE, SEQCHAT_KAFKA_HOST). Set, on
+	// a cluster, it adds two network partitions under the load: a second
+	// sequencer and gateway-b run each in a network namespace joined to the
+	// bridge (pipeline/netns); three eighths of the way the sequencer's
+	// link goes down for PartitionLength, seven eighths of the way the
+	// gateway's. The history API then listens on the bridge's address.
+	// Needs root and iproute2.
+	Bridge          string
+	PartitionLength time.Duration
 	// KafkaBrokers, ClickHouseAddr, ClickHouseDatabase: the stack.
 	KafkaBrokers       string
 	ClickHouseAddr     string
@@ -87,6 +98,8 @@ type Report struct {
 	Kills    int // service kills (the broker restart not counted)
 	Load     *loadgen.Result
 	Store    StoreCheck
+	// Log is what the sequenced topic holds of the run.
+	Log LogCheck
 	// Crashes are service exits the harness did not cause.
 	Crashes int
 }
@@ -102,11 +115,12 @@ func (r *Report) Anomalies() (lost, duplicated, reordered, gaps int) {
 	return lost, duplicated, reordered, gaps
 }
 
-// Failed reports any anomaly, refused send or crash.
+// Failed reports any anomaly, violation in the sequenced log, refused
+// send or crash.
 func (r *Report) Failed() bool {
 	l, d, o, g := r.Anomalies()
 	c := r.Load.Counts
-	return l+d+o+g > 0 || r.Crashes > 0 || c.Rejected+c.Errors > 0 || c.Accepted != c.Sends
+	return l+d+o+g > 0 || len(r.Log.Violations) > 0 || r.Crashes > 0 || c.Rejected+c.Errors > 0 || c.Accepted != c.Sends
 }
 
 // LastLine is the report's verdict.
@@ -121,6 +135,8 @@ type Harness struct {
 	rng      *rand.Rand
 	services map[string]*Service
 	gen      *loadgen.Generator
+	// namespaces of the services that run in one, by service name.
+	namespaces map[string]*netns.Namespace
 
 	mu      sync.Mutex
 	crashes int
@@ -152,6 +168,9 @@ func New(cfg Config) (*Harness, error) {
 	if cfg.BrokerPause == 0 {
 		cfg.BrokerPause = 15 * time.Second
 	}
+	if cfg.PartitionLength == 0 {
+		cfg.PartitionLength = 20 * time.Second
+	}
 	if len(cfg.Victims) == 0 {
 		cfg.Victims = Roles
 	}
@@ -163,12 +182,21 @@ func New(cfg Config) (*Harness, error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaos: log dir: %w", err)
 	}
-	h := &Harness{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)), services: map[string]*Service{}}
+	h := &Harness{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)), services: map[string]*Service{},
+		namespaces: map[string]*netns.Namespace{}}
 	ports, err := FreePorts(8)
 	if err != nil {
 		return nil, err
 	}
 	historyAPI := "127.0.0.1:" + ports[0]
+	if cfg.Bridge != "" {
+		if cfg.KafkaNodes < 2 {
+			return nil, errors.New("chaos: network partitions (Bridge) need a cluster (KafkaNodes > 1)")
+		}
+		if historyAPI, err = h.joinNamespaces(ports[0]); err != nil {
+			return nil, err
+		}
+	}
 	common := []string{"-kafka-brokers", cfg.KafkaBrokers, "-clickhouse-addr", cfg.ClickHouseAddr,
 		"-clickhouse-database", cfg.ClickHouseDatabase, "-log-format", "json"}
 	add := func(name, bin, admin string, args ...string) {
@@ -187,6 +215,14 @@ func New(cfg Config) (*Harness, error) {
 		// show the user, the one way it moves past a gap.
 		add("gateway-"+id, "gateway", "127.0.0.1:"+ports[4+i], "-gateway-id", "chaos-"+id,
 			"-listen-addr", "127.0.0.1:"+ports[6+i], "-history-url", "http://"+historyAPI, "-log-level", "debug")
+	}
+	if cfg.Bridge != "" {
+		// The second sequencer exists to be cut off: its partitions move
+		// to the first.
+		add("sequencer-2", "sequencer", "127.0.0.1:"+ports[1], "-instance-id", "chaos-sequencer-2")
+		for name, ns := range h.namespaces {
+			h.services[name].inNamespace(ns)
+		}
 	}
 	return h, nil
 }
@@ -239,6 +275,7 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		}
 	})
 	defer h.stopAll()
+	defer h.removeNamespaces() // after the services stopped (defers run last-in first-out)
 	for _, n := range names {
 		if err := h.services[n].Start(); err != nil {
 			return nil, err
@@ -304,10 +341,18 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.logf("checking the sequenced log")
+	logCtx, cancel := context.WithTimeout(ctx, h.cfg.RecoveryTimeout)
+	defer cancel()
+	log, err := CheckSequencedLog(logCtx, kafkawire.Config{Brokers: strings.Split(h.cfg.KafkaBrokers, ",")},
+		kafkawire.Topics{}.WithDefaults().Sequenced, WantedSeqs(gen.Accepted()))
+	if err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	crashes := h.crashes
 	h.mu.Unlock()
-	return &Report{Messages: o.res.Counts.Accepted, Kills: kills, Load: o.res, Store: store, Crashes: crashes}, nil
+	return &Report{Messages: o.res.Counts.Accepted, Kills: kills, Load: o.res, Store: store, Log: log, Crashes: crashes}, nil
 }
 
 func (h *Harness) listenAddr(name string) string {
@@ -358,6 +403,10 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 		faults[len(order)/4] = h.killBroker
 		faults[len(order)/2] = h.killController
 		faults[3*len(order)/4] = h.pauseBroker
+		if h.cfg.Bridge != "" {
+			faults[3*len(order)/8] = h.partitionSequencer
+			faults[7*len(order)/8] = h.partitionGateway
+		}
 	default:
 		faults[len(order)/2] = h.restartBroker
 	}

@@ -39,13 +39,48 @@ func startPipeline(t testing.TB, gateways ...string) (urls []string, stopGateway
 // replicated replication times; it returns the topics too.
 func startPipelineOn(t testing.TB, kcfg kafkawire.Config, replication int16, gateways ...string) (urls []string, stopGateway func(id string), topics kafkawire.Topics) {
 	t.Helper()
+	p := startPipelineWith(t, pipelineOptions{kafka: kcfg, replication: replication, gateways: gateways})
+	return p.urls, p.stopGateway, p.topics
+}
+
+// pipelineOptions are startPipelineWith's settings.
+type pipelineOptions struct {
+	kafka       kafkawire.Config
+	replication int16
+	gateways    []string
+	// defaultTopics: the topics' default names rather than the test's own,
+	// on a private cluster, for service binaries that take no topic names
+	// (the gateway).
+	defaultTopics bool
+	// historyHost is the address the history API listens on; empty means
+	// 127.0.0.1.
+	historyHost string
+}
+
+// pipeline is what startPipelineWith started.
+type pipeline struct {
+	urls        []string
+	stopGateway func(id string)
+	topics      kafkawire.Topics
+	groupPrefix string // of the consumer groups: <prefix>.sequencer, ...
+	historyURL  string
+}
+
+// startPipelineWith is startPipeline as o says.
+func startPipelineWith(t testing.TB, o pipelineOptions) pipeline {
+	t.Helper()
+	kcfg, replication, gateways := o.kafka, o.replication, o.gateways
+	var urls []string
 	admin, err := kcfg.NewAdmin()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close() })
 	prefix := stacktest.Name(t, "lg")
-	topics = kafkawire.PrefixedTopics(prefix)
+	topics := kafkawire.PrefixedTopics(prefix)
+	if o.defaultTopics {
+		topics = kafkawire.Topics{}.WithDefaults()
+	}
 	layout := kafkawire.Layout{Partitions: partitions, ReplicationFactor: replication}
 	if err := kafkawire.EnsureTopics(admin, kafkawire.CoreSpecs(topics, layout)...); err != nil {
 		t.Fatal(err)
@@ -102,7 +137,14 @@ func startPipelineOn(t testing.TB, kcfg kafkawire.Config, replication int16, gat
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
+	srv := httptest.NewUnstartedServer(api)
+	if o.historyHost != "" {
+		srv.Listener.Close()
+		if srv.Listener, err = net.Listen("tcp", net.JoinHostPort(o.historyHost, "0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 
 	stops := map[string]func(){}
@@ -125,5 +167,5 @@ func startPipelineOn(t testing.TB, kcfg kafkawire.Config, replication int16, gat
 		}
 		urls = append(urls, "ws://"+ln.Addr().String()+"/ws")
 	}
-	return urls, func(id string) { stops[id]() }, topics
+	return pipeline{urls: urls, stopGateway: func(id string) { stops[id]() }, topics: topics, groupPrefix: prefix, historyURL: srv.URL}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/netns"
 )
 
 // The private cluster's first broker port; its nodes listen on it, +2 and
@@ -26,6 +27,9 @@ type Cluster struct {
 	t      testing.TB
 	script string
 	env    []string
+	// Bridge is the Linux bridge holding the brokers' address
+	// (StartClusterOnBridge), empty on loopback.
+	Bridge string
 	// Kafka is the client configuration of the cluster (every broker).
 	Kafka kafkawire.Config
 }
@@ -33,17 +37,39 @@ type Cluster struct {
 // StartCluster starts the test's cluster and waits until every node answers.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return startCluster(t, "", "127.0.0.1")
+}
+
+// StartClusterOnBridge is StartCluster with the brokers listening on, and
+// advertising, host, an address the stack script gives to a Linux bridge
+// of that name: services in network namespaces joined to the bridge
+// (pipeline/netns) reach them, and so does everything on the host. The
+// bridge is removed when the test ends. It needs root and iproute2, and
+// fails the test (never skips) without them.
+func StartClusterOnBridge(t testing.TB, bridge, host string) *Cluster {
+	t.Helper()
+	if err := netns.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return startCluster(t, bridge, host)
+}
+
+func startCluster(t testing.TB, bridge, host string) *Cluster {
+	t.Helper()
 	requireStack(t)
 	_, file, _, _ := runtime.Caller(0)
-	c := &Cluster{t: t, script: filepath.Join(filepath.Dir(file), "..", "..", "scripts", "stack.sh"),
-		env: append(os.Environ(), "SEQCHAT_STACK_DIR="+t.TempDir(), "SEQCHAT_KAFKA_NODES=3",
+	c := &Cluster{t: t, script: filepath.Join(filepath.Dir(file), "..", "..", "scripts", "stack.sh"), Bridge: bridge,
+		env: append(os.Environ(), "SEQCHAT_STACK_DIR="+t.TempDir(), "SEQCHAT_KAFKA_NODES=3", "SEQCHAT_KAFKA_HOST="+host,
+			"SEQCHAT_KAFKA_BRIDGE="+bridge,
 			fmt.Sprintf("SEQCHAT_KAFKA_PORT=%d", clusterPort), fmt.Sprintf("SEQCHAT_KAFKA_CONTROLLER_PORT=%d", clusterPort+1))}
 	for i := range 3 {
-		c.Kafka.Brokers = append(c.Kafka.Brokers, fmt.Sprintf("127.0.0.1:%d", clusterPort+2*i))
+		c.Kafka.Brokers = append(c.Kafka.Brokers, fmt.Sprintf("%s:%d", host, clusterPort+2*i))
 	}
 	c.Kafka.ClientID = "seqchat-test"
+	// Before TempDir's removal (cleanups run last-in first-out); clean
+	// removes the bridge too.
+	t.Cleanup(func() { c.run("clean", "kafka") })
 	c.run("up", "kafka")
-	t.Cleanup(func() { c.run("down", "kafka") }) // before TempDir's removal (cleanups run last-in first-out)
 	return c
 }
 
