@@ -287,6 +287,12 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		}
 	}
 	h.logf("services ready: %s (logs in %s)", strings.Join(names, ", "), h.cfg.LogDir)
+	kcfg := kafkawire.Config{Brokers: strings.Split(h.cfg.KafkaBrokers, ",")}
+	seqTopic := kafkawire.Topics{}.WithDefaults().Sequenced
+	logStart, err := LogOffsets(ctx, kcfg, seqTopic) // the run's records come after
+	if err != nil {
+		return nil, err
+	}
 
 	gen, err := loadgen.New(loadgen.Config{
 		Gateways: []string{"ws://" + h.listenAddr("gateway-a") + "/ws", "ws://" + h.listenAddr("gateway-b") + "/ws"},
@@ -344,8 +350,7 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 	h.logf("checking the sequenced log")
 	logCtx, cancel := context.WithTimeout(ctx, h.cfg.RecoveryTimeout)
 	defer cancel()
-	log, err := CheckSequencedLog(logCtx, kafkawire.Config{Brokers: strings.Split(h.cfg.KafkaBrokers, ",")},
-		kafkawire.Topics{}.WithDefaults().Sequenced, WantedSeqs(gen.Accepted()))
+	log, err := CheckSequencedLog(logCtx, kcfg, seqTopic, logStart, WantedSeqs(gen.Accepted()))
 	if err != nil {
 		return nil, err
 	}

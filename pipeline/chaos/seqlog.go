@@ -40,13 +40,35 @@ func WantedSeqs(accepted []loadgen.Message) map[string]uint64 {
 	return want
 }
 
-// CheckSequencedLog reads every partition of topic from its start until
+// LogOffsets are the offsets the next records of topic's partitions will
+// get: where a check of the records written from now on starts.
+func LogOffsets(ctx context.Context, kcfg kafkawire.Config, topic string) (map[int32]int64, error) {
+	client, err := sarama.NewClient(kcfg.BrokerList(), kcfg.ConsumerGroupConfig())
+	if err != nil {
+		return nil, fmt.Errorf("chaos: sequenced log: %w", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: sequenced log: partitions of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	for _, p := range parts {
+		if out[p], err = kafkawire.NewestOffset(ctx, client, topic, p); err != nil {
+			return nil, fmt.Errorf("chaos: sequenced log: end of %s/%d: %w", topic, p, err)
+		}
+	}
+	return out, nil
+}
+
+// CheckSequencedLog reads every partition of topic from offset from[p]
+// (its start where from has none) until
 // each conversation of want showed its seq want[conv], and checks every
 // record of those conversations. The log is append-only: a fenced
 // instance's late commit would sit before the records written after it,
 // so the load must go on after the fault for this to see it (it does in
 // the chaos runs and the tests).
-func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string, want map[string]uint64) (LogCheck, error) {
+func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string, from map[int32]int64, want map[string]uint64) (LogCheck, error) {
 	consumer, err := sarama.NewConsumer(kcfg.BrokerList(), kcfg.ConsumerGroupConfig())
 	if err != nil {
 		return LogCheck{}, fmt.Errorf("chaos: sequenced log: %w", err)
@@ -75,7 +97,11 @@ func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			entries, violations, err := checkPartition(ctx, consumer, topic, p, convs)
+			start, ok := from[p]
+			if !ok {
+				start = sarama.OffsetOldest
+			}
+			entries, violations, err := checkPartition(ctx, consumer, topic, p, start, convs)
 			mu.Lock()
 			defer mu.Unlock()
 			check.Entries += entries
@@ -93,8 +119,8 @@ func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string,
 	return check, nil
 }
 
-func checkPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, want map[string]uint64) (int, []string, error) {
-	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+func checkPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, start int64, want map[string]uint64) (int, []string, error) {
+	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, start)
 	if err != nil {
 		return 0, nil, fmt.Errorf("partition %d: %w", p, err)
 	}
