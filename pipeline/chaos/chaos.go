@@ -274,8 +274,11 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 			}
 		}
 	})
+	// The namespaces go after the services stopped (defers run last-in
+	// first-out): a service whose namespace is gone cannot reach the
+	// brokers to shut down.
+	defer h.removeNamespaces()
 	defer h.stopAll()
-	defer h.removeNamespaces() // after the services stopped (defers run last-in first-out)
 	for _, n := range names {
 		if err := h.services[n].Start(); err != nil {
 			return nil, err
