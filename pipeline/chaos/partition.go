@@ -80,7 +80,8 @@ func (s *Service) inNamespace(ns *netns.Namespace) {
 
 // partitionSequencer cuts sequencer-2 off for PartitionLength under the
 // load. While it is away its partitions must move to the other sequencer
-// (its session expires) and every message be delivered; when its link is
+// (its session expires) and every message be delivered (the link stays
+// down until they were, if that takes longer); when its link is
 // back it must rejoin. Whatever it held then is refused (fenced) or
 // dropped, never committed: the sequenced log check at the end of the
 // run would find it.
@@ -90,11 +91,11 @@ func (h *Harness) partitionSequencer(ctx context.Context) error {
 	logBefore := fileSize(s.LogPath)
 	raw := kafkawire.Topics{}.WithDefaults().Raw
 	what := func(moved, caughtUp time.Duration) string {
-		return fmt.Sprintf("sequencer-2 cut off for %v: its partitions moved after %v, all messages delivered after %v while it was away",
-			h.cfg.PartitionLength, moved.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
+		return fmt.Sprintf("sequencer-2 cut off: its partitions moved after %v, all messages delivered %v after the cut",
+			moved.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
 	}
 	var during string
-	restored, err := h.partition(ctx, ns, func(cut time.Time) error {
+	cut, restored, err := h.partition(ctx, ns, func(cut time.Time) error {
 		if err := h.until(ctx, cut.Add(h.cfg.PartitionLength), "sequencer-2's partitions moved", func() bool {
 			m, stable := h.groupMembers(sequencerGroup, raw)
 			_, present := m[sequencerInstance]
@@ -110,6 +111,7 @@ func (h *Harness) partitionSequencer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sequencer partition: %w", err)
 	}
+	cutFor := restored.Sub(cut)
 	// Its /readyz answered all along (its requests wait on a dead link
 	// until they time out): back means a member again, owning partitions.
 	if err := h.until(ctx, time.Now().Add(h.cfg.RecoveryTimeout), "sequencer-2 rejoined", func() bool {
@@ -124,21 +126,21 @@ func (h *Harness) partitionSequencer(ctx context.Context) error {
 		return fmt.Errorf("sequencer partition: %w", err)
 	}
 	fenced := s.Metric("seqchat_sequencer_fenced_total") - fencedBefore
-	h.logf("sequencer partition: %s; link restored: rejoined with partitions after %v, all messages delivered after %v; held %d messages; fenced %v times since the cut; its log since the cut: %s",
-		during, rejoined.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, fenced, grepFrom(s.LogPath, logBefore, `fenced|transaction failed|session`))
+	h.logf("sequencer partition: %s; link restored after %v: rejoined with partitions after %v, all messages delivered after %v; held %d messages; fenced %v times since the cut; its log since the cut: %s",
+		during, cutFor.Round(time.Millisecond), rejoined.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, fenced, grepFrom(s.LogPath, logBefore, `fenced|transaction failed|session`))
 	return nil
 }
 
 // partitionGateway cuts gateway-b off for PartitionLength under the load:
 // its devices' connections go silent, they notice by their keepalive and
-// reconnect to gateway-a, writing their unanswered sends again; every
-// message must be delivered while it is away. When its link is back it
-// must be ready again.
+// reconnect to gateway-a, writing their unanswered sends again; the link
+// stays down until every message was delivered without it (at least
+// PartitionLength). When its link is back it must be ready again.
 func (h *Harness) partitionGateway(ctx context.Context) error {
 	s, ns := h.services["gateway-b"], h.namespaces["gateway-b"]
 	reconnects := h.gen.Progress().Reconnects
 	var during string
-	restored, err := h.partition(ctx, ns, func(cut time.Time) error {
+	cut, restored, err := h.partition(ctx, ns, func(cut time.Time) error {
 		if err := h.until(ctx, cut.Add(h.cfg.PartitionLength), "gateway-b's devices reconnected elsewhere", func() bool {
 			return h.gen.Progress().Reconnects > reconnects
 		}); err != nil {
@@ -146,13 +148,14 @@ func (h *Harness) partitionGateway(ctx context.Context) error {
 		}
 		moved := time.Since(cut)
 		_, caughtUp, err := h.recover(ctx, cut, time.Now())
-		during = fmt.Sprintf("gateway-b cut off for %v: its devices reconnecting elsewhere after %v, all messages delivered after %v while it was away",
-			h.cfg.PartitionLength, moved.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
+		during = fmt.Sprintf("gateway-b cut off: its devices reconnecting elsewhere after %v, all messages delivered %v after the cut",
+			moved.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("gateway partition: %w", err)
 	}
+	cutFor := restored.Sub(cut)
 	if err := h.waitReady(ctx, s); err != nil {
 		return fmt.Errorf("gateway partition: %w", err)
 	}
@@ -161,27 +164,29 @@ func (h *Harness) partitionGateway(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway partition: %w", err)
 	}
-	h.logf("gateway partition: %s; link restored: ready after %v, all messages delivered after %v; held %d messages; %d reconnects",
-		during, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, h.gen.Progress().Reconnects-reconnects)
+	h.logf("gateway partition: %s; link restored after %v: ready after %v, all messages delivered after %v; held %d messages; %d reconnects",
+		during, cutFor.Round(time.Millisecond), ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, h.gen.Progress().Reconnects-reconnects)
 	return nil
 }
 
 // partition takes ns's link down, runs during, keeps the link down until
-// PartitionLength has passed and brings it up again (also when during
-// failed or ctx ended); it returns when the link came back.
-func (h *Harness) partition(ctx context.Context, ns *netns.Namespace, during func(cut time.Time) error) (time.Time, error) {
+// PartitionLength has passed (longer if during took longer: it waits for
+// the pipeline to recover without the service) and brings it up again
+// (also when during failed or ctx ended); it returns when the link went
+// down and when it came back.
+func (h *Harness) partition(ctx context.Context, ns *netns.Namespace, during func(cut time.Time) error) (cut, restored time.Time, err error) {
 	if err := ns.Cut(); err != nil {
-		return time.Time{}, err
+		return time.Time{}, time.Time{}, err
 	}
-	cut := time.Now()
-	err := during(cut)
+	cut = time.Now()
+	err = during(cut)
 	if err == nil {
 		err = sleep(ctx, time.Until(cut.Add(h.cfg.PartitionLength)))
 	}
 	if rerr := ns.Restore(); rerr != nil && err == nil {
 		err = rerr
 	}
-	return time.Now(), err
+	return cut, time.Now(), err
 }
 
 // until polls cond until it holds, deadline passes (an error naming what)
