@@ -92,7 +92,7 @@ fuzz:
 	$(GO) test ./pipeline/history/ -run '^$$' -fuzz FuzzRowOf -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzFastDecodeAgreesWithSchema -fuzztime $(FUZZTIME)
-	$(GO) test ./pipeline/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/sequencer/ -run '^$$' -fuzz FuzzMachine -fuzztime $(FUZZTIME)
 
 ## demo-sdk: the SDK compiled for the demo page the gateway embeds

@@ -118,7 +118,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
-# Topics are created by the project (pipeline/kafkawire), never implicitly.
+# Topics are created by the project (internal/kafkawire), never implicitly.
 auto.create.topics.enable=false
 num.partitions=1
 default.replication.factor=$rf

@@ -19,10 +19,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/chaos"
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 func main() {

@@ -28,11 +28,11 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/chaos"
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 func main() {

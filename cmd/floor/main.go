@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/floor"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 func main() {

@@ -16,8 +16,8 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 // defaultURL is each target's local address: cmd/gateway's and

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/chstore"
 )
 
 // Config says where the history lives.

@@ -5,7 +5,7 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/chstore"
 	chqueries "github.com/seqchat/seqchat/schemas/clickhouse/queries"
 )
 

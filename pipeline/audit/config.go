@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/chstore"
 )
 
 // Config says what to audit and how much detail to keep.

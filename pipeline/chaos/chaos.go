@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/pipeline/loadgen"
 )
 

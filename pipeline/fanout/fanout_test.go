@@ -14,9 +14,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/presence"
 	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/presence"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )

@@ -17,11 +17,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/presence"
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/presence"
-	"github.com/seqchat/seqchat/pipeline/service"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

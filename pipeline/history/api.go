@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 // MinServiceTokenBytes is the shortest service token NewHandler accepts.

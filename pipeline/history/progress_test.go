@@ -7,8 +7,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 

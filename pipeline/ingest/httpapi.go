@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 // MinServiceTokenBytes is the shortest service token NewHandler accepts.

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
 )
 
 // Config is one load run.

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seqchat/seqchat/client"
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
 	"github.com/seqchat/seqchat/pipeline/centrifugo"
 )
 

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )

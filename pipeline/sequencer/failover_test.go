@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/backoff"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // Defaults of Config's batching (what a zero field means), shared with the

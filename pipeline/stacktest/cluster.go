@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // The private cluster's first broker port; its nodes listen on it, +2 and

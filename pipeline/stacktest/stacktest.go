@@ -15,8 +15,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/IBM/sarama"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // Environment variables that point the tests at another stack.

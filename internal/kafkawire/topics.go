@@ -11,7 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
+	"github.com/seqchat/seqchat/internal/backoff"
 )
 
 // ErrPartitionMismatch means topics that must be co-partitioned are not, or

@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/seqchat/seqchat/pipeline/coalesce"
+	"github.com/seqchat/seqchat/internal/coalesce"
 )
 
 // TxnConfig configures a Txns.

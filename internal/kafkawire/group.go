@@ -13,7 +13,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
+	"github.com/seqchat/seqchat/internal/backoff"
 )
 
 // GroupConfig configures a Group: one consumer group stage.

@@ -16,9 +16,9 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 // TestComposeAgreesWithCode loads docker-compose.yml with the Compose spec

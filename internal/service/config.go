@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // EnvPrefix starts every environment variable the binaries read.
