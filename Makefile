@@ -76,7 +76,7 @@ vet:
 NORACE = TestBrokerFaultsOnACluster
 test: stack-up centrifugo-up vet
 	python=$$(scripts/chdb.sh install) && SEQCHAT_TEST_CHDB_PYTHON=$$python scripts/gotest.sh -race -count=1 -tags failover -skip '^($(NORACE))$$' ./...
-	SEQCHAT_TEST_LOG=.stack/test-norace.log scripts/gotest.sh -count=1 -tags failover -run '^($(NORACE))$$' ./pipeline/loadgen/
+	SEQCHAT_TEST_LOG=.stack/test-norace.log scripts/gotest.sh -count=1 -tags failover -run '^($(NORACE))$$' ./tools/loadgen/
 
 ## unit: the tests that need no server (fast feedback while editing).
 unit:

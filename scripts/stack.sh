@@ -374,7 +374,7 @@ status_line() {
 }
 
 # signal NODE SIG: SIG (KILL, STOP, CONT, TERM) to one Kafka node of this
-# stack, for fault tests (pipeline/chaos); `up kafka` starts a killed node
+# stack, for fault tests (tools/chaos); `up kafka` starts a killed node
 # again and waits until every node answers.
 if [[ ${1:-} == signal ]]; then
 	node=${2:-} sig=${3:-}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/seqchat/seqchat/internal/latency"
 	"github.com/seqchat/seqchat/internal/service"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // The generated section of the benchmarks document sits between these.

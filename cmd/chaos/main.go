@@ -2,7 +2,7 @@
 // each of them with SIGKILL several times (and restarts the Kafka broker
 // once; on a cluster, kills the busiest broker and the active controller
 // and pauses a broker), then checks every message at every client and in
-// ClickHouse (see pipeline/chaos). Its last line is
+// ClickHouse (see tools/chaos). Its last line is
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
 //
@@ -22,7 +22,7 @@ import (
 	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
-	"github.com/seqchat/seqchat/pipeline/chaos"
+	"github.com/seqchat/seqchat/tools/chaos"
 )
 
 func main() {

@@ -32,7 +32,7 @@ import (
 	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
-	"github.com/seqchat/seqchat/pipeline/chaos"
+	"github.com/seqchat/seqchat/tools/chaos"
 )
 
 func main() {

@@ -19,7 +19,7 @@ import (
 )
 
 // Defaults of Config's batching (what a zero field means), shared with the
-// floor benchmark (pipeline/floor), which mirrors the sequencer's wiring.
+// floor benchmark (tools/floor), which mirrors the sequencer's wiring.
 const (
 	DefaultBatchMaxWait      = time.Millisecond
 	DefaultTransactionLinger = 5 * time.Millisecond

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/chstore"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // StoreCheck is what ClickHouse holds of the run's conversations compared

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // TestRunAgainstPipeline runs a small load (40 devices over two gateways,

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 func ExampleGenerator_Run() {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 func TestReportFoldsClientAndStoreAnomalies(t *testing.T) {

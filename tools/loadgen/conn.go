@@ -32,7 +32,7 @@ const (
 	// TargetSeqchat is our pipeline's gateways (schemas/wsprotocol).
 	TargetSeqchat = "seqchat"
 	// TargetCentrifugo is a Centrifugo server, through its own client
-	// protocol (see pipeline/centrifugo).
+	// protocol (see tools/centrifugo).
 	TargetCentrifugo = "centrifugo"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/seqchat/seqchat/client"
 	"github.com/seqchat/seqchat/internal/auth"
-	"github.com/seqchat/seqchat/pipeline/centrifugo"
+	"github.com/seqchat/seqchat/tools/centrifugo"
 )
 
 // Generator runs one load run. Build it with New, run it once with Run.

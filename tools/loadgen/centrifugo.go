@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/seqchat/seqchat/pipeline/centrifugo"
+	"github.com/seqchat/seqchat/tools/centrifugo"
 )
 
 // cfChannel is the Centrifugo channel of conversation conv: its id with

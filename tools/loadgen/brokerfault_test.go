@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // brokerPause is longer than a consumer session (10 s, the services'

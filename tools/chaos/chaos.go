@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // Config is one chaos run.

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/centrifugo"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/centrifugo"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // The Centrifugo the test drives: scripts/centrifugo.sh's defaults, as in
-// pipeline/centrifugo's integration tests.
+// tools/centrifugo's integration tests.
 const (
 	envCentrifugoURL        = "SEQCHAT_TEST_CENTRIFUGO_URL"
 	envCentrifugoSecret     = "SEQCHAT_CENTRIFUGO_SECRET"

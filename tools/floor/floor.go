@@ -14,8 +14,8 @@ import (
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // Config is one floor run.
