@@ -125,7 +125,7 @@ func (c *Client) SequencingLatencyByHour(ctx context.Context, first, last time.T
 }
 
 // GapAndDuplicateAudit counts, per conversation, stored and missing seqs,
-// rows, and seqs with conflicting entries. pipeline/audit gives the details.
+// rows, and seqs with conflicting entries. analysis/audit gives the details.
 func (c *Client) GapAndDuplicateAudit(ctx context.Context) ([]ConversationIntegrity, error) {
 	var out []ConversationIntegrity
 	err := c.run(ctx, &out, QueryGapAndDuplicateAudit)

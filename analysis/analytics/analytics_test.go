@@ -9,7 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/analytics"
+	"github.com/seqchat/seqchat/analysis/analytics"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 

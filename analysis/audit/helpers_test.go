@@ -8,7 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/audit"
+	"github.com/seqchat/seqchat/analysis/audit"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seqchat/seqchat/pipeline/analytics"
+	"github.com/seqchat/seqchat/analysis/analytics"
 )
 
 // TestPackFiles checks what the query pack promises its readers: every file

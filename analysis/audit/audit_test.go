@@ -9,7 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/audit"
+	"github.com/seqchat/seqchat/analysis/audit"
 )
 
 // seedAnomalies writes one conversation per kind of finding:

@@ -3,7 +3,7 @@ package audit_test
 import (
 	"os"
 
-	"github.com/seqchat/seqchat/pipeline/audit"
+	"github.com/seqchat/seqchat/analysis/audit"
 )
 
 // The text form of a report, as imctl audit prints it.

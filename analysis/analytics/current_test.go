@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seqchat/seqchat/analysis/analytics"
 	"github.com/seqchat/seqchat/internal/chstore"
-	"github.com/seqchat/seqchat/pipeline/analytics"
 	"github.com/seqchat/seqchat/pipeline/stacktest"
 )
 
