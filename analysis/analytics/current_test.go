@@ -11,7 +11,7 @@ import (
 
 	"github.com/seqchat/seqchat/analysis/analytics"
 	"github.com/seqchat/seqchat/internal/chstore"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // EnvChDBPython is the Python with chdb (PyPI's in-process ClickHouse of a

@@ -9,7 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/seqchat/seqchat/analysis/audit"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // base is the sequencing time the data sets count from.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/chstore"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 func TestMigrateIsIdempotent(t *testing.T) {

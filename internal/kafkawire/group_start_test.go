@@ -14,7 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestGroupWaitsForBrokersThatDoNotAnswerYet: issue 15's "no exit on a

@@ -12,7 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestKeyedRecordsLandWherePredicted produces keyed records with the kafka-go

@@ -7,7 +7,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 func TestEnsureTopicsIsIdempotentAndChecksPartitions(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/presence"
 	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const partitions = 4

@@ -11,7 +11,7 @@ import (
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestWaitsForItsPresenceTopic: a fanout started before its presence topic

@@ -22,8 +22,8 @@ import (
 	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const failoverPartitions = 4

@@ -9,8 +9,8 @@ import (
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // newIngester builds an Ingester on the test broker, closed at cleanup.

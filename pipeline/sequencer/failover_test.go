@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const failoverPartitions = 4

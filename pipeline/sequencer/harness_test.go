@@ -15,8 +15,8 @@ import (
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // endKey marks the end of a partition's log in tests: written after every

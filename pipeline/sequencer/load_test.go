@@ -11,8 +11,8 @@ import (
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestLoadKeepsInvariants: 100 conversations, concurrent writers, devices

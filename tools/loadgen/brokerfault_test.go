@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 	"github.com/seqchat/seqchat/tools/loadgen"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/history"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const (
