@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seqchat/seqchat/internal/httpserve"
 )
 
 // ReadyCheck reports why the service cannot take work yet (nil: ready).
@@ -93,30 +94,5 @@ func (a *Admin) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", a.addr, err)
 	}
-	return ServeHTTP(ctx, ln, a.Handler(), a.log.With("server", "admin"))
-}
-
-// ServeHTTP serves h on ln until ctx is cancelled, then shuts down gracefully
-// (in-flight requests get 5 seconds).
-func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	// Timeouts so a slow or idle client cannot hold a connection forever;
-	// WebSocket handlers take over the connection and set their own.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("http listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("http %s shutdown: %w", ln.Addr(), err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, a.Handler(), a.log.With("server", "admin"))
 }
