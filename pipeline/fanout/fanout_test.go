@@ -139,36 +139,9 @@ type deliveries struct {
 
 func (e *env) read(gateways ...string) *deliveries {
 	e.t.Helper()
-	cfg := stacktest.Kafka(e.t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	d := &deliveries{got: map[string]string{}, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	e.t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
 	for _, gw := range gateways {
-		for p := int32(0); p < partitions; p++ {
-			// Waits out a topic created a moment ago (not the leader yet).
-			pc, err := kafkawire.ConsumePartition(ctx, consumer, e.topics.Gateway(gw), p, sarama.OffsetOldest)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer pc.Close()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case m := <-pc.Messages():
-						d.add(gw, m)
-					}
-				}
-			}()
-		}
+		stacktest.Follow(e.t, e.topics.Gateway(gw), partitions, func(m *sarama.ConsumerMessage) { d.add(gw, m) })
 	}
 	return d
 }

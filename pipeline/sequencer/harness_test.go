@@ -103,40 +103,11 @@ type seqLog struct {
 
 func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 	t.Helper()
-	cfg := stacktest.Kafka(t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := &seqLog{check: sequencer.NewChecker(), outcomes: map[string][]*imv1.SequencedRecord{},
 		last: map[string]uint64{}, heads: map[string]uint64{}, ended: map[int32]bool{}, headsEnded: map[int32]bool{},
 		partitions: partitions, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
-	for p := int32(0); p < 2*partitions; p++ {
-		topic, add := topics.Sequenced, l.add
-		if p >= partitions {
-			topic, add = topics.Heads, l.addHeads
-		}
-		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topic, p%partitions, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-pc.Messages():
-					add(p%partitions, m)
-				}
-			}
-		}()
-	}
+	stacktest.Follow(t, topics.Sequenced, partitions, func(m *sarama.ConsumerMessage) { l.add(m.Partition, m) })
+	stacktest.Follow(t, topics.Heads, partitions, func(m *sarama.ConsumerMessage) { l.addHeads(m.Partition, m) })
 	return l
 }
 
