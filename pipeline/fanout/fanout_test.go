@@ -108,22 +108,10 @@ func (e *env) start() (stop func()) {
 	if f.Ready(context.Background()) == nil {
 		e.t.Fatal("a fanout that has not started says it is ready")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop = stacktest.Run(e.t, "fanout", f.Run)
 	// Ready only once in a group session with every claimed partition's
 	// membership periods restored.
 	stacktest.Eventually(e.t, time.Minute, "fanout ready", func() bool { return f.Ready(context.Background()) == nil })
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("fanout: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
 	return stop
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -170,20 +169,7 @@ func startSink(t testing.TB, topics kafkawire.Topics, store *history.Store, tune
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("sink: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return &runningSink{sink: s, reg: reg, stop: stop}
+	return &runningSink{sink: s, reg: reg, stop: stacktest.Run(t, "sink", s.Run)}
 }
 
 // counts are the row counts of a database's messages table.

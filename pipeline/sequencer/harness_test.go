@@ -1,7 +1,6 @@
 package sequencer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,20 +52,7 @@ func startSequencer(t *testing.T, topics kafkawire.Topics, tune func(*sequencer.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("sequencer: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return stacktest.Run(t, "sequencer", s.Run)
 }
 
 func encodeRaw(t testing.TB, r *imv1.RawRecord) kafka.Message {

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,20 +205,7 @@ func (p *Pipeline) StopSink() { p.stopSink() }
 // Run starts a component until the test ends; stop ends it early (once)
 // and reports the error it returned.
 func (p *Pipeline) Run(name string, run func(context.Context) error) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				p.T.Errorf("%s: %v", name, err)
-			}
-		})
-	}
-	p.T.Cleanup(stop)
-	return stop
+	return stacktest.Run(p.T, name, run)
 }
 
 // GatewayConfig is the configuration StartGateway starts gateway id with

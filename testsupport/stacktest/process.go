@@ -3,6 +3,7 @@ package stacktest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -162,4 +163,25 @@ func FreePort(t testing.TB) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// Run runs a component (its Run method) in a goroutine until stop is
+// called or the test ends; stop cancels its context, waits until it
+// returned, and reports an error it returned as name's. Stopping twice is
+// stopping once.
+func Run(t testing.TB, name string, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
