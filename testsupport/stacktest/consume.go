@@ -19,34 +19,11 @@ import (
 // in offset order and must be safe for concurrent use.
 func Follow(t testing.TB, topic string, partitions int32, add func(*sarama.ConsumerMessage)) {
 	t.Helper()
-	cfg := Kafka(t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
+	parts := make([]int32, partitions)
+	for p := range parts {
+		parts[p] = int32(p)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
-	for p := int32(0); p < partitions; p++ {
-		// Waits out a topic created a moment ago (not the leader yet).
-		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-pc.Messages():
-					add(m)
-				}
-			}
-		}()
-	}
+	t.Cleanup(consume(t, topic, parts, func(_ context.Context, m *sarama.ConsumerMessage) { add(m) }))
 }
 
 // ReadCommitted reads n records of topic (every partition, from the oldest,
@@ -54,56 +31,21 @@ func Follow(t testing.TB, topic string, partitions int32, add func(*sarama.Consu
 // arrive within timeout.
 func ReadCommitted(t testing.TB, topic string, n int, timeout time.Duration) []*sarama.ConsumerMessage {
 	t.Helper()
-	cfg := Kafka(t)
-	client, err := sarama.NewClient(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatalf("kafka is not reachable (%v); %s", err, startHint)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
 	in := make(chan *sarama.ConsumerMessage)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // before the goroutines are waited for
-	for _, p := range parts {
-		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("%s/%d: %v", topic, p, err)
+	stop := consume(t, topic, nil, func(ctx context.Context, m *sarama.ConsumerMessage) {
+		select {
+		case in <- m:
+		case <-ctx.Done():
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case m := <-pc.Messages():
-					select {
-					case in <- m:
-					case <-ctx.Done():
-						return
-					}
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
+	})
+	defer stop()
+	deadline := time.After(timeout)
 	var out []*sarama.ConsumerMessage
 	for len(out) < n {
 		select {
 		case m := <-in:
 			out = append(out, m)
-		case <-ctx.Done():
+		case <-deadline:
 			t.Fatalf("%s: %d of %d records within %v", topic, len(out), n, timeout)
 		}
 	}
@@ -122,4 +64,48 @@ func DeadLetters(t testing.TB, topic string, n int) []*imv1.DeadLetter {
 		out = append(out, d)
 	}
 	return out
+}
+
+// consume runs a read_committed partition consumer from the oldest record
+// for each of parts (nil: every partition of topic), handing every record
+// to add, until stop.
+func consume(t testing.TB, topic string, parts []int32, add func(context.Context, *sarama.ConsumerMessage)) (stop func()) {
+	t.Helper()
+	cfg := Kafka(t)
+	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
+	if err != nil {
+		t.Fatalf("kafka is not reachable (%v); %s", err, startHint)
+	}
+	if parts == nil {
+		if parts, err = consumer.Partitions(topic); err != nil {
+			consumer.Close()
+			t.Fatalf("partitions of %s: %v", topic, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait(); consumer.Close() }) }
+	for _, p := range parts {
+		// Waits out a topic created a moment ago (not the leader yet).
+		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+		if err != nil {
+			stop()
+			t.Fatalf("%s/%d: %v", topic, p, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-pc.Messages():
+					add(ctx, m)
+				}
+			}
+		}()
+	}
+	return stop
 }
