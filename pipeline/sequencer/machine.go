@@ -290,6 +290,20 @@ func (m *Machine) Expire(now time.Time) {
 	}
 }
 
+// RestartHolds gives every held send a whole hold window from now. A new
+// owner of the partition calls it after restoring: the time no owner was
+// reading (a rebalance, a restart) must not count against a predecessor
+// that may be in the backlog already.
+func (m *Machine) RestartHolds(now time.Time) {
+	for _, c := range m.withHeld {
+		for _, hs := range c.held {
+			for i := range hs {
+				hs[i].since = now.UnixMilli()
+			}
+		}
+	}
+}
+
 // oldestHeld is the device whose first held send has waited longest
 // (ties broken by device, for determinism).
 func (c *conversation) oldestHeld() (dev device, since int64, ok bool) {

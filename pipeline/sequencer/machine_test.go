@@ -240,6 +240,30 @@ func TestHoldWindowExpires(t *testing.T) {
 		outcome{3, "msg", "m2", false}, outcome{4, "msg", "m4", false})
 }
 
+// TestRestoredHoldsGetAWholeWindow: a send held before a restart waits a
+// whole window from the restore, not from when it was first held.
+func TestRestoredHoldsGetAWholeWindow(t *testing.T) {
+	opts := Options{HoldWindow: 2 * time.Second}
+	m := NewMachine(opts)
+	c := "dm:a:b"
+	store := map[string]*imv1.StateEntry{}
+	m.Apply(msg(c, "a", "p", "m1", 1), t0)
+	m.Apply(msg(c, "a", "p", "m3", 3), t0)
+	takeStore(t, m, store)
+	restored, err := Restore(opts, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(5 * time.Second) // the partition had no owner meanwhile
+	restored.RestartHolds(at)
+	restored.Expire(at.Add(time.Second))
+	if out, _ := restored.Take(); len(out) != 0 {
+		t.Fatalf("released within the window after the restore: %v", outcomes(out))
+	}
+	expect(t, run(restored, at.Add(time.Second), msg(c, "a", "p", "m2", 2)),
+		outcome{2, "msg", "m2", false}, outcome{3, "msg", "m3", false})
+}
+
 func TestHeldSendsAreBounded(t *testing.T) {
 	m := NewMachine(Options{MaxHeldPerConversation: 2})
 	c := "dm:a:b"

@@ -130,8 +130,11 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 					w.heads[h.ConversationId] = headSeq{h.LastSeq, h.Epoch}
 				}
 			}
-			w.machine, err = Restore(w.s.cfg.Machine, entries)
-			return err
+			if w.machine, err = Restore(w.s.cfg.Machine, entries); err != nil {
+				return err
+			}
+			w.machine.RestartHolds(time.Now())
+			return nil
 		}
 	}
 }
