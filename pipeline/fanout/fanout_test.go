@@ -31,21 +31,13 @@ type env struct {
 
 func newEnv(t *testing.T, gateways ...string) *env {
 	t.Helper()
-	admin := stacktest.Admin(t)
 	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "fan"))
 	layout := kafkawire.Layout{Partitions: partitions}
 	specs := kafkawire.CoreSpecs(topics, layout)
 	for _, gw := range gateways {
 		specs = append(specs, kafkawire.GatewaySpec(topics, layout, gw))
 	}
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	stacktest.CreateTopics(t, specs...)
 	cfg := stacktest.Kafka(t)
 	seq, err := sarama.NewSyncProducer(cfg.BrokerList(), cfg.TransactionalProducerConfig(stacktest.Name(t, "seq")))
 	if err != nil {

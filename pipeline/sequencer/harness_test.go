@@ -25,18 +25,8 @@ const endKey = "\x00end"
 // newTopics creates a fresh set of pipeline topics, deleted at cleanup.
 func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
 	t.Helper()
-	admin := stacktest.Admin(t)
-	prefix := stacktest.Name(t, "seq")
-	topics := kafkawire.PrefixedTopics(prefix)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "seq"))
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...)
 	return topics
 }
 

@@ -148,16 +148,7 @@ func TestWaitsForItsTopics(t *testing.T) {
 		t.Fatalf("the sequencer exited while its topics were missing: %v", err)
 	default:
 	}
-	admin := stacktest.Admin(t)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 2})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 2})...)
 	stacktest.Eventually(t, time.Minute, "sequencer ready", func() bool { return s.Ready(ctx) == nil })
 	cancel()
 	if err := <-done; err != nil {

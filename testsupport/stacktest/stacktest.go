@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -95,6 +96,34 @@ func Topic(t testing.TB, partitions int32, config map[string]string) string {
 	}
 	t.Cleanup(func() { admin.DeleteTopic(name) })
 	return name
+}
+
+// CreateTopics creates the topics of specs, deleted at cleanup.
+func CreateTopics(t testing.TB, specs ...kafkawire.TopicSpec) {
+	t.Helper()
+	admin := Admin(t)
+	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, s := range specs {
+			deleteTopic(t, admin, s.Name)
+		}
+	})
+}
+
+// deleteTopic deletes a topic, trying three times before it leaves the
+// topic behind with a note in the test's log.
+func deleteTopic(t testing.TB, admin sarama.ClusterAdmin, name string) {
+	t.Helper()
+	var err error
+	for range 3 {
+		if err = admin.DeleteTopic(name); err == nil || errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return
+		}
+		time.Sleep(time.Second) // the broker's own pace; nothing to wait on
+	}
+	t.Logf("topic %s left behind: %v", name, err)
 }
 
 // ClickHouseQuery runs sql on the test server's HTTP interface and returns
