@@ -411,27 +411,50 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 // delivered everywhere in a healthy pipeline.
 const settleWindow = 2 * time.Second
 
-// recover waits until no send older than settleWindow is outstanding, at
-// a time when sends fired after the service was ready again count too (a
-// restarted consumer may only stall once its group rebalances); it returns
-// the most messages held up meanwhile and the time since since.
+// recover waits until every send fired before the service was ready
+// again has reached every member, and no send older than settleWindow is
+// outstanding at a time when sends fired after it count too (a restarted
+// consumer may only stall once its group rebalances). It returns the most
+// messages held up meanwhile and how long after since the last of them
+// was delivered: the last moment a send fired before ready, or one older
+// than settleWindow, was still outstanding (to the tick).
 func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int, took time.Duration, err error) {
 	deadline := time.Now().Add(h.cfg.RecoveryTimeout)
 	earliest := ready.Add(settleWindow + time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	const tick = 100 * time.Millisecond
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	// Where the time goes: sends held on the way in (no answer yet: queued,
+	// refused, resent) against entries on the way out.
+	refusedBefore := h.gen.Refusals()
+	var unanswered int
+	var lastUnanswered time.Time
+	lastHeld := since
 	for {
+		now := time.Now()
 		held = max(held, h.gen.Outstanding(time.Second))
-		if h.gen.Outstanding(settleWindow) == 0 && time.Now().After(earliest) {
-			return held, time.Since(since), nil
+		if n := h.gen.Unanswered(settleWindow); n > 0 {
+			unanswered, lastUnanswered = max(unanswered, n), now
 		}
-		if time.Now().After(deadline) {
-			return held, 0, fmt.Errorf("%d messages still held %v after the failure", h.gen.Outstanding(settleWindow), h.cfg.RecoveryTimeout)
+		stale := h.gen.Outstanding(settleWindow)
+		if stale > 0 || h.gen.Outstanding(now.Sub(ready)) > 0 {
+			lastHeld = now
+		} else if now.After(earliest) {
+			answered := time.Duration(0)
+			if !lastUnanswered.IsZero() {
+				answered = lastUnanswered.Add(tick).Sub(since)
+			}
+			h.logf("recovery: sends unanswered for over %v: at most %d, the last answered %v after the fault; %d refusals to retry meanwhile",
+				settleWindow, unanswered, answered.Round(time.Millisecond), h.gen.Refusals()-refusedBefore)
+			return held, lastHeld.Add(tick).Sub(since), nil
+		}
+		if now.After(deadline) {
+			return held, 0, fmt.Errorf("%d messages still held %v after the failure", stale, h.cfg.RecoveryTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return held, 0, ctx.Err()
-		case <-tick.C:
+		case <-ticker.C:
 		}
 	}
 }

@@ -195,6 +195,34 @@ func (g *Generator) Outstanding(age time.Duration) int {
 	return n
 }
 
+// Unanswered counts the load sends due more than age ago that have no
+// answer yet (queued in a client, refused and waiting to retry, or in
+// flight): of the outstanding ones, those held up on the way in.
+func (g *Generator) Unanswered(age time.Duration) int {
+	cut := time.Now().Add(-age)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, p := range g.open {
+		if p.due.Before(cut) && !p.answered {
+			n++
+		}
+	}
+	return n
+}
+
+// Refusals counts the answers that asked a client to retry a send later
+// (unavailable, rate_limited) so far.
+func (g *Generator) Refusals() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, c := range g.refusals {
+		n += c
+	}
+	return n
+}
+
 // Message is an accepted load send and the seq it was delivered with
 // (zero if no device got it).
 type Message struct {
