@@ -183,28 +183,25 @@ func (g *Generator) Progress() Counts {
 // unanswered or not yet delivered to every member: the messages a failure
 // holds up.
 func (g *Generator) Outstanding(age time.Duration) int {
-	cut := time.Now().Add(-age)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := 0
-	for _, p := range g.open {
-		if p.due.Before(cut) {
-			n++
-		}
-	}
-	return n
+	return g.countOpen(age, func(*pending) bool { return true })
 }
 
 // Unanswered counts the load sends due more than age ago that have no
 // answer yet (queued in a client, refused and waiting to retry, or in
 // flight): of the outstanding ones, those held up on the way in.
 func (g *Generator) Unanswered(age time.Duration) int {
+	return g.countOpen(age, func(p *pending) bool { return !p.answered })
+}
+
+// countOpen counts the open sends due more than age ago for which which
+// holds.
+func (g *Generator) countOpen(age time.Duration, which func(*pending) bool) int {
 	cut := time.Now().Add(-age)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
 	for _, p := range g.open {
-		if p.due.Before(cut) && !p.answered {
+		if p.due.Before(cut) && which(p) {
 			n++
 		}
 	}
