@@ -76,7 +76,7 @@ vet:
 NORACE = TestBrokerFaultsOnACluster|TestSequencerPartitionOnACluster|TestGatewayPartitionOnACluster
 test: stack-up centrifugo-up vet
 	python=$$(scripts/chdb.sh install) && SEQCHAT_TEST_CHDB_PYTHON=$$python scripts/gotest.sh -race -count=1 -tags failover -skip '^($(NORACE))$$' ./...
-	SEQCHAT_TEST_LOG=.stack/test-norace.log scripts/gotest.sh -count=1 -tags failover -run '^($(NORACE))$$' ./pipeline/loadgen/
+	SEQCHAT_TEST_LOG=.stack/test-norace.log scripts/gotest.sh -count=1 -tags failover -run '^($(NORACE))$$' ./tools/loadgen/
 
 ## unit: the tests that need no server (fast feedback while editing).
 unit:
@@ -92,7 +92,7 @@ fuzz:
 	$(GO) test ./pipeline/history/ -run '^$$' -fuzz FuzzRowOf -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/gateway/ -run '^$$' -fuzz FuzzFastDecodeAgreesWithSchema -fuzztime $(FUZZTIME)
-	$(GO) test ./pipeline/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/auth/ -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/sequencer/ -run '^$$' -fuzz FuzzMachine -fuzztime $(FUZZTIME)
 
 ## demo-sdk: the SDK compiled for the demo page the gateway embeds

@@ -3,7 +3,7 @@
 # the memory engine, history and recovery on for every channel, on loopback.
 # Installed with `go install` (pinned version, cached), run in the background
 # with project-local config, log and pid file. Used by the benchmarks and by
-# the integration test of pipeline/centrifugo.
+# the integration test of tools/centrifugo.
 #
 #   scripts/centrifugo.sh up       install if needed, start (a no-op when running); prints the WebSocket URL
 #   scripts/centrifugo.sh down     stop only what this script started

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # chdb (PyPI's in-process engine of a current ClickHouse) in a virtualenv of
 # its own, for the test that runs the migrations and the query pack on a
-# current version (pipeline/analytics, TestQueryPackOnCurrentClickHouse).
+# current version (analysis/analytics, TestQueryPackOnCurrentClickHouse).
 #
 #   scripts/chdb.sh install   install once, then print the venv's python
 #

@@ -22,7 +22,7 @@ log() { printf 'services: %s\n' "$*" >&2; }
 alive() { pid_alive "$DIR/$1.pid"; }
 
 # admin_addr SERVICE: its default admin address (/readyz); the binaries'
-# defaults, pipeline/service/ports.go (TestServicesScriptAgreesWithCode).
+# defaults, internal/service/ports.go (TestServicesScriptAgreesWithCode).
 admin_addr() {
 	case $1 in
 	ingest) echo 127.0.0.1:9181 ;;

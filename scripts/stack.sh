@@ -24,7 +24,7 @@
 #   SEQCHAT_KAFKA_BRIDGE []                  a Linux bridge to create (root, iproute2) holding
 #                                            SEQCHAT_KAFKA_HOST/24, so that services in network
 #                                            namespaces joined to it reach the brokers
-#                                            (pipeline/netns; removed by clean)
+#                                            (tools/netns; removed by clean)
 #   SEQCHAT_KAFKA_JAVA_OPTS []               more JVM options (JMX, JFR settings)
 #   SEQCHAT_KAFKA_EXTRA_CONFIG []            more server.properties lines
 #   SEQCHAT_CLICKHOUSE_PORT [9000]  SEQCHAT_CLICKHOUSE_HTTP_PORT [8123]
@@ -126,7 +126,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
-# Topics are created by the project (pipeline/kafkawire), never implicitly.
+# Topics are created by the project (internal/kafkawire), never implicitly.
 auto.create.topics.enable=false
 num.partitions=1
 default.replication.factor=$rf
@@ -396,7 +396,7 @@ status_line() {
 }
 
 # signal NODE SIG: SIG (KILL, STOP, CONT, TERM) to one Kafka node of this
-# stack, for fault tests (pipeline/chaos); `up kafka` starts a killed node
+# stack, for fault tests (tools/chaos); `up kafka` starts a killed node
 # again and waits until every node answers.
 if [[ ${1:-} == signal ]]; then
 	node=${2:-} sig=${3:-}

@@ -3,7 +3,7 @@ package main
 import (
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/latency"
+	"github.com/seqchat/seqchat/internal/latency"
 )
 
 // hop is one leg of the pipeline's path, measured by a service histogram.

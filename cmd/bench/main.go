@@ -22,9 +22,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/latency"
-	"github.com/seqchat/seqchat/pipeline/loadgen"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/latency"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // The generated section of the benchmarks document sits between these.

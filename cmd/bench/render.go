@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // cpuColumns are the processes of the CPU table, in this order; any other
@@ -49,7 +49,7 @@ func render(c config, seq *seqRow, seqCmd string, runs []loadRun, started time.T
 func renderDelivery(p func(string, ...any), c config, runs []loadRun) {
 	p("### Delivery under load (200 users, 20 groups of 10, 20 dm pairs; open loop; %v per run)\n\n", c.duration)
 	p("Latency is from each send's intended time to its arrival at each member device (the sender's own included). " +
-		"The floor is Kafka alone over the pipeline's hops with no logic (`bin/floor`, pipeline/floor): a producer to a raw topic, " +
+		"The floor is Kafka alone over the pipeline's hops with no logic (`bin/floor`, tools/floor): a producer to a raw topic, " +
 		"an exactly-once relay writing one sequenced and one state record per input with the offsets in one transaction, " +
 		"a relay to a gateway topic, a read_committed consumer; built with the same libraries and settings as the services. " +
 		"\"× floor\" is the pipeline's p50 and p99 over the floor's at the same rate.\n\n")

@@ -3,7 +3,7 @@
 // once; on a cluster, kills the busiest broker and the active controller
 // and pauses a broker, and with -bridge cuts a sequencer and a gateway
 // off the network), then checks every message at every client and in
-// ClickHouse (see pipeline/chaos). Its last line is
+// ClickHouse (see tools/chaos). Its last line is
 //
 //	anomalies: lost=0 duplicated=0 reordered=0 gaps=0 (messages=N, kills=K)
 //
@@ -20,10 +20,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/seqchat/seqchat/pipeline/chaos"
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/chaos"
 )
 
 func main() {

@@ -28,11 +28,11 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
-	"github.com/seqchat/seqchat/pipeline/chaos"
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/chaos"
 )
 
 func main() {
@@ -182,15 +182,15 @@ func (bn *bench) run(ctx context.Context) error {
 	}
 	fmt.Printf("gateway A at rest: RSS %s, heap %s, %d goroutines, %d fds\n\n",
 		mib(bn.base.rss), mib(bn.base.heap), int(bn.base.goroutines), int(bn.base.fds))
-	fmt.Println("| connections | RSS | per connection (RSS / heap / stacks) | goroutines | fds | idle CPU | hellos/s (welcome / caught up) | ClickHouse queries per hello | 1,000-member broadcast |")
-	fmt.Println("|---:|---:|---|---:|---:|---:|---|---:|---:|")
-	connected := 0
+	fmt.Println("| connections | RSS | per connection (RSS / heap / stacks) | per added connection (RSS / heap) | goroutines | fds | idle CPU | hellos/s (welcome / caught up) | ClickHouse queries per hello | 1,000-member broadcast |")
+	fmt.Println("|---:|---:|---|---|---:|---:|---:|---|---:|---:|")
+	connected, prev := 0, bn.base
 	for _, step := range bn.cfg.steps {
-		row, err := bn.step(ctx, connected, step)
+		row, now, err := bn.step(ctx, connected, step, prev)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", step, err)
 		}
-		connected = step
+		connected, prev = step, now
 		fmt.Println(row)
 	}
 	fmt.Printf("\nanomalies at the devices: gaps %d, duplicates %d; refusals %d\n",
@@ -312,50 +312,56 @@ func storeMax(v *atomic.Int64, x int64) {
 	}
 }
 
-func (bn *bench) step(ctx context.Context, from, to int) (string, error) {
+// step connects devices from..to and measures; prev is the previous
+// step's idle probe (the process at rest before the first), so that what
+// the added connections cost shows apart from what the process grew to
+// under its first ones.
+func (bn *bench) step(ctx context.Context, from, to int, prev usage) (string, usage, error) {
 	q0, err := selectQueries(ctx, bn.ch)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	welcomed, caughtUp, err := bn.dial(ctx, time.Now(), bn.devices[from:to], bn.urlA)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	q1, err := selectQueries(ctx, bn.ch)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	// Let the connects' presence and settles end before the idle
 	// measurement; the heap profile (taken after a collection) says what
 	// the memory per connection is.
 	if err := sleep(ctx, bn.cfg.rest); err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	if err := saveHeapProfile(ctx, bn.a.AdminAddr, filepath.Join(bn.cfg.logDir, fmt.Sprintf("heap-%d.pb.gz", to))); err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	u0, err := probe(ctx, bn.a.Pid(), bn.a.AdminAddr)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	if err := sleep(ctx, bn.cfg.idle); err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	u1, err := probe(ctx, bn.a.Pid(), bn.a.AdminAddr)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	took, err := bn.broadcast(ctx, to)
 	if err != nil {
-		return "", err
+		return "", usage{}, err
 	}
 	n := float64(to)
 	perConn := func(now, base float64) string { return fmt.Sprintf("%.1f", (now-base)/n/1024) }
 	added := float64(to - from)
-	return fmt.Sprintf("| %d | %s | %s / %s / %s KiB | %d | %d | %.1f%% | %.0f / %.0f | %.2f | %d ms |",
+	perAdded := func(now, before float64) string { return fmt.Sprintf("%.1f", (now-before)/added/1024) }
+	return fmt.Sprintf("| %d | %s | %s / %s / %s KiB | %s / %s KiB | %d | %d | %.1f%% | %.0f / %.0f | %.2f | %d ms |",
 		to, mib(u1.rss), perConn(u1.rss, bn.base.rss), perConn(u1.heap, bn.base.heap), perConn(u1.stack, bn.base.stack),
+		perAdded(u1.rss, prev.rss), perAdded(u1.heap, prev.heap),
 		int(u1.goroutines), int(u1.fds), 100*(u1.cpuSeconds-u0.cpuSeconds)/bn.cfg.idle.Seconds(),
-		added/welcomed.Seconds(), added/caughtUp.Seconds(), float64(q1-q0)/added, took.Milliseconds()), nil
+		added/welcomed.Seconds(), added/caughtUp.Seconds(), float64(q1-q0)/added, took.Milliseconds()), u1, nil
 }
 
 // broadcast sends one message to group 0 and times its arrival at every

@@ -1,5 +1,5 @@
 // Command floor measures Kafka alone over the pipeline's hops, with no
-// logic (see pipeline/floor), at one rate, and writes the result as the
+// logic (see tools/floor), at one rate, and writes the result as the
 // load generator's JSON, for `make bench` to set beside the pipeline's.
 package main
 
@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/seqchat/seqchat/pipeline/floor"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/floor"
 )
 
 func main() {

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/gateway"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 func main() {

@@ -15,9 +15,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/httpserve"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 func main() {
@@ -90,7 +91,7 @@ func run() error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(ctx) })
-	g.Go(func() error { return service.ServeHTTP(ctx, ln, api, log.With("server", "api")) })
+	g.Go(func() error { return httpserve.Serve(ctx, ln, api, log.With("server", "api")) })
 	g.Go(func() error {
 		err := sink.Run(ctx)
 		stop() // the servers go when the sink does

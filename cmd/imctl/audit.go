@@ -8,9 +8,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/audit"
-	"github.com/seqchat/seqchat/pipeline/chstore"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/analysis/audit"
+	"github.com/seqchat/seqchat/internal/chstore"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 // runAudit scans the history store for gaps, conflicting duplicates, reused

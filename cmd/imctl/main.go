@@ -21,7 +21,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 type command struct {

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/service"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/service"
 )
 
 // runToken issues a development token for a user's device.

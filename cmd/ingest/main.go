@@ -14,9 +14,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/httpserve"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/service"
 )
 
 type flags struct {
@@ -105,9 +106,9 @@ func run(ctx context.Context, f *flags) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(gctx) })
 	g.Go(func() error {
-		return service.ServeHTTP(gctx, ln, ingest.NewHandler(ing, hcfg), log.With("server", "api"))
+		return httpserve.Serve(gctx, ln, ingest.NewHandler(ing, hcfg), log.With("server", "api"))
 	})
-	err = g.Wait() // ServeHTTP returns once in-flight requests are done
+	err = g.Wait() // Serve returns once in-flight requests are done
 	if cerr := ing.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

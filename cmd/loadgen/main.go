@@ -2,7 +2,7 @@
 // gateways (or, with -target centrifugo, a Centrifugo server), measures
 // send-to-delivery latency, checks the ordering guarantees on everything
 // it received, and writes a JSON result and a PNG latency histogram (see
-// pipeline/loadgen). It exits 1 if the run failed and 2 if it found
+// tools/loadgen). It exits 1 if the run failed and 2 if it found
 // anomalies.
 package main
 
@@ -16,8 +16,8 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	"github.com/seqchat/seqchat/pipeline/loadgen"
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/loadgen"
 )
 
 // defaultURL is each target's local address: cmd/gateway's and

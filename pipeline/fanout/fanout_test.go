@@ -14,11 +14,11 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/presence"
 	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/presence"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const partitions = 4
@@ -31,21 +31,13 @@ type env struct {
 
 func newEnv(t *testing.T, gateways ...string) *env {
 	t.Helper()
-	admin := stacktest.Admin(t)
 	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "fan"))
 	layout := kafkawire.Layout{Partitions: partitions}
 	specs := kafkawire.CoreSpecs(topics, layout)
 	for _, gw := range gateways {
 		specs = append(specs, kafkawire.GatewaySpec(topics, layout, gw))
 	}
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	stacktest.CreateTopics(t, specs...)
 	cfg := stacktest.Kafka(t)
 	seq, err := sarama.NewSyncProducer(cfg.BrokerList(), cfg.TransactionalProducerConfig(stacktest.Name(t, "seq")))
 	if err != nil {
@@ -108,22 +100,10 @@ func (e *env) start() (stop func()) {
 	if f.Ready(context.Background()) == nil {
 		e.t.Fatal("a fanout that has not started says it is ready")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop = stacktest.Run(e.t, "fanout", f.Run)
 	// Ready only once in a group session with every claimed partition's
 	// membership periods restored.
 	stacktest.Eventually(e.t, time.Minute, "fanout ready", func() bool { return f.Ready(context.Background()) == nil })
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("fanout: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
 	return stop
 }
 
@@ -139,36 +119,9 @@ type deliveries struct {
 
 func (e *env) read(gateways ...string) *deliveries {
 	e.t.Helper()
-	cfg := stacktest.Kafka(e.t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	d := &deliveries{got: map[string]string{}, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	e.t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
 	for _, gw := range gateways {
-		for p := int32(0); p < partitions; p++ {
-			// Waits out a topic created a moment ago (not the leader yet).
-			pc, err := kafkawire.ConsumePartition(ctx, consumer, e.topics.Gateway(gw), p, sarama.OffsetOldest)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer pc.Close()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case m := <-pc.Messages():
-						d.add(gw, m)
-					}
-				}
-			}()
-		}
+		stacktest.Follow(e.t, e.topics.Gateway(gw), partitions, func(m *sarama.ConsumerMessage) { d.add(gw, m) })
 	}
 	return d
 }

@@ -3,7 +3,7 @@ package fanout
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/latency"
+	"github.com/seqchat/seqchat/internal/latency"
 )
 
 type metrics struct {

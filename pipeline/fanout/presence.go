@@ -10,9 +10,9 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/presence"
+	"github.com/seqchat/seqchat/internal/backoff"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/presence"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/latency"
+	"github.com/seqchat/seqchat/internal/latency"
 )
 
 // admissionWindow is how often the delay estimate and the admitted rate

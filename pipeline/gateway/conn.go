@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,6 +18,12 @@ const helloTimeout = 10 * time.Second
 // idle connection holds one goroutine and no queue: issue 16's memory per
 // connection). Deliveries from the topic consumer and history fills meet
 // in the conversations' reorder buffers under mu.
+//
+// This file holds its lifecycle (accept, refuse, close, end); outbound.go
+// its writes, inbound.go its reads; the frames' concerns have files of
+// their own: hello.go (hello and auth), resume.go and settle.go (catch-up),
+// sends.go and limits.go (sends and rate limits), positions.go (acks and
+// positions), sync.go, reads.go (read receipts).
 type conn struct {
 	g      *Gateway
 	ws     *websocket.Conn
@@ -65,14 +69,6 @@ type conn struct {
 	// resumeEpochs: the epoch of each resume position, from hello or the
 	// stored positions (under mu).
 	resumeEpochs map[string]uint64
-}
-
-// outFrame is a frame waiting for the writer; routedAt is set for a
-// live entry (the time from it to the write is measured).
-type outFrame struct {
-	b                    []byte
-	routedAt, receivedAt time.Time
-	own                  bool // an entry of the device's own send
 }
 
 type convState struct {
@@ -160,46 +156,6 @@ func (c *conn) refuse(reason string, e *ProtocolError, code int) {
 	c.fail(e, code)
 }
 
-// send queues a frame; a client too slow to take its frames is dropped
-// rather than allowed to grow the queue (slow_consumer).
-func (c *conn) send(frame []byte) { c.enqueue(outFrame{b: frame}) }
-
-// sendEntry queues an entry's frame; c.mu is held.
-func (c *conn) sendEntry(e Entry) {
-	own := e.Sender.user == c.user && e.Sender.device == c.device && e.ClientMsgID != ""
-	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt, own: own})
-}
-
-// enqueue queues f unless the connection is closing. Once a frame is
-// dropped for a full queue nothing after it may be queued or written: the
-// device would see a later seq without the dropped one (a gap) and could
-// acknowledge past it.
-func (c *conn) enqueue(f outFrame) {
-	c.wmu.Lock()
-	if c.dropped || c.closed() {
-		c.wmu.Unlock()
-		return
-	}
-	if len(c.queue) >= c.g.cfg.OutboundQueue {
-		c.dropped = true
-		c.wmu.Unlock()
-		c.fail(&ProtocolError{Code: CodeSlowConsumer, Message: "the client reads too slowly"}, websocket.ClosePolicyViolation)
-		return
-	}
-	c.queue = append(c.queue, f)
-	c.startWriter()
-	c.wmu.Unlock()
-	c.g.metrics.framesOut.Inc()
-}
-
-// startWriter starts the writer unless one runs; wmu is held.
-func (c *conn) startWriter() {
-	if !c.writing {
-		c.writing = true
-		go c.writeQueued()
-	}
-}
-
 // fail closes the connection after a fatal error frame.
 func (c *conn) fail(e *ProtocolError, code int) {
 	c.g.metrics.disconnects.WithLabelValues(e.Code).Inc()
@@ -216,107 +172,6 @@ func (c *conn) closeWith(code int, text string, last []byte) {
 		c.startWriter() // the close is written by a writer too
 		c.wmu.Unlock()
 	})
-}
-
-// writeQueued writes what is queued until nothing is; once the connection
-// closes it drops what is left (see enqueue), writes the last frame and
-// the close, and closes the socket.
-func (c *conn) writeQueued() {
-	for {
-		c.wmu.Lock()
-		frames, closing := c.queue, c.closed()
-		c.queue = nil // an idle connection keeps no queue
-		if len(frames) == 0 && !closing {
-			c.writing = false
-			c.wmu.Unlock()
-			return
-		}
-		c.wmu.Unlock()
-		if closing {
-			c.finish()
-			return
-		}
-		if err := c.writeFrames(frames); err != nil {
-			c.close(websocket.CloseAbnormalClosure, "write failed")
-		}
-	}
-}
-
-func (c *conn) finish() {
-	defer close(c.done)
-	defer c.ws.Close()
-	c.wmu.Lock()
-	if c.ping != nil {
-		c.ping.Stop()
-	}
-	c.wmu.Unlock()
-	if c.lastFrame != nil {
-		c.write(websocket.TextMessage, c.lastFrame)
-	}
-	c.write(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText))
-}
-
-func (c *conn) write(kind int, b []byte) error {
-	c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return c.ws.WriteMessage(kind, b)
-}
-
-// pingNow pings the client (WriteControl may run beside the writer) and
-// schedules the next ping.
-func (c *conn) pingNow() {
-	if c.closed() {
-		return
-	}
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
-		c.close(websocket.CloseAbnormalClosure, "ping failed")
-		return
-	}
-	c.wmu.Lock()
-	if !c.closed() {
-		c.ping.Reset(c.g.cfg.PingInterval)
-	}
-	c.wmu.Unlock()
-}
-
-// writeFrames writes frames, several in one system call, then measures
-// the live entries among them.
-func (c *conn) writeFrames(frames []outFrame) error {
-	if len(frames) > 1 && c.wire != nil {
-		c.wire.begin()
-	}
-	for _, f := range frames {
-		if c.closed() {
-			break
-		}
-		if err := c.write(websocket.TextMessage, f.b); err != nil {
-			return err
-		}
-		if c.wire != nil && c.wire.full() {
-			if err := c.wire.flush(time.Now().Add(10 * time.Second)); err != nil {
-				return err
-			}
-			c.wire.begin()
-		}
-	}
-	if c.wire != nil {
-		if err := c.wire.flush(time.Now().Add(10 * time.Second)); err != nil {
-			return err
-		}
-	}
-	now := time.Now()
-	var delays []time.Duration
-	own := 0
-	for _, f := range frames {
-		if !f.routedAt.IsZero() {
-			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
-			delays = append(delays, max(now.Sub(f.receivedAt), 0))
-			if f.own {
-				own++
-			}
-		}
-	}
-	c.g.admit.entries(delays, own, now)
-	return nil
 }
 
 // end closes the connection, waits for its writer, and undoes what hello
@@ -341,65 +196,4 @@ func (c *conn) end() {
 	}
 	c.g.limits.release()
 	c.g.handlers.Done()
-}
-
-// readLoop reads the frames after hello until the connection closes.
-func (c *conn) readLoop() {
-	wait := 2 * c.g.cfg.PingInterval
-	c.ws.SetReadDeadline(time.Now().Add(wait))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(wait)) })
-	for {
-		b, ok := c.read()
-		if !ok {
-			return
-		}
-		c.ws.SetReadDeadline(time.Now().Add(wait))
-		f, perr := c.g.decoder.Decode(b)
-		if perr != nil {
-			c.send(errorPayload(perr, false))
-			continue
-		}
-		switch {
-		case f.Hello != nil:
-			c.send(errorPayload(&ProtocolError{Code: CodeInvalid, Message: "already said hello"}, false))
-		case f.Send != nil:
-			c.handleSend(f.Send)
-		case f.Ack != nil:
-			c.handleAck(f.Ack)
-		case f.Sync != nil:
-			go c.handleSync(f.Sync)
-		case f.Read != nil:
-			c.handleRead(f.Read)
-		case f.Conversations != nil:
-			go c.handleConversations()
-		case f.Ping != nil:
-			c.send(encode(pongFrame{Type: "pong", ID: f.Ping.ID}))
-		}
-	}
-}
-
-// read returns the next text frame; binary frames are answered with
-// bad_frame, an oversized one closes the connection. The size is checked
-// here, not with the socket's read limit, so that the client gets the
-// protocol's error frame before the close.
-func (c *conn) read() ([]byte, bool) {
-	for {
-		kind, r, err := c.ws.NextReader()
-		if err != nil {
-			return nil, false
-		}
-		b, err := io.ReadAll(io.LimitReader(r, int64(c.g.cfg.MaxFrameBytes)+1))
-		switch {
-		case err != nil:
-			return nil, false
-		case len(b) > c.g.cfg.MaxFrameBytes:
-			c.fail(&ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("frame over %d bytes", c.g.cfg.MaxFrameBytes)}, websocket.CloseMessageTooBig)
-			return nil, false
-		case kind != websocket.TextMessage:
-			c.send(errorPayload(&ProtocolError{Code: CodeBadFrame, Message: "frames are JSON text"}, false))
-			continue
-		}
-		c.g.metrics.framesIn.Inc()
-		return b, true
-	}
 }

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
 )
 
 // demoFiles is the demo chat page: plain HTML, CSS and JavaScript on the

@@ -17,11 +17,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/httpserve"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/presence"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/presence"
-	"github.com/seqchat/seqchat/pipeline/service"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -313,7 +313,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 		eg.Go(func() error { return g.followHeads(ctx, consumer) })
 		eg.Go(func() error { g.sweepStalls(ctx); return nil })
 	}
-	eg.Go(func() error { return service.ServeHTTP(ctx, ln, g.Handler(), g.log) })
+	eg.Go(func() error { return httpserve.Serve(ctx, ln, g.Handler(), g.log) })
 	err = eg.Wait()
 	g.closeAll()
 	return err

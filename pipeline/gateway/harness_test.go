@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,14 +15,15 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/gorilla/websocket"
 
-	"github.com/seqchat/seqchat/pipeline/auth"
+	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/historyapi"
+	"github.com/seqchat/seqchat/testsupport/pipelinetest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const (
@@ -35,29 +33,28 @@ const (
 
 var tokenKey = []byte(strings.Repeat("e2e-key-", 5))
 
-// pipeline is the whole system in this process: sequencer, fanout,
-// history sink and read API, and gateways, on the real broker and
-// ClickHouse, with topics and database of its own.
+// pipeline is the whole system in this process (pipelinetest.Pipeline)
+// as these tests name its parts: sequencer, fanout, history sink and read
+// API, and gateways, on the real broker and ClickHouse, with topics and
+// database of its own.
 type pipeline struct {
-	t          testing.TB
-	topics     kafkawire.Topics
-	history    string // read API base URL
-	signer     *auth.Signer
-	gateways   map[string]*runningGateway
-	log        *slog.Logger // printed if the test fails
-	sink       history.Config
-	stopSink   func()
-	fanout     fanout.Config
-	stopFanout func()
+	pl       *pipelinetest.Pipeline
+	t        testing.TB
+	topics   kafkawire.Topics
+	history  string // read API base URL
+	signer   *auth.Signer
+	gateways map[string]*runningGateway
+	log      *slog.Logger // printed if the test fails
+	// sink, fanout and seqCfg start the history sink, the fanout and the
+	// sequencer again after stopSink, stopFanout and stopSequencer.
+	sink       *history.Config
+	fanout     *fanout.Config
+	seqCfg     *sequencer.Config
 	clickhouse driver.Conn // history's database
 	database   string
 	// historyReads counts the read API's requests (every method but PUT,
 	// which stores positions): each one queries ClickHouse.
-	historyReads atomic.Int64
-
-	// seqCfg starts the sequencer (startSequencer), stopSequencer stops it.
-	seqCfg        sequencer.Config
-	stopSequencer func()
+	historyReads *atomic.Int64
 }
 
 type runningGateway struct {
@@ -69,94 +66,23 @@ type runningGateway struct {
 // tune adjusts the sequencer's configuration.
 func startPipeline(t testing.TB, tune ...func(*sequencer.Config)) *pipeline {
 	t.Helper()
-	admin := stacktest.Admin(t)
-	prefix := stacktest.Name(t, "e2e")
-	topics := kafkawire.PrefixedTopics(prefix)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		all, _ := admin.ListTopics()
-		for name := range all {
-			if strings.HasPrefix(name, prefix+".") {
-				admin.DeleteTopic(name)
+	pl := pipelinetest.Start(t, pipelinetest.Config{Partitions: partitions, Prefix: "e2e", ServiceToken: serviceToken, TokenKey: tokenKey,
+		Sequencer: func(c *sequencer.Config) {
+			for _, f := range tune {
+				f(c)
 			}
-		}
-	})
-	signer, err := auth.NewSigner(tokenKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{t: t, topics: topics, signer: signer, gateways: map[string]*runningGateway{},
-		log: stacktest.Logger(t)}
-	kcfg := stacktest.Kafka(t)
-
-	seqCfg := sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.log.With("service", "sequencer")}
-	for _, f := range tune {
-		f(&seqCfg)
-	}
-	p.seqCfg = seqCfg
-	p.startSequencer()
-	p.fanout = fanout.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".fanout", Logger: p.log.With("service", "fanout")}
-	p.startFanout()
-
-	conn, db := stacktest.ClickHouse(t)
-	p.clickhouse, p.database = conn, db
-	store, err := history.NewStore(conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.sink = history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
-		BatchMaxWait: 20 * time.Millisecond, Logger: p.log.With("service", "history")}
-	p.startSink()
-	progress := history.NewProgress(kcfg, topics, prefix+".history")
-	t.Cleanup(func() { progress.Close() })
-	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: serviceToken, Progress: progress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut {
-			p.historyReads.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.history = srv.URL
-	return p
+		}})
+	return &pipeline{pl: pl, t: t, topics: pl.Topics, history: pl.HistoryURL, signer: pl.Signer, gateways: map[string]*runningGateway{},
+		log: pl.Log, sink: &pl.Sink, fanout: &pl.Fanout, seqCfg: &pl.Sequencer, clickhouse: pl.ClickHouse, database: pl.Database,
+		historyReads: &pl.HistoryReads}
 }
 
-// startSequencer starts the sequencer (again, after stopSequencer) with
-// p.seqCfg.
-func (p *pipeline) startSequencer() {
-	p.t.Helper()
-	seq, err := sequencer.New(p.seqCfg)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.stopSequencer = p.run("sequencer", seq.Run)
-}
-
-// startFanout starts the fanout (again, after stopFanout).
-func (p *pipeline) startFanout() {
-	p.t.Helper()
-	fan, err := fanout.New(p.fanout)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.stopFanout = p.run("fanout", fan.Run)
-}
-
-// startSink starts the history sink (again, after stopSink).
-func (p *pipeline) startSink() {
-	p.t.Helper()
-	sink, err := history.New(p.sink)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.stopSink = p.run("history sink", sink.Run)
-}
+func (p *pipeline) startSequencer() { p.t.Helper(); p.pl.StartSequencer() }
+func (p *pipeline) stopSequencer()  { p.pl.StopSequencer() }
+func (p *pipeline) startFanout()    { p.t.Helper(); p.pl.StartFanout() }
+func (p *pipeline) stopFanout()     { p.pl.StopFanout() }
+func (p *pipeline) startSink()      { p.t.Helper(); p.pl.StartSink() }
+func (p *pipeline) stopSink()       { p.pl.StopSink() }
 
 // waitPosition polls the history service until the device's stored
 // position in conv reaches seq (the gateway saves it asynchronously).
@@ -179,62 +105,21 @@ func (p *pipeline) waitHistory(conv string, seq uint64) {
 	})
 }
 
-// run starts a component until the test ends.
-func (p *pipeline) run(name string, run func(context.Context) error) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				p.t.Errorf("%s: %v", name, err)
-			}
-		})
-	}
-	p.t.Cleanup(stop)
-	return stop
-}
-
 // startGateway runs gateway id and waits until it consumes its topic.
 func (p *pipeline) startGateway(id string, tune ...func(*gateway.Config)) {
 	p.t.Helper()
-	cfg := gateway.Config{Kafka: stacktest.Kafka(p.t), Topics: p.topics,
-		Layout: kafkawire.Layout{Partitions: 2}, GatewayID: id, TokenKey: tokenKey,
-		History: &gateway.HistoryClient{BaseURL: p.history, Token: serviceToken},
-		GapWait: 200 * time.Millisecond, MaxFrameBytes: 4096, Logger: p.log.With("service", "gateway", "gateway_id", id),
+	g := p.pl.StartGateway(id, append([]func(*gateway.Config){func(c *gateway.Config) {
+		c.GapWait, c.MaxFrameBytes = 200*time.Millisecond, 4096
 		// These clients do not resend refused sends: admission has its
 		// own test (TestOverloadedGatewayRefusesWithARetryHint).
-		OverloadDelay: -1}
-	for _, f := range tune {
-		f(&cfg)
-	}
-	g, err := gateway.New(cfg)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	stop := p.run("gateway "+id, func(ctx context.Context) error { return g.Run(ctx, ln) })
-	select {
-	case <-g.Started():
-	case <-time.After(time.Minute):
-		p.t.Fatalf("gateway %s did not start within a minute", id)
-	}
-	p.gateways[id] = &runningGateway{addr: ln.Addr().String(), stop: stop}
+		c.OverloadDelay = -1
+	}}, tune...)...)
+	p.gateways[id] = &runningGateway{addr: g.Addr, stop: g.Stop}
 }
 
 func (p *pipeline) token(user, device string, ttl time.Duration) string {
 	p.t.Helper()
-	now := time.Now()
-	tok, err := p.signer.Issue(auth.Claims{UserID: user, DeviceID: device, IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(ttl)})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return tok
+	return p.pl.Token(user, device, ttl)
 }
 
 // frame is any server frame, decoded loosely.

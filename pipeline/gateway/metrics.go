@@ -3,7 +3,7 @@ package gateway
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/latency"
+	"github.com/seqchat/seqchat/internal/latency"
 )
 
 // Values of the reason label of seqchat_gateway_sends_refused_total.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/historyapi"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 func (c *client) read(conv string, seq uint64) {

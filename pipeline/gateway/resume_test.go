@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/pipeline/gateway"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestResumeAtTheHeadReadsNoHistory: issue 16's hello. A device that sends

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

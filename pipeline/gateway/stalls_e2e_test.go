@@ -10,7 +10,7 @@ import (
 
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestStalledDeliveryIsRepairedFromHistory: issue 12's stall detection.

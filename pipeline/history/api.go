@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/auth"
 )
 
 // MinServiceTokenBytes is the shortest service token NewHandler accepts.
@@ -80,7 +80,7 @@ func (c HandlerConfig) Validate() error {
 
 type handler struct {
 	cfg     HandlerConfig
-	token   service.BearerToken
+	token   auth.BearerToken
 	mux     *http.ServeMux
 	metrics *apiMetrics
 	slots   chan struct{} // one token per request allowed to query
@@ -92,7 +92,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, token: service.NewBearerToken(cfg.ServiceToken), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer),
+	h := &handler{cfg: cfg, token: auth.NewBearerToken(cfg.ServiceToken), mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer),
 		slots: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	const messages = "/v1/conversations/{conversation_id}/messages"
 	h.mux.HandleFunc("GET "+messages, h.getMessages)

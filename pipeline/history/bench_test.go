@@ -16,9 +16,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // Benchmarks against the real stack (docs/benchmarks.md has the command and

@@ -2,11 +2,9 @@ package history_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +12,10 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // testToken is the service token of the API tests.
@@ -26,33 +24,9 @@ const testToken = "history-test-token-0123456789"
 // newTopics creates a fresh set of pipeline topics, deleted at cleanup.
 func newTopics(t testing.TB, partitions int32) kafkawire.Topics {
 	t.Helper()
-	admin := stacktest.Admin(t)
-	prefix := stacktest.Name(t, "hist")
-	topics := kafkawire.PrefixedTopics(prefix)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			deleteTopic(t, admin, s.Name)
-		}
-	})
+	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "hist"))
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...)
 	return topics
-}
-
-// deleteTopic retries a failed deletion: a busy broker or a dropped admin
-// connection otherwise leaves the topic behind for good.
-func deleteTopic(t testing.TB, admin sarama.ClusterAdmin, name string) {
-	t.Helper()
-	var err error
-	for range 3 {
-		if err = admin.DeleteTopic(name); err == nil || errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			return
-		}
-		time.Sleep(time.Second) // the broker's own pace; nothing to wait on
-	}
-	t.Logf("topic %s left behind: %v", name, err)
 }
 
 // newStore is a Store over a fresh migrated database, dropped at cleanup.
@@ -170,20 +144,7 @@ func startSink(t testing.TB, topics kafkawire.Topics, store *history.Store, tune
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("sink: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return &runningSink{sink: s, reg: reg, stop: stop}
+	return &runningSink{sink: s, reg: reg, stop: stacktest.Run(t, "sink", s.Run)}
 }
 
 // counts are the row counts of a database's messages table.

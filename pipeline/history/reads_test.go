@@ -11,8 +11,8 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // receipt is the sequencer's read receipt: user has read conv up to seq.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/seqchat/seqchat/pipeline/coalesce"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/coalesce"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // Sink writes the sequenced topic into the history table: a consumer group

@@ -11,11 +11,10 @@ import (
 	"github.com/IBM/sarama"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/pipeline/history"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestSinkStoresEveryEntryOnce writes entries of many conversations over
@@ -90,7 +89,7 @@ func TestSinkDeadLettersPoison(t *testing.T) {
 	stacktest.Eventually(t, time.Minute, "the entries after the poison", func() bool { return countRows(t, conn, db).final >= 5 })
 	checkExact(t, conn, db, map[string]uint64{conv: 5})
 
-	dead := readDeadLetters(t, topics.DeadLetter, 2, len(poison))
+	dead := stacktest.DeadLetters(t, topics.DeadLetter, len(poison))
 	for i, d := range dead {
 		if d.Stage != "history" || d.SourceTopic != topics.Sequenced || string(d.Key) != conv || d.Reason == "" {
 			t.Errorf("dead letter %d: %+v", i, d)
@@ -111,45 +110,6 @@ func encoded(t *testing.T, m *sarama.ProducerMessage) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// readDeadLetters reads n dead letters (in source offset order).
-func readDeadLetters(t *testing.T, topic string, partitions int32, n int) []*imv1.DeadLetter {
-	t.Helper()
-	cfg := stacktest.Kafka(t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	in := make(chan *sarama.ConsumerMessage, n)
-	for p := int32(0); p < partitions; p++ {
-		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		go func() {
-			for m := range pc.Messages() {
-				in <- m
-			}
-		}()
-	}
-	var out []*imv1.DeadLetter
-	timeout := time.After(time.Minute)
-	for len(out) < n {
-		select {
-		case m := <-in:
-			d := &imv1.DeadLetter{}
-			if err := imv1.Unmarshal(m.Value, d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, d)
-		case <-timeout:
-			t.Fatalf("%d of %d dead letters within a minute", len(out), n)
-		}
-	}
-	return out
 }
 
 // TestSinkFlushesOnShutdown: a batch that neither its size nor its wait

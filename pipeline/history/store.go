@@ -11,8 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
-	"github.com/seqchat/seqchat/pipeline/chstore"
+	"github.com/seqchat/seqchat/internal/backoff"
+	"github.com/seqchat/seqchat/internal/chstore"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

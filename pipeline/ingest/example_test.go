@@ -7,8 +7,8 @@ import (
 	"log"
 	"net/http"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

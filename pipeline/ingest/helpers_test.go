@@ -1,16 +1,15 @@
 package ingest_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/ingest"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // newIngester builds an Ingester on the test broker, closed at cleanup.
@@ -37,42 +36,17 @@ type rawRecord struct {
 	rec       *imv1.RawRecord
 }
 
-// readRaw reads n records of topic with a fresh read_committed consumer
-// group and decodes them, failing the test if they do not all arrive.
+// readRaw reads n records of topic (stacktest.ReadCommitted) and decodes
+// them, failing the test if they do not all arrive within a minute.
 func readRaw(t testing.TB, topic string, n int) []rawRecord {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cfg := stacktest.Kafka(t)
-	group, err := sarama.NewConsumerGroup(cfg.BrokerList(), stacktest.Name(t, "group"), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer group.Close()
-	out := make(chan *sarama.ConsumerMessage)
-	errc := make(chan error, 1)
-	go func() {
-		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{topic}, collector{out}); err != nil && ctx.Err() == nil {
-				errc <- err
-				return
-			}
-		}
-	}()
 	var got []rawRecord
-	for len(got) < n {
-		select {
-		case m := <-out:
-			rec := &imv1.RawRecord{}
-			if err := imv1.Unmarshal(m.Value, rec); err != nil {
-				t.Fatalf("record at %d/%d does not decode: %v", m.Partition, m.Offset, err)
-			}
-			got = append(got, rawRecord{key: string(m.Key), partition: m.Partition, offset: m.Offset, rec: rec})
-		case err := <-errc:
-			t.Fatalf("consume %s: %v", topic, err)
-		case <-ctx.Done():
-			t.Fatalf("consume %s: %d of %d records before the deadline", topic, len(got), n)
+	for _, m := range stacktest.ReadCommitted(t, topic, n, 60*time.Second) {
+		rec := &imv1.RawRecord{}
+		if err := imv1.Unmarshal(m.Value, rec); err != nil {
+			t.Fatalf("record at %d/%d does not decode: %v", m.Partition, m.Offset, err)
 		}
+		got = append(got, rawRecord{key: string(m.Key), partition: m.Partition, offset: m.Offset, rec: rec})
 	}
 	return got
 }
@@ -116,29 +90,5 @@ func checkPlacement(t testing.TB, r rawRecord, partitions int) {
 	}
 	if want := kafkawire.PartitionFor([]byte(r.key), partitions); int(r.partition) != want {
 		t.Errorf("%s: partition %d, PartitionFor says %d", r.rec.GetClientMsgId(), r.partition, want)
-	}
-}
-
-type collector struct {
-	out chan<- *sarama.ConsumerMessage
-}
-
-func (collector) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (collector) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-func (c collector) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for {
-		select {
-		case m, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			select {
-			case c.out <- m:
-			case <-sess.Context().Done():
-				return nil
-			}
-		case <-sess.Context().Done():
-			return nil
-		}
 	}
 }

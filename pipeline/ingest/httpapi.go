@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/seqchat/seqchat/pipeline/service"
+	"github.com/seqchat/seqchat/internal/auth"
 )
 
 // MinServiceTokenBytes is the shortest service token NewHandler accepts.
@@ -65,7 +65,7 @@ func (c HandlerConfig) Validate() error {
 
 type handler struct {
 	ing      *Ingester
-	token    service.BearerToken
+	token    auth.BearerToken
 	maxBytes int64
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -83,7 +83,7 @@ func NewHandler(ing *Ingester, cfg HandlerConfig) http.Handler {
 			writeError(w, http.StatusInternalServerError, codeInternal, "the service is misconfigured")
 		})
 	}
-	h := &handler{ing: ing, token: service.NewBearerToken(cfg.ServiceToken), maxBytes: cfg.MaxRequestBytes, log: cfg.Logger}
+	h := &handler{ing: ing, token: auth.NewBearerToken(cfg.ServiceToken), maxBytes: cfg.MaxRequestBytes, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", h.postMessage)
 	mux.HandleFunc("POST /v1/revisions", h.postRevision)

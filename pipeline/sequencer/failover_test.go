@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 const failoverPartitions = 4

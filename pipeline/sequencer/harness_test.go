@@ -1,7 +1,6 @@
 package sequencer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,10 +12,10 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // endKey marks the end of a partition's log in tests: written after every
@@ -26,18 +25,8 @@ const endKey = "\x00end"
 // newTopics creates a fresh set of pipeline topics, deleted at cleanup.
 func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
 	t.Helper()
-	admin := stacktest.Admin(t)
-	prefix := stacktest.Name(t, "seq")
-	topics := kafkawire.PrefixedTopics(prefix)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "seq"))
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...)
 	return topics
 }
 
@@ -53,20 +42,7 @@ func startSequencer(t *testing.T, topics kafkawire.Topics, tune func(*sequencer.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("sequencer: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return stacktest.Run(t, "sequencer", s.Run)
 }
 
 func encodeRaw(t testing.TB, r *imv1.RawRecord) kafka.Message {
@@ -103,40 +79,11 @@ type seqLog struct {
 
 func readLog(t *testing.T, topics kafkawire.Topics, partitions int32) *seqLog {
 	t.Helper()
-	cfg := stacktest.Kafka(t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := &seqLog{check: sequencer.NewChecker(), outcomes: map[string][]*imv1.SequencedRecord{},
 		last: map[string]uint64{}, heads: map[string]uint64{}, ended: map[int32]bool{}, headsEnded: map[int32]bool{},
 		partitions: partitions, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); consumer.Close() })
-	for p := int32(0); p < 2*partitions; p++ {
-		topic, add := topics.Sequenced, l.add
-		if p >= partitions {
-			topic, add = topics.Heads, l.addHeads
-		}
-		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topic, p%partitions, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-pc.Messages():
-					add(p%partitions, m)
-				}
-			}
-		}()
-	}
+	stacktest.Follow(t, topics.Sequenced, partitions, func(m *sarama.ConsumerMessage) { l.add(m.Partition, m) })
+	stacktest.Follow(t, topics.Heads, partitions, func(m *sarama.ConsumerMessage) { l.addHeads(m.Partition, m) })
 	return l
 }
 

@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
-	"github.com/seqchat/seqchat/pipeline/stacktest"
 	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
 // TestLoadKeepsInvariants: 100 conversations, concurrent writers, devices
@@ -96,7 +94,7 @@ func TestPoisonRecordsGoToDeadLetter(t *testing.T) {
 		t.Fatalf("the record after the poison got %v, want seq 2", after)
 	}
 
-	letters := readDeadLetters(t, topics, 4)
+	letters := stacktest.DeadLetters(t, topics.DeadLetter, 4)
 	reasons := map[int64]string{}
 	for _, d := range letters {
 		if d.Stage != "sequencer" || d.SourceTopic != topics.Raw || d.Reason == "" {
@@ -150,61 +148,10 @@ func TestWaitsForItsTopics(t *testing.T) {
 		t.Fatalf("the sequencer exited while its topics were missing: %v", err)
 	default:
 	}
-	admin := stacktest.Admin(t)
-	specs := kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 2})
-	if err := kafkawire.EnsureTopics(admin, specs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range specs {
-			admin.DeleteTopic(s.Name)
-		}
-	})
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: 2})...)
 	stacktest.Eventually(t, time.Minute, "sequencer ready", func() bool { return s.Ready(ctx) == nil })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("sequencer: %v", err)
 	}
-}
-
-func readDeadLetters(t *testing.T, topics kafkawire.Topics, n int) []*imv1.DeadLetter {
-	t.Helper()
-	cfg := stacktest.Kafka(t)
-	consumer, err := sarama.NewConsumer(cfg.BrokerList(), cfg.ConsumerGroupConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	parts, err := consumer.Partitions(topics.DeadLetter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := make(chan *sarama.ConsumerMessage)
-	for _, p := range parts {
-		pc, err := kafkawire.ConsumePartition(context.Background(), consumer, topics.DeadLetter, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		go func() {
-			for m := range pc.Messages() {
-				in <- m
-			}
-		}()
-	}
-	var out []*imv1.DeadLetter
-	deadline := time.After(time.Minute)
-	for len(out) < n {
-		select {
-		case m := <-in:
-			d := &imv1.DeadLetter{}
-			if err := imv1.Unmarshal(m.Value, d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, d)
-		case <-deadline:
-			t.Fatalf("%d of %d dead letters before the deadline", len(out), n)
-		}
-	}
-	return out
 }

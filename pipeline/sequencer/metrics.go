@@ -3,8 +3,8 @@ package sequencer
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/latency"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/latency"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 

@@ -14,12 +14,12 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seqchat/seqchat/pipeline/backoff"
-	"github.com/seqchat/seqchat/pipeline/kafkawire"
+	"github.com/seqchat/seqchat/internal/backoff"
+	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
 // Defaults of Config's batching (what a zero field means), shared with the
-// floor benchmark (pipeline/floor), which mirrors the sequencer's wiring.
+// floor benchmark (tools/floor), which mirrors the sequencer's wiring.
 const (
 	DefaultBatchMaxWait      = time.Millisecond
 	DefaultTransactionLinger = 5 * time.Millisecond

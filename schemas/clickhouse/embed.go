@@ -1,6 +1,6 @@
 // Package chschema holds the ClickHouse DDL of the history store as numbered
 // migrations (migrations/NNNN_name.sql, one statement each, {database} standing
-// for the target database). pipeline/chstore applies them in order.
+// for the target database). internal/chstore applies them in order.
 package chschema
 
 import "embed"

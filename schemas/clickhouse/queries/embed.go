@@ -1,7 +1,7 @@
 // Package chqueries holds the analysts' query pack for the history store: one
 // SELECT per NAME.sql file, {database} standing for the database and `?` for
 // positional parameters, each documented in the file's comment header.
-// pipeline/analytics runs them from Go; docs/analytics.md shows how to run
+// analysis/analytics runs them from Go; docs/analytics.md shows how to run
 // them with clickhouse-client.
 package chqueries
 

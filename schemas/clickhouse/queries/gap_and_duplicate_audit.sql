@@ -22,7 +22,7 @@
 --
 -- Dedup: deliberately without FINAL, since it counts the copies; the counts
 -- of seqs are over distinct (conversation_id, seq). Rows with seq 0 are not
--- entries and are left out. pipeline/audit lists the missing ranges and the
+-- entries and are left out. analysis/audit lists the missing ranges and the
 -- conflicting entries themselves.
 SELECT
     conversation_id,

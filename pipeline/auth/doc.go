@@ -1,5 +1,0 @@
-// Package auth issues and verifies the signed tokens that authenticate a
-// user's device to the gateway: HMAC-SHA256 over a small JSON payload (user,
-// device, expiry). The signing key is shared by the token issuer and the
-// gateways; nothing else is needed to verify a token.
-package auth
