@@ -180,7 +180,12 @@ func ClickHouse(t testing.TB) (driver.Conn, string) {
 // first (with transactions, the markers would never come).
 func Records(t testing.TB, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
-	cfg := Kafka(t)
+	return RecordsOn(t, Kafka(t), topic)
+}
+
+// RecordsOn is Records on the brokers of cfg (a private cluster).
+func RecordsOn(t testing.TB, cfg kafkawire.Config, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
 	client, err := sarama.NewClient(cfg.BrokerList(), cfg.Sarama())
 	if err != nil {
 		t.Fatalf("kafka is not reachable (%v); %s", err, startHint)

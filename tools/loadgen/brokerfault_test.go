@@ -1,9 +1,13 @@
 package loadgen_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/schemas/imv1"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
 	"github.com/seqchat/seqchat/tools/loadgen"
 )
@@ -60,6 +64,7 @@ func TestBrokerFaultsOnACluster(t *testing.T) {
 
 	res := wait()
 	if res.Failed() {
+		lostOnRaw(t, cluster.Kafka, topics.Raw, res.AnomalyExamples)
 		t.Fatalf("anomalies %v: %q", res.Anomalies, res.AnomalyExamples)
 	}
 	c := res.Counts
@@ -70,5 +75,31 @@ func TestBrokerFaultsOnACluster(t *testing.T) {
 		c.Sends, c.Deliveries, res.Latency.P50ms, res.Latency.P99ms, res.Latency.MaxMs, res.Refusals, c.Reconnects)
 	if a := res.AcceptedLatency; a != nil {
 		t.Logf("from the accepted attempt: p50 %.0f ms, p99 %.0f ms", a.P50ms, a.P99ms)
+	}
+}
+
+// lostOnRaw says, for each send an anomaly calls lost, where the raw topic
+// holds it: absent means the write acknowledged to the gateway never
+// landed (the producer's side); present means the sequencer passed it by.
+func lostOnRaw(t *testing.T, kcfg kafkawire.Config, raw string, examples []string) {
+	t.Helper()
+	lost := map[string]bool{}
+	for _, e := range examples {
+		if cmid, ok := strings.CutPrefix(e, "lost: "); ok {
+			lost[strings.Fields(cmid)[0]] = true
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	where := map[string][]string{}
+	for _, m := range stacktest.RecordsOn(t, kcfg, raw) {
+		var r imv1.RawRecord
+		if imv1.Unmarshal(m.Value, &r) == nil && lost[r.ClientMsgId] {
+			where[r.ClientMsgId] = append(where[r.ClientMsgId], fmt.Sprintf("%d/%d", m.Partition, m.Offset))
+		}
+	}
+	for cmid := range lost {
+		t.Logf("lost %s: on the raw topic at %v (partition/offset; none: never written)", cmid, where[cmid])
 	}
 }
