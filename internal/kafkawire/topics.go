@@ -306,3 +306,26 @@ func (w *TopicsWait) Await(ctx context.Context, log *slog.Logger, k Config, chec
 		}
 	}
 }
+
+// GroupAssignment is how many partitions of topic each member of group
+// owns, by static instance id (member id for dynamic members), and the
+// group's state ("Stable" once a rebalance has ended).
+func GroupAssignment(admin sarama.ClusterAdmin, group, topic string) (map[string]int, string, error) {
+	ds, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ds) != 1 {
+		return nil, "", fmt.Errorf("describe group %s: %d answers", group, len(ds))
+	}
+	out := map[string]int{}
+	for id, m := range ds[0].Members {
+		if m.GroupInstanceId != nil {
+			id = *m.GroupInstanceId
+		}
+		if a, err := m.GetMemberAssignment(); err == nil && a != nil {
+			out[id] = len(a.Topics[topic])
+		}
+	}
+	return out, ds[0].State, nil
+}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/tools/netns"
 )
@@ -216,21 +214,11 @@ func (h *Harness) groupMembers(group, topic string) (map[string]int, bool) {
 		return nil, false
 	}
 	defer admin.Close()
-	ds, err := admin.DescribeConsumerGroups([]string{group})
-	if err != nil || len(ds) != 1 {
+	out, state, err := kafkawire.GroupAssignment(admin, group, topic)
+	if err != nil {
 		return nil, false
 	}
-	out := map[string]int{}
-	for id, m := range ds[0].Members {
-		if m.GroupInstanceId != nil {
-			id = *m.GroupInstanceId
-		}
-		var a *sarama.ConsumerGroupMemberAssignment
-		if a, err = m.GetMemberAssignment(); err == nil && a != nil {
-			out[id] = len(a.Topics[topic])
-		}
-	}
-	return out, ds[0].State == "Stable"
+	return out, state == "Stable"
 }
 
 func fileSize(path string) int64 {

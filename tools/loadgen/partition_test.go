@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/testsupport/pipelinetest"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
@@ -121,21 +119,11 @@ func groupMembers(t *testing.T, kcfg kafkawire.Config, group, topic string) (map
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	ds, err := admin.DescribeConsumerGroups([]string{group})
-	if err != nil || len(ds) != 1 {
+	out, state, err := kafkawire.GroupAssignment(admin, group, topic)
+	if err != nil {
 		return nil, "unknown"
 	}
-	out := map[string]int{}
-	for id, m := range ds[0].Members {
-		if m.GroupInstanceId != nil {
-			id = *m.GroupInstanceId
-		}
-		var a *sarama.ConsumerGroupMemberAssignment
-		if a, err = m.GetMemberAssignment(); err == nil && a != nil {
-			out[id] = len(a.Topics[topic])
-		}
-	}
-	return out, ds[0].State
+	return out, state
 }
 
 // TestSequencerPartitionOnACluster cuts one of two sequencers off the
