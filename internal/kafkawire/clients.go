@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -236,6 +238,31 @@ func ConsumePartition(ctx context.Context, consumer sarama.Consumer, topic strin
 		return err
 	})
 	return pc, err
+}
+
+// ConsumePartitions starts consumers of topic's parts at offset together.
+// One after another, each waited for its own offset lookup and, past the
+// consumer's 100 ms batch of new subscriptions, for a fetch in flight to
+// return (up to its max wait): eight took 0.75 s of a gateway's start on
+// an idle broker, 2.7 s on a loaded one. On an error the ones started are
+// closed.
+func ConsumePartitions(ctx context.Context, consumer sarama.Consumer, topic string, parts []int32, offset int64) ([]sarama.PartitionConsumer, error) {
+	pcs := make([]sarama.PartitionConsumer, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pcs[i], errs[i] = ConsumePartition(ctx, consumer, topic, p, offset)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		ClosePartitions(slices.DeleteFunc(pcs, func(pc sarama.PartitionConsumer) bool { return pc == nil }))
+		return nil, fmt.Errorf("consume %s: %w", topic, err)
+	}
+	return pcs, nil
 }
 
 // ClosePartitions closes partition consumers together. Each Close waits

@@ -268,6 +268,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	defer g.ingest.Close()
 	defer g.presence.Close()
 	topic := g.cfg.Topics.Gateway(g.cfg.GatewayID)
+	start := time.Now()
 	var (
 		consumer sarama.Consumer
 		parts    []int32
@@ -293,21 +294,19 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	}
 	defer consumer.Close()
 	eg, ctx := errgroup.WithContext(ctx)
-	var pcs []sarama.PartitionConsumer
-	defer func() { kafkawire.ClosePartitions(pcs) }()
-	for _, p := range parts {
-		// From the newest offset, taken before any device can connect:
-		// nothing routed to a connected device is missed, and what was
-		// routed before it connected comes from history.
-		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("gateway: consume %s/%d: %w", topic, p, err)
-		}
-		pcs = append(pcs, pc)
+	// From the newest offset, taken before any device can connect: nothing
+	// routed to a connected device is missed, and what was routed before
+	// it connected comes from history.
+	pcs, err := kafkawire.ConsumePartitions(ctx, consumer, topic, parts, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer kafkawire.ClosePartitions(pcs)
+	for _, pc := range pcs {
 		eg.Go(func() error { return g.consume(ctx, pc) })
 	}
 	close(g.started)
-	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts))
+	g.log.Info("gateway consuming", "topic", topic, "partitions", len(parts), "took", time.Since(start).Round(time.Millisecond))
 	eg.Go(func() error { g.savePositionsEvery(ctx, time.Second); return nil })
 	if g.cfg.StallAfter > 0 {
 		eg.Go(func() error { return g.followHeads(ctx, consumer) })

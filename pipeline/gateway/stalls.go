@@ -99,15 +99,11 @@ func (g *Gateway) followHeads(ctx context.Context, consumer sarama.Consumer) err
 // consumeHeads reads the heads topic's partitions from their end until
 // ctx ends (nil) or one cannot be read.
 func (g *Gateway) consumeHeads(ctx context.Context, consumer sarama.Consumer, topic string, parts []int32) error {
-	var pcs []sarama.PartitionConsumer
-	defer func() { kafkawire.ClosePartitions(pcs) }()
-	for _, p := range parts {
-		pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return err
-		}
-		pcs = append(pcs, pc)
+	pcs, err := kafkawire.ConsumePartitions(ctx, consumer, topic, parts, sarama.OffsetNewest)
+	if err != nil {
+		return err
 	}
+	defer kafkawire.ClosePartitions(pcs)
 	g.log.Info("following conversation heads", "topic", topic, "partitions", len(parts))
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, pc := range pcs {
