@@ -215,6 +215,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	c.ws = ws
 	c.mu.Unlock()
+	c.connected(0)
 	return nil
 }
 
@@ -229,6 +230,7 @@ func (c *Client) Run() {
 		if ws = c.redial(); ws == nil {
 			return
 		}
+		c.connected(0)
 	}
 	for {
 		err := c.serve(ws)
@@ -242,9 +244,13 @@ func (c *Client) Run() {
 		if ws = c.redial(); ws == nil {
 			return
 		}
-		if f := c.cfg.Events.Connected; f != nil {
-			f(c.currentURL(), time.Since(lost))
-		}
+		c.connected(time.Since(lost))
+	}
+}
+
+func (c *Client) connected(down time.Duration) {
+	if f := c.cfg.Events.Connected; f != nil {
+		f(c.currentURL(), down)
 	}
 }
 

@@ -154,10 +154,16 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 	var once sync.Once
 	var answers sync.WaitGroup
 	answers.Add(1)
+	type connection struct {
+		url  string
+		down time.Duration
+	}
+	connections := make(chan connection, 2)
 	c, err := New(Config{URLs: []string{g.url()}, Token: "t", AckDelay: -1, Events: Events{
-		Entry:   func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
-		Answer:  func(a Answer) { answers.Done() },
-		Settled: func(st Settlement) { settlements <- st }}})
+		Entry:     func(e Entry) { got.entry(e); once.Do(func() { close(firstEntry) }) },
+		Answer:    func(a Answer) { answers.Done() },
+		Settled:   func(st Settlement) { settlements <- st },
+		Connected: func(url string, down time.Duration) { connections <- connection{url, down} }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +192,18 @@ func TestClientResumesAndResendsAfterALostConnection(t *testing.T) {
 	}
 	if c.Pending() != 0 {
 		t.Fatalf("%d sends still pending after their own entry came", c.Pending())
+	}
+	next := func() connection {
+		select {
+		case c := <-connections:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Connected event in 10 s")
+			return connection{}
+		}
+	}
+	if first, again := next(), next(); first.url != g.url() || first.down != 0 || again.url != g.url() || again.down <= 0 {
+		t.Fatalf("connected %+v, then %+v: want %s first with no downtime, then again after some", first, again, g.url())
 	}
 }
 
