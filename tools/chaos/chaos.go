@@ -445,6 +445,10 @@ func (h *Harness) pause(ctx context.Context) error {
 // until it is ready and until the messages it held were all delivered.
 func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	before := h.gen.Outstanding(time.Second)
+	var devices []string // a gateway's: how soon they had everything again
+	if strings.HasPrefix(s.Name, "gateway-") {
+		devices = h.gen.DevicesOn("ws://" + h.listenAddr(s.Name) + "/ws")
+	}
 	pid := s.Pid()
 	killedAt := time.Now()
 	s.Kill()
@@ -455,12 +459,16 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
 	}
 	ready := time.Since(killedAt)
-	held, caughtUp, err := h.recover(ctx, killedAt, time.Now())
+	r, err := h.recover(ctx, killedAt, time.Now(), devices)
 	if err != nil {
 		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
 	}
-	h.logf("kill %d/%d: %s (pid %d) SIGKILL; restarted, ready after %v; all messages delivered after %v; held %d messages (%d outstanding before)",
-		n, total, s.Name, pid, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, before)
+	its := ""
+	if devices != nil {
+		its = fmt.Sprintf("its %d devices had everything after %v; ", len(devices), r.devicesTook.Round(time.Millisecond))
+	}
+	h.logf("kill %d/%d: %s (pid %d) SIGKILL; restarted, ready after %v; %sall messages delivered after %v; held %d messages (%d outstanding before)",
+		n, total, s.Name, pid, ready.Round(time.Millisecond), its, r.took.Round(time.Millisecond), r.held, before)
 	return nil
 }
 
@@ -468,14 +476,24 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 // delivered everywhere in a healthy pipeline.
 const settleWindow = 2 * time.Second
 
+// recovery is how a fault was recovered from.
+type recovery struct {
+	held int // the most messages held up at once
+	// took: from the fault to the last moment a send fired before ready,
+	// or one older than settleWindow, was still outstanding (to the tick).
+	took time.Duration
+	// devicesTook: the same, counting only what the devices given to
+	// recover waited for (their own sends' answers, their deliveries).
+	devicesTook time.Duration
+}
+
 // recover waits until every send fired before the service was ready
 // again has reached every member, and no send older than settleWindow is
 // outstanding at a time when sends fired after it count too (a restarted
-// consumer may only stall once its group rebalances). It returns the most
-// messages held up meanwhile and how long after since the last of them
-// was delivered: the last moment a send fired before ready, or one older
-// than settleWindow, was still outstanding (to the tick).
-func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int, took time.Duration, err error) {
+// consumer may only stall once its group rebalances), and says how long
+// that took; for devices (a killed gateway's), also how long until they
+// had everything.
+func (h *Harness) recover(ctx context.Context, since, ready time.Time, devices []string) (r recovery, err error) {
 	deadline := time.Now().Add(h.cfg.RecoveryTimeout)
 	earliest := ready.Add(settleWindow + time.Second)
 	const tick = 100 * time.Millisecond
@@ -486,12 +504,15 @@ func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int
 	refusedBefore := h.gen.Refusals()
 	var unanswered int
 	var lastUnanswered time.Time
-	lastHeld := since
+	lastHeld, lastDevicesHeld := since, since
 	for {
 		now := time.Now()
-		held = max(held, h.gen.Outstanding(time.Second))
+		r.held = max(r.held, h.gen.Outstanding(time.Second))
 		if n := h.gen.Unanswered(settleWindow); n > 0 {
 			unanswered, lastUnanswered = max(unanswered, n), now
+		}
+		if devices != nil && (h.gen.OutstandingTo(devices, settleWindow) > 0 || h.gen.OutstandingTo(devices, now.Sub(ready)) > 0) {
+			lastDevicesHeld = now
 		}
 		stale := h.gen.Outstanding(settleWindow)
 		if stale > 0 || h.gen.Outstanding(now.Sub(ready)) > 0 {
@@ -503,14 +524,15 @@ func (h *Harness) recover(ctx context.Context, since, ready time.Time) (held int
 			}
 			h.logf("recovery: sends unanswered for over %v: at most %d, the last answered %v after the fault; %d refusals to retry meanwhile",
 				settleWindow, unanswered, answered.Round(time.Millisecond), h.gen.Refusals()-refusedBefore)
-			return held, lastHeld.Add(tick).Sub(since), nil
+			r.took, r.devicesTook = lastHeld.Add(tick).Sub(since), lastDevicesHeld.Add(tick).Sub(since)
+			return r, nil
 		}
 		if now.After(deadline) {
-			return held, 0, fmt.Errorf("%d messages still held %v after the failure", stale, h.cfg.RecoveryTimeout)
+			return r, fmt.Errorf("%d messages still held %v after the failure", stale, h.cfg.RecoveryTimeout)
 		}
 		select {
 		case <-ctx.Done():
-			return held, 0, ctx.Err()
+			return r, ctx.Err()
 		case <-ticker.C:
 		}
 	}
@@ -598,12 +620,12 @@ func (h *Harness) recovered(ctx context.Context, fault, what string, began time.
 		}
 	}
 	ready := time.Since(began)
-	held, caughtUp, err := h.recover(ctx, began, time.Now())
+	r, err := h.recover(ctx, began, time.Now(), nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fault, err)
 	}
 	h.logf("%s: %s; services ready after %v; all messages delivered after %v; held %d messages",
-		fault, what, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held)
+		fault, what, ready.Round(time.Millisecond), r.took.Round(time.Millisecond), r.held)
 	return nil
 }
 

@@ -102,8 +102,8 @@ func (h *Harness) partitionSequencer(ctx context.Context) error {
 			return err
 		}
 		moved := time.Since(cut)
-		_, caughtUp, err := h.recover(ctx, cut, time.Now())
-		during = what(moved, caughtUp)
+		r, err := h.recover(ctx, cut, time.Now(), nil)
+		during = what(moved, r.took)
 		return err
 	})
 	if err != nil {
@@ -119,13 +119,13 @@ func (h *Harness) partitionSequencer(ctx context.Context) error {
 		return fmt.Errorf("sequencer partition: %w", err)
 	}
 	rejoined := time.Since(restored)
-	held, caughtUp, err := h.recover(ctx, restored, time.Now())
+	r, err := h.recover(ctx, restored, time.Now(), nil)
 	if err != nil {
 		return fmt.Errorf("sequencer partition: %w", err)
 	}
 	fenced := s.Metric("seqchat_sequencer_fenced_total") - fencedBefore
 	h.logf("sequencer partition: %s; link restored after %v: rejoined with partitions after %v, all messages delivered after %v; held %d messages; fenced %v times since the cut; its log since the cut: %s",
-		during, cutFor.Round(time.Millisecond), rejoined.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, fenced, grepFrom(s.LogPath, logBefore, `fenced|transaction failed|session`))
+		during, cutFor.Round(time.Millisecond), rejoined.Round(time.Millisecond), r.took.Round(time.Millisecond), r.held, fenced, grepFrom(s.LogPath, logBefore, `fenced|transaction failed|session`))
 	return nil
 }
 
@@ -145,9 +145,9 @@ func (h *Harness) partitionGateway(ctx context.Context) error {
 			return err
 		}
 		moved := time.Since(cut)
-		_, caughtUp, err := h.recover(ctx, cut, time.Now())
+		r, err := h.recover(ctx, cut, time.Now(), nil)
 		during = fmt.Sprintf("gateway-b cut off: its devices reconnecting elsewhere after %v, all messages delivered %v after the cut",
-			moved.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
+			moved.Round(time.Millisecond), r.took.Round(time.Millisecond))
 		return err
 	})
 	if err != nil {
@@ -158,12 +158,12 @@ func (h *Harness) partitionGateway(ctx context.Context) error {
 		return fmt.Errorf("gateway partition: %w", err)
 	}
 	ready := time.Since(restored)
-	held, caughtUp, err := h.recover(ctx, restored, time.Now())
+	r, err := h.recover(ctx, restored, time.Now(), nil)
 	if err != nil {
 		return fmt.Errorf("gateway partition: %w", err)
 	}
 	h.logf("gateway partition: %s; link restored after %v: ready after %v, all messages delivered after %v; held %d messages; %d reconnects",
-		during, cutFor.Round(time.Millisecond), ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), held, h.gen.Progress().Reconnects-reconnects)
+		during, cutFor.Round(time.Millisecond), ready.Round(time.Millisecond), r.took.Round(time.Millisecond), r.held, h.gen.Progress().Reconnects-reconnects)
 	return nil
 }
 

@@ -45,11 +45,7 @@ func newDevice(user, token string, gateways []string, first int, events connEven
 			Refused:      func(_, code string, _ time.Duration) { events.refused(code) },
 			Written:      events.attempted,
 			Disconnected: func(err error) { events.disconnected(user, err) },
-			Connected: func(_ string, down time.Duration) {
-				if down > 0 {
-					events.reconnected(user, down)
-				}
-			},
+			Connected:    func(url string, down time.Duration) { events.connected(user, url, down) },
 			Error: func(code, message string) {
 				events.frame(user, frame{Type: "error", Code: code, Message: quote(message)})
 			},

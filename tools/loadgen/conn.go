@@ -78,8 +78,9 @@ type connEvents interface {
 	// refused: a send was answered with code (unavailable, rate_limited)
 	// and will be written again.
 	refused(code string)
-	// reconnected: a new connection is up after down of downtime.
-	reconnected(user string, down time.Duration)
+	// connected: user's connection to gateway is up, after down of
+	// downtime (zero for the first).
+	connected(user, gateway string, down time.Duration)
 	// outOfOrder: a msg did not follow the last one the device had of its
 	// conversation (the verifier counts it; this says on which connection).
 	outOfOrder(user, conv string, prev, seq uint64, connection string)

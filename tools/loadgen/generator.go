@@ -49,7 +49,8 @@ type Generator struct {
 	hist        *Histogram
 	lastArrive  time.Time
 	lastSend    time.Time
-	downtimes   []time.Duration // from a connection's loss to its replacement
+	downtimes   []time.Duration   // from a connection's loss to its replacement
+	gatewayOf   map[string]string // user -> the gateway of its last connection
 }
 
 // pending is a load send awaiting its answer and deliveries.
@@ -57,15 +58,16 @@ type pending struct {
 	conv     string
 	due      time.Time // intended send time: latency is measured from it
 	attempt  time.Time // the last write of the send to a connection
-	members  int
-	got      int // member devices it reached
+	sender   string
+	members  []string // the conversation's member devices (shared, read-only)
+	got      int      // member devices it reached
 	outcome  Outcome
 	answered bool
 }
 
 // done reports whether nothing more is awaited for the send.
 func (p *pending) done() bool {
-	return p.answered && (p.outcome != OutcomeAccepted || p.got >= p.members)
+	return p.answered && (p.outcome != OutcomeAccepted || p.got >= len(p.members))
 }
 
 // New checks cfg and builds a generator.
@@ -83,7 +85,7 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
 		loadStarted: make(chan struct{}), stopSending: make(chan struct{}),
-		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{},
+		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{}, gatewayOf: map[string]string{},
 		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, refusals: map[string]int{}, hist: NewHistogram()}
 	for _, cv := range g.topo.convs {
 		g.ver.AddConversation(cv.id, g.memberNames(cv))
@@ -193,15 +195,56 @@ func (g *Generator) Unanswered(age time.Duration) int {
 	return g.countOpen(age, func(p *pending) bool { return !p.answered })
 }
 
+// DevicesOn names the devices whose last connection was to gateway (as
+// given in Config.Gateways).
+func (g *Generator) DevicesOn(gateway string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var users []string
+	for u, gw := range g.gatewayOf {
+		if gw == gateway {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// OutstandingTo counts the load sends due more than age ago that one of
+// the devices of users still waits for: its own send not answered yet,
+// or a message of one of its conversations not delivered to it yet.
+func (g *Generator) OutstandingTo(users []string, age time.Duration) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	set := make(map[string]bool, len(users))
+	for _, u := range users {
+		set[u] = true
+	}
+	return g.countOpenLocked(age, func(cmid string, p *pending) bool {
+		if set[p.sender] && !p.answered {
+			return true
+		}
+		for _, m := range p.members {
+			if set[m] && !g.delivered[viewKey{m, cmid}] {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // countOpen counts the open sends due more than age ago for which which
 // holds.
 func (g *Generator) countOpen(age time.Duration, which func(*pending) bool) int {
-	cut := time.Now().Add(-age)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.countOpenLocked(age, func(_ string, p *pending) bool { return which(p) })
+}
+
+func (g *Generator) countOpenLocked(age time.Duration, which func(cmid string, p *pending) bool) int {
+	cut := time.Now().Add(-age)
 	n := 0
-	for _, p := range g.open {
-		if p.due.Before(cut) && which(p) {
+	for cmid, p := range g.open {
+		if p.due.Before(cut) && which(cmid, p) {
 			n++
 		}
 	}
@@ -339,6 +382,10 @@ func (g *Generator) createGroups(ctx context.Context, devices []conn, clientSeq 
 // after Duration or at StopSending.
 func (g *Generator) fire(ctx context.Context, devices []conn, clientSeq map[viewKey]uint64, loadStart time.Time) error {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, g.cfg.Seed^0x9e3779b97f4a7c15))
+	memberNames := map[string][]string{}
+	for _, cv := range g.topo.convs {
+		memberNames[cv.id] = g.memberNames(cv)
+	}
 	return OpenLoop(ctx, loadStart, g.cfg.Rate, g.cfg.Duration, g.stopSending, func(i int, due time.Time) error {
 		cv := g.topo.convs[rng.IntN(len(g.topo.convs))]
 		m := cv.members[rng.IntN(len(cv.members))]
@@ -347,7 +394,7 @@ func (g *Generator) fire(ctx context.Context, devices []conn, clientSeq map[view
 		clientSeq[k]++
 		cmid := fmt.Sprintf("%s-m%d", g.cfg.RunID, i)
 		g.ver.Sent(Send{Device: user, Conv: cv.id, ClientMsgID: cmid, ClientSeq: clientSeq[k]})
-		p := &pending{conv: cv.id, due: due, members: len(cv.members)}
+		p := &pending{conv: cv.id, due: due, sender: user, members: memberNames[cv.id]}
 		g.mu.Lock()
 		g.sends[cmid], g.open[cmid] = p, p
 		g.lastSend = due
@@ -446,11 +493,14 @@ func (g *Generator) refused(code string) {
 	}
 }
 
-func (g *Generator) reconnected(_ string, down time.Duration) {
+func (g *Generator) connected(user, gateway string, down time.Duration) {
 	g.mu.Lock()
-	g.counts.Reconnects++
-	g.downtimes = append(g.downtimes, down)
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	g.gatewayOf[user] = gateway
+	if down > 0 {
+		g.counts.Reconnects++
+		g.downtimes = append(g.downtimes, down)
+	}
 }
 
 func (g *Generator) answer(cmid string, o Outcome, code string) {
@@ -473,7 +523,7 @@ func (g *Generator) answer(cmid string, o Outcome, code string) {
 		g.counts.Errors++
 	}
 	if o != OutcomeAccepted {
-		g.counts.ExpectedDeliveries -= s.members
+		g.counts.ExpectedDeliveries -= len(s.members)
 	}
 	if s.done() {
 		delete(g.open, cmid)

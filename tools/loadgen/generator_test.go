@@ -80,10 +80,19 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	}
 	wait := runInBackground(t, gen)
 	stacktest.Eventually(t, 30*time.Second, "100 sends fired", func() bool { return gen.Progress().Sends >= 100 })
+	onA := gen.DevicesOn(urls[0])
 	stopGateway("a")
+	// What a's devices wait for while they move is counted for them.
+	stacktest.Eventually(t, 10*time.Second, "a's devices waiting", func() bool { return gen.OutstandingTo(onA, 0) > 0 })
 	res := wait()
 	if res.Failed() {
 		t.Fatalf("anomalies %v (counts %+v): %q", res.Anomalies, res.Counts, res.AnomalyExamples)
+	}
+	if len(onA) != 20 {
+		t.Errorf("%d devices on gateway a, want 20 (round-robin over two)", len(onA))
+	}
+	if n := gen.OutstandingTo(onA, 0); n != 0 {
+		t.Errorf("%d sends still outstanding to a's devices after everything was delivered", n)
 	}
 	c := res.Counts
 	// Devices are spread round-robin: half of the 40 were on gateway a.
