@@ -39,7 +39,9 @@ const (
 // gateway writes to its clients, from their arrival at ingest
 // (received_at_ms) to the write, which covers every stage (the raw topic,
 // the sequencer, the fanout, the gateway's topic, its own queues and
-// writes).
+// writes). Entries a connection held back (its resume not done, a gap
+// before them being filled) are left out: their delay is that
+// connection's catch-up, and a reconnect storm's read as overload.
 //
 // Faults are not refused, only capacity: while nothing comes back (a
 // broker fault, a sequencer restarting) the broker keeps what ingest

@@ -128,7 +128,7 @@ func (c *conn) offerEntries(conv string, entries []Entry, fromHistory bool, comp
 	// Queued under the lock that released them (send never blocks): a live
 	// entry released by another goroutine right after cannot overtake them.
 	for _, e := range ready {
-		c.sendEntry(e)
+		c.sendEntry(e, fromHistory || !hasSeq(entries, e.Seq))
 		if m := e.Membership; m != nil && slices.Contains(m.UserIDs, c.user) {
 			cs.left = m.Kind == "left" || m.Kind == "kicked"
 		}
@@ -258,4 +258,15 @@ func (c *conn) sleep(d time.Duration) bool {
 	case <-c.quit:
 		return false
 	}
+}
+
+// hasSeq says whether entries hold seq: an entry released by an offer of
+// others was held back before.
+func hasSeq(entries []Entry, seq uint64) bool {
+	for _, e := range entries {
+		if e.Seq == seq {
+			return true
+		}
+	}
+	return false
 }

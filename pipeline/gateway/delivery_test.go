@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -66,4 +67,31 @@ func TestHistoryRunAndLiveEntryKeepOrder(t *testing.T) {
 // liveEntry is the entry at seq of g:t as the topic consumer hands it over.
 func liveEntry(seq uint64) Entry {
 	return Entry{Seq: seq, Payload: encode(MsgFrame{Type: "msg", ConversationID: "g:t", Seq: seq}), RoutedAt: time.Now()}
+}
+
+// TestHeldEntriesAreNotThePipelinesDelay: admission measures how far
+// behind the pipeline is from live entries, so an entry the connection
+// kept back (behind a gap until it was filled, or until its resume placed
+// the conversation) is marked held; an entry written as it came is not.
+// (Counted, a reconnect storm's catch-up read as overload: the gateways
+// refused hundreds of sends after a gateway kill.)
+func TestHeldEntriesAreNotThePipelinesDelay(t *testing.T) {
+	c := testConn(16, 1, 1)
+	c.log = slog.New(slog.DiscardHandler)
+	c.convs = map[string]*convState{"g:t": {reorder: NewReorder(0, 0), filling: true}}
+	c.offer("g:t", []Entry{liveEntry(2)}) // behind the gap at 1
+	c.offer("g:t", []Entry{liveEntry(1)}) // fills it
+	c.offer("g:t", []Entry{liveEntry(3)})
+	c.convs["g:u"] = &convState{reorder: NewReorder(0, 0), unplaced: true}
+	c.offer("g:u", []Entry{liveEntry(1)}) // kept until placed
+	c.mu.Lock()
+	c.placeLocked("g:u", 0)
+	c.mu.Unlock()
+	var got []bool
+	for _, o := range c.queue {
+		got = append(got, o.held)
+	}
+	if want := []bool{false, true, false, true}; !slices.Equal(got, want) {
+		t.Fatalf("held %v, want %v (g:t seqs 1, 2, 3, then g:u's 1)", got, want)
+	}
 }

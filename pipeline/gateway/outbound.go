@@ -16,16 +16,20 @@ type outFrame struct {
 	b                    []byte
 	routedAt, receivedAt time.Time
 	own                  bool // an entry of the device's own send
+	// held: the connection kept the entry back (until its resume placed
+	// the conversation, or a gap before it was filled), so its delay is
+	// the connection's catch-up, not how far behind the pipeline is.
+	held bool
 }
 
 // send queues a frame; a client too slow to take its frames is dropped
 // rather than allowed to grow the queue (slow_consumer).
 func (c *conn) send(frame []byte) { c.enqueue(outFrame{b: frame}) }
 
-// sendEntry queues an entry's frame; c.mu is held.
-func (c *conn) sendEntry(e Entry) {
+// sendEntry queues an entry's frame (held: see outFrame); c.mu is held.
+func (c *conn) sendEntry(e Entry, held bool) {
 	own := e.Sender.user == c.user && e.Sender.device == c.device && e.ClientMsgID != ""
-	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt, own: own})
+	c.enqueue(outFrame{b: e.Payload, routedAt: e.RoutedAt, receivedAt: e.ReceivedAt, own: own, held: held})
 }
 
 // enqueue queues f unless the connection is closing. Once a frame is
@@ -149,7 +153,9 @@ func (c *conn) writeFrames(frames []outFrame) error {
 	for _, f := range frames {
 		if !f.routedAt.IsZero() {
 			c.g.metrics.writeDelay.Observe(max(now.Sub(f.routedAt), 0).Seconds())
-			delays = append(delays, max(now.Sub(f.receivedAt), 0))
+			if !f.held {
+				delays = append(delays, max(now.Sub(f.receivedAt), 0))
+			}
 			if f.own {
 				own++
 			}

@@ -292,7 +292,7 @@ func (c *conn) placeLocked(conv string, pos uint64) *convState {
 	}
 	cs.early = nil
 	for _, e := range ready {
-		c.sendEntry(e)
+		c.sendEntry(e, true)
 	}
 	c.g.metrics.delivered.Add(float64(len(ready)))
 	return cs
