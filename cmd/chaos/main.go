@@ -60,6 +60,7 @@ func run() (failed bool, err error) {
 	fs.IntVar(&cfg.GroupSize, "group-size", 10, "members per group")
 	fs.IntVar(&cfg.Groups, "groups", 20, "groups")
 	fs.IntVar(&cfg.DMs, "dms", 20, "dm pairs")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "how long the load runs before the first fault, which then waits for a steady load (default 20s; negative: none)")
 	fs.DurationVar(&cfg.Pause, "pause", 0, "longest random pause between a recovery and the next kill (default 4s)")
 	fs.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", 0, "longest wait for one recovery (default 2m)")
 	fs.StringVar(&cfg.LogDir, "log-dir", ".stack/chaos", "directory of the services' logs")

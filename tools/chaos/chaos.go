@@ -81,6 +81,12 @@ type Config struct {
 	// Pause is the longest random wait between one kill's recovery and
 	// the next kill (the shortest is a quarter of it).
 	Pause time.Duration
+	// Warmup is how long the load runs before the first fault, which
+	// then waits until nothing older than settleWindow is outstanding:
+	// faults are made under steady load, not on fresh topics and cold
+	// JVMs (a run's first 20-30 s on the 2-core machine lag by seconds
+	// with no fault at all). Zero means 20 s; negative, none.
+	Warmup time.Duration
 	// RecoveryTimeout bounds one recovery (ready again, backlog drained).
 	RecoveryTimeout time.Duration
 	// LogDir receives each service's log. Required.
@@ -158,6 +164,9 @@ func New(cfg Config) (*Harness, error) {
 	}
 	if cfg.RecoveryTimeout == 0 {
 		cfg.RecoveryTimeout = 2 * time.Minute
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 20 * time.Second
 	}
 	if cfg.Pause == 0 {
 		cfg.Pause = 4 * time.Second
@@ -326,7 +335,10 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		return nil, fmt.Errorf("load setup: %w", o.err)
 	}
 	h.logf("load started: run %s, %.0f sends/s", gen.RunID(), h.cfg.Rate)
-	kills, err := h.killLoop(ctx)
+	kills, err := 0, h.warmUp(ctx)
+	if err == nil {
+		kills, err = h.killLoop(ctx)
+	}
 	if err != nil {
 		gen.StopSending()
 		<-loadDone
@@ -435,6 +447,24 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 		}
 	}
 	return len(order), nil
+}
+
+// warmUp waits out cfg.Warmup, then until the load is steady.
+func (h *Harness) warmUp(ctx context.Context) error {
+	if h.cfg.Warmup < 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := sleep(ctx, h.cfg.Warmup); err != nil {
+		return err
+	}
+	if err := h.until(ctx, time.Now().Add(h.cfg.RecoveryTimeout), "steady load (nothing older than 2 s outstanding)", func() bool {
+		return h.gen.Outstanding(settleWindow) == 0
+	}); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	h.logf("load steady after %v: faults begin", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func (h *Harness) pause(ctx context.Context) error {
