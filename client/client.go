@@ -303,7 +303,11 @@ func (c *Client) Send(s Send) (clientMsgID string, clientSeq uint64, err error) 
 // devices share one position; a lower mark changes nothing). Nothing
 // answers it; the user's other devices and the other members get a
 // receipt. Marks made while disconnected go on the next connection.
+// Seq 0 (nothing read) is no mark: it never goes out.
 func (c *Client) MarkRead(conv string, seq uint64) {
+	if seq == 0 {
+		return
+	}
 	c.mu.Lock()
 	c.reads[conv] = max(c.reads[conv], seq)
 	c.mu.Unlock()
