@@ -133,6 +133,42 @@ func TestAdmissionCutsTheRateWhileTheDelayGrows(t *testing.T) {
 	}
 }
 
+// TestAdmissionLetsADrainThrough: the rate cut as an outage ended (late
+// entries, the delay rising, little back yet) must come up once the
+// backlog drains faster than the clients send, though the delay is still
+// over the limit: the pipeline shows it has the capacity.
+func TestAdmissionLetsADrainThrough(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	at := func(w, i int) time.Time {
+		return t0.Add(time.Duration(w)*admissionWindow + time.Duration(i)*time.Millisecond)
+	}
+	for w := range 4 { // the outage's end: 60 sends/s taken, nothing back
+		for i := range 15 {
+			a.accepted(at(w, i))
+			a.entry(2*time.Second+time.Duration(w)*100*time.Millisecond, at(w, i))
+		}
+	}
+	refused := 0
+	for w := 4; w < 12; w++ { // the drain: 300/s back, 100/s asked
+		delays := make([]time.Duration, 75)
+		for i := range delays {
+			delays[i] = 2*time.Second + time.Duration(w)*100*time.Millisecond
+		}
+		a.entries(delays, 75, at(w, 0))
+		for i := range 25 {
+			if ok, _ := a.admit(at(w, 5+i*9)); ok {
+				a.accepted(at(w, 5+i*9))
+			} else if w >= 8 {
+				refused++
+			}
+		}
+	}
+	if refused > 0 {
+		t.Fatalf("%d of 100 sends refused in the drain's second second, with 300 sends/s coming back", refused)
+	}
+}
+
 // TestAdmissionLeavesASlowPipelineAlone: a pipeline that is slow (each
 // send back 700-900 ms later, over the limit) but keeps up with the load
 // (20 sends/s, irregular; what is sent comes back) is not refused:
