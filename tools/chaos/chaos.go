@@ -84,8 +84,8 @@ type Config struct {
 	// Warmup is how long the load runs before the first fault, which
 	// then waits until nothing older than settleWindow is outstanding:
 	// faults are made under steady load, not on fresh topics and cold
-	// JVMs (a run's first 20-30 s on the 2-core machine lag by seconds
-	// with no fault at all). Zero means 20 s; negative, none.
+	// JVMs (a fresh stack's first 25-95 s on the 2-core machine lagged by
+	// seconds with no fault at all). Zero means 20 s; negative, none.
 	Warmup time.Duration
 	// RecoveryTimeout bounds one recovery (ready again, backlog drained).
 	RecoveryTimeout time.Duration
