@@ -2,6 +2,7 @@ package generation
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
 )
@@ -70,6 +71,34 @@ func Sources(q, n, m int32) []int32 {
 	out := make([]int32, n)
 	for p := range out {
 		out[p] = int32(p)
+	}
+	return out
+}
+
+// FenceKey is the key of a fence record (imv1.GenerationFence), which imctl
+// writes to every partition of the older generation's raw topic, and of the
+// state entry (imv1.FenceEntry) that commits it in the older generation's
+// state partition. ImportedKey is the key of the state entry
+// (imv1.ImportEntry) that commits a newer generation's partition's import;
+// the fanout's member partitions use it likewise. Both sort apart from
+// every conversation id.
+const (
+	FenceKey    = "\x00fence"
+	ImportedKey = "\x00imported"
+)
+
+// Specs are the partitioned topics of generation g with its count: raw,
+// sequenced, sequencer state, fanout members (kafkawire.CoreSpecs'
+// settings); the shared topics are not among them.
+func Specs(base kafkawire.Topics, layout kafkawire.Layout, g uint32, partitions int32) []kafkawire.TopicSpec {
+	t := Topics(base, g)
+	layout.Partitions = partitions
+	want := []string{t.Raw, t.Sequenced, t.SequencerState, t.FanoutMembers}
+	var out []kafkawire.TopicSpec
+	for _, s := range kafkawire.CoreSpecs(t, layout) {
+		if slices.Contains(want, s.Name) {
+			out = append(out, s)
+		}
 	}
 	return out
 }

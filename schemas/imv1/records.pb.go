@@ -3160,7 +3160,12 @@ type Generation struct {
 	Partitions int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	Phase      GenerationPhase        `protobuf:"varint,3,opt,name=phase,proto3,enum=seqchat.im.v1.GenerationPhase" json:"phase,omitempty"`
 	// changed_at_ms: when the phase was set (imctl's clock).
-	ChangedAtMs   int64 `protobuf:"varint,4,opt,name=changed_at_ms,json=changedAtMs,proto3" json:"changed_at_ms,omitempty"`
+	ChangedAtMs int64 `protobuf:"varint,4,opt,name=changed_at_ms,json=changedAtMs,proto3" json:"changed_at_ms,omitempty"`
+	// fence_offsets: where imctl wrote the fences into the previous
+	// generation's raw topic, by partition (empty until written). A fence is
+	// committed once the previous generation's sequencer group committed an
+	// offset past it.
+	FenceOffsets  []int64 `protobuf:"varint,5,rep,packed,name=fence_offsets,json=fenceOffsets,proto3" json:"fence_offsets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3221,6 +3226,13 @@ func (x *Generation) GetChangedAtMs() int64 {
 		return x.ChangedAtMs
 	}
 	return 0
+}
+
+func (x *Generation) GetFenceOffsets() []int64 {
+	if x != nil {
+		return x.FenceOffsets
+	}
+	return nil
 }
 
 // GenerationFence is written by imctl to every partition of the older raw
@@ -3517,7 +3529,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeq\"d\n" +
 	"\vGenerations\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
-	"\vgenerations\x18\x02 \x03(\v2\x19.seqchat.im.v1.GenerationR\vgenerations\"\x96\x01\n" +
+	"\vgenerations\x18\x02 \x03(\v2\x19.seqchat.im.v1.GenerationR\vgenerations\"\xbb\x01\n" +
 	"\n" +
 	"Generation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1e\n" +
@@ -3525,7 +3537,8 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\x124\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1e.seqchat.im.v1.GenerationPhaseR\x05phase\x12\"\n" +
-	"\rchanged_at_ms\x18\x04 \x01(\x03R\vchangedAtMs\"k\n" +
+	"\rchanged_at_ms\x18\x04 \x01(\x03R\vchangedAtMs\x12#\n" +
+	"\rfence_offsets\x18\x05 \x03(\x03R\ffenceOffsets\"k\n" +
 	"\x0fGenerationFence\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1e\n" +
 	"\n" +
