@@ -184,3 +184,22 @@ func WithPhase(g *imv1.Generations, gen *imv1.Generation, phase imv1.GenerationP
 	}
 	return out, nil
 }
+
+// WithFenceOffsets returns a copy of g in which generation gen records
+// where the fences into its predecessor's raw topic were written, one
+// offset per partition of the predecessor. The result is checked.
+func WithFenceOffsets(g *imv1.Generations, gen *imv1.Generation, offsets []int64) (*imv1.Generations, error) {
+	out := proto.Clone(g).(*imv1.Generations)
+	i := slices.IndexFunc(out.Generations, func(x *imv1.Generation) bool { return x.Id == gen.Id })
+	if i < 1 {
+		return nil, fmt.Errorf("%w: generation %d has no predecessor in the record", ErrBadRecord, gen.Id)
+	}
+	if n := out.Generations[i-1].Partitions; int32(len(offsets)) != n {
+		return nil, fmt.Errorf("%w: %d fence offsets for the %d partitions of generation %d", ErrBadRecord, len(offsets), n, gen.Id-1)
+	}
+	out.Generations[i].FenceOffsets = slices.Clone(offsets)
+	if err := Check(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

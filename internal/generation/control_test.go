@@ -168,3 +168,20 @@ func TestWithPhase(t *testing.T) {
 		})
 	}
 }
+
+func TestWithFenceOffsets(t *testing.T) {
+	g := gens(gen(1, 4, Imported), gen(2, 8, Writing))
+	out, err := WithFenceOffsets(g, g.Generations[1], []int64{5, 6, 7, 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Generations[1].FenceOffsets; len(got) != 4 || got[3] != 8 || len(g.Generations[1].FenceOffsets) != 0 {
+		t.Fatalf("offsets %v (input %v)", got, g.Generations[1].FenceOffsets)
+	}
+	if _, err := WithFenceOffsets(g, g.Generations[1], []int64{1, 2}); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("too few offsets: %v", err)
+	}
+	if _, err := WithFenceOffsets(g, g.Generations[0], []int64{1}); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("offsets for the first generation: %v", err)
+	}
+}

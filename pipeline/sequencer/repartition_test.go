@@ -216,7 +216,7 @@ func TestRepartitionHandsOverEveryConversation(t *testing.T) {
 		for p := range parts {
 			parts[p] = int32(p)
 		}
-		if err := repartition.WriteFences(k, from.topics.Raw, parts, &imv1.Generation{Id: to.id, Partitions: to.partitions}); err != nil {
+		if _, err := repartition.WriteFences(k, from.topics.Raw, parts, &imv1.Generation{Id: to.id, Partitions: to.partitions}); err != nil {
 			t.Fatal(err)
 		}
 	}

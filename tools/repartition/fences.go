@@ -12,17 +12,18 @@ import (
 
 // WriteFences writes a fence to each of the partitions of raw: its
 // sequencer worker hands the partition over to generation to there. A
-// fence written twice is dropped by the worker.
-func WriteFences(k kafkawire.Config, raw string, partitions []int32, to *imv1.Generation) error {
+// fence written twice is dropped by the worker. It returns the fences'
+// offsets.
+func WriteFences(k kafkawire.Config, raw string, partitions []int32, to *imv1.Generation) ([]int64, error) {
 	b, err := imv1.Marshal(&imv1.GenerationFence{Version: imv1.Version, Generation: to.Id, Partitions: to.Partitions})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg := k.IdempotentProducerConfig()
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner // a fence goes to the partition it fences
 	prod, err := sarama.NewSyncProducer(k.BrokerList(), cfg)
 	if err != nil {
-		return fmt.Errorf("fence producer: %w", err)
+		return nil, fmt.Errorf("fence producer: %w", err)
 	}
 	defer prod.Close()
 	msgs := make([]*sarama.ProducerMessage, len(partitions))
@@ -30,7 +31,11 @@ func WriteFences(k kafkawire.Config, raw string, partitions []int32, to *imv1.Ge
 		msgs[i] = &sarama.ProducerMessage{Topic: raw, Partition: p, Key: sarama.StringEncoder(generation.FenceKey), Value: sarama.ByteEncoder(b)}
 	}
 	if err := prod.SendMessages(msgs); err != nil {
-		return fmt.Errorf("write fences to %s: %w", raw, err)
+		return nil, fmt.Errorf("write fences to %s: %w", raw, err)
 	}
-	return nil
+	offsets := make([]int64, len(msgs))
+	for i, m := range msgs {
+		offsets[i] = m.Offset
+	}
+	return offsets, nil
 }
