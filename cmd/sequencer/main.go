@@ -7,7 +7,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"math"
 	"os"
 
 	"golang.org/x/sync/errgroup"
@@ -37,7 +36,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Heads, "heads-topic", def.Heads, "topic of the heartbeats of conversation heads (gateways find stalled deliveries with it)")
 	fs.DurationVar(&cfg.HeadsInterval, "heads-interval", 0, "how often a partition writes its changed heads (default 1s; negative: never)")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
-	generationFlag := fs.Uint("generation", 1, "generation of the partitioned topics to sequence (imctl repartition): topics and group of a generation g > 1 end in .g<g>")
+	service.GenerationVar(fs, &cfg.Generation)
 	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the transactional id, <prefix>-<instance id or random> (default: the group id)")
 	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
 	fs.DurationVar(&cfg.Machine.RecallWindow, "recall-window", 0, "how long after it was sent its sender may recall a message (default 24h; negative: no limit; a group's creator: always)")
@@ -55,10 +54,6 @@ func run() error {
 		return err
 	}
 	admin := service.NewAdmin(common.AdminAddr, log)
-	if *generationFlag < 1 || *generationFlag > math.MaxUint32 {
-		return fmt.Errorf("-generation must be at least 1, not %d", *generationFlag)
-	}
-	cfg.Generation = uint32(*generationFlag)
 	cfg.Kafka = common.Kafka("seqchat-sequencer")
 	cfg.Logger = log
 	cfg.Registerer = admin.Registry
