@@ -18,7 +18,7 @@ type repartitionFlags struct {
 	common            service.Common
 	partitions        int
 	replicationFactor int
-	sequencerOnly     bool
+	experimental      bool
 	cfg               repartition.Config
 }
 
@@ -28,12 +28,13 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 	f.common.Register(fs, "")
 	fs.StringVar(&f.cfg.ControlTopic, "control-topic", generation.ControlTopic, "the control topic (compacted, one partition)")
 	fs.StringVar(&f.cfg.SequencerGroup, "sequencer-group", "seqchat-sequencer", "generation 1's sequencer group (later generations: .g<g>)")
+	fs.StringVar(&f.cfg.FanoutGroup, "fanout-group", "seqchat-fanout", "generation 1's fanout group (later generations: .g<g>)")
 	if run {
 		fs.IntVar(&f.partitions, "partitions", 0, "the partition count to move to (required)")
 		fs.IntVar(&f.replicationFactor, "replication-factor", 1, "replication factor of the new topics (3 in production)")
 		fs.DurationVar(&f.cfg.Quiet, "quiet", 0, "the old generation is drained once nothing was appended to its raw topic for this long (default 1m)")
-		fs.BoolVar(&f.sequencerOnly, "sequencer-only", false, "acknowledge that only the sequencers hand over yet: the fanout, history and gateways "+
-			"do not read a new generation's sequenced topic (docs/architecture.md, Repartitioning)")
+		fs.BoolVar(&f.experimental, "experimental", false, "acknowledge what is not built yet (docs/architecture.md, Repartitioning): "+
+			"gateways settle new connections and history answers CaughtUp against generation 1 only")
 	}
 	if err := service.Parse(fs, args, os.Getenv); err != nil {
 		return nil, err
@@ -46,9 +47,9 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 			return nil, errors.New("-replication-factor must be at least 1")
 		case f.cfg.Quiet < 0:
 			return nil, errors.New("-quiet must not be negative")
-		case !f.sequencerOnly:
-			return nil, errors.New("only the sequencers take part in a repartition yet: the fanout, history and gateways would not read " +
-				"the new generation's sequenced topic, and deliveries would stop; -sequencer-only runs it anyway (tests, staging)")
+		case !f.experimental:
+			return nil, errors.New("repartitioning is not finished: gateways settle new connections, and history answers whether it " +
+				"holds a conversation, against generation 1 only (docs/architecture.md, Repartitioning); -experimental runs it anyway (tests, staging)")
 		}
 	}
 	f.cfg.Kafka = f.common.Kafka("imctl")

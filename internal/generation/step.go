@@ -16,8 +16,8 @@ const (
 	CreateTopics Step = iota + 1
 	// PublishPrepared adds the new generation to the control record.
 	PublishPrepared
-	// AwaitInstances waits until the new generation's sequencer, fanout
-	// and sink groups hold every partition (they import, then wait).
+	// AwaitInstances waits until the new generation's sequencer and fanout
+	// groups hold every partition (they import, then wait).
 	AwaitInstances
 	// PublishWriting switches ingest to the new generation's raw topic.
 	PublishWriting
@@ -53,7 +53,7 @@ func (s Step) String() string {
 // before each decision.
 type Observed struct {
 	TopicsExist bool // the new generation's raw, sequenced and state topics exist with its count
-	// InstancesReady: the new generation's sequencer, fanout and sink groups
+	// InstancesReady: the new generation's sequencer and fanout groups
 	// each hold every partition.
 	InstancesReady bool
 	// FencesSent: this run wrote the fences already (a new run writes them

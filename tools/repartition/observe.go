@@ -17,9 +17,9 @@ import (
 // Progress is what a run reports besides the step.
 type Progress struct {
 	Observed generation.Observed
-	// SequencersClaimed: partitions of the new generation its sequencer
-	// group holds.
-	SequencersClaimed int
+	// SequencersClaimed, FanoutsClaimed: partitions of the new generation
+	// its sequencer and fanout groups hold.
+	SequencersClaimed, FanoutsClaimed int
 	// OldLag: records of the old raw topic its sequencers have not
 	// consumed (sequenced or forwarded) yet; OldEnd its end offsets' sum.
 	OldLag, OldEnd int64
@@ -57,7 +57,16 @@ func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Ch
 	for _, n := range assigned {
 		prog.SequencersClaimed += n
 	}
-	o.InstancesReady = state == "Stable" && prog.SequencersClaimed == int(to.Partitions)
+	fanoutGroup := generation.GroupID(r.cfg.FanoutGroup, to.Id)
+	fassigned, fstate, err := kafkawire.GroupAssignment(r.admin, fanoutGroup, toTopics.Sequenced)
+	if err != nil {
+		return o, prog, fmt.Errorf("group %s: %w", fanoutGroup, err)
+	}
+	for _, n := range fassigned {
+		prog.FanoutsClaimed += n
+	}
+	o.InstancesReady = state == "Stable" && prog.SequencersClaimed == int(to.Partitions) &&
+		fstate == "Stable" && prog.FanoutsClaimed == int(to.Partitions)
 	o.FencesSent = len(to.FenceOffsets) == int(from.Partitions)
 	fromOffsets, err := r.committed(fromGroup, fromTopics.Raw, from.Partitions)
 	if err != nil {
@@ -79,9 +88,17 @@ func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Ch
 			o.SequencerImport++
 		}
 	}
-	// The fanout does not take part in the hand-over yet (docs/architecture.md,
-	// Repartitioning: built so far): nothing to wait for.
-	o.FanoutImport = to.Partitions
+	if to.Phase >= generation.Writing {
+		for q := range to.Partitions {
+			ok, err := r.hasKey(ctx, toTopics.FanoutMembers, q, generation.ImportedKey)
+			if err != nil {
+				return o, prog, err
+			}
+			if ok {
+				o.FanoutImport++
+			}
+		}
+	}
 	var last time.Time // the newest record of the old raw topic
 	for p := range from.Partitions {
 		end, err := kafkawire.NewestOffset(ctx, r.client, fromTopics.Raw, p)
@@ -106,6 +123,40 @@ func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Ch
 	o.Drained = to.Phase >= generation.Imported && prog.OldLag == 0 && prog.QuietFor >= r.cfg.Quiet
 	prog.Observed = o
 	return o, prog, nil
+}
+
+// hasKey reads topic/p (not transactional) to its end and says whether a
+// record has key.
+func (r *Tool) hasKey(ctx context.Context, topic string, p int32, key string) (bool, error) {
+	end, err := kafkawire.NewestOffset(ctx, r.client, topic, p)
+	if err != nil || end == 0 {
+		return false, err
+	}
+	consumer, err := sarama.NewConsumerFromClient(r.client)
+	if err != nil {
+		return false, err
+	}
+	defer consumer.Close()
+	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	defer pc.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case err := <-pc.Errors():
+			return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
+		case m := <-pc.Messages():
+			if string(m.Key) == key {
+				return true, nil
+			}
+			if m.Offset+1 >= end {
+				return false, nil
+			}
+		}
+	}
 }
 
 // appendedAt is the timestamp of the record at offset of topic/p.
@@ -193,11 +244,11 @@ func describe(step generation.Step, c generation.Change, p Progress) string {
 	var parts []string
 	switch step {
 	case generation.AwaitInstances:
-		parts = append(parts, fmt.Sprintf("waiting for the sequencers of generation %d to claim every partition: %d/%d (run them with -generation %d)",
-			c.To.Id, p.SequencersClaimed, c.To.Partitions, c.To.Id))
+		parts = append(parts, fmt.Sprintf("waiting for the sequencers and fanouts of generation %d to claim every partition: %d/%d and %d/%d (run them with -generation %d)",
+			c.To.Id, p.SequencersClaimed, c.To.Partitions, p.FanoutsClaimed, c.To.Partitions, c.To.Id))
 	case generation.AwaitImports, generation.WriteFences, generation.PublishImported:
 		parts = append(parts, fmt.Sprintf("fences committed %d/%d", o.FencesCommitted, c.From.Partitions),
-			fmt.Sprintf("partitions imported %d/%d", o.SequencerImport, c.To.Partitions),
+			fmt.Sprintf("partitions imported %d/%d by the sequencers and %d/%d by the fanouts", o.SequencerImport, c.To.Partitions, o.FanoutImport, c.To.Partitions),
 			fmt.Sprintf("old raw lag %d", p.OldLag))
 	case generation.AwaitDrain, generation.PublishRetired:
 		parts = append(parts, fmt.Sprintf("old raw lag %d", p.OldLag),

@@ -25,9 +25,9 @@ type Config struct {
 	// Layout of the new topics (replication factor, retention); its
 	// Partitions is ignored.
 	Layout kafkawire.Layout
-	// SequencerGroup is generation 1's sequencer group; zero means
-	// "seqchat-sequencer".
-	SequencerGroup string
+	// SequencerGroup and FanoutGroup are generation 1's groups; zero means
+	// "seqchat-sequencer" and "seqchat-fanout".
+	SequencerGroup, FanoutGroup string
 	// Quiet: the old generation is drained once nothing was appended to
 	// its raw topic for this long (and its sequencers forwarded all).
 	// Zero means 1 minute: more than ingest's staleness bound and a
@@ -49,6 +49,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SequencerGroup == "" {
 		c.SequencerGroup = "seqchat-sequencer"
+	}
+	if c.FanoutGroup == "" {
+		c.FanoutGroup = "seqchat-fanout"
 	}
 	if c.Quiet == 0 {
 		c.Quiet = time.Minute

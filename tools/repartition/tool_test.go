@@ -14,6 +14,7 @@ import (
 
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/fanout"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/schemas/imv1"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
@@ -58,7 +59,7 @@ func send(t *testing.T, raw string, from, to uint64) {
 }
 
 // TestRunKilledAfterEveryStep repartitions 4 -> 8 with running sequencers
-// of both generations, stopping the tool after every single step (as a
+// and fanouts of both generations, stopping the tool after every single step (as a
 // kill would) and starting a new one: it always goes on where the last one
 // stopped, and the conversation's seqs continue in the new generation.
 func TestRunKilledAfterEveryStep(t *testing.T) {
@@ -66,13 +67,18 @@ func TestRunKilledAfterEveryStep(t *testing.T) {
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
 	out := &syncBuffer{}
 	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
-		SequencerGroup: base.Raw + ".sequencer", Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
+		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
 	for _, g := range []uint32{1, 2} {
 		s, err := sequencer.New(sequencer.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.SequencerGroup})
 		if err != nil {
 			t.Fatal(err)
 		}
 		stacktest.Run(t, fmt.Sprintf("sequencer generation %d", g), s.Run)
+		f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.FanoutGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("fanout generation %d", g), f.Run)
 	}
 	send(t, base.Raw, 1, 3)
 
@@ -132,7 +138,7 @@ func TestRunKilledAfterEveryStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"fences committed 4/4", "partitions imported 8/8", "done: generation 2, 8 partitions",
+	for _, want := range []string{"fences committed 4/4", "partitions imported 8/8 by the sequencers and 8/8 by the fanouts", "done: generation 2, 8 partitions",
 		"generation 1: 4 partitions, retired", "generation 2: 8 partitions, sequencing", "no repartition in progress"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the output lacks %q:\n%s", want, text)
