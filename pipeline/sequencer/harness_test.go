@@ -23,7 +23,7 @@ import (
 const endKey = "\x00end"
 
 // newTopics creates a fresh set of pipeline topics, deleted at cleanup.
-func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
+func newTopics(t testing.TB, partitions int32) kafkawire.Topics {
 	t.Helper()
 	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "seq"))
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...)
@@ -32,7 +32,7 @@ func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
 
 // startSequencer runs a sequencer in this process until the returned stop
 // is called (or the test ends).
-func startSequencer(t *testing.T, topics kafkawire.Topics, tune func(*sequencer.Config)) (stop func()) {
+func startSequencer(t testing.TB, topics kafkawire.Topics, tune func(*sequencer.Config)) (stop func()) {
 	t.Helper()
 	cfg := sequencer.Config{Kafka: stacktest.Kafka(t), Topics: topics, GroupID: topics.Raw + ".sequencer"}
 	if tune != nil {
@@ -55,7 +55,7 @@ func encodeRaw(t testing.TB, r *imv1.RawRecord) kafka.Message {
 }
 
 // rawProducer writes raw records to a raw topic the way ingest does.
-func rawProducer(t *testing.T, topic string) *kafkawire.Producer {
+func rawProducer(t testing.TB, topic string) *kafkawire.Producer {
 	t.Helper()
 	p := stacktest.Kafka(t).NewProducer(topic)
 	t.Cleanup(func() { p.Close() })
