@@ -31,6 +31,17 @@ import (
 // checked at every device (contiguous, in order, once, sender order kept)
 // and in ClickHouse (no gap, no conflicting or repeated entry).
 func TestRepartitionUnderLoad(t *testing.T) {
+	repartitionUnderLoad(t, false)
+}
+
+// TestRepartitionWhileDevicesReconnect is TestRepartitionUnderLoad with
+// gateway a stopped right after the first switch: its devices reconnect to
+// gateway b and resume while both generations route, and after.
+func TestRepartitionWhileDevicesReconnect(t *testing.T) {
+	repartitionUnderLoad(t, true)
+}
+
+func repartitionUnderLoad(t *testing.T, stopGateway bool) {
 	p := pipelinetest.Start(t, pipelinetest.Config{Partitions: 4, Prefix: "rp", ServiceToken: serviceToken, TokenKey: tokenKey})
 	urls := []string{p.StartGateway("a").URL(), p.StartGateway("b").URL()}
 	gens := []struct {
@@ -87,6 +98,10 @@ func TestRepartitionUnderLoad(t *testing.T) {
 				return
 			}
 			p.Log.Info("fenced", "from", from.id, "to", to.id)
+			if stopGateway && i == 0 {
+				p.Gateway("a").Stop()
+				p.Log.Info("gateway a stopped")
+			}
 		}
 		fenced <- nil
 	}()
@@ -96,7 +111,18 @@ func TestRepartitionUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := runClean(t, gen, 1000)
+	var res *loadgen.Result
+	if stopGateway {
+		res = runInBackground(t, gen)()
+		c := res.Counts
+		if res.Failed() || c.Sends != 1000 || c.Accepted != c.Sends || c.Deliveries != c.ExpectedDeliveries ||
+			c.Disconnects < 20 || c.Reconnects != c.Disconnects {
+			t.Fatalf("anomalies %v (counts %+v): %q", res.Anomalies, c, res.AnomalyExamples)
+		}
+		t.Logf("counts %+v", c)
+	} else {
+		res = runClean(t, gen, 1000)
+	}
 	select {
 	case err := <-fenced:
 		if err != nil {
