@@ -25,8 +25,9 @@ import (
 const importPoll = 200 * time.Millisecond
 
 // importPartition imports partition q's conversations from every source
-// partition of the previous generation, then writes the import marker
-// last: a crash before it imports again, with the same values.
+// partition of the previous generation, once that one's fanout routed
+// everything of it, then writes the import marker last: a crash before it
+// imports again, with the same values.
 func (f *Fanout) importPartition(ctx context.Context, q int32) error {
 	start := time.Now()
 	prev := f.cfg.Generation - 1
@@ -37,9 +38,6 @@ func (f *Fanout) importPartition(ctx context.Context, q int32) error {
 	var msgs []*sarama.ProducerMessage
 	complete := true
 	for _, p := range sources {
-		if err := f.awaitFence(ctx, topics.SequencerState, p); err != nil {
-			return err
-		}
 		if err := f.awaitRouted(ctx, log, group, topics.Sequenced, p); err != nil {
 			return err
 		}
@@ -83,70 +81,91 @@ func (f *Fanout) importPartition(ctx context.Context, q int32) error {
 	return nil
 }
 
-// awaitFence waits until partition p of the previous generation's state
-// topic holds its fence: its sequencer writes nothing more to the
-// sequenced partition p, whose end is then final.
-func (f *Fanout) awaitFence(ctx context.Context, topic string, p int32) error {
-	consumer, err := sarama.NewConsumer(f.cfg.Kafka.BrokerList(), f.cfg.Kafka.ConsumerGroupConfig())
-	if err != nil {
-		return err
-	}
-	defer consumer.Close()
-	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
-	if err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, p, err)
-	}
-	defer pc.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-pc.Errors():
-			return fmt.Errorf("read %s/%d: %w", topic, p, err)
-		case m := <-pc.Messages():
-			if string(m.Key) == generation.FenceKey {
-				return nil
-			}
-		}
-	}
-}
-
 // awaitRouted waits until the previous generation's fanout group has
-// committed partition p of its sequenced topic up to the stable end (the
-// record before it is a transaction's marker, which no consumer commits
-// past; history's Progress reads it the same way).
+// committed partition p of its sequenced topic past the end record its
+// sequencer wrote there with the fence (generation.FenceKey): then every
+// entry of p was routed and its periods persisted. The end record is the
+// partition's last committed record, so the group's offset passes it
+// however the partition ends (a transaction aborted after it leaves
+// records no consumer gets, and a stable end that no committed offset
+// reaches).
 func (f *Fanout) awaitRouted(ctx context.Context, log *slog.Logger, group, topic string, p int32) error {
-	stable, err := kafkawire.StableOffset(ctx, f.offsets, topic, p)
-	if err != nil {
-		return err
-	}
 	admin, err := f.cfg.Kafka.NewAdmin()
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	lastLog := time.Now()
-	for {
+	committed := func() (int64, error) {
 		resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {p}})
 		if err != nil {
-			return fmt.Errorf("offsets of group %s: %w", group, err)
+			return 0, fmt.Errorf("offsets of group %s: %w", group, err)
 		}
-		committed := int64(-1)
 		if b := resp.GetBlock(topic, p); b != nil {
-			committed = b.Offset
+			return b.Offset, nil
 		}
-		if stable == 0 || committed >= stable-1 {
-			return nil
-		}
+		return -1, nil
+	}
+	c, err := committed()
+	if err != nil {
+		return err
+	}
+	// The end record is at or after the last record the group committed
+	// (c-1): nothing is committed to p after it.
+	from := sarama.OffsetOldest
+	if c > 0 {
+		from = c - 1
+	}
+	end, err := f.findEnd(ctx, log, topic, p, from)
+	if err != nil {
+		return err
+	}
+	lastLog := time.Now()
+	for c <= end {
 		if time.Since(lastLog) > 5*time.Second {
 			log.Info("import waits for the previous generation's fanout", "source", topic, "source_partition", p,
-				"committed", committed, "end", stable)
+				"committed", c, "end_record", end)
 			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(importPoll):
+		}
+		if c, err = committed(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findEnd reads topic/p read_committed from offset from until the end
+// record, and returns its offset; it waits for the fence if it has not
+// come yet.
+func (f *Fanout) findEnd(ctx context.Context, log *slog.Logger, topic string, p int32, from int64) (int64, error) {
+	consumer, err := sarama.NewConsumer(f.cfg.Kafka.BrokerList(), f.cfg.Kafka.ConsumerGroupConfig())
+	if err != nil {
+		return 0, err
+	}
+	defer consumer.Close()
+	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, from)
+	if err != nil {
+		return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	defer pc.Close()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick.C:
+			log.Info("import waits for the previous generation's fence", "source", topic, "source_partition", p)
+		case err := <-pc.Errors():
+			return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
+		case m := <-pc.Messages():
+			if string(m.Key) == generation.FenceKey {
+				return m.Offset, nil
+			}
 		}
 	}
 }

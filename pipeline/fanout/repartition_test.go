@@ -12,11 +12,16 @@ import (
 	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
-// fence commits a fence entry to every partition of the env's state topic,
-// as generation 1's sequencers do when they hand over to generation 2.
+// fence commits a fence entry to every partition of the env's state topic
+// and an end record to every sequenced partition, as generation 1's
+// sequencers do when they hand over to generation 2.
 func (e *env) fence(to int32) {
 	e.t.Helper()
 	b, err := imv1.Marshal(&imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Fence{Fence: &imv1.FenceEntry{Generation: 2, Partitions: to}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	end, err := imv1.Marshal(&imv1.SequencedRecord{Version: imv1.Version})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -28,15 +33,43 @@ func (e *env) fence(to int32) {
 			Key: sarama.StringEncoder(generation.FenceKey), Value: sarama.ByteEncoder(b)}); err != nil {
 			e.t.Fatal(err)
 		}
+		if _, _, err := e.seq.SendMessage(&sarama.ProducerMessage{Topic: e.topics.Sequenced, Partition: p,
+			Key: sarama.StringEncoder(generation.FenceKey), Value: sarama.ByteEncoder(end)}); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 	if err := e.seq.CommitTxn(); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
+// abortedWrite writes an entry to every sequenced partition in a
+// transaction it aborts: records and a marker no reader gets, after the
+// end records.
+func (e *env) abortedWrite() {
+	e.t.Helper()
+	if err := e.seq.BeginTxn(); err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := imv1.Marshal(&imv1.SequencedRecord{Version: imv1.Version, ConversationId: "g:aborted", Seq: 99})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for p := int32(0); p < partitions; p++ {
+		if _, _, err := e.seq.SendMessage(&sarama.ProducerMessage{Topic: e.topics.Sequenced, Partition: p,
+			Key: sarama.StringEncoder("g:aborted"), Value: sarama.ByteEncoder(b)}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if err := e.seq.AbortTxn(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // TestRepartitionImportsPeriods: a fanout of generation 2 (8 partitions)
 // started before the hand-over routes nothing until generation 1 (4
-// partitions) is fenced and routed, then routes every later seq to exactly
+// partitions) is fenced and routed (up to its end records; an aborted
+// transaction after them is not waited for), then routes every later seq to exactly
 // the members of the periods it imported (a leave and a join before the
 // switch, a join and a leave after it), and on every gateway topic a
 // conversation's generation 1 seqs come before its generation 2 seqs.
@@ -83,6 +116,7 @@ func TestRepartitionImportsPeriods(t *testing.T) {
 	}
 	e.sequence(before...)
 	e.fence(8)
+	e.abortedWrite() // a zombie's transaction after the fence: the import must not wait for it
 	e.sequenceTo(generation.Topics(e.topics, 2).Sequenced, 8, after...)
 	got.expect(t, want)
 

@@ -39,15 +39,24 @@ func (w *worker) fenceFrom(m *sarama.ConsumerMessage) (*imv1.FenceEntry, error) 
 	return &imv1.FenceEntry{Generation: f.Generation, Partitions: f.Partitions, RawOffset: m.Offset}, nil
 }
 
-// fenceMessage is the state entry that commits the fence, in the
-// transaction that consumes the fence record.
-func (w *worker) fenceMessage(f *imv1.FenceEntry) (*sarama.ProducerMessage, error) {
+// fenceMessages commit the fence, in the transaction that consumes the
+// fence record: the state entry, and an end record on the sequenced
+// partition (key generation.FenceKey, an empty notice that readers skip),
+// which is the partition's last committed record: the next generation's
+// fanout waits until the old fanout has committed past it.
+func (w *worker) fenceMessages(f *imv1.FenceEntry) ([]*sarama.ProducerMessage, error) {
 	b, err := imv1.Marshal(&imv1.StateEntry{Version: imv1.Version, Entry: &imv1.StateEntry_Fence{Fence: f}})
 	if err != nil {
 		return nil, err
 	}
-	return &sarama.ProducerMessage{Topic: w.s.topics.SequencerState, Partition: w.p, Key: sarama.StringEncoder(fenceKey),
-		Value: sarama.ByteEncoder(b)}, nil
+	end, err := imv1.Marshal(&imv1.SequencedRecord{Version: imv1.Version})
+	if err != nil {
+		return nil, err
+	}
+	return []*sarama.ProducerMessage{
+		{Topic: w.s.topics.SequencerState, Partition: w.p, Key: sarama.StringEncoder(fenceKey), Value: sarama.ByteEncoder(b)},
+		{Topic: w.s.topics.Sequenced, Partition: w.p, Key: sarama.StringEncoder(generation.FenceKey), Value: sarama.ByteEncoder(end)},
+	}, nil
 }
 
 // forward sends a raw record that came after the fence, unchanged, to the

@@ -30,18 +30,20 @@ type gen struct {
 // checks run once all are complete, over the generations in order: a
 // conversation's seqs continue from one generation's log into the next.
 type genLogs struct {
-	gens    []gen
-	mu      sync.Mutex
-	msgs    [][]*sarama.ConsumerMessage // per generation; per partition in offset order
-	ended   []map[int32]bool
-	keys    map[string]int // sender/client_msg_id -> records of any generation
-	changed chan struct{}
+	gens  []gen
+	mu    sync.Mutex
+	msgs  [][]*sarama.ConsumerMessage // per generation; per partition in offset order
+	ended []map[int32]bool
+	keys  map[string]int // sender/client_msg_id -> records of any generation
+	// fenceEnds: end records of fenced partitions, per generation.
+	fenceEnds []int
+	changed   chan struct{}
 }
 
 func followGenerations(t *testing.T, gens []gen) *genLogs {
 	t.Helper()
 	g := &genLogs{gens: gens, msgs: make([][]*sarama.ConsumerMessage, len(gens)), ended: make([]map[int32]bool, len(gens)),
-		keys: map[string]int{}, changed: make(chan struct{}, 1)}
+		keys: map[string]int{}, fenceEnds: make([]int, len(gens)), changed: make(chan struct{}, 1)}
 	for i, ge := range gens {
 		g.ended[i] = map[int32]bool{}
 		stacktest.Follow(t, ge.topics.Sequenced, ge.partitions, func(m *sarama.ConsumerMessage) { g.add(i, m) })
@@ -58,8 +60,12 @@ func (g *genLogs) add(i int, m *sarama.ConsumerMessage) {
 		default:
 		}
 	}()
-	if string(m.Key) == endKey {
+	switch string(m.Key) {
+	case endKey:
 		g.ended[i][m.Partition] = true
+		return
+	case generation.FenceKey: // a fenced partition's end record
+		g.fenceEnds[i]++
 		return
 	}
 	g.msgs[i] = append(g.msgs[i], m)
@@ -276,6 +282,11 @@ func TestRepartitionHandsOverEveryConversation(t *testing.T) {
 	}
 	l := logs.finish(t)
 	verifyExactlyOnce(t, l, w)
+	for i, want := range []int{4, 8, 0} { // one end record per fenced partition
+		if got := logs.fenceEnds[i]; got != want {
+			t.Errorf("generation %d's log has %d end records, want %d", gens[i].id, got, want)
+		}
+	}
 
 	// The probe: seq = client_seq across both switches, each resend
 	// answered with its original seq.

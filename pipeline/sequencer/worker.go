@@ -246,11 +246,11 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 	// fence after it.
 	msgs = append(imported, msgs...)
 	if fenced != nil {
-		fm, err := w.fenceMessage(fenced)
+		fm, err := w.fenceMessages(fenced)
 		if err != nil {
 			return kafkawire.Unit{}, false, err
 		}
-		msgs = append(msgs, fm)
+		msgs = append(msgs, fm...)
 	}
 	msgs = append(msgs, forwarded...)
 	msgs = append(msgs, beat...)
