@@ -16,6 +16,7 @@ import (
 // repartitionFlags are the flags of `imctl repartition` and its status.
 type repartitionFlags struct {
 	common            service.Common
+	topicsPrefix      string
 	partitions        int
 	replicationFactor int
 	experimental      bool
@@ -27,6 +28,7 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 	var f repartitionFlags
 	f.common.Register(fs, "")
 	fs.StringVar(&f.cfg.ControlTopic, "control-topic", generation.ControlTopic, "the control topic (compacted, one partition)")
+	fs.StringVar(&f.topicsPrefix, "topics-prefix", "", "name the topics <prefix>.raw, <prefix>.seq, ... (a test's or benchmark's set) instead of im.raw, im.seq, ...")
 	fs.StringVar(&f.cfg.SequencerGroup, "sequencer-group", "seqchat-sequencer", "generation 1's sequencer group (later generations: .g<g>)")
 	fs.StringVar(&f.cfg.FanoutGroup, "fanout-group", "seqchat-fanout", "generation 1's fanout group (later generations: .g<g>)")
 	if run {
@@ -54,6 +56,9 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 	}
 	f.cfg.Kafka = f.common.Kafka("imctl")
 	f.cfg.Topics = kafkawire.Topics{}.WithDefaults()
+	if f.topicsPrefix != "" {
+		f.cfg.Topics = kafkawire.PrefixedTopics(f.topicsPrefix)
+	}
 	f.cfg.Layout = kafkawire.Layout{ReplicationFactor: int16(f.replicationFactor)}
 	f.cfg.Out = os.Stdout
 	return &f, nil
