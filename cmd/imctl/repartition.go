@@ -31,6 +31,7 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 	fs.StringVar(&f.topicsPrefix, "topics-prefix", "", "name the topics <prefix>.raw, <prefix>.seq, ... (a test's or benchmark's set) instead of im.raw, im.seq, ...")
 	fs.StringVar(&f.cfg.SequencerGroup, "sequencer-group", "seqchat-sequencer", "generation 1's sequencer group (later generations: .g<g>)")
 	fs.StringVar(&f.cfg.FanoutGroup, "fanout-group", "seqchat-fanout", "generation 1's fanout group (later generations: .g<g>)")
+	fs.StringVar(&f.cfg.HistoryGroup, "history-group", "seqchat-history", "generation 1's history sink group (later generations: .g<g>)")
 	if run {
 		fs.IntVar(&f.partitions, "partitions", 0, "the partition count to move to (required)")
 		fs.IntVar(&f.replicationFactor, "replication-factor", 1, "replication factor of the new topics (3 in production)")

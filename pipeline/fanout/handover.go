@@ -95,79 +95,29 @@ func (f *Fanout) awaitRouted(ctx context.Context, log *slog.Logger, group, topic
 		return err
 	}
 	defer admin.Close()
-	committed := func() (int64, error) {
-		resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {p}})
-		if err != nil {
-			return 0, fmt.Errorf("offsets of group %s: %w", group, err)
-		}
-		if b := resp.GetBlock(topic, p); b != nil {
-			return b.Offset, nil
-		}
-		return -1, nil
-	}
-	c, err := committed()
-	if err != nil {
-		return err
-	}
-	// The end record is at or after the last record the group committed
-	// (c-1): nothing is committed to p after it.
-	from := sarama.OffsetOldest
-	if c > 0 {
-		from = c - 1
-	}
-	end, err := f.findEnd(ctx, log, topic, p, from)
+	end, passed, err := kafkawire.PassedRecord(ctx, f.cfg.Kafka, admin, group, topic, p, generation.FenceKey)
 	if err != nil {
 		return err
 	}
 	lastLog := time.Now()
-	for c <= end {
-		if time.Since(lastLog) > 5*time.Second {
-			log.Info("import waits for the previous generation's fanout", "source", topic, "source_partition", p,
-				"committed", c, "end_record", end)
-			lastLog = time.Now()
-		}
+	for !passed {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(importPoll):
 		}
-		if c, err = committed(); err != nil {
+		c, err := kafkawire.CommittedOffset(admin, group, topic, p)
+		if err != nil {
 			return err
+		}
+		passed = c > end
+		if !passed && time.Since(lastLog) > 5*time.Second {
+			log.Info("import waits for the previous generation's fanout", "source", topic, "source_partition", p,
+				"committed", c, "end_record", end)
+			lastLog = time.Now()
 		}
 	}
 	return nil
-}
-
-// findEnd reads topic/p read_committed from offset from until the end
-// record, and returns its offset; it waits for the fence if it has not
-// come yet.
-func (f *Fanout) findEnd(ctx context.Context, log *slog.Logger, topic string, p int32, from int64) (int64, error) {
-	consumer, err := sarama.NewConsumer(f.cfg.Kafka.BrokerList(), f.cfg.Kafka.ConsumerGroupConfig())
-	if err != nil {
-		return 0, err
-	}
-	defer consumer.Close()
-	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, from)
-	if err != nil {
-		return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
-	}
-	defer pc.Close()
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-tick.C:
-			log.Info("import waits for the previous generation's fence", "source", topic, "source_partition", p)
-		case err := <-pc.Errors():
-			return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
-		case m := <-pc.Messages():
-			if string(m.Key) == generation.FenceKey {
-				return m.Offset, nil
-			}
-		}
-	}
 }
 
 // readMembers reads partition p of the previous generation's membership

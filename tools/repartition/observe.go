@@ -23,6 +23,9 @@ type Progress struct {
 	// OldLag: records of the old raw topic its sequencers have not
 	// consumed (sequenced or forwarded) yet; OldEnd its end offsets' sum.
 	OldLag, OldEnd int64
+	// SinksBehind: old sequenced partitions the old history sinks have not
+	// stored to their end yet (looked at once the rest is drained).
+	SinksBehind int
 	// QuietFor: how long the old raw topic has had nothing appended (by
 	// its newest record's timestamp: clocks must roughly agree), of the
 	// Quiet it must.
@@ -121,6 +124,21 @@ func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Ch
 	// memory, so a rerun after a kill does not start the wait again.
 	prog.QuietFor, prog.Quiet = time.Since(last), r.cfg.Quiet
 	o.Drained = to.Phase >= generation.Imported && prog.OldLag == 0 && prog.QuietFor >= r.cfg.Quiet
+	if o.Drained {
+		// And the old history sinks stored everything: their group has
+		// committed past each old sequenced partition's end record.
+		group := generation.GroupID(r.cfg.HistoryGroup, from.Id)
+		for p := range from.Partitions {
+			_, passed, err := kafkawire.PassedRecord(ctx, r.cfg.Kafka, r.admin, group, fromTopics.Sequenced, p, generation.FenceKey)
+			if err != nil {
+				return o, prog, err
+			}
+			if !passed {
+				o.Drained = false
+				prog.SinksBehind++
+			}
+		}
+	}
 	prog.Observed = o
 	return o, prog, nil
 }
@@ -253,6 +271,9 @@ func describe(step generation.Step, c generation.Change, p Progress) string {
 	case generation.AwaitDrain, generation.PublishRetired:
 		parts = append(parts, fmt.Sprintf("old raw lag %d", p.OldLag),
 			fmt.Sprintf("nothing appended to it for %v of %v", p.QuietFor.Round(time.Second), p.Quiet))
+		if p.SinksBehind > 0 {
+			parts = append(parts, fmt.Sprintf("old history sinks behind on %d partitions", p.SinksBehind))
+		}
 	}
 	return strings.Join(parts, ", ")
 }

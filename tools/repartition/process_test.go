@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
-	"github.com/seqchat/seqchat/pipeline/fanout"
-	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
 	"github.com/seqchat/seqchat/tools/repartition"
 )
@@ -24,19 +22,8 @@ func TestImctlSIGKILLedMidway(t *testing.T) {
 	base := kafkawire.PrefixedTopics(prefix)
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
 	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
-		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout"}
-	for _, g := range []uint32{1, 2} {
-		s, err := sequencer.New(sequencer.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.SequencerGroup})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Run(t, fmt.Sprintf("sequencer generation %d", g), s.Run)
-		f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.FanoutGroup})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Run(t, fmt.Sprintf("fanout generation %d", g), f.Run)
-	}
+		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", HistoryGroup: base.Raw + ".history"}
+	startGenerations(t, cfg, 1, 2)
 	send(t, base.Raw, 1, 3)
 	status := func() string {
 		var out bytes.Buffer
@@ -55,7 +42,8 @@ func TestImctlSIGKILLedMidway(t *testing.T) {
 	bin := stacktest.Build(t, "../../cmd/imctl")
 	args := []string{"repartition", "-partitions", "8", "-experimental", "-quiet", "3s",
 		"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","), "-topics-prefix", prefix,
-		"-control-topic", cfg.ControlTopic, "-sequencer-group", cfg.SequencerGroup, "-fanout-group", cfg.FanoutGroup}
+		"-control-topic", cfg.ControlTopic, "-sequencer-group", cfg.SequencerGroup, "-fanout-group", cfg.FanoutGroup,
+		"-history-group", cfg.HistoryGroup}
 	for i, at := range []string{"generation 2: 8 partitions, writing", "generation 2: 8 partitions, sequencing"} {
 		p := stacktest.Start(t, fmt.Sprintf("imctl-%d", i), bin, nil, args...)
 		stacktest.Eventually(t, time.Minute, at, func() bool { return strings.Contains(status(), at) })

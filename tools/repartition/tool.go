@@ -25,9 +25,10 @@ type Config struct {
 	// Layout of the new topics (replication factor, retention); its
 	// Partitions is ignored.
 	Layout kafkawire.Layout
-	// SequencerGroup and FanoutGroup are generation 1's groups; zero means
-	// "seqchat-sequencer" and "seqchat-fanout".
-	SequencerGroup, FanoutGroup string
+	// SequencerGroup, FanoutGroup and HistoryGroup are generation 1's
+	// groups; zero means "seqchat-sequencer", "seqchat-fanout" and
+	// "seqchat-history".
+	SequencerGroup, FanoutGroup, HistoryGroup string
 	// Quiet: the old generation is drained once nothing was appended to
 	// its raw topic for this long (and its sequencers forwarded all).
 	// Zero means 1 minute: more than ingest's staleness bound and a
@@ -52,6 +53,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FanoutGroup == "" {
 		c.FanoutGroup = "seqchat-fanout"
+	}
+	if c.HistoryGroup == "" {
+		c.HistoryGroup = "seqchat-history"
 	}
 	if c.Quiet == 0 {
 		c.Quiet = time.Minute

@@ -15,6 +15,7 @@ import (
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/pipeline/history"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/schemas/imv1"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
@@ -39,6 +40,35 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// startGenerations runs a sequencer, a fanout and a history sink of each
+// generation, in this process, until the test ends.
+func startGenerations(t *testing.T, cfg repartition.Config, gens ...uint32) {
+	t.Helper()
+	conn, db := stacktest.ClickHouse(t)
+	store, err := history.NewStore(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gens {
+		s, err := sequencer.New(sequencer.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.SequencerGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("sequencer generation %d", g), s.Run)
+		f, err := fanout.New(fanout.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.FanoutGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("fanout generation %d", g), f.Run)
+		h, err := history.New(history.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.HistoryGroup, Store: store,
+			BatchMaxWait: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("history sink generation %d", g), h.Run)
+	}
+}
+
 func send(t *testing.T, raw string, from, to uint64) {
 	t.Helper()
 	var msgs []kafka.Message
@@ -59,7 +89,7 @@ func send(t *testing.T, raw string, from, to uint64) {
 }
 
 // TestRunKilledAfterEveryStep repartitions 4 -> 8 with running sequencers
-// and fanouts of both generations, stopping the tool after every single step (as a
+// fanouts and history sinks of both generations, stopping the tool after every single step (as a
 // kill would) and starting a new one: it always goes on where the last one
 // stopped, and the conversation's seqs continue in the new generation.
 func TestRunKilledAfterEveryStep(t *testing.T) {
@@ -67,19 +97,9 @@ func TestRunKilledAfterEveryStep(t *testing.T) {
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
 	out := &syncBuffer{}
 	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
-		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
-	for _, g := range []uint32{1, 2} {
-		s, err := sequencer.New(sequencer.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.SequencerGroup})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Run(t, fmt.Sprintf("sequencer generation %d", g), s.Run)
-		f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(t), Topics: base, Generation: g, GroupID: cfg.FanoutGroup})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Run(t, fmt.Sprintf("fanout generation %d", g), f.Run)
-	}
+		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", HistoryGroup: base.Raw + ".history",
+		Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
+	startGenerations(t, cfg, 1, 2)
 	send(t, base.Raw, 1, 3)
 
 	tool := func() *repartition.Tool {
