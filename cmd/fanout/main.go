@@ -33,6 +33,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Presence, "presence-topic", def.Presence, "compacted topic of device presence")
 	fs.StringVar(&cfg.Topics.GatewayPrefix, "gateway-topic-prefix", def.GatewayPrefix, "a gateway's topic is this prefix + its id")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-fanout", "consumer group over the sequenced topic")
+	service.GenerationVar(fs, &cfg.Generation)
 	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries a partition routes at once at most (default 1000)")
 	fs.IntVar(&cfg.ReceiptsMaxMembers, "receipts-max-members", 0, "groups of at most this many members get every read receipt; larger ones only the reader's devices (default 100; -1: none)")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "how often routed offsets are committed; a restart routes again at most this much (default 1s)")

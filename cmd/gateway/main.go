@@ -34,6 +34,7 @@ func run() error {
 	historyURL := fs.String("history-url", "http://127.0.0.1:8081", "base URL of the history read API")
 	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
 	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
+	service.GenerationVar(fs, &cfg.WriteGeneration)
 	replication := fs.Int("replication-factor", 1, "replication factor of the gateway's topic when it creates it (3 on a cluster, as imctl's)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")
 	fs.Float64Var(&cfg.SendsPerSecond, "sends-per-second", 0, "sends per connection per second (default 50)")

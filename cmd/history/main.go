@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
@@ -37,6 +38,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Sequenced, "seq-topic", def.Sequenced, "topic of sequenced records (input)")
 	fs.StringVar(&cfg.Topics.DeadLetter, "deadletter-topic", def.DeadLetter, "topic of undecodable records")
 	fs.StringVar(&cfg.GroupID, "group-id", history.DefaultGroupID, "consumer group over the sequenced topic")
+	service.GenerationVar(fs, &cfg.Generation)
 	fs.IntVar(&cfg.BatchMaxRows, "batch-max-rows", 0, "records of a partition's batch at most; an insert carries a batch of every partition (default 5000)")
 	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a batch waits for more records, and an insert for the other partitions' batches (default 200ms)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
@@ -75,7 +77,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	progress := history.NewProgress(cfg.Kafka, cfg.Topics, cfg.GroupID)
+	// The progress of this instance's generation (gateways read it; they do
+	// not follow generations yet: docs/architecture.md, Repartitioning).
+	progress := history.NewProgress(cfg.Kafka, generation.Topics(cfg.Topics, cfg.Generation), generation.GroupID(cfg.GroupID, cfg.Generation))
 	defer progress.Close()
 	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token, MaxConcurrentRequests: *maxRequests,
 		Progress: progress, Logger: log.With("server", "api"), Registerer: admin.Registry})

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
@@ -26,6 +27,7 @@ type flags struct {
 	serviceToken    string
 	maxBodyBytes    int
 	maxRequestBytes int64
+	generation      uint32
 }
 
 func main() {
@@ -54,6 +56,7 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 	fs.StringVar(&f.serviceToken, "service-token", "", fmt.Sprintf(
 		"bearer token callers must present (required, at least %d bytes; prefer the environment variable %s)",
 		ingest.MinServiceTokenBytes, service.EnvName("service-token")))
+	service.GenerationVar(fs, &f.generation)
 	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest message body, in bytes")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest HTTP request body, in bytes")
 	if err := service.Parse(fs, args, getenv); err != nil {
@@ -83,7 +86,7 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	admin := service.NewAdmin(f.common.AdminAddr, log)
-	topic := kafkawire.Topics{}.WithDefaults().Raw
+	topic := generation.Topics(kafkawire.Topics{}, f.generation).Raw
 	ing, err := ingest.New(ingest.Config{
 		Kafka:      f.common.Kafka("ingest"),
 		Topic:      topic,

@@ -36,6 +36,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Heads, "heads-topic", def.Heads, "topic of the heartbeats of conversation heads (gateways find stalled deliveries with it)")
 	fs.DurationVar(&cfg.HeadsInterval, "heads-interval", 0, "how often a partition writes its changed heads (default 1s; negative: never)")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
+	service.GenerationVar(fs, &cfg.Generation)
 	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the transactional id, <prefix>-<instance id or random> (default: the group id)")
 	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
 	fs.DurationVar(&cfg.Machine.RecallWindow, "recall-window", 0, "how long after it was sent its sender may recall a message (default 24h; negative: no limit; a group's creator: always)")

@@ -111,3 +111,19 @@ func (c Common) Logger(service string) (*slog.Logger, error) {
 	}
 	return slog.New(h).With("service", service), nil
 }
+
+// GenerationVar registers -generation: the generation of the partitioned
+// topics (raw, sequenced, sequencer state, fanout members) a service works
+// on; imctl repartition moves the pipeline from one to the next. Unset,
+// *p stays as it is (zero: the component's default, 1).
+func GenerationVar(fs *flag.FlagSet, p *uint32) {
+	fs.Func("generation", "generation of the partitioned topics (imctl repartition): a generation g > 1 uses the topics and group .g<g> (default 1)",
+		func(s string) error {
+			g, err := strconv.ParseUint(s, 10, 32)
+			if err != nil || g < 1 {
+				return fmt.Errorf("a generation is a whole number from 1, not %q", s)
+			}
+			*p = uint32(g)
+			return nil
+		})
+}

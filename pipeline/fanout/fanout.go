@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
@@ -23,9 +24,19 @@ const DefaultReceiptsMaxMembers = 100
 
 // Config configures a Fanout.
 type Config struct {
-	Kafka  kafkawire.Config
-	Topics kafkawire.Topics // zero fields get kafkawire's defaults
-	// GroupID is the consumer group over the sequenced topic. Zero means "seqchat-fanout".
+	Kafka kafkawire.Config
+	// Topics are generation 1's names (zero fields get kafkawire's
+	// defaults); a later generation's partitioned topics are derived from
+	// them (generation.Topics).
+	Topics kafkawire.Topics
+	// Generation is the generation of the sequenced and membership topics
+	// this instance routes (docs/architecture.md, Repartitioning). Zero
+	// means 1. An instance of generation g > 1 imports each partition's
+	// periods and heads from generation g-1 once g-1 routed everything
+	// of the partitions that feed it.
+	Generation uint32
+	// GroupID is generation 1's consumer group over the sequenced topic; a
+	// later generation's is GroupID.g<g>. Zero means "seqchat-fanout".
 	GroupID string
 	// BatchMaxRecords caps the entries routed at once. Zero means 1000.
 	BatchMaxRecords int
@@ -49,6 +60,9 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	c.Topics = c.Topics.WithDefaults()
+	if c.Generation == 0 {
+		c.Generation = generation.First
+	}
 	if c.GroupID == "" {
 		c.GroupID = "seqchat-fanout"
 	}
@@ -86,7 +100,11 @@ func (c Config) Validate() error {
 // since the last commit are routed again, and the gateways' reorder
 // buffers drop what a device already has.
 type Fanout struct {
-	cfg     Config
+	cfg Config
+	// topics are the generation's (cfg.Topics keeps generation 1's) and
+	// group its consumer group.
+	topics  kafkawire.Topics
+	group   string
 	log     *slog.Logger
 	metrics *metrics
 
@@ -96,12 +114,13 @@ type Fanout struct {
 	offsets  sarama.Client       // reads the ends a restore reads to
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
-	// partitions is the sequenced topic's partition count.
-	partitions int32
-	topicsWait kafkawire.TopicsWait
+	// partitions is the sequenced topic's partition count, prevPartitions
+	// the previous generation's (0 for the first).
+	partitions, prevPartitions int32
+	topicsWait                 kafkawire.TopicsWait
 
-	mu    sync.Mutex
-	group *kafkawire.Group
+	mu     sync.Mutex
+	runner *kafkawire.Group
 }
 
 // New checks the configuration; Run connects.
@@ -110,7 +129,8 @@ func New(cfg Config) (*Fanout, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Fanout{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), presence: newPresenceView(cfg.Logger)}, nil
+	return &Fanout{cfg: cfg, topics: generation.Topics(cfg.Topics, cfg.Generation), group: generation.GroupID(cfg.GroupID, cfg.Generation),
+		log: cfg.Logger.With("generation", cfg.Generation), metrics: newMetrics(cfg.Registerer), presence: newPresenceView(cfg.Logger)}, nil
 }
 
 // Ready fails until the presence table has caught up with its topic and
@@ -123,7 +143,7 @@ func (f *Fanout) Ready(context.Context) error {
 		return errors.New("presence table not caught up")
 	}
 	f.mu.Lock()
-	g := f.group
+	g := f.runner
 	f.mu.Unlock()
 	if g == nil {
 		return errors.New("not consuming yet")
@@ -134,12 +154,18 @@ func (f *Fanout) Ready(context.Context) error {
 // Run routes until ctx is cancelled. It refuses to start unless the
 // sequenced and fanout-membership topics are co-partitioned.
 func (f *Fanout) Run(ctx context.Context) error {
-	t := f.cfg.Topics
+	t := f.topics
 	// The clients are opened in the wait too: brokers that stop answering
 	// right after the topics were seen are waited for, not a reason to exit.
 	err := f.topicsWait.Await(ctx, f.log, f.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
 		if f.partitions, err = kafkawire.CheckCoPartitioned(admin, t.Sequenced, t.FanoutMembers); err != nil {
 			return err
+		}
+		if f.cfg.Generation > generation.First {
+			prev := generation.Topics(f.cfg.Topics, f.cfg.Generation-1).Sequenced
+			if f.prevPartitions, err = kafkawire.PartitionCount(admin, prev); err != nil {
+				return fmt.Errorf("the previous generation's sequenced topic: %w", err)
+			}
 		}
 		return f.connect()
 	})
@@ -150,14 +176,14 @@ func (f *Fanout) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: f.cfg.Kafka, GroupID: f.cfg.GroupID, Topic: t.Sequenced,
+	group, err := kafkawire.NewGroup(kafkawire.GroupConfig{Kafka: f.cfg.Kafka, GroupID: f.group, Topic: t.Sequenced,
 		SessionTimeout: f.cfg.SessionTimeout, MaxBatch: f.cfg.BatchMaxRecords, CommitInterval: f.cfg.CommitInterval,
 		Idle: routingStartedIdle, Lag: f.metrics.lag, Logger: f.log}, stage{f})
 	if err != nil {
 		return fmt.Errorf("fanout: %w", err)
 	}
 	f.mu.Lock()
-	f.group = group
+	f.runner = group
 	f.mu.Unlock()
 
 	g, ctx := errgroup.WithContext(ctx)

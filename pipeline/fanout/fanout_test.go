@@ -70,6 +70,12 @@ func (e *env) announce(ps ...*imv1.Presence) {
 // its conversation's partition.
 func (e *env) sequence(rs ...*imv1.SequencedRecord) {
 	e.t.Helper()
+	e.sequenceTo(e.topics.Sequenced, partitions, rs...)
+}
+
+// sequenceTo writes entries to a sequenced topic of n partitions.
+func (e *env) sequenceTo(topic string, n int, rs ...*imv1.SequencedRecord) {
+	e.t.Helper()
 	if err := e.seq.BeginTxn(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -79,8 +85,8 @@ func (e *env) sequence(rs ...*imv1.SequencedRecord) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		p := int32(kafkawire.PartitionFor([]byte(r.ConversationId), partitions))
-		if _, _, err := e.seq.SendMessage(&sarama.ProducerMessage{Topic: e.topics.Sequenced, Partition: p,
+		p := int32(kafkawire.PartitionFor([]byte(r.ConversationId), n))
+		if _, _, err := e.seq.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p,
 			Key: sarama.StringEncoder(r.ConversationId), Value: sarama.ByteEncoder(b)}); err != nil {
 			e.t.Fatal(err)
 		}
@@ -92,11 +98,7 @@ func (e *env) sequence(rs ...*imv1.SequencedRecord) {
 
 func (e *env) start() (stop func()) {
 	e.t.Helper()
-	f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(e.t), Topics: e.topics, GroupID: e.topics.Sequenced + ".fanout",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	f := e.newFanout(1)
 	if f.Ready(context.Background()) == nil {
 		e.t.Fatal("a fanout that has not started says it is ready")
 	}
@@ -107,19 +109,31 @@ func (e *env) start() (stop func()) {
 	return stop
 }
 
+// newFanout is a fanout of generation g of the env's topics.
+func (e *env) newFanout(g uint32) *fanout.Fanout {
+	e.t.Helper()
+	f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(e.t), Topics: e.topics, Generation: g, GroupID: e.topics.Sequenced + ".fanout",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
 // deliveries reads the gateways' topics and collects, per (gateway, conv,
 // seq or notice), the recipient devices; a repeated delivery (at least once)
 // must name the same devices.
 type deliveries struct {
 	mu      sync.Mutex
 	got     map[string]string
+	seqs    map[string][]uint64 // gateway + conversation -> seqs in arrival order
 	changed chan struct{}
 	errs    []string
 }
 
 func (e *env) read(gateways ...string) *deliveries {
 	e.t.Helper()
-	d := &deliveries{got: map[string]string{}, changed: make(chan struct{}, 1)}
+	d := &deliveries{got: map[string]string{}, seqs: map[string][]uint64{}, changed: make(chan struct{}, 1)}
 	for _, gw := range gateways {
 		stacktest.Follow(e.t, e.topics.Gateway(gw), partitions, func(m *sarama.ConsumerMessage) { d.add(gw, m) })
 	}
@@ -151,6 +165,10 @@ func (d *deliveries) add(gw string, m *sarama.ConsumerMessage) {
 		d.errs = append(d.errs, fmt.Sprintf("%s delivered to %s and again to %s", k, prev, v))
 	}
 	d.got[k] = v
+	if gd.Record.Seq > 0 {
+		gc := gw + " " + gd.Record.ConversationId
+		d.seqs[gc] = append(d.seqs[gc], gd.Record.Seq)
+	}
 }
 
 // expect waits until every wanted delivery arrived, then checks there is

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/latency"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -34,7 +35,7 @@ type worker struct {
 // (periods are written before offsets are committed).
 func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 	start := time.Now()
-	topic := f.cfg.Topics.FanoutMembers
+	topic := f.topics.FanoutMembers
 	end, err := kafkawire.NewestOffset(ctx, f.offsets, topic, p)
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: end of %s: %w", p, topic, err)
@@ -67,6 +68,13 @@ func (f *Fanout) startWorker(ctx context.Context, p int32) (*worker, error) {
 			}
 		}
 	}
+	if _, imported := latest[generation.ImportedKey]; !imported && f.cfg.Generation > generation.First {
+		if err := f.importPartition(ctx, p); err != nil {
+			return nil, err
+		}
+		return f.startWorker(ctx, p) // restore what was imported
+	}
+	delete(latest, generation.ImportedKey)
 	heads := NewHeads()
 	entries := make([]*imv1.FanoutMembership, 0, len(latest))
 	for _, fm := range latest {
@@ -103,8 +111,10 @@ func (w *worker) Process(b kafkawire.Batch) error {
 	default:
 		from = b.Next
 	}
-	if w.next < 0 && from == 0 {
-		w.heads.StartComplete() // nothing routed before: every head is known
+	if w.next < 0 && from == 0 && w.f.cfg.Generation == generation.First {
+		// Nothing routed before: every head is known. (A later
+		// generation's partition is complete only if its import said so.)
+		w.heads.StartComplete()
 	}
 	// Notices list the heads as of from, so before this batch is routed.
 	started, err := w.routingStarted(connects, from)
@@ -165,7 +175,7 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 			sequenced = append(sequenced, r.SequencedAtMs)
 		}
 		for gw, devices := range byGateway {
-			topic := w.f.cfg.Topics.Gateway(gw)
+			topic := w.f.topics.Gateway(gw)
 			parts := w.f.gateways.partitions(topic)
 			if parts == 0 {
 				w.f.metrics.dropped.Inc() // the gateway is gone; its devices catch up from history
@@ -185,7 +195,7 @@ func (w *worker) route(batch []*sarama.ConsumerMessage) (msgs []*sarama.Producer
 		if err != nil {
 			return nil, nil, err
 		}
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: w.f.cfg.Topics.FanoutMembers, Partition: w.p,
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: w.f.topics.FanoutMembers, Partition: w.p,
 			Key: sarama.StringEncoder(key(fm)), Value: sarama.ByteEncoder(b)})
 	}
 	w.f.metrics.deliveries.Add(float64(len(deliveries)))
@@ -216,7 +226,7 @@ func (w *worker) receiptDevices(r *imv1.SequencedRecord) map[string][]*imv1.Devi
 func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*sarama.ProducerMessage, error) {
 	var msgs []*sarama.ProducerMessage
 	for _, c := range connects {
-		topic := w.f.cfg.Topics.Gateway(c.GatewayId)
+		topic := w.f.topics.Gateway(c.GatewayId)
 		parts := w.f.gateways.partitions(topic)
 		if parts == 0 {
 			continue // the gateway is gone

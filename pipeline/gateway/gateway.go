@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/presence"
@@ -29,6 +30,11 @@ import (
 type Config struct {
 	Kafka  kafkawire.Config
 	Topics kafkawire.Topics // zero fields get kafkawire's defaults
+	// WriteGeneration is the generation of the raw topic sends are
+	// produced to (generation.Topics; docs/architecture.md,
+	// Repartitioning): a rolling restart with the new generation moves the
+	// writes once imctl repartition published it. Zero means 1.
+	WriteGeneration uint32
 	// Layout creates this gateway's topic (its partition count and retention).
 	Layout kafkawire.Layout
 	// GatewayID names this gateway and its topic. Required.
@@ -136,7 +142,7 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 	c.Ingest.Kafka = c.Kafka
-	c.Ingest.Topic = c.Topics.Raw
+	c.Ingest.Topic = generation.Topics(c.Topics, c.WriteGeneration).Raw
 	c.Ingest.Origin = c.GatewayID
 	c.Ingest.Logger = c.Logger
 	c.Ingest.Registerer = c.Registerer

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
@@ -14,10 +15,16 @@ import (
 type Config struct {
 	Kafka kafkawire.Config
 	// Topics: the sink reads Sequenced and writes undecodable records to
-	// DeadLetter. Zero fields get kafkawire's defaults.
+	// DeadLetter. Zero fields get kafkawire's defaults. They are generation
+	// 1's names: a later generation's sequenced topic is derived from them.
 	Topics kafkawire.Topics
-	// GroupID is the consumer group over the sequenced topic. Zero means
-	// "seqchat-history".
+	// Generation is the generation of the sequenced topic this sink stores
+	// (docs/architecture.md, Repartitioning): during a repartition a sink
+	// runs per generation; rows are (conversation, seq) whichever wrote
+	// them. Zero means 1.
+	Generation uint32
+	// GroupID is generation 1's consumer group over the sequenced topic; a
+	// later generation's is GroupID.g<g>. Zero means "seqchat-history".
 	GroupID string
 	// Store receives the rows. Required.
 	Store *Store
@@ -66,6 +73,11 @@ func (c *Config) setDefaults() {
 	if c.GroupID == "" {
 		c.GroupID = DefaultGroupID
 	}
+	if c.Generation == 0 {
+		c.Generation = generation.First
+	}
+	c.Topics = generation.Topics(c.Topics, c.Generation)
+	c.GroupID = generation.GroupID(c.GroupID, c.Generation)
 	if c.BatchMaxRows == 0 {
 		c.BatchMaxRows = 5000
 	}

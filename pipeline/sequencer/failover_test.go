@@ -80,37 +80,13 @@ func (l *seqLog) progress(t *testing.T, n int, w *workload) {
 	})
 }
 
-// verifyExactlyOnce: every distinct send has one entry or (non-members
-// only) a rejection; no entry was sequenced past a gap, since none was lost.
-func verifyExactlyOnce(t *testing.T, l *seqLog, w *workload) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sequenced := 0
-	for _, k := range w.keys {
-		entry, n := l.entryOf(k)
-		switch {
-		case n > 1:
-			t.Errorf("%s sequenced %d times", k, n)
-		case n == 1:
-			sequenced++
-			if entry.PredecessorMissing {
-				t.Errorf("%s sequenced past a gap, though no send was lost", k)
-			}
-		case l.outcomes[k][0].GetRejection().GetCode() != "not_member":
-			t.Errorf("%s: no entry, outcome %v", k, l.outcomes[k][0])
-		}
-	}
-	t.Logf("%d raw records, %d distinct sends, %d sequenced, %d entries in the log", w.sends, len(w.keys), sequenced, l.check.Entries())
-}
-
 // runLoad sends the workload in the background; the returned wait blocks
 // until it is all written.
 func runLoad(t *testing.T, w *workload, topics kafkawire.Topics) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.send(t, topics, 2, 5, 40*time.Millisecond)
+		w.send(t, func() string { return topics.Raw }, 2, 5, 40*time.Millisecond)
 	}()
 	return func() { <-done }
 }

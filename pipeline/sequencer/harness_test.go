@@ -23,7 +23,7 @@ import (
 const endKey = "\x00end"
 
 // newTopics creates a fresh set of pipeline topics, deleted at cleanup.
-func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
+func newTopics(t testing.TB, partitions int32) kafkawire.Topics {
 	t.Helper()
 	topics := kafkawire.PrefixedTopics(stacktest.Name(t, "seq"))
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(topics, kafkawire.Layout{Partitions: partitions})...)
@@ -32,7 +32,7 @@ func newTopics(t *testing.T, partitions int32) kafkawire.Topics {
 
 // startSequencer runs a sequencer in this process until the returned stop
 // is called (or the test ends).
-func startSequencer(t *testing.T, topics kafkawire.Topics, tune func(*sequencer.Config)) (stop func()) {
+func startSequencer(t testing.TB, topics kafkawire.Topics, tune func(*sequencer.Config)) (stop func()) {
 	t.Helper()
 	cfg := sequencer.Config{Kafka: stacktest.Kafka(t), Topics: topics, GroupID: topics.Raw + ".sequencer"}
 	if tune != nil {
@@ -54,10 +54,10 @@ func encodeRaw(t testing.TB, r *imv1.RawRecord) kafka.Message {
 	return kafka.Message{Key: []byte(r.ConversationId), Value: b}
 }
 
-// rawProducer writes raw records the way ingest does.
-func rawProducer(t *testing.T, topics kafkawire.Topics) *kafkawire.Producer {
+// rawProducer writes raw records to a raw topic the way ingest does.
+func rawProducer(t testing.TB, topic string) *kafkawire.Producer {
 	t.Helper()
-	p := stacktest.Kafka(t).NewProducer(topics.Raw)
+	p := stacktest.Kafka(t).NewProducer(topic)
 	t.Cleanup(func() { p.Close() })
 	return p
 }
@@ -178,26 +178,7 @@ func (l *seqLog) waitFor(t *testing.T, timeout time.Duration, what string, cond 
 // log does not have (one from an aborted transaction, say).
 func (l *seqLog) finish(t *testing.T, topics kafkawire.Topics, partitions int32) {
 	t.Helper()
-	cfg := stacktest.Kafka(t)
-	prod, err := sarama.NewSyncProducer(cfg.BrokerList(), cfg.TransactionalProducerConfig(stacktest.Name(t, "end")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.BeginTxn(); err != nil {
-		t.Fatal(err)
-	}
-	for p := int32(0); p < partitions; p++ {
-		for _, topic := range []string{topics.Sequenced, topics.Heads} {
-			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p,
-				Key: sarama.StringEncoder(endKey), Value: sarama.StringEncoder("end")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := prod.CommitTxn(); err != nil {
-		t.Fatal(err)
-	}
+	writeEnds(t, map[string]int32{topics.Sequenced: partitions, topics.Heads: partitions})
 	l.waitFor(t, time.Minute, "the end markers", func(l *seqLog) bool {
 		return len(l.ended) == int(partitions) && len(l.headsEnded) == int(partitions)
 	})
@@ -212,6 +193,32 @@ func (l *seqLog) finish(t *testing.T, topics kafkawire.Topics, partitions int32)
 		t.Fatal(err)
 	}
 	if err := l.check.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeEnds writes an end marker (endKey) to every partition of each
+// topic, with its partition count, in one transaction.
+func writeEnds(t *testing.T, topics map[string]int32) {
+	t.Helper()
+	cfg := stacktest.Kafka(t)
+	prod, err := sarama.NewSyncProducer(cfg.BrokerList(), cfg.TransactionalProducerConfig(stacktest.Name(t, "end")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	for topic, partitions := range topics {
+		for p := int32(0); p < partitions; p++ {
+			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p,
+				Key: sarama.StringEncoder(endKey), Value: sarama.StringEncoder("end")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := prod.CommitTxn(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -260,3 +267,27 @@ func mustMarshalAnyVersion(t *testing.T, r *imv1.RawRecord) []byte {
 }
 
 func containsErr(reason string, err error) bool { return strings.Contains(reason, err.Error()) }
+
+// verifyExactlyOnce: every distinct send has one entry or (non-members
+// only) a rejection; no entry was sequenced past a gap, since none was lost.
+func verifyExactlyOnce(t *testing.T, l *seqLog, w *workload) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sequenced := 0
+	for _, k := range w.keys {
+		entry, n := l.entryOf(k)
+		switch {
+		case n > 1:
+			t.Errorf("%s sequenced %d times", k, n)
+		case n == 1:
+			sequenced++
+			if entry.PredecessorMissing {
+				t.Errorf("%s sequenced past a gap, though no send was lost", k)
+			}
+		case l.outcomes[k][0].GetRejection().GetCode() != "not_member":
+			t.Errorf("%s: no entry, outcome %v", k, l.outcomes[k][0])
+		}
+	}
+	t.Logf("%d raw records, %d distinct sends, %d sequenced, %d entries in the log", w.sends, len(w.keys), sequenced, l.check.Entries())
+}

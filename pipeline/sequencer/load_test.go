@@ -25,7 +25,7 @@ func TestLoadKeepsInvariants(t *testing.T) {
 	log := readLog(t, topics, partitions)
 	stop := startSequencer(t, topics, nil)
 	start := time.Now()
-	w.send(t, topics, 4, 100, 0)
+	w.send(t, func() string { return topics.Raw }, 4, 100, 0)
 	log.waitFor(t, 3*time.Minute, "an outcome for every send", func(l *seqLog) bool { return l.resolved(w.keys) })
 	took := time.Since(start)
 	stop()
@@ -83,7 +83,7 @@ func TestPoisonRecordsGoToDeadLetter(t *testing.T) {
 		encodeRaw(t, noBody),
 		encodeRaw(t, good("after")),
 	)
-	if err := rawProducer(t, topics).Write(context.Background(), msgs...); err != nil {
+	if err := rawProducer(t, topics.Raw).Write(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
 	log.waitFor(t, time.Minute, "the good records", func(l *seqLog) bool { return l.resolved([]string{"a/before", "a/after"}) })

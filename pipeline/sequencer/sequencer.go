@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seqchat/seqchat/internal/backoff"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
@@ -27,15 +28,26 @@ const (
 
 // Config configures a Sequencer.
 type Config struct {
-	Kafka  kafkawire.Config
-	Topics kafkawire.Topics // zero fields get kafkawire's defaults
-	// GroupID is the consumer group over the raw topic. Zero means "seqchat-sequencer".
+	Kafka kafkawire.Config
+	// Topics are generation 1's names (zero fields get kafkawire's
+	// defaults); a later generation's partitioned topics are derived from
+	// them (generation.Topics).
+	Topics kafkawire.Topics
+	// Generation is the generation of the partitioned topics this instance
+	// sequences (docs/architecture.md, Repartitioning). Zero means 1. An
+	// instance of generation g > 1 imports each partition's state from
+	// generation g-1 at the partition's first batch, once g-1 handed its
+	// conversations over (a fence).
+	Generation uint32
+	// GroupID is generation 1's consumer group over the raw topic; a later
+	// generation's is GroupID.g<g>. Zero means "seqchat-sequencer".
 	GroupID string
 	// TransactionalIDPrefix names the instance's transactional producer:
 	// <prefix>-<instance id> with Kafka.InstanceID, else <prefix>-<random>.
 	// A restart with the same instance id aborts what the previous
 	// incarnation left open at once; without one, the broker aborts it at
-	// the transaction timeout. Zero means GroupID.
+	// the transaction timeout. Zero means GroupID; a generation after the
+	// first appends .g<g> (as to GroupID).
 	TransactionalIDPrefix string
 	// Machine bounds the per-partition state.
 	Machine Options
@@ -66,12 +78,17 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	c.Topics = c.Topics.WithDefaults()
+	if c.Generation == 0 {
+		c.Generation = generation.First
+	}
 	if c.GroupID == "" {
 		c.GroupID = "seqchat-sequencer"
 	}
 	if c.TransactionalIDPrefix == "" {
 		c.TransactionalIDPrefix = c.GroupID
 	}
+	c.GroupID = generation.GroupID(c.GroupID, c.Generation)
+	c.TransactionalIDPrefix = generation.GroupID(c.TransactionalIDPrefix, c.Generation)
 	c.Machine = c.Machine.withDefaults()
 	if c.BatchMaxRecords == 0 {
 		c.BatchMaxRecords = 5000
@@ -113,16 +130,23 @@ func (c Config) Validate() error {
 // changes and input offsets commit in the shared transactions of one
 // producer per instance (kafkawire.TxnStage).
 type Sequencer struct {
-	cfg     Config
+	cfg Config
+	// topics: the partitioned topics of the instance's generation (and
+	// the shared ones); cfg.Topics keeps generation 1's names.
+	topics  kafkawire.Topics
 	log     *slog.Logger
 	metrics *metrics
 	txnID   string
 
 	dlqPartitions int32
-	// headsTopic receives the heartbeats once it is known to exist with
-	// the raw topic's partition count; nil until then (a deployment from
-	// before it) and when heartbeats are off.
-	headsTopic atomic.Pointer[string]
+	// partitions: of the generation's raw, sequenced and state topics.
+	partitions int32
+	// prevPartitions: the partition count of the previous generation (0
+	// for the first), whose state partitions are imported.
+	prevPartitions int32
+	// headsTopic receives the heartbeats once it is known to exist; nil
+	// until then (a deployment from before it) and when heartbeats are off.
+	headsTopic atomic.Pointer[headsTarget]
 	state      sarama.Consumer // reads state partitions on restore
 
 	topicsWait kafkawire.TopicsWait
@@ -145,8 +169,8 @@ func New(cfg Config) (*Sequencer, error) {
 		}
 		instance = hex.EncodeToString(b)
 	}
-	return &Sequencer{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
-		txnID: cfg.TransactionalIDPrefix + "-" + instance}, nil
+	return &Sequencer{cfg: cfg, topics: generation.Topics(cfg.Topics, cfg.Generation), log: cfg.Logger.With("generation", cfg.Generation),
+		metrics: newMetrics(cfg.Registerer), txnID: cfg.TransactionalIDPrefix + "-" + instance}, nil
 }
 
 // Ready fails until the instance is in a consumer group session with every
@@ -168,7 +192,7 @@ func (s *Sequencer) Ready(context.Context) error {
 // sequenced and state topics have the same partition count; it waits while
 // they do not exist yet or the broker does not answer.
 func (s *Sequencer) Run(ctx context.Context) error {
-	t := s.cfg.Topics
+	t := s.topics
 	var n int32
 	err := s.topicsWait.Await(ctx, s.log, s.cfg.Kafka, func(admin sarama.ClusterAdmin) (err error) {
 		if n, err = kafkawire.CheckCoPartitioned(admin, t.Raw, t.Sequenced, t.SequencerState); err != nil {
@@ -177,11 +201,15 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		if s.dlqPartitions, err = kafkawire.PartitionCount(admin, t.DeadLetter); err != nil {
 			return err
 		}
+		if s.cfg.Generation > generation.First {
+			prev := generation.Topics(s.cfg.Topics, s.cfg.Generation-1).SequencerState
+			if s.prevPartitions, err = kafkawire.PartitionCount(admin, prev); err != nil {
+				return fmt.Errorf("the previous generation's state topic: %w", err)
+			}
+		}
 		// Opened in the wait too: brokers that stop answering right
 		// after the topics were seen are waited for, not a reason to exit.
-		stateCfg := s.cfg.Kafka.ConsumerGroupConfig()
-		stateCfg.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
-		if s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), stateCfg); err != nil {
+		if s.state, err = sarama.NewConsumer(s.cfg.Kafka.BrokerList(), s.stateConfig()); err != nil {
 			return fmt.Errorf("state consumer: %w", err)
 		}
 		return nil
@@ -195,6 +223,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	s.partitions = n
 	s.log.Info("topics checked", "raw", t.Raw, "partitions", n, "transactional_id", s.txnID)
 	if s.cfg.HeadsInterval > 0 {
 		done := make(chan struct{})
@@ -219,13 +248,14 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	return err
 }
 
-// awaitHeadsTopic turns heartbeats on once the heads topic exists with
-// the raw topic's partition count: a worker writes to its own partition
-// number, and a write to a missing partition would fail every transaction.
-// Until then (a deployment from before the topic) sequencing goes on
-// without heartbeats.
+// awaitHeadsTopic turns heartbeats on once the heads topic exists. A
+// worker writes to its own partition number, modulo the heads topic's
+// count when that differs from the raw topic's (every generation after a
+// repartition shares the heads topic of the first; readers read every
+// partition). Until then (a deployment from before the topic) sequencing
+// goes on without heartbeats.
 func (s *Sequencer) awaitHeadsTopic(ctx context.Context, partitions int32) {
-	topic := s.cfg.Topics.Heads
+	topic := s.topics.Heads
 	retry := backoff.New(time.Second, time.Minute)
 	for {
 		admin, err := s.cfg.Kafka.NewAdmin()
@@ -234,14 +264,9 @@ func (s *Sequencer) awaitHeadsTopic(ctx context.Context, partitions int32) {
 			n, err = kafkawire.PartitionCount(admin, topic)
 			admin.Close()
 		}
-		switch {
-		case err == nil && n == partitions:
-			s.headsTopic.Store(&topic)
-			s.log.Info("heartbeats of conversation heads on", "topic", topic)
-			return
-		case err == nil:
-			s.log.Error("no heartbeats of conversation heads: the topic's partition count differs from the raw topic's",
-				"topic", topic, "partitions", n, "want", partitions)
+		if err == nil && n > 0 {
+			s.headsTopic.Store(&headsTarget{topic: topic, partitions: n})
+			s.log.Info("heartbeats of conversation heads on", "topic", topic, "partitions", n, "raw_partitions", partitions)
 			return
 		}
 		s.log.Warn("no heartbeats of conversation heads yet: gateways cannot detect stalled deliveries; `imctl topics create` creates the topic",
@@ -250,6 +275,19 @@ func (s *Sequencer) awaitHeadsTopic(ctx context.Context, partitions int32) {
 			return
 		}
 	}
+}
+
+// stateConfig configures the consumers of state partitions (read_committed).
+func (s *Sequencer) stateConfig() *sarama.Config {
+	c := s.cfg.Kafka.ConsumerGroupConfig()
+	c.Consumer.Fetch.Default = 8 << 20 // a restore reads a whole partition: fewer, larger fetches
+	return c
+}
+
+// headsTarget is the heads topic and its partition count.
+type headsTarget struct {
+	topic      string
+	partitions int32
 }
 
 // failed counts a failed transaction: the session restarts from committed

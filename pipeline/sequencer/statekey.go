@@ -1,5 +1,11 @@
 package sequencer
 
+import (
+	"strings"
+
+	"github.com/seqchat/seqchat/internal/generation"
+)
+
 // State store keys. Ids never contain 0x00 (validated on the raw record), so
 // 0x00-separated parts cannot collide.
 const sep = "\x00"
@@ -22,3 +28,19 @@ const headSuffix = sep + "h"
 
 // markerKey holds the restore marker; it sorts apart from every conversation.
 const markerKey = sep + "marker"
+
+// fenceKey holds the partition's fence (imv1.FenceEntry): it was handed
+// over to a newer generation, and importedKey the record of its import
+// from an older one (imv1.ImportEntry). Both sort apart from every
+// conversation.
+const (
+	fenceKey    = generation.FenceKey
+	importedKey = generation.ImportedKey
+)
+
+// conversationOfKey is the conversation a state key belongs to; "" for
+// the partition's own entries (marker, fence, import).
+func conversationOfKey(key string) string {
+	conv, _, _ := strings.Cut(key, sep)
+	return conv
+}

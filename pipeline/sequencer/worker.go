@@ -11,6 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -37,6 +38,14 @@ type worker struct {
 	// heartbeat, written at the first unit HeadsInterval after it.
 	heads    map[string]headSeq
 	lastBeat time.Time
+	// ctx is the session's.
+	ctx context.Context
+	// fence: the partition was handed over to a newer generation; every
+	// record is forwarded to it, nothing is sequenced here any more.
+	fence *imv1.FenceEntry
+	// importing: a partition of a later generation that has not imported
+	// its conversations' state yet; its first batch does.
+	importing bool
 }
 
 // headSeq is a conversation's last seq and the epoch it belongs to.
@@ -46,13 +55,14 @@ type headSeq struct{ seq, epoch uint64 }
 // earlier owners, nothing of what they left uncommitted.
 func (s *Sequencer) startWorker(sess *kafkawire.Session, p int32, txns *kafkawire.Txns) (kafkawire.TxnPartition, error) {
 	start := time.Now()
-	w := &worker{s: s, p: p, log: s.log.With("partition", p), heads: map[string]headSeq{}}
+	w := &worker{s: s, p: p, log: s.log.With("partition", p), heads: map[string]headSeq{}, ctx: sess.Context()}
 	if err := w.restore(sess.Context(), txns); err != nil {
 		return nil, err
 	}
 	s.metrics.partitions.Inc()
 	s.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
-	w.log.Info("partition restored", "took", time.Since(start).Round(time.Millisecond), "held", w.machine.Held())
+	w.log.Info("partition restored", "took", time.Since(start).Round(time.Millisecond), "held", w.machine.Held(),
+		"fenced", w.fence != nil, "importing", w.importing)
 	return w, nil
 }
 
@@ -72,7 +82,7 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 	if err != nil {
 		return err
 	}
-	stateTopic := w.s.cfg.Topics.SequencerState
+	stateTopic := w.s.topics.SequencerState
 	if err := <-txns.Submit(kafkawire.Unit{Offset: -1, Messages: []*sarama.ProducerMessage{{Topic: stateTopic, Partition: w.p,
 		Key: sarama.StringEncoder(markerKey), Value: sarama.ByteEncoder(marker)}}}); err != nil {
 		return fmt.Errorf("partition %d: restore marker: %w", w.p, err)
@@ -117,6 +127,9 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 			if e.GetMarker().GetToken() != token {
 				continue
 			}
+			if err := w.takeOwnEntries(latest); err != nil {
+				return err
+			}
 			entries := make(map[string]*imv1.StateEntry, len(latest))
 			for k, v := range latest {
 				e := &imv1.StateEntry{}
@@ -139,13 +152,67 @@ func (w *worker) restore(ctx context.Context, txns *kafkawire.Txns) error {
 	}
 }
 
+// takeOwnEntries takes the partition's fence and import record out of the
+// restored entries (they are not conversation state): a fenced partition
+// forwards; a partition of a later generation without an import record
+// imports at its first batch.
+func (w *worker) takeOwnEntries(latest map[string][]byte) error {
+	if v, ok := latest[fenceKey]; ok {
+		e := &imv1.StateEntry{}
+		if err := imv1.Unmarshal(v, e); err != nil {
+			return fmt.Errorf("partition %d: fence entry: %w", w.p, err)
+		}
+		if e.GetFence() == nil {
+			return fmt.Errorf("partition %d: the fence key holds a %T", w.p, e.Entry)
+		}
+		w.fence = e.GetFence()
+		delete(latest, fenceKey)
+	}
+	_, imported := latest[importedKey]
+	delete(latest, importedKey)
+	w.importing = w.s.cfg.Generation > generation.First && !imported && w.fence == nil
+	return nil
+}
+
 // Process applies a batch and returns its unit: the output on the
 // sequenced topic, the state changes, the dead letters and the consumed
 // offset, all to commit in one transaction.
 func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
+	var imported []*sarama.ProducerMessage
+	if w.importing {
+		var err error
+		if imported, err = w.importState(w.ctx); err != nil {
+			return kafkawire.Unit{}, false, err
+		}
+		w.importing = false
+	}
 	now := time.Now()
-	var dead []*sarama.ProducerMessage
+	var dead, forwarded []*sarama.ProducerMessage
+	var fenced *imv1.FenceEntry
 	for _, m := range b.Records {
+		if w.fence == nil && string(m.Key) == generation.FenceKey {
+			f, err := w.fenceFrom(m)
+			if err == nil && f != nil {
+				w.fence, fenced = f, f
+				w.log.Info("partition handed over: forwarding from here on", "offset", m.Offset,
+					"to_generation", f.Generation, "to_partitions", f.Partitions)
+			}
+			if err == nil {
+				continue
+			}
+			dl, err := w.deadLetter(m, err, now)
+			if err != nil {
+				return kafkawire.Unit{}, false, err
+			}
+			dead = append(dead, dl)
+			continue
+		}
+		if w.fence != nil {
+			if string(m.Key) != generation.FenceKey { // a second fence is dropped
+				forwarded = append(forwarded, w.forward(m))
+			}
+			continue
+		}
 		rec, err := decodeRaw(m)
 		if err != nil {
 			dl, err := w.deadLetter(m, err, now)
@@ -160,7 +227,7 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 	// Holds expire only when the partition is caught up: while there is a
 	// backlog (after a restart, say) the missing predecessor may be in it,
 	// however long ago its successor was held.
-	if b.CaughtUp() {
+	if b.CaughtUp() && w.fence == nil { // a fenced partition's holds moved on with its state
 		w.machine.Expire(now)
 	}
 	out, changes := w.machine.Take()
@@ -168,24 +235,38 @@ func (w *worker) Process(b kafkawire.Batch) (kafkawire.Unit, bool, error) {
 	if err != nil {
 		return kafkawire.Unit{}, false, err
 	}
-	if len(b.Records) == 0 && len(out) == 0 && len(changes) == 0 && len(beat) == 0 {
+	if len(b.Records) == 0 && len(out) == 0 && len(changes) == 0 && len(beat) == 0 && len(imported) == 0 {
 		return kafkawire.Unit{}, false, nil
 	}
 	msgs, err := w.messages(out, changes, dead)
 	if err != nil {
 		return kafkawire.Unit{}, false, err
 	}
+	// The imported state goes before what this batch changed in it, the
+	// fence after it.
+	msgs = append(imported, msgs...)
+	if fenced != nil {
+		fm, err := w.fenceMessages(fenced)
+		if err != nil {
+			return kafkawire.Unit{}, false, err
+		}
+		msgs = append(msgs, fm...)
+	}
+	msgs = append(msgs, forwarded...)
 	msgs = append(msgs, beat...)
 	// The offset is committed even by an idle tick's unit (held sends
 	// released, nothing consumed): it is what fences the unit if this
 	// instance lost the partition meanwhile (a zombie resumed from a
 	// pause released held sends the new owner had already sequenced:
 	// TestFailoverZombie).
-	u := kafkawire.Unit{Messages: msgs, Topic: w.s.cfg.Topics.Raw, Partition: w.p, Offset: b.Next}
+	u := kafkawire.Unit{Messages: msgs, Topic: w.s.topics.Raw, Partition: w.p, Offset: b.Next}
 	if len(b.Records) > 0 {
 		u.Committed = w.committed(b.Records)
 	}
-	w.s.metrics.observeBatch(len(b.Records), out, len(dead), w.machine.Held())
+	w.s.metrics.observeBatch(len(b.Records)-len(forwarded), out, len(dead), w.machine.Held())
+	if len(forwarded) > 0 {
+		w.s.metrics.records.WithLabelValues("forwarded").Add(float64(len(forwarded)))
+	}
 	if n := w.machine.TakeIgnoredReads(); n > 0 {
 		w.s.metrics.records.WithLabelValues("read_ignored").Add(float64(n))
 	}
@@ -213,7 +294,7 @@ func (w *worker) heartbeat(out []*imv1.SequencedRecord, now time.Time) ([]*saram
 	flush := func() error {
 		b, err := imv1.Marshal(sh)
 		if err == nil {
-			msgs = append(msgs, &sarama.ProducerMessage{Topic: *topic, Partition: w.p, Value: sarama.ByteEncoder(b)})
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic.topic, Partition: w.p % topic.partitions, Value: sarama.ByteEncoder(b)})
 		}
 		return err
 	}
@@ -283,13 +364,13 @@ func (w *worker) deadLetter(m *sarama.ConsumerMessage, reason error, now time.Ti
 	if len(m.Key) > 0 {
 		p = int32(kafkawire.PartitionFor(m.Key, int(w.s.dlqPartitions)))
 	}
-	return &sarama.ProducerMessage{Topic: w.s.cfg.Topics.DeadLetter, Partition: p, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(b)}, nil
+	return &sarama.ProducerMessage{Topic: w.s.topics.DeadLetter, Partition: p, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(b)}, nil
 }
 
 // messages encodes the output, the state changes and the dead letters, in
 // the order they must be written.
 func (w *worker) messages(out []*imv1.SequencedRecord, changes []StateChange, dead []*sarama.ProducerMessage) ([]*sarama.ProducerMessage, error) {
-	t := w.s.cfg.Topics
+	t := w.s.topics
 	msgs := make([]*sarama.ProducerMessage, 0, len(out)+len(changes)+len(dead))
 	for _, r := range out {
 		b, err := imv1.Marshal(r)

@@ -121,15 +121,16 @@ func (w *workload) messages(rng *rand.Rand, conv string, members []string, n int
 // send writes the workload to the raw topic from `writers` goroutines, each
 // owning whole conversations (so each conversation's raw order is the
 // generated one), in chunks of chunk records, pausing between chunks to
-// spread the load over time.
-func (w *workload) send(t *testing.T, topics kafkawire.Topics, writers, chunk int, pause time.Duration) {
+// spread the load over time. raw names the topic of each chunk (ingest
+// switching generations in TestRepartition).
+func (w *workload) send(t *testing.T, raw func() string, writers, chunk int, pause time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	errc := make(chan error, writers)
 	for g := 0; g < writers; g++ {
 		go func() {
-			p := rawProducer(t, topics)
+			producers := map[string]*kafkawire.Producer{}
 			// Interleave this writer's conversations record by record.
 			var mine [][]*imv1.RawRecord
 			for i, conv := range w.convs {
@@ -149,7 +150,11 @@ func (w *workload) send(t *testing.T, topics kafkawire.Topics, writers, chunk in
 			}
 			for len(msgs) > 0 {
 				n := min(chunk, len(msgs))
-				if err := p.Write(ctx, msgs[:n]...); err != nil {
+				topic := raw()
+				if producers[topic] == nil {
+					producers[topic] = rawProducer(t, topic)
+				}
+				if err := producers[topic].Write(ctx, msgs[:n]...); err != nil {
 					errc <- err
 					return
 				}

@@ -29,6 +29,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GenerationPhase int32
+
+const (
+	GenerationPhase_GENERATION_PHASE_UNSPECIFIED GenerationPhase = 0
+	// topics exist; instances start and import, processing nothing before.
+	GenerationPhase_GENERATION_PHASE_PREPARED GenerationPhase = 1
+	// ingest writes new sends to this generation's raw topic.
+	GenerationPhase_GENERATION_PHASE_WRITING GenerationPhase = 2
+	// every partition imported: the only generation that sequences.
+	GenerationPhase_GENERATION_PHASE_IMPORTED GenerationPhase = 3
+	// drained (an older generation): its readers stop.
+	GenerationPhase_GENERATION_PHASE_RETIRED GenerationPhase = 4
+)
+
+// Enum value maps for GenerationPhase.
+var (
+	GenerationPhase_name = map[int32]string{
+		0: "GENERATION_PHASE_UNSPECIFIED",
+		1: "GENERATION_PHASE_PREPARED",
+		2: "GENERATION_PHASE_WRITING",
+		3: "GENERATION_PHASE_IMPORTED",
+		4: "GENERATION_PHASE_RETIRED",
+	}
+	GenerationPhase_value = map[string]int32{
+		"GENERATION_PHASE_UNSPECIFIED": 0,
+		"GENERATION_PHASE_PREPARED":    1,
+		"GENERATION_PHASE_WRITING":     2,
+		"GENERATION_PHASE_IMPORTED":    3,
+		"GENERATION_PHASE_RETIRED":     4,
+	}
+)
+
+func (x GenerationPhase) Enum() *GenerationPhase {
+	p := new(GenerationPhase)
+	*p = x
+	return p
+}
+
+func (x GenerationPhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GenerationPhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_schemas_imv1_records_proto_enumTypes[0].Descriptor()
+}
+
+func (GenerationPhase) Type() protoreflect.EnumType {
+	return &file_schemas_imv1_records_proto_enumTypes[0]
+}
+
+func (x GenerationPhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GenerationPhase.Descriptor instead.
+func (GenerationPhase) EnumDescriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{0}
+}
+
 type MembershipEvent_Kind int32
 
 const (
@@ -68,11 +127,11 @@ func (x MembershipEvent_Kind) String() string {
 }
 
 func (MembershipEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_schemas_imv1_records_proto_enumTypes[0].Descriptor()
+	return file_schemas_imv1_records_proto_enumTypes[1].Descriptor()
 }
 
 func (MembershipEvent_Kind) Type() protoreflect.EnumType {
-	return &file_schemas_imv1_records_proto_enumTypes[0]
+	return &file_schemas_imv1_records_proto_enumTypes[1]
 }
 
 func (x MembershipEvent_Kind) Number() protoreflect.EnumNumber {
@@ -1318,6 +1377,8 @@ type StateEntry struct {
 	//	*StateEntry_Held
 	//	*StateEntry_Marker
 	//	*StateEntry_Read
+	//	*StateEntry_Fence
+	//	*StateEntry_Imported
 	Entry         isStateEntry_Entry `protobuf_oneof:"entry"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1430,6 +1491,24 @@ func (x *StateEntry) GetRead() *ReadPosition {
 	return nil
 }
 
+func (x *StateEntry) GetFence() *FenceEntry {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Fence); ok {
+			return x.Fence
+		}
+	}
+	return nil
+}
+
+func (x *StateEntry) GetImported() *ImportEntry {
+	if x != nil {
+		if x, ok := x.Entry.(*StateEntry_Imported); ok {
+			return x.Imported
+		}
+	}
+	return nil
+}
+
 type isStateEntry_Entry interface {
 	isStateEntry_Entry()
 }
@@ -1462,6 +1541,14 @@ type StateEntry_Read struct {
 	Read *ReadPosition `protobuf:"bytes,8,opt,name=read,proto3,oneof"`
 }
 
+type StateEntry_Fence struct {
+	Fence *FenceEntry `protobuf:"bytes,9,opt,name=fence,proto3,oneof"`
+}
+
+type StateEntry_Imported struct {
+	Imported *ImportEntry `protobuf:"bytes,10,opt,name=imported,proto3,oneof"`
+}
+
 func (*StateEntry_Head) isStateEntry_Entry() {}
 
 func (*StateEntry_Member) isStateEntry_Entry() {}
@@ -1475,6 +1562,152 @@ func (*StateEntry_Held) isStateEntry_Entry() {}
 func (*StateEntry_Marker) isStateEntry_Entry() {}
 
 func (*StateEntry_Read) isStateEntry_Entry() {}
+
+func (*StateEntry_Fence) isStateEntry_Entry() {}
+
+func (*StateEntry_Imported) isStateEntry_Entry() {}
+
+// FenceEntry (key 0x00 "fence") says the partition was handed over to a
+// newer generation at raw_offset: nothing after it is sequenced here, every
+// later raw record is forwarded (docs/architecture.md, Repartitioning).
+type FenceEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint32                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Partitions    int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	RawOffset     int64                  `protobuf:"varint,3,opt,name=raw_offset,json=rawOffset,proto3" json:"raw_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceEntry) Reset() {
+	*x = FenceEntry{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceEntry) ProtoMessage() {}
+
+func (x *FenceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceEntry.ProtoReflect.Descriptor instead.
+func (*FenceEntry) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FenceEntry) GetGeneration() uint32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *FenceEntry) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *FenceEntry) GetRawOffset() int64 {
+	if x != nil {
+		return x.RawOffset
+	}
+	return 0
+}
+
+// ImportEntry (key 0x00 "imported") says the partition holds the state of
+// its conversations as the older generation's partitions `sources` had it
+// at their fences.
+type ImportEntry struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	FromGeneration uint32                 `protobuf:"varint,1,opt,name=from_generation,json=fromGeneration,proto3" json:"from_generation,omitempty"`
+	FromPartitions int32                  `protobuf:"varint,2,opt,name=from_partitions,json=fromPartitions,proto3" json:"from_partitions,omitempty"`
+	Sources        []int32                `protobuf:"varint,3,rep,packed,name=sources,proto3" json:"sources,omitempty"`
+	Conversations  uint64                 `protobuf:"varint,4,opt,name=conversations,proto3" json:"conversations,omitempty"`
+	Entries        uint64                 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ImportEntry) Reset() {
+	*x = ImportEntry{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportEntry) ProtoMessage() {}
+
+func (x *ImportEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportEntry.ProtoReflect.Descriptor instead.
+func (*ImportEntry) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImportEntry) GetFromGeneration() uint32 {
+	if x != nil {
+		return x.FromGeneration
+	}
+	return 0
+}
+
+func (x *ImportEntry) GetFromPartitions() int32 {
+	if x != nil {
+		return x.FromPartitions
+	}
+	return 0
+}
+
+func (x *ImportEntry) GetSources() []int32 {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *ImportEntry) GetConversations() uint64 {
+	if x != nil {
+		return x.Conversations
+	}
+	return 0
+}
+
+func (x *ImportEntry) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
 
 // ConversationHead is a conversation's sequencing position.
 type ConversationHead struct {
@@ -1496,7 +1729,7 @@ type ConversationHead struct {
 
 func (x *ConversationHead) Reset() {
 	*x = ConversationHead{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1741,7 @@ func (x *ConversationHead) String() string {
 func (*ConversationHead) ProtoMessage() {}
 
 func (x *ConversationHead) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[16]
+	mi := &file_schemas_imv1_records_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1754,7 @@ func (x *ConversationHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHead.ProtoReflect.Descriptor instead.
 func (*ConversationHead) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{16}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConversationHead) GetConversationId() string {
@@ -1578,7 +1811,7 @@ type ReadPosition struct {
 
 func (x *ReadPosition) Reset() {
 	*x = ReadPosition{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1823,7 @@ func (x *ReadPosition) String() string {
 func (*ReadPosition) ProtoMessage() {}
 
 func (x *ReadPosition) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[17]
+	mi := &file_schemas_imv1_records_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1836,7 @@ func (x *ReadPosition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPosition.ProtoReflect.Descriptor instead.
 func (*ReadPosition) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{17}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadPosition) GetConversationId() string {
@@ -1639,7 +1872,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1884,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[18]
+	mi := &file_schemas_imv1_records_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1897,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{18}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Member) GetConversationId() string {
@@ -1708,7 +1941,7 @@ type RecentSend struct {
 
 func (x *RecentSend) Reset() {
 	*x = RecentSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1953,7 @@ func (x *RecentSend) String() string {
 func (*RecentSend) ProtoMessage() {}
 
 func (x *RecentSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[19]
+	mi := &file_schemas_imv1_records_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1966,7 @@ func (x *RecentSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentSend.ProtoReflect.Descriptor instead.
 func (*RecentSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{19}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RecentSend) GetConversationId() string {
@@ -1824,7 +2057,7 @@ type DeviceCursor struct {
 
 func (x *DeviceCursor) Reset() {
 	*x = DeviceCursor{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2069,7 @@ func (x *DeviceCursor) String() string {
 func (*DeviceCursor) ProtoMessage() {}
 
 func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[20]
+	mi := &file_schemas_imv1_records_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2082,7 @@ func (x *DeviceCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCursor.ProtoReflect.Descriptor instead.
 func (*DeviceCursor) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{20}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeviceCursor) GetConversationId() string {
@@ -1905,7 +2138,7 @@ type ClientSeqRange struct {
 
 func (x *ClientSeqRange) Reset() {
 	*x = ClientSeqRange{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2150,7 @@ func (x *ClientSeqRange) String() string {
 func (*ClientSeqRange) ProtoMessage() {}
 
 func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[21]
+	mi := &file_schemas_imv1_records_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2163,7 @@ func (x *ClientSeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSeqRange.ProtoReflect.Descriptor instead.
 func (*ClientSeqRange) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{21}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClientSeqRange) GetFirst() uint64 {
@@ -1959,7 +2192,7 @@ type HeldSend struct {
 
 func (x *HeldSend) Reset() {
 	*x = HeldSend{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2204,7 @@ func (x *HeldSend) String() string {
 func (*HeldSend) ProtoMessage() {}
 
 func (x *HeldSend) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[22]
+	mi := &file_schemas_imv1_records_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2217,7 @@ func (x *HeldSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldSend.ProtoReflect.Descriptor instead.
 func (*HeldSend) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{22}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeldSend) GetRecord() *RawRecord {
@@ -2013,7 +2246,7 @@ type RestoreMarker struct {
 
 func (x *RestoreMarker) Reset() {
 	*x = RestoreMarker{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2258,7 @@ func (x *RestoreMarker) String() string {
 func (*RestoreMarker) ProtoMessage() {}
 
 func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[23]
+	mi := &file_schemas_imv1_records_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2271,7 @@ func (x *RestoreMarker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreMarker.ProtoReflect.Descriptor instead.
 func (*RestoreMarker) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{23}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RestoreMarker) GetToken() string {
@@ -2067,7 +2300,7 @@ type StreamHeads struct {
 
 func (x *StreamHeads) Reset() {
 	*x = StreamHeads{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2312,7 @@ func (x *StreamHeads) String() string {
 func (*StreamHeads) ProtoMessage() {}
 
 func (x *StreamHeads) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[24]
+	mi := &file_schemas_imv1_records_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2325,7 @@ func (x *StreamHeads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamHeads.ProtoReflect.Descriptor instead.
 func (*StreamHeads) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{24}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StreamHeads) GetVersion() uint32 {
@@ -2136,7 +2369,7 @@ type ConversationHeadSeq struct {
 
 func (x *ConversationHeadSeq) Reset() {
 	*x = ConversationHeadSeq{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2381,7 @@ func (x *ConversationHeadSeq) String() string {
 func (*ConversationHeadSeq) ProtoMessage() {}
 
 func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[25]
+	mi := &file_schemas_imv1_records_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2394,7 @@ func (x *ConversationHeadSeq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationHeadSeq.ProtoReflect.Descriptor instead.
 func (*ConversationHeadSeq) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{25}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConversationHeadSeq) GetConversationId() string {
@@ -2201,7 +2434,7 @@ type GatewayDelivery struct {
 
 func (x *GatewayDelivery) Reset() {
 	*x = GatewayDelivery{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2446,7 @@ func (x *GatewayDelivery) String() string {
 func (*GatewayDelivery) ProtoMessage() {}
 
 func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[26]
+	mi := &file_schemas_imv1_records_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2459,7 @@ func (x *GatewayDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayDelivery.ProtoReflect.Descriptor instead.
 func (*GatewayDelivery) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{26}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GatewayDelivery) GetVersion() uint32 {
@@ -2284,7 +2517,7 @@ type RoutingStarted struct {
 
 func (x *RoutingStarted) Reset() {
 	*x = RoutingStarted{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2529,7 @@ func (x *RoutingStarted) String() string {
 func (*RoutingStarted) ProtoMessage() {}
 
 func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[27]
+	mi := &file_schemas_imv1_records_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2542,7 @@ func (x *RoutingStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutingStarted.ProtoReflect.Descriptor instead.
 func (*RoutingStarted) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{27}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RoutingStarted) GetUserId() string {
@@ -2388,7 +2621,7 @@ type RoutedConversation struct {
 
 func (x *RoutedConversation) Reset() {
 	*x = RoutedConversation{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2633,7 @@ func (x *RoutedConversation) String() string {
 func (*RoutedConversation) ProtoMessage() {}
 
 func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[28]
+	mi := &file_schemas_imv1_records_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2646,7 @@ func (x *RoutedConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutedConversation.ProtoReflect.Descriptor instead.
 func (*RoutedConversation) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{28}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RoutedConversation) GetConversationId() string {
@@ -2454,7 +2687,7 @@ type DeviceRef struct {
 
 func (x *DeviceRef) Reset() {
 	*x = DeviceRef{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[29]
+	mi := &file_schemas_imv1_records_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2699,7 @@ func (x *DeviceRef) String() string {
 func (*DeviceRef) ProtoMessage() {}
 
 func (x *DeviceRef) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[29]
+	mi := &file_schemas_imv1_records_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2712,7 @@ func (x *DeviceRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRef.ProtoReflect.Descriptor instead.
 func (*DeviceRef) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{29}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeviceRef) GetUserId() string {
@@ -2514,7 +2747,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[30]
+	mi := &file_schemas_imv1_records_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2759,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[30]
+	mi := &file_schemas_imv1_records_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2772,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{30}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Presence) GetVersion() uint32 {
@@ -2612,7 +2845,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[31]
+	mi := &file_schemas_imv1_records_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2624,7 +2857,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[31]
+	mi := &file_schemas_imv1_records_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2637,7 +2870,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{31}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -2731,7 +2964,7 @@ type FanoutMembership struct {
 
 func (x *FanoutMembership) Reset() {
 	*x = FanoutMembership{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[32]
+	mi := &file_schemas_imv1_records_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +2976,7 @@ func (x *FanoutMembership) String() string {
 func (*FanoutMembership) ProtoMessage() {}
 
 func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[32]
+	mi := &file_schemas_imv1_records_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +2989,7 @@ func (x *FanoutMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutMembership.ProtoReflect.Descriptor instead.
 func (*FanoutMembership) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{32}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FanoutMembership) GetVersion() uint32 {
@@ -2820,7 +3053,7 @@ type MembershipPeriod struct {
 
 func (x *MembershipPeriod) Reset() {
 	*x = MembershipPeriod{}
-	mi := &file_schemas_imv1_records_proto_msgTypes[33]
+	mi := &file_schemas_imv1_records_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +3065,7 @@ func (x *MembershipPeriod) String() string {
 func (*MembershipPeriod) ProtoMessage() {}
 
 func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_schemas_imv1_records_proto_msgTypes[33]
+	mi := &file_schemas_imv1_records_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +3078,7 @@ func (x *MembershipPeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipPeriod.ProtoReflect.Descriptor instead.
 func (*MembershipPeriod) Descriptor() ([]byte, []int) {
-	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{33}
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MembershipPeriod) GetFromSeq() uint64 {
@@ -2858,6 +3091,209 @@ func (x *MembershipPeriod) GetFromSeq() uint64 {
 func (x *MembershipPeriod) GetToSeq() uint64 {
 	if x != nil {
 		return x.ToSeq
+	}
+	return 0
+}
+
+// Generations is the one record of the control topic (im.control, compacted,
+// key "generations"), written only by imctl: every generation of the
+// partitioned topics (raw, sequenced, sequencer state, fanout members) with
+// its partition count and phase. Services follow it to know which
+// generations to run and which one ingest writes to.
+type Generations struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Generations   []*Generation          `protobuf:"bytes,2,rep,name=generations,proto3" json:"generations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Generations) Reset() {
+	*x = Generations{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Generations) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Generations) ProtoMessage() {}
+
+func (x *Generations) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Generations.ProtoReflect.Descriptor instead.
+func (*Generations) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Generations) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Generations) GetGenerations() []*Generation {
+	if x != nil {
+		return x.Generations
+	}
+	return nil
+}
+
+// Generation is one set of the partitioned topics. Generation 1 has the
+// plain names (im.raw, ...); generation g >= 2 appends ".g<g>".
+type Generation struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Partitions int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Phase      GenerationPhase        `protobuf:"varint,3,opt,name=phase,proto3,enum=seqchat.im.v1.GenerationPhase" json:"phase,omitempty"`
+	// changed_at_ms: when the phase was set (imctl's clock).
+	ChangedAtMs int64 `protobuf:"varint,4,opt,name=changed_at_ms,json=changedAtMs,proto3" json:"changed_at_ms,omitempty"`
+	// fence_offsets: where imctl wrote the fences into the previous
+	// generation's raw topic, by partition (empty until written). A fence is
+	// committed once the previous generation's sequencer group committed an
+	// offset past it.
+	FenceOffsets  []int64 `protobuf:"varint,5,rep,packed,name=fence_offsets,json=fenceOffsets,proto3" json:"fence_offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Generation) Reset() {
+	*x = Generation{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Generation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Generation) ProtoMessage() {}
+
+func (x *Generation) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Generation.ProtoReflect.Descriptor instead.
+func (*Generation) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Generation) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Generation) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *Generation) GetPhase() GenerationPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return GenerationPhase_GENERATION_PHASE_UNSPECIFIED
+}
+
+func (x *Generation) GetChangedAtMs() int64 {
+	if x != nil {
+		return x.ChangedAtMs
+	}
+	return 0
+}
+
+func (x *Generation) GetFenceOffsets() []int64 {
+	if x != nil {
+		return x.FenceOffsets
+	}
+	return nil
+}
+
+// GenerationFence is written by imctl to every partition of the older raw
+// topic (key 0x00 "fence"): its sequencer worker hands the partition over
+// to generation `generation` of `partitions` partitions there.
+type GenerationFence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Generation    uint32                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Partitions    int32                  `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerationFence) Reset() {
+	*x = GenerationFence{}
+	mi := &file_schemas_imv1_records_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerationFence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerationFence) ProtoMessage() {}
+
+func (x *GenerationFence) ProtoReflect() protoreflect.Message {
+	mi := &file_schemas_imv1_records_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerationFence.ProtoReflect.Descriptor instead.
+func (*GenerationFence) Descriptor() ([]byte, []int) {
+	return file_schemas_imv1_records_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GenerationFence) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GenerationFence) GetGeneration() uint32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *GenerationFence) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
 	}
 	return 0
 }
@@ -2954,7 +3390,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\\\n" +
 	"\x0fDuplicateNotice\x12!\n" +
 	"\foriginal_seq\x18\x01 \x01(\x04R\voriginalSeq\x12&\n" +
-	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\x9d\x03\n" +
+	"\x0foriginal_msg_id\x18\x02 \x01(\tR\roriginalMsgId\"\x8a\x04\n" +
 	"\n" +
 	"StateEntry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x125\n" +
@@ -2964,8 +3400,27 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x06cursor\x18\x05 \x01(\v2\x1b.seqchat.im.v1.DeviceCursorH\x00R\x06cursor\x12-\n" +
 	"\x04held\x18\x06 \x01(\v2\x17.seqchat.im.v1.HeldSendH\x00R\x04held\x126\n" +
 	"\x06marker\x18\a \x01(\v2\x1c.seqchat.im.v1.RestoreMarkerH\x00R\x06marker\x121\n" +
-	"\x04read\x18\b \x01(\v2\x1b.seqchat.im.v1.ReadPositionH\x00R\x04readB\a\n" +
-	"\x05entry\"\xb6\x01\n" +
+	"\x04read\x18\b \x01(\v2\x1b.seqchat.im.v1.ReadPositionH\x00R\x04read\x121\n" +
+	"\x05fence\x18\t \x01(\v2\x19.seqchat.im.v1.FenceEntryH\x00R\x05fence\x128\n" +
+	"\bimported\x18\n" +
+	" \x01(\v2\x1a.seqchat.im.v1.ImportEntryH\x00R\bimportedB\a\n" +
+	"\x05entry\"k\n" +
+	"\n" +
+	"FenceEntry\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\rR\n" +
+	"generation\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\x12\x1d\n" +
+	"\n" +
+	"raw_offset\x18\x03 \x01(\x03R\trawOffset\"\xb9\x01\n" +
+	"\vImportEntry\x12'\n" +
+	"\x0ffrom_generation\x18\x01 \x01(\rR\x0efromGeneration\x12'\n" +
+	"\x0ffrom_partitions\x18\x02 \x01(\x05R\x0efromPartitions\x12\x18\n" +
+	"\asources\x18\x03 \x03(\x05R\asources\x12$\n" +
+	"\rconversations\x18\x04 \x01(\x04R\rconversations\x12\x18\n" +
+	"\aentries\x18\x05 \x01(\x04R\aentries\"\xb6\x01\n" +
 	"\x10ConversationHead\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x18\n" +
@@ -3071,7 +3526,33 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x05epoch\x18\a \x01(\x04R\x05epoch\"D\n" +
 	"\x10MembershipPeriod\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x15\n" +
-	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeqB)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
+	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeq\"d\n" +
+	"\vGenerations\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
+	"\vgenerations\x18\x02 \x03(\v2\x19.seqchat.im.v1.GenerationR\vgenerations\"\xbb\x01\n" +
+	"\n" +
+	"Generation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\x124\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x1e.seqchat.im.v1.GenerationPhaseR\x05phase\x12\"\n" +
+	"\rchanged_at_ms\x18\x04 \x01(\x03R\vchangedAtMs\x12#\n" +
+	"\rfence_offsets\x18\x05 \x03(\x03R\ffenceOffsets\"k\n" +
+	"\x0fGenerationFence\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\rR\n" +
+	"generation\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x01(\x05R\n" +
+	"partitions*\xad\x01\n" +
+	"\x0fGenerationPhase\x12 \n" +
+	"\x1cGENERATION_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19GENERATION_PHASE_PREPARED\x10\x01\x12\x1c\n" +
+	"\x18GENERATION_PHASE_WRITING\x10\x02\x12\x1d\n" +
+	"\x19GENERATION_PHASE_IMPORTED\x10\x03\x12\x1c\n" +
+	"\x18GENERATION_PHASE_RETIRED\x10\x04B)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
 
 var (
 	file_schemas_imv1_records_proto_rawDescOnce sync.Once
@@ -3085,83 +3566,93 @@ func file_schemas_imv1_records_proto_rawDescGZIP() []byte {
 	return file_schemas_imv1_records_proto_rawDescData
 }
 
-var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_schemas_imv1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_schemas_imv1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_schemas_imv1_records_proto_goTypes = []any{
-	(MembershipEvent_Kind)(0),   // 0: seqchat.im.v1.MembershipEvent.Kind
-	(*RawRecord)(nil),           // 1: seqchat.im.v1.RawRecord
-	(*ReadMark)(nil),            // 2: seqchat.im.v1.ReadMark
-	(*ChatMessage)(nil),         // 3: seqchat.im.v1.ChatMessage
-	(*Revision)(nil),            // 4: seqchat.im.v1.Revision
-	(*Recall)(nil),              // 5: seqchat.im.v1.Recall
-	(*Control)(nil),             // 6: seqchat.im.v1.Control
-	(*CreateGroup)(nil),         // 7: seqchat.im.v1.CreateGroup
-	(*Join)(nil),                // 8: seqchat.im.v1.Join
-	(*Leave)(nil),               // 9: seqchat.im.v1.Leave
-	(*Kick)(nil),                // 10: seqchat.im.v1.Kick
-	(*SequencedRecord)(nil),     // 11: seqchat.im.v1.SequencedRecord
-	(*ReadReceipt)(nil),         // 12: seqchat.im.v1.ReadReceipt
-	(*MembershipEvent)(nil),     // 13: seqchat.im.v1.MembershipEvent
-	(*Rejection)(nil),           // 14: seqchat.im.v1.Rejection
-	(*DuplicateNotice)(nil),     // 15: seqchat.im.v1.DuplicateNotice
-	(*StateEntry)(nil),          // 16: seqchat.im.v1.StateEntry
-	(*ConversationHead)(nil),    // 17: seqchat.im.v1.ConversationHead
-	(*ReadPosition)(nil),        // 18: seqchat.im.v1.ReadPosition
-	(*Member)(nil),              // 19: seqchat.im.v1.Member
-	(*RecentSend)(nil),          // 20: seqchat.im.v1.RecentSend
-	(*DeviceCursor)(nil),        // 21: seqchat.im.v1.DeviceCursor
-	(*ClientSeqRange)(nil),      // 22: seqchat.im.v1.ClientSeqRange
-	(*HeldSend)(nil),            // 23: seqchat.im.v1.HeldSend
-	(*RestoreMarker)(nil),       // 24: seqchat.im.v1.RestoreMarker
-	(*StreamHeads)(nil),         // 25: seqchat.im.v1.StreamHeads
-	(*ConversationHeadSeq)(nil), // 26: seqchat.im.v1.ConversationHeadSeq
-	(*GatewayDelivery)(nil),     // 27: seqchat.im.v1.GatewayDelivery
-	(*RoutingStarted)(nil),      // 28: seqchat.im.v1.RoutingStarted
-	(*RoutedConversation)(nil),  // 29: seqchat.im.v1.RoutedConversation
-	(*DeviceRef)(nil),           // 30: seqchat.im.v1.DeviceRef
-	(*Presence)(nil),            // 31: seqchat.im.v1.Presence
-	(*DeadLetter)(nil),          // 32: seqchat.im.v1.DeadLetter
-	(*FanoutMembership)(nil),    // 33: seqchat.im.v1.FanoutMembership
-	(*MembershipPeriod)(nil),    // 34: seqchat.im.v1.MembershipPeriod
+	(GenerationPhase)(0),        // 0: seqchat.im.v1.GenerationPhase
+	(MembershipEvent_Kind)(0),   // 1: seqchat.im.v1.MembershipEvent.Kind
+	(*RawRecord)(nil),           // 2: seqchat.im.v1.RawRecord
+	(*ReadMark)(nil),            // 3: seqchat.im.v1.ReadMark
+	(*ChatMessage)(nil),         // 4: seqchat.im.v1.ChatMessage
+	(*Revision)(nil),            // 5: seqchat.im.v1.Revision
+	(*Recall)(nil),              // 6: seqchat.im.v1.Recall
+	(*Control)(nil),             // 7: seqchat.im.v1.Control
+	(*CreateGroup)(nil),         // 8: seqchat.im.v1.CreateGroup
+	(*Join)(nil),                // 9: seqchat.im.v1.Join
+	(*Leave)(nil),               // 10: seqchat.im.v1.Leave
+	(*Kick)(nil),                // 11: seqchat.im.v1.Kick
+	(*SequencedRecord)(nil),     // 12: seqchat.im.v1.SequencedRecord
+	(*ReadReceipt)(nil),         // 13: seqchat.im.v1.ReadReceipt
+	(*MembershipEvent)(nil),     // 14: seqchat.im.v1.MembershipEvent
+	(*Rejection)(nil),           // 15: seqchat.im.v1.Rejection
+	(*DuplicateNotice)(nil),     // 16: seqchat.im.v1.DuplicateNotice
+	(*StateEntry)(nil),          // 17: seqchat.im.v1.StateEntry
+	(*FenceEntry)(nil),          // 18: seqchat.im.v1.FenceEntry
+	(*ImportEntry)(nil),         // 19: seqchat.im.v1.ImportEntry
+	(*ConversationHead)(nil),    // 20: seqchat.im.v1.ConversationHead
+	(*ReadPosition)(nil),        // 21: seqchat.im.v1.ReadPosition
+	(*Member)(nil),              // 22: seqchat.im.v1.Member
+	(*RecentSend)(nil),          // 23: seqchat.im.v1.RecentSend
+	(*DeviceCursor)(nil),        // 24: seqchat.im.v1.DeviceCursor
+	(*ClientSeqRange)(nil),      // 25: seqchat.im.v1.ClientSeqRange
+	(*HeldSend)(nil),            // 26: seqchat.im.v1.HeldSend
+	(*RestoreMarker)(nil),       // 27: seqchat.im.v1.RestoreMarker
+	(*StreamHeads)(nil),         // 28: seqchat.im.v1.StreamHeads
+	(*ConversationHeadSeq)(nil), // 29: seqchat.im.v1.ConversationHeadSeq
+	(*GatewayDelivery)(nil),     // 30: seqchat.im.v1.GatewayDelivery
+	(*RoutingStarted)(nil),      // 31: seqchat.im.v1.RoutingStarted
+	(*RoutedConversation)(nil),  // 32: seqchat.im.v1.RoutedConversation
+	(*DeviceRef)(nil),           // 33: seqchat.im.v1.DeviceRef
+	(*Presence)(nil),            // 34: seqchat.im.v1.Presence
+	(*DeadLetter)(nil),          // 35: seqchat.im.v1.DeadLetter
+	(*FanoutMembership)(nil),    // 36: seqchat.im.v1.FanoutMembership
+	(*MembershipPeriod)(nil),    // 37: seqchat.im.v1.MembershipPeriod
+	(*Generations)(nil),         // 38: seqchat.im.v1.Generations
+	(*Generation)(nil),          // 39: seqchat.im.v1.Generation
+	(*GenerationFence)(nil),     // 40: seqchat.im.v1.GenerationFence
 }
 var file_schemas_imv1_records_proto_depIdxs = []int32{
-	3,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	6,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
-	4,  // 2: seqchat.im.v1.RawRecord.revision:type_name -> seqchat.im.v1.Revision
-	2,  // 3: seqchat.im.v1.RawRecord.read:type_name -> seqchat.im.v1.ReadMark
-	3,  // 4: seqchat.im.v1.Revision.edit:type_name -> seqchat.im.v1.ChatMessage
-	5,  // 5: seqchat.im.v1.Revision.recall:type_name -> seqchat.im.v1.Recall
-	7,  // 6: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
-	8,  // 7: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
-	9,  // 8: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
-	10, // 9: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
-	3,  // 10: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
-	13, // 11: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
-	14, // 12: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
-	15, // 13: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
-	4,  // 14: seqchat.im.v1.SequencedRecord.revision:type_name -> seqchat.im.v1.Revision
-	12, // 15: seqchat.im.v1.SequencedRecord.read_receipt:type_name -> seqchat.im.v1.ReadReceipt
-	0,  // 16: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
-	17, // 17: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
-	19, // 18: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
-	20, // 19: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
-	21, // 20: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
-	23, // 21: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
-	24, // 22: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
-	18, // 23: seqchat.im.v1.StateEntry.read:type_name -> seqchat.im.v1.ReadPosition
-	22, // 24: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
-	1,  // 25: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
-	26, // 26: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
-	11, // 27: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
-	30, // 28: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
-	28, // 29: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
-	29, // 30: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
-	34, // 31: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 0: seqchat.im.v1.RawRecord.message:type_name -> seqchat.im.v1.ChatMessage
+	7,  // 1: seqchat.im.v1.RawRecord.control:type_name -> seqchat.im.v1.Control
+	5,  // 2: seqchat.im.v1.RawRecord.revision:type_name -> seqchat.im.v1.Revision
+	3,  // 3: seqchat.im.v1.RawRecord.read:type_name -> seqchat.im.v1.ReadMark
+	4,  // 4: seqchat.im.v1.Revision.edit:type_name -> seqchat.im.v1.ChatMessage
+	6,  // 5: seqchat.im.v1.Revision.recall:type_name -> seqchat.im.v1.Recall
+	8,  // 6: seqchat.im.v1.Control.create_group:type_name -> seqchat.im.v1.CreateGroup
+	9,  // 7: seqchat.im.v1.Control.join:type_name -> seqchat.im.v1.Join
+	10, // 8: seqchat.im.v1.Control.leave:type_name -> seqchat.im.v1.Leave
+	11, // 9: seqchat.im.v1.Control.kick:type_name -> seqchat.im.v1.Kick
+	4,  // 10: seqchat.im.v1.SequencedRecord.message:type_name -> seqchat.im.v1.ChatMessage
+	14, // 11: seqchat.im.v1.SequencedRecord.membership:type_name -> seqchat.im.v1.MembershipEvent
+	15, // 12: seqchat.im.v1.SequencedRecord.rejection:type_name -> seqchat.im.v1.Rejection
+	16, // 13: seqchat.im.v1.SequencedRecord.duplicate:type_name -> seqchat.im.v1.DuplicateNotice
+	5,  // 14: seqchat.im.v1.SequencedRecord.revision:type_name -> seqchat.im.v1.Revision
+	13, // 15: seqchat.im.v1.SequencedRecord.read_receipt:type_name -> seqchat.im.v1.ReadReceipt
+	1,  // 16: seqchat.im.v1.MembershipEvent.kind:type_name -> seqchat.im.v1.MembershipEvent.Kind
+	20, // 17: seqchat.im.v1.StateEntry.head:type_name -> seqchat.im.v1.ConversationHead
+	22, // 18: seqchat.im.v1.StateEntry.member:type_name -> seqchat.im.v1.Member
+	23, // 19: seqchat.im.v1.StateEntry.recent:type_name -> seqchat.im.v1.RecentSend
+	24, // 20: seqchat.im.v1.StateEntry.cursor:type_name -> seqchat.im.v1.DeviceCursor
+	26, // 21: seqchat.im.v1.StateEntry.held:type_name -> seqchat.im.v1.HeldSend
+	27, // 22: seqchat.im.v1.StateEntry.marker:type_name -> seqchat.im.v1.RestoreMarker
+	21, // 23: seqchat.im.v1.StateEntry.read:type_name -> seqchat.im.v1.ReadPosition
+	18, // 24: seqchat.im.v1.StateEntry.fence:type_name -> seqchat.im.v1.FenceEntry
+	19, // 25: seqchat.im.v1.StateEntry.imported:type_name -> seqchat.im.v1.ImportEntry
+	25, // 26: seqchat.im.v1.DeviceCursor.open:type_name -> seqchat.im.v1.ClientSeqRange
+	2,  // 27: seqchat.im.v1.HeldSend.record:type_name -> seqchat.im.v1.RawRecord
+	29, // 28: seqchat.im.v1.StreamHeads.heads:type_name -> seqchat.im.v1.ConversationHeadSeq
+	12, // 29: seqchat.im.v1.GatewayDelivery.record:type_name -> seqchat.im.v1.SequencedRecord
+	33, // 30: seqchat.im.v1.GatewayDelivery.recipients:type_name -> seqchat.im.v1.DeviceRef
+	31, // 31: seqchat.im.v1.GatewayDelivery.routing_started:type_name -> seqchat.im.v1.RoutingStarted
+	32, // 32: seqchat.im.v1.RoutingStarted.conversations:type_name -> seqchat.im.v1.RoutedConversation
+	37, // 33: seqchat.im.v1.FanoutMembership.periods:type_name -> seqchat.im.v1.MembershipPeriod
+	39, // 34: seqchat.im.v1.Generations.generations:type_name -> seqchat.im.v1.Generation
+	0,  // 35: seqchat.im.v1.Generation.phase:type_name -> seqchat.im.v1.GenerationPhase
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_schemas_imv1_records_proto_init() }
@@ -3201,14 +3692,16 @@ func file_schemas_imv1_records_proto_init() {
 		(*StateEntry_Held)(nil),
 		(*StateEntry_Marker)(nil),
 		(*StateEntry_Read)(nil),
+		(*StateEntry_Fence)(nil),
+		(*StateEntry_Imported)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_schemas_imv1_records_proto_rawDesc), len(file_schemas_imv1_records_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/seqchat/seqchat/internal/generation"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/internal/service"
+	"github.com/seqchat/seqchat/tools/repartition"
+)
+
+// repartitionFlags are the flags of `imctl repartition` and its status.
+type repartitionFlags struct {
+	common            service.Common
+	topicsPrefix      string
+	partitions        int
+	replicationFactor int
+	experimental      bool
+	cfg               repartition.Config
+}
+
+func parseRepartition(name string, args []string, run bool) (*repartitionFlags, error) {
+	fs := flag.NewFlagSet("imctl "+name, flag.ContinueOnError)
+	var f repartitionFlags
+	f.common.Register(fs, "")
+	fs.StringVar(&f.cfg.ControlTopic, "control-topic", generation.ControlTopic, "the control topic (compacted, one partition)")
+	fs.StringVar(&f.topicsPrefix, "topics-prefix", "", "name the topics <prefix>.raw, <prefix>.seq, ... (a test's or benchmark's set) instead of im.raw, im.seq, ...")
+	fs.StringVar(&f.cfg.SequencerGroup, "sequencer-group", "seqchat-sequencer", "generation 1's sequencer group (later generations: .g<g>)")
+	fs.StringVar(&f.cfg.FanoutGroup, "fanout-group", "seqchat-fanout", "generation 1's fanout group (later generations: .g<g>)")
+	fs.StringVar(&f.cfg.HistoryGroup, "history-group", "seqchat-history", "generation 1's history sink group (later generations: .g<g>)")
+	if run {
+		fs.IntVar(&f.partitions, "partitions", 0, "the partition count to move to (required)")
+		fs.IntVar(&f.replicationFactor, "replication-factor", 1, "replication factor of the new topics (3 in production)")
+		fs.DurationVar(&f.cfg.Quiet, "quiet", 0, "the old generation is drained once nothing was appended to its raw topic for this long (default 1m)")
+		fs.BoolVar(&f.experimental, "experimental", false, "acknowledge what is not built yet (docs/architecture.md, Repartitioning): "+
+			"gateways settle new connections and history answers CaughtUp against generation 1 only")
+	}
+	if err := service.Parse(fs, args, os.Getenv); err != nil {
+		return nil, err
+	}
+	if run {
+		switch {
+		case f.partitions < 1 || f.partitions > generation.MaxPartitions:
+			return nil, fmt.Errorf("-partitions must be between 1 and %d (got %d)", generation.MaxPartitions, f.partitions)
+		case f.replicationFactor < 1:
+			return nil, errors.New("-replication-factor must be at least 1")
+		case f.cfg.Quiet < 0:
+			return nil, errors.New("-quiet must not be negative")
+		case !f.experimental:
+			return nil, errors.New("repartitioning is not finished: gateways settle new connections, and history answers whether it " +
+				"holds a conversation, against generation 1 only (docs/architecture.md, Repartitioning); -experimental runs it anyway (tests, staging)")
+		}
+	}
+	f.cfg.Kafka = f.common.Kafka("imctl")
+	f.cfg.Topics = kafkawire.Topics{}.WithDefaults()
+	if f.topicsPrefix != "" {
+		f.cfg.Topics = kafkawire.PrefixedTopics(f.topicsPrefix)
+	}
+	f.cfg.Layout = kafkawire.Layout{ReplicationFactor: int16(f.replicationFactor)}
+	f.cfg.Out = os.Stdout
+	return &f, nil
+}
+
+func runRepartition(ctx context.Context, args []string) error {
+	f, err := parseRepartition("repartition", args, true)
+	if err != nil {
+		return err
+	}
+	tool, err := repartition.New(f.cfg)
+	if err != nil {
+		return err
+	}
+	defer tool.Close()
+	return tool.Run(ctx, int32(f.partitions))
+}
+
+func runRepartitionStatus(ctx context.Context, args []string) error {
+	f, err := parseRepartition("repartition status", args, false)
+	if err != nil {
+		return err
+	}
+	tool, err := repartition.New(f.cfg)
+	if err != nil {
+		return err
+	}
+	defer tool.Close()
+	return tool.Status(ctx)
+}

@@ -1,0 +1,279 @@
+package repartition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/seqchat/seqchat/internal/generation"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/schemas/imv1"
+)
+
+// Progress is what a run reports besides the step.
+type Progress struct {
+	Observed generation.Observed
+	// SequencersClaimed, FanoutsClaimed: partitions of the new generation
+	// its sequencer and fanout groups hold.
+	SequencersClaimed, FanoutsClaimed int
+	// OldLag: records of the old raw topic its sequencers have not
+	// consumed (sequenced or forwarded) yet; OldEnd its end offsets' sum.
+	OldLag, OldEnd int64
+	// SinksBehind: old sequenced partitions the old history sinks have not
+	// stored to their end yet (looked at once the rest is drained).
+	SinksBehind int
+	// QuietFor: how long the old raw topic has had nothing appended (by
+	// its newest record's timestamp: clocks must roughly agree), of the
+	// Quiet it must.
+	QuietFor, Quiet time.Duration
+}
+
+// observe gathers what the broker shows of change c.
+func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Change) (generation.Observed, Progress, error) {
+	var o generation.Observed
+	var prog Progress
+	to := c.To
+	for _, gen := range g.GetGenerations() {
+		if gen.Id == c.To.Id {
+			to = gen // the record's, with its phase and fence offsets
+		}
+	}
+	from := c.From
+	exist, err := r.topicsExist(to)
+	if err != nil || !exist {
+		return o, prog, err
+	}
+	o.TopicsExist = true
+	if to.Phase == 0 { // not published yet
+		return o, prog, nil
+	}
+	toTopics, fromTopics := generation.Topics(r.cfg.Topics, to.Id), generation.Topics(r.cfg.Topics, from.Id)
+	toGroup, fromGroup := generation.GroupID(r.cfg.SequencerGroup, to.Id), generation.GroupID(r.cfg.SequencerGroup, from.Id)
+	assigned, state, err := kafkawire.GroupAssignment(r.admin, toGroup, toTopics.Raw)
+	if err != nil {
+		return o, prog, fmt.Errorf("group %s: %w", toGroup, err)
+	}
+	for _, n := range assigned {
+		prog.SequencersClaimed += n
+	}
+	fanoutGroup := generation.GroupID(r.cfg.FanoutGroup, to.Id)
+	fassigned, fstate, err := kafkawire.GroupAssignment(r.admin, fanoutGroup, toTopics.Sequenced)
+	if err != nil {
+		return o, prog, fmt.Errorf("group %s: %w", fanoutGroup, err)
+	}
+	for _, n := range fassigned {
+		prog.FanoutsClaimed += n
+	}
+	o.InstancesReady = state == "Stable" && prog.SequencersClaimed == int(to.Partitions) &&
+		fstate == "Stable" && prog.FanoutsClaimed == int(to.Partitions)
+	o.FencesSent = len(to.FenceOffsets) == int(from.Partitions)
+	fromOffsets, err := r.committed(fromGroup, fromTopics.Raw, from.Partitions)
+	if err != nil {
+		return o, prog, err
+	}
+	if o.FencesSent {
+		for p, f := range to.FenceOffsets {
+			if fromOffsets[p] > f {
+				o.FencesCommitted++
+			}
+		}
+	}
+	toOffsets, err := r.committed(toGroup, toTopics.Raw, to.Partitions)
+	if err != nil {
+		return o, prog, err
+	}
+	for _, off := range toOffsets {
+		if off >= 0 { // a later generation's first transaction is its import
+			o.SequencerImport++
+		}
+	}
+	if to.Phase >= generation.Writing {
+		for q := range to.Partitions {
+			ok, err := r.hasKey(ctx, toTopics.FanoutMembers, q, generation.ImportedKey)
+			if err != nil {
+				return o, prog, err
+			}
+			if ok {
+				o.FanoutImport++
+			}
+		}
+	}
+	var last time.Time // the newest record of the old raw topic
+	for p := range from.Partitions {
+		end, err := kafkawire.NewestOffset(ctx, r.client, fromTopics.Raw, p)
+		if err != nil {
+			return o, prog, err
+		}
+		prog.OldEnd += end
+		prog.OldLag += max(end-max(fromOffsets[p], 0), 0)
+		if to.Phase >= generation.Imported && end > 0 {
+			at, err := r.appendedAt(ctx, fromTopics.Raw, p, end-1)
+			if err != nil {
+				return o, prog, err
+			}
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	// Measured from the records' timestamps, not from this process's
+	// memory, so a rerun after a kill does not start the wait again.
+	prog.QuietFor, prog.Quiet = time.Since(last), r.cfg.Quiet
+	o.Drained = to.Phase >= generation.Imported && prog.OldLag == 0 && prog.QuietFor >= r.cfg.Quiet
+	if o.Drained {
+		// And the old history sinks stored everything: their group has
+		// committed past each old sequenced partition's end record.
+		group := generation.GroupID(r.cfg.HistoryGroup, from.Id)
+		for p := range from.Partitions {
+			_, passed, err := kafkawire.PassedRecord(ctx, r.cfg.Kafka, r.admin, group, fromTopics.Sequenced, p, generation.FenceKey)
+			if err != nil {
+				return o, prog, err
+			}
+			if !passed {
+				o.Drained = false
+				prog.SinksBehind++
+			}
+		}
+	}
+	prog.Observed = o
+	return o, prog, nil
+}
+
+// hasKey reads topic/p (not transactional) to its end and says whether a
+// record has key.
+func (r *Tool) hasKey(ctx context.Context, topic string, p int32, key string) (bool, error) {
+	end, err := kafkawire.NewestOffset(ctx, r.client, topic, p)
+	if err != nil || end == 0 {
+		return false, err
+	}
+	consumer, err := sarama.NewConsumerFromClient(r.client)
+	if err != nil {
+		return false, err
+	}
+	defer consumer.Close()
+	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	defer pc.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case err := <-pc.Errors():
+			return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
+		case m := <-pc.Messages():
+			if string(m.Key) == key {
+				return true, nil
+			}
+			if m.Offset+1 >= end {
+				return false, nil
+			}
+		}
+	}
+}
+
+// appendedAt is the timestamp of the record at offset of topic/p.
+func (r *Tool) appendedAt(ctx context.Context, topic string, p int32, offset int64) (time.Time, error) {
+	consumer, err := sarama.NewConsumerFromClient(r.client)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer consumer.Close()
+	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, offset)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	defer pc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+		return time.Time{}, fmt.Errorf("read %s/%d at %d: %w", topic, p, offset, ctx.Err())
+	case err := <-pc.Errors():
+		return time.Time{}, fmt.Errorf("read %s/%d: %w", topic, p, err)
+	case m := <-pc.Messages():
+		return m.Timestamp, nil
+	}
+}
+
+// topicsExist: the generation's partitioned topics exist with its count.
+// One with another count is an error: it cannot be this generation's.
+func (r *Tool) topicsExist(gen *imv1.Generation) (bool, error) {
+	for _, s := range generation.Specs(r.cfg.Topics, r.cfg.Layout, gen.Id, gen.Partitions) {
+		n, err := kafkawire.PartitionCount(r.admin, s.Name)
+		switch {
+		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+			return false, nil
+		case err != nil:
+			return false, err
+		case n != gen.Partitions:
+			return false, fmt.Errorf("topic %s exists with %d partitions, generation %d has %d: %w",
+				s.Name, n, gen.Id, gen.Partitions, kafkawire.ErrPartitionMismatch)
+		}
+	}
+	return true, nil
+}
+
+// committed is the group's committed offset of each partition of topic,
+// -1 where it has none.
+func (r *Tool) committed(group, topic string, n int32) ([]int64, error) {
+	resp, err := r.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions(n)})
+	if err != nil {
+		return nil, fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	out := make([]int64, n)
+	for p := range n {
+		out[p] = -1
+		b := resp.GetBlock(topic, p)
+		if b == nil {
+			continue
+		}
+		if !errors.Is(b.Err, sarama.ErrNoError) {
+			return nil, fmt.Errorf("offset of group %s on %s/%d: %w", group, topic, p, b.Err)
+		}
+		out[p] = b.Offset
+	}
+	return out, nil
+}
+
+// report prints the step and the progress when they changed, or every 5 s
+// while the same wait goes on.
+func (r *Tool) report(step generation.Step, c generation.Change, p Progress) {
+	line := fmt.Sprintf("generation %d (%d partitions) -> %d (%d partitions): %s", c.From.Id, c.From.Partitions, c.To.Id, c.To.Partitions, step)
+	detail := describe(step, c, p)
+	if detail != "" {
+		line += " — " + detail
+	}
+	if line == r.lastReport && time.Since(r.lastPrinted) < 5*time.Second {
+		return
+	}
+	r.lastReport, r.lastPrinted = line, time.Now()
+	fmt.Fprintf(r.cfg.Out, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), line)
+}
+
+// describe says what a step waits for.
+func describe(step generation.Step, c generation.Change, p Progress) string {
+	o := p.Observed
+	var parts []string
+	switch step {
+	case generation.AwaitInstances:
+		parts = append(parts, fmt.Sprintf("waiting for the sequencers and fanouts of generation %d to claim every partition: %d/%d and %d/%d (run them with -generation %d)",
+			c.To.Id, p.SequencersClaimed, c.To.Partitions, p.FanoutsClaimed, c.To.Partitions, c.To.Id))
+	case generation.AwaitImports, generation.WriteFences, generation.PublishImported:
+		parts = append(parts, fmt.Sprintf("fences committed %d/%d", o.FencesCommitted, c.From.Partitions),
+			fmt.Sprintf("partitions imported %d/%d by the sequencers and %d/%d by the fanouts", o.SequencerImport, c.To.Partitions, o.FanoutImport, c.To.Partitions),
+			fmt.Sprintf("old raw lag %d", p.OldLag))
+	case generation.AwaitDrain, generation.PublishRetired:
+		parts = append(parts, fmt.Sprintf("old raw lag %d", p.OldLag),
+			fmt.Sprintf("nothing appended to it for %v of %v", p.QuietFor.Round(time.Second), p.Quiet))
+		if p.SinksBehind > 0 {
+			parts = append(parts, fmt.Sprintf("old history sinks behind on %d partitions", p.SinksBehind))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,179 @@
+package repartition_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/seqchat/seqchat/internal/generation"
+	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/schemas/imv1"
+	"github.com/seqchat/seqchat/testsupport/stacktest"
+	"github.com/seqchat/seqchat/tools/repartition"
+)
+
+// syncBuffer collects the tool's output from the runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startGenerations runs a sequencer, a fanout and a history sink of each
+// generation, in this process, until the test ends.
+func startGenerations(t *testing.T, cfg repartition.Config, gens ...uint32) {
+	t.Helper()
+	conn, db := stacktest.ClickHouse(t)
+	store, err := history.NewStore(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gens {
+		s, err := sequencer.New(sequencer.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.SequencerGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("sequencer generation %d", g), s.Run)
+		f, err := fanout.New(fanout.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.FanoutGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("fanout generation %d", g), f.Run)
+		h, err := history.New(history.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.HistoryGroup, Store: store,
+			BatchMaxWait: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, fmt.Sprintf("history sink generation %d", g), h.Run)
+	}
+}
+
+func send(t *testing.T, raw string, from, to uint64) {
+	t.Helper()
+	var msgs []kafka.Message
+	for cs := from; cs <= to; cs++ {
+		b, err := imv1.Marshal(&imv1.RawRecord{Version: imv1.Version, ConversationId: "dm:rp-a:rp-b", ClientMsgId: fmt.Sprintf("m%d", cs),
+			SenderUserId: "rp-a", SenderDeviceId: "d", ClientSeq: cs, ReceivedAtMs: time.Now().UnixMilli(), Origin: "test",
+			Body: &imv1.RawRecord_Message{Message: &imv1.ChatMessage{ContentType: "text/plain", Body: []byte("hi")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte("dm:rp-a:rp-b"), Value: b})
+	}
+	p := stacktest.Kafka(t).NewProducer(raw)
+	defer p.Close()
+	if err := p.Write(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunKilledAfterEveryStep repartitions 4 -> 8 with running sequencers
+// fanouts and history sinks of both generations, stopping the tool after every single step (as a
+// kill would) and starting a new one: it always goes on where the last one
+// stopped, and the conversation's seqs continue in the new generation.
+func TestRunKilledAfterEveryStep(t *testing.T) {
+	base := kafkawire.PrefixedTopics(stacktest.Name(t, "rp"))
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
+	out := &syncBuffer{}
+	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
+		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", HistoryGroup: base.Raw + ".history",
+		Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
+	startGenerations(t, cfg, 1, 2)
+	send(t, base.Raw, 1, 3)
+
+	tool := func() *repartition.Tool {
+		t.Helper()
+		r, err := repartition.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	if err := tool().Run(context.Background(), 0); err == nil {
+		t.Fatal("a repartition to 0 partitions: no error")
+	}
+	var steps []generation.Step
+	for runs := 1; ; runs++ {
+		if runs > 500 {
+			t.Fatalf("no end after %d runs; steps %v\n%s", runs, steps, out)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		c := cfg
+		c.AfterStep = func(s generation.Step) {
+			steps = append(steps, s)
+			cancel() // one step per run
+		}
+		r, err := repartition.New(c) // a new process each time
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Run(ctx, 8)
+		r.Close()
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("run %d: %v\n%s", runs, err, out)
+		}
+	}
+	t.Logf("steps, one per run: %v", steps)
+	seen := map[generation.Step]bool{}
+	for _, s := range steps {
+		seen[s] = true
+	}
+	for _, s := range []generation.Step{generation.CreateTopics, generation.PublishPrepared, generation.PublishWriting,
+		generation.WriteFences, generation.PublishImported, generation.PublishRetired} {
+		if !seen[s] {
+			t.Errorf("step %v never taken", s)
+		}
+	}
+	// Again: nothing to do. And the status says so.
+	if err := tool().Run(context.Background(), 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := tool().Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"fences committed 4/4", "partitions imported 8/8 by the sequencers and 8/8 by the fanouts", "done: generation 2, 8 partitions",
+		"generation 1: 4 partitions, retired", "generation 2: 8 partitions, sequencing", "no repartition in progress"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the output lacks %q:\n%s", want, text)
+		}
+	}
+	// The conversation goes on in generation 2 where it was.
+	g2 := generation.Topics(base, 2)
+	send(t, g2.Raw, 4, 6)
+	for _, m := range stacktest.ReadCommitted(t, g2.Sequenced, 3, time.Minute) {
+		r := &imv1.SequencedRecord{}
+		if err := imv1.Unmarshal(m.Value, r); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("m%d", r.Seq); r.ClientMsgId != want {
+			t.Errorf("generation 2 gave %s seq %d", r.ClientMsgId, r.Seq)
+		}
+	}
+}
