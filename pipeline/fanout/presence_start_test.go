@@ -1,11 +1,9 @@
 package fanout_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +36,7 @@ func TestWaitsForItsPresenceTopic(t *testing.T) {
 			admin.DeleteTopic(s.Name)
 		}
 	})
-	logs := &syncBuffer{}
+	logs := &stacktest.SyncBuffer{}
 	f, err := fanout.New(fanout.Config{Kafka: stacktest.Kafka(t), Topics: topics, GroupID: topics.Sequenced + ".fanout",
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -68,22 +66,4 @@ func TestWaitsForItsPresenceTopic(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("fanout: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,12 +1,10 @@
 package repartition_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +19,6 @@ import (
 	"github.com/seqchat/seqchat/testsupport/stacktest"
 	"github.com/seqchat/seqchat/tools/repartition"
 )
-
-// syncBuffer collects the tool's output from the runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startGenerations runs a sequencer, a fanout and a history sink of each
 // generation, in this process, until the test ends.
@@ -95,7 +75,7 @@ func send(t *testing.T, raw string, from, to uint64) {
 func TestRunKilledAfterEveryStep(t *testing.T) {
 	base := kafkawire.PrefixedTopics(stacktest.Name(t, "rp"))
 	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
-	out := &syncBuffer{}
+	out := &stacktest.SyncBuffer{}
 	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
 		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", HistoryGroup: base.Raw + ".history",
 		Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
