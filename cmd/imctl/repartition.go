@@ -66,20 +66,21 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 }
 
 func runRepartition(ctx context.Context, args []string) error {
-	f, err := parseRepartition("repartition", args, true)
-	if err != nil {
-		return err
-	}
-	tool, err := repartition.New(f.cfg)
-	if err != nil {
-		return err
-	}
-	defer tool.Close()
-	return tool.Run(ctx, int32(f.partitions))
+	return withRepartitionTool("repartition", args, true, func(tool *repartition.Tool, f *repartitionFlags) error {
+		return tool.Run(ctx, int32(f.partitions))
+	})
 }
 
 func runRepartitionStatus(ctx context.Context, args []string) error {
-	f, err := parseRepartition("repartition status", args, false)
+	return withRepartitionTool("repartition status", args, false, func(tool *repartition.Tool, _ *repartitionFlags) error {
+		return tool.Status(ctx)
+	})
+}
+
+// withRepartitionTool parses the command's flags and runs do with a tool
+// built from them, closing it after.
+func withRepartitionTool(name string, args []string, run bool, do func(*repartition.Tool, *repartitionFlags) error) error {
+	f, err := parseRepartition(name, args, run)
 	if err != nil {
 		return err
 	}
@@ -88,5 +89,5 @@ func runRepartitionStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tool.Close()
-	return tool.Status(ctx)
+	return do(tool, f)
 }

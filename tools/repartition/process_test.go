@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,27 @@ func TestImctlSIGKILLedMidway(t *testing.T) {
 	<-again.Done()
 	if !strings.Contains(status(), "no repartition in progress") {
 		t.Error("a run after the end changed something")
+	}
+}
+
+// TestImctlRefusesBadFlags: each wrong flag of `imctl repartition` is
+// refused with a message naming it, exit status non-zero, before any
+// broker is contacted.
+func TestImctlRefusesBadFlags(t *testing.T) {
+	bin := stacktest.Build(t, "../../cmd/imctl")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-experimental"}, "-partitions must be between 1 and"},
+		{[]string{"-partitions", "0", "-experimental"}, "-partitions must be between 1 and"},
+		{[]string{"-partitions", "8", "-replication-factor", "0", "-experimental"}, "-replication-factor must be at least 1"},
+		{[]string{"-partitions", "8", "-quiet", "-1s", "-experimental"}, "-quiet must not be negative"},
+		{[]string{"-partitions", "8"}, "-experimental runs it anyway"},
+	} {
+		out, err := exec.Command(bin, append([]string{"repartition"}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("imctl repartition %v: %v, %q; want a failure saying %q", c.args, err, out, c.want)
+		}
 	}
 }
