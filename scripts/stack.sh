@@ -75,20 +75,25 @@ stop_pid() {
 # ---------------------------------------------------------------- Kafka
 
 kafka_resolve() {
-	[[ -f $KAFKA_LIBS/.complete ]] && return 0
+	# .complete holds the checksum of the pom the jars came from: a changed
+	# pom resolves them again.
+	local pom sum
+	pom=$(sed "s/@KAFKA_VERSION@/$KAFKA_VERSION/" "$ROOT/scripts/stack/kafka-pom.xml")
+	sum=$(printf '%s' "$pom" | sha256sum | cut -d' ' -f1)
+	[[ -f $KAFKA_LIBS/.complete && $(cat "$KAFKA_LIBS/.complete") == "$sum" ]] && return 0
 	command -v mvn >/dev/null || die "mvn is missing: install Maven (apt-get install maven) to resolve Kafka $KAFKA_VERSION"
 	local work=$CACHE_DIR/kafka-$KAFKA_VERSION
 	log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central into $work"
 	mkdir -p "$work"
 	rm -rf "$KAFKA_LIBS"
-	sed "s/@KAFKA_VERSION@/$KAFKA_VERSION/" "$ROOT/scripts/stack/kafka-pom.xml" >"$work/pom.xml"
+	printf '%s\n' "$pom" >"$work/pom.xml"
 	if ! mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
 		-DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$work/mvn.log" 2>&1; then
 		tail -n 30 "$work/mvn.log" >&2
 		die "kafka: resolving the jars failed (full log: $work/mvn.log)"
 	fi
 	ls "$KAFKA_LIBS"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "kafka: resolved jars lack kafka_2.13-$KAFKA_VERSION.jar"
-	touch "$KAFKA_LIBS/.complete"
+	echo "$sum" >"$KAFKA_LIBS/.complete"
 }
 
 # Node i (1-based) of the cluster: its directory (the single node keeps
@@ -170,11 +175,17 @@ logger.state.level = WARN
 EOF
 }
 
-kafka_probe() { # kafka_probe PORT
-	# A metadata request (ListTopics) through Kafka's own admin client.
-	timeout 20 java -Xmx128m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
-		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$KAFKA_HOST:$1" --list >/dev/null 2>&1
+kafka_probe() { # kafka_probe PORT: the node serves clients
+	# An ApiVersions request (v0, correlation id 1, client "probe"), answered
+	# once the broker enabled request processing (after it is unfenced). In
+	# bash, not a JVM per try: a JVM's start competes with the broker's own
+	# on a small machine, and a restart is measured by this probe.
+	local reply
+	reply=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
+		printf "\x00\x00\x00\x0f\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05probe" >&3
+		head -c 10 <&3 | od -An -tx1' "$KAFKA_HOST" "$1" 2>/dev/null) || return 1
+	# size (4 bytes), correlation id 1, error code 0
+	[[ $(echo $reply) =~ ^([0-9a-f]{2}\ ){4}00\ 00\ 00\ 01\ 00\ 00$ ]]
 }
 
 # kafka_bridge: the bridge SEQCHAT_KAFKA_BRIDGE with KAFKA_HOST/24, up
@@ -241,7 +252,7 @@ kafka_up() {
 				kafka_down
 				die "$(node_name "$i"): no answer to a metadata request within ${WAIT_SECONDS}s; stopped Kafka (log: $dir/logs/server.log)"
 			fi
-			sleep 1
+			sleep 0.2
 		done
 	done
 	log "kafka: ready on $(bootstrap)"
