@@ -74,6 +74,13 @@ func (c Config) Sarama() *sarama.Config {
 	s.Net.DialTimeout = 10 * time.Second
 	s.Metadata.Retry.Max = 10
 	s.Metadata.Retry.Backoff = 250 * time.Millisecond
+	// A partition consumer whose fetch failed (its broker restarted, its
+	// leader moved) waits this long before it asks again: sarama's fixed
+	// 2 s held every restore and catch-up after a broker restart for 2 s
+	// past the broker's return. Reset by the next good fetch.
+	s.Consumer.Retry.BackoffFunc = func(retries int) time.Duration {
+		return min(50*time.Millisecond<<min(retries, 6), 2*time.Second)
+	}
 	if c.FetchMaxWait > 0 {
 		s.Consumer.MaxWaitTime = c.FetchMaxWait
 	}
@@ -105,6 +112,10 @@ func (c Config) ConsumerGroupConfig() *sarama.Config {
 	s.Consumer.Return.Errors = true
 	s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	s.Consumer.Group.InstanceId = c.InstanceID
+	// A join refused while the coordinator loads its offsets (right after
+	// a broker restart) is retried soon, not after sarama's 2 s.
+	s.Consumer.Group.Rebalance.Retry.Max = 20
+	s.Consumer.Group.Rebalance.Retry.Backoff = 250 * time.Millisecond
 	return s
 }
 
