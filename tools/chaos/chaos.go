@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/tools/loadgen"
 	"github.com/seqchat/seqchat/tools/netns"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config is one chaos run.
@@ -476,8 +478,10 @@ func (h *Harness) pause(ctx context.Context) error {
 func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	before := h.gen.Outstanding(time.Second)
 	var devices []string // a gateway's: how soon they had everything again
+	var watched map[string]counters
 	if strings.HasPrefix(s.Name, "gateway-") {
 		devices = h.gen.DevicesOn("ws://" + h.listenAddr(s.Name) + "/ws")
+		watched = h.scrapeSurvivors(ctx, s.Name)
 	}
 	pid := s.Pid()
 	killedAt := time.Now()
@@ -499,7 +503,45 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	}
 	h.logf("kill %d/%d: %s (pid %d) SIGKILL; restarted, ready after %v; %sall messages delivered after %v; held %d messages (%d outstanding before)",
 		n, total, s.Name, pid, ready.Round(time.Millisecond), its, r.took.Round(time.Millisecond), r.held, before)
+	if devices != nil {
+		h.logStorm(ctx, devices, killedAt, watched)
+	}
 	return nil
+}
+
+// scrapeSurvivors reads the counters of the gateways other than killed,
+// and of history: where a gateway kill's reconnect storm lands.
+func (h *Harness) scrapeSurvivors(ctx context.Context, killed string) map[string]counters {
+	out := map[string]counters{}
+	for name, s := range h.services {
+		if name == killed || !(strings.HasPrefix(name, "gateway-") || name == "history") {
+			continue
+		}
+		c, err := scrapeCounters(ctx, s.AdminAddr)
+		if err != nil {
+			h.logf("%s: %v", name, err)
+			continue
+		}
+		out[name] = c
+	}
+	return out
+}
+
+// logStorm says how a gateway kill's devices came back and what that cost
+// the services that took them: reconnects, resumes, history reads.
+func (h *Harness) logStorm(ctx context.Context, devices []string, killedAt time.Time, before map[string]counters) {
+	back := h.gen.ConnectedSince(devices, killedAt)
+	line := fmt.Sprintf("%d of %d devices connected again", len(back), len(devices))
+	if len(back) > 0 {
+		line += fmt.Sprintf(" (after p50 %v, max %v)", back[len(back)/2].Round(time.Millisecond), back[len(back)-1].Round(time.Millisecond))
+	}
+	after := h.scrapeSurvivors(ctx, "")
+	for _, name := range slices.Sorted(maps.Keys(before)) {
+		if a, ok := after[name]; ok {
+			line += fmt.Sprintf("; %s: %s", name, changes(before[name], a, "seqchat_gateway_", "seqchat_history_api_"))
+		}
+	}
+	h.logf("  storm: %s", line)
 }
 
 // settleWindow: a send fired this long before now should have been
@@ -576,10 +618,12 @@ func (h *Harness) restartBroker(ctx context.Context) error {
 	if err := h.stack(ctx, "down", "kafka"); err != nil {
 		return err
 	}
+	down := time.Since(stoppedAt)
 	if err := h.stack(ctx, "up", "kafka"); err != nil {
 		return err
 	}
-	return h.recovered(ctx, "broker restart", fmt.Sprintf("down and up again after %v", time.Since(stoppedAt).Round(time.Millisecond)), stoppedAt)
+	return h.recovered(ctx, "broker restart", fmt.Sprintf("stopped after %v, up again after %v",
+		down.Round(time.Millisecond), time.Since(stoppedAt).Round(time.Millisecond)), stoppedAt)
 }
 
 // killBroker kills the node that leads most raw and sequenced partitions
@@ -644,18 +688,33 @@ func (h *Harness) pauseBroker(ctx context.Context) error {
 // service is ready and the held messages are delivered, and logs how long
 // each took.
 func (h *Harness) recovered(ctx context.Context, fault, what string, began time.Time) error {
-	for _, s := range h.services {
-		if err := h.waitReady(ctx, s); err != nil {
-			return fmt.Errorf("after the %s: %w", fault, err)
-		}
+	// Each service's own time says which one a fault holds up longest.
+	names := slices.Sorted(maps.Keys(h.services))
+	took := make([]time.Duration, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, name := range names {
+		g.Go(func() error {
+			if err := h.waitReady(gctx, h.services[name]); err != nil {
+				return fmt.Errorf("after the %s: %w", fault, err)
+			}
+			took[i] = time.Since(began)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	ready := time.Since(began)
 	r, err := h.recover(ctx, began, time.Now(), nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fault, err)
 	}
-	h.logf("%s: %s; services ready after %v; all messages delivered after %v; held %d messages",
-		fault, what, ready.Round(time.Millisecond), r.took.Round(time.Millisecond), r.held)
+	each := make([]string, len(names))
+	for i, name := range names {
+		each[i] = fmt.Sprintf("%s %v", name, took[i].Round(time.Millisecond))
+	}
+	h.logf("%s: %s; services ready after %v (%s); all messages delivered after %v; held %d messages",
+		fault, what, ready.Round(time.Millisecond), strings.Join(each, ", "), r.took.Round(time.Millisecond), r.held)
 	return nil
 }
 

@@ -49,8 +49,9 @@ type Generator struct {
 	hist        *Histogram
 	lastArrive  time.Time
 	lastSend    time.Time
-	downtimes   []time.Duration   // from a connection's loss to its replacement
-	gatewayOf   map[string]string // user -> the gateway of its last connection
+	downtimes   []time.Duration      // from a connection's loss to its replacement
+	gatewayOf   map[string]string    // user -> the gateway of its last connection
+	connectedAt map[string]time.Time // user -> when its last connection was up
 }
 
 // pending is a load send awaiting its answer and deliveries.
@@ -85,7 +86,7 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, topo: buildTopology(cfg), signer: signer, ver: NewVerifier(),
 		loadStarted: make(chan struct{}), stopSending: make(chan struct{}),
-		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{}, gatewayOf: map[string]string{},
+		changed: make(chan struct{}, 1), sends: map[string]*pending{}, open: map[string]*pending{}, delivered: map[viewKey]bool{}, gatewayOf: map[string]string{}, connectedAt: map[string]time.Time{},
 		setupSeen: map[viewKey]bool{}, rejections: map[string]int{}, refusals: map[string]int{}, hist: NewHistogram()}
 	for _, cv := range g.topo.convs {
 		g.ver.AddConversation(cv.id, g.memberNames(cv))
@@ -207,6 +208,21 @@ func (g *Generator) DevicesOn(gateway string) []string {
 		}
 	}
 	return users
+}
+
+// ConnectedSince says how long after since each of users that connected
+// again since then did so, in order (a gateway kill's reconnect storm).
+func (g *Generator) ConnectedSince(users []string, since time.Time) []time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []time.Duration
+	for _, u := range users {
+		if at := g.connectedAt[u]; at.After(since) {
+			out = append(out, at.Sub(since))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // OutstandingTo counts the load sends due more than age ago that one of
@@ -497,6 +513,7 @@ func (g *Generator) connected(user, gateway string, down time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.gatewayOf[user] = gateway
+	g.connectedAt[user] = time.Now()
 	if down > 0 {
 		g.counts.Reconnects++
 		g.downtimes = append(g.downtimes, down)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"image/png"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,6 +82,7 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	wait := runInBackground(t, gen)
 	stacktest.Eventually(t, 30*time.Second, "100 sends fired", func() bool { return gen.Progress().Sends >= 100 })
 	onA := gen.DevicesOn(urls[0])
+	stoppedAt := time.Now()
 	stopGateway("a")
 	// What a's devices wait for while they move is counted for them.
 	stacktest.Eventually(t, 10*time.Second, "a's devices waiting", func() bool { return gen.OutstandingTo(onA, 0) > 0 })
@@ -93,6 +95,12 @@ func TestDevicesReconnectAndResume(t *testing.T) {
 	}
 	if n := gen.OutstandingTo(onA, 0); n != 0 {
 		t.Errorf("%d sends still outstanding to a's devices after everything was delivered", n)
+	}
+	if back := gen.ConnectedSince(onA, stoppedAt); len(back) != len(onA) || !slices.IsSorted(back) {
+		t.Errorf("%d of a's %d devices connected again since the stop (%v), want all, in order", len(back), len(onA), back)
+	}
+	if back := gen.ConnectedSince(onA, time.Now()); len(back) != 0 {
+		t.Errorf("%d devices connected after the run ended", len(back))
 	}
 	c := res.Counts
 	// Devices are spread round-robin: half of the 40 were on gateway a.
