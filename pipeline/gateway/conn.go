@@ -42,9 +42,10 @@ type conn struct {
 	dropped bool        // a frame did not fit: nothing after it is queued
 	ping    *time.Timer // the next WebSocket ping
 
-	expiry     *time.Timer // closes the connection when its token expires
-	registered bool        // hello registered it (and announced it online); the reader's own
-	userTaken  bool        // hello counted it in its user's connections; the reader's own
+	expiry     *time.Timer    // closes the connection when its token expires
+	registered bool           // hello registered it (and announced it online); the reader's own
+	userTaken  bool           // hello counted it in its user's connections; the reader's own
+	announcing sync.WaitGroup // a retry of the online announcement (hello's failed)
 	closeOnce  sync.Once
 	closeCode  int
 	closeText  string
@@ -189,6 +190,7 @@ func (c *conn) end() {
 	}
 	if c.registered { // a hello that failed announced nothing
 		c.g.unregister(c)
+		c.announcing.Wait() // offline after online, never before
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c.savePositions(ctx)
 		c.g.announce(ctx, c, false)

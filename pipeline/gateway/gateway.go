@@ -178,7 +178,7 @@ type Gateway struct {
 	signer   *auth.Signer
 	decoder  *FrameDecoder
 	ingest   *ingest.Ingester
-	presence *kafkawire.Producer
+	presence presenceWriter
 	metrics  *metrics
 	upgrader websocket.Upgrader
 	batches  sync.Pool // batchConn buffers
@@ -476,9 +476,15 @@ func (g *Gateway) closeAll() {
 	}
 }
 
+// presenceWriter writes presence records: a kafkawire.Producer.
+type presenceWriter interface {
+	Write(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
 // announce writes the device's presence: online with the connection's epoch,
 // or offline for that same epoch.
-func (g *Gateway) announce(ctx context.Context, c *conn, online bool) {
+func (g *Gateway) announce(ctx context.Context, c *conn, online bool) error {
 	b, err := imv1.Marshal(&imv1.Presence{Version: imv1.Version, UserId: c.user, DeviceId: c.device,
 		GatewayId: g.cfg.GatewayID, Online: online, Epoch: c.epoch, AtMs: time.Now().UnixMilli()})
 	if err == nil {
@@ -487,4 +493,5 @@ func (g *Gateway) announce(ctx context.Context, c *conn, online bool) {
 	if err != nil {
 		g.log.Warn("announcing presence", "user", c.user, "device", c.device, "online", online, "err", err)
 	}
+	return err
 }

@@ -76,11 +76,41 @@ func (c *conn) hello() bool {
 		return false
 	}
 	c.registered = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	c.g.announce(ctx, c, true)
-	cancel()
+	if !c.announceOnline() {
+		c.announcing.Add(1)
+		go func() {
+			defer c.announcing.Done()
+			c.retryAnnounceOnline()
+		}()
+	}
 	go c.resume(f.Hello.Resume)
 	return true
+}
+
+// announceOnline writes the device's online presence once; false if the
+// write failed.
+func (c *conn) announceOnline() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.g.announce(ctx, c, true) == nil
+}
+
+// retryAnnounceOnline writes the online presence until it lands or the
+// connection closes. Without it the fanout never routes the device's
+// conversations here: a welcomed device would get nothing live for the
+// connection's life (a presence write timed out while a broker's
+// partitions moved left two devices on stall repairs alone, one read of
+// history every 12.5 s). end waits for it, so the offline announcement
+// always follows.
+func (c *conn) retryAnnounceOnline() {
+	backoff := 250 * time.Millisecond
+	for c.sleep(backoff) {
+		if c.announceOnline() {
+			c.log.Info("presence announced after a failed attempt")
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // catchUpBatch is how many conversations one catch-up call reads (the
