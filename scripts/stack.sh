@@ -145,6 +145,10 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
+# A node that stops heartbeating (killed, paused) is fenced and its
+# partitions' leaders move after 6 s (the default: 9 s, heartbeats every 2 s).
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
 # Tests create and delete many topics; keep segments small.
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000
@@ -196,7 +200,12 @@ kafka_bridge() {
 	[[ $(id -u) -eq 0 ]] || die "SEQCHAT_KAFKA_BRIDGE needs root (it creates a network bridge)"
 	ip link show "$KAFKA_BRIDGE" >/dev/null 2>&1 || ip link add "$KAFKA_BRIDGE" type bridge forward_delay 0 ||
 		die "kafka: cannot create bridge $KAFKA_BRIDGE"
-	ip -o addr show dev "$KAFKA_BRIDGE" | grep -q " inet $KAFKA_HOST/" || ip addr add "$KAFKA_HOST/24" dev "$KAFKA_BRIDGE" ||
+	# No `| grep -q` under pipefail: grep exits at the match, ip may then
+	# die of SIGPIPE, and the pipeline reads as "no address" (a restart in
+	# make chaos-cluster failed with "Address already assigned").
+	local addrs
+	addrs=$(ip -o addr show dev "$KAFKA_BRIDGE")
+	[[ $addrs == *" inet $KAFKA_HOST/"* ]] || ip addr add "$KAFKA_HOST/24" dev "$KAFKA_BRIDGE" ||
 		die "kafka: cannot add $KAFKA_HOST/24 to bridge $KAFKA_BRIDGE"
 	ip link set "$KAFKA_BRIDGE" up || die "kafka: cannot bring bridge $KAFKA_BRIDGE up"
 }
@@ -358,7 +367,7 @@ EOF
 }
 
 ch_probe() {
-	timeout 10 clickhouse-client --host "$HOST" --port "$CH_PORT" --query 'SELECT 1' 2>/dev/null | grep -qx 1
+	[[ $(timeout 10 clickhouse-client --host "$HOST" --port "$CH_PORT" --query 'SELECT 1' 2>/dev/null) == 1 ]]
 }
 
 clickhouse_up() {
