@@ -173,11 +173,14 @@ func New(cfg Config) (*Harness, error) {
 	if cfg.Pause == 0 {
 		cfg.Pause = 4 * time.Second
 	}
+	// Longer than the controller takes to fence a node (KRaft's
+	// broker.session.timeout.ms) and the clients to follow the new leaders:
+	// the fault's own recovery is measured while the node is out.
 	if cfg.BrokerDowntime == 0 {
-		cfg.BrokerDowntime = 10 * time.Second
+		cfg.BrokerDowntime = 20 * time.Second
 	}
 	if cfg.BrokerPause == 0 {
-		cfg.BrokerPause = 15 * time.Second
+		cfg.BrokerPause = 20 * time.Second
 	}
 	if cfg.PartitionLength == 0 {
 		cfg.PartitionLength = 20 * time.Second
@@ -651,14 +654,36 @@ func (h *Harness) killNode(ctx context.Context, fault, node, role string) error 
 	if err := h.stack(ctx, "signal", node, "KILL"); err != nil {
 		return err
 	}
-	if err := sleep(ctx, h.cfg.BrokerDowntime); err != nil {
+	failover, err := h.failover(ctx, at, h.cfg.BrokerDowntime, "it was down")
+	if err != nil {
 		return err
 	}
+	if err := sleep(ctx, time.Until(at.Add(h.cfg.BrokerDowntime))); err != nil {
+		return err
+	}
+	restart := time.Now()
 	if err := h.stack(ctx, "up", "kafka"); err != nil {
 		return err
 	}
-	return h.recovered(ctx, fault, fmt.Sprintf("%s (%s) SIGKILL; started again after %v",
-		node, role, time.Since(at).Round(time.Millisecond)), at)
+	return h.recovered(ctx, fault, fmt.Sprintf("%s (%s) SIGKILL; %s; started again after %v, up %v later",
+		node, role, failover, restart.Sub(at).Round(time.Millisecond), time.Since(restart).Round(time.Millisecond)), restart)
+}
+
+// failover measures how the cluster recovered from a node's fault (its
+// partitions' leaders move once the controller fences it) while the node
+// stays out for up to within, and says so for the log.
+func (h *Harness) failover(ctx context.Context, at time.Time, within time.Duration, while string) (string, error) {
+	wctx, cancel := context.WithDeadline(ctx, at.Add(within))
+	defer cancel()
+	r, err := h.recover(wctx, at, at, nil)
+	switch {
+	case err == nil:
+		return fmt.Sprintf("everything delivered %v after the fault while %s (held %d messages)", r.took.Round(time.Millisecond), while, r.held), nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("messages still held %v after the fault while %s", within, while), nil
+	default:
+		return "", err
+	}
 }
 
 // pauseBroker stops the node that leads most raw and sequenced partitions
@@ -672,7 +697,10 @@ func (h *Harness) pauseBroker(ctx context.Context) error {
 	if err := h.stack(ctx, "signal", node, "STOP"); err != nil {
 		return err
 	}
-	waitErr := sleep(ctx, h.cfg.BrokerPause)
+	failover, waitErr := h.failover(ctx, at, h.cfg.BrokerPause, "it was stopped")
+	if waitErr == nil {
+		waitErr = sleep(ctx, time.Until(at.Add(h.cfg.BrokerPause)))
+	}
 	// Resumed even when the run is cancelled: a stopped broker outlives it.
 	if err := h.stack(context.Background(), "signal", node, "CONT"); err != nil {
 		return err
@@ -680,8 +708,8 @@ func (h *Harness) pauseBroker(ctx context.Context) error {
 	if waitErr != nil {
 		return waitErr
 	}
-	return h.recovered(ctx, "broker pause", fmt.Sprintf("%s (leader of %s) SIGSTOP for %v, then SIGCONT",
-		node, leads, h.cfg.BrokerPause), at)
+	return h.recovered(ctx, "broker pause", fmt.Sprintf("%s (leader of %s) SIGSTOP for %v; %s; then SIGCONT",
+		node, leads, h.cfg.BrokerPause, failover), time.Now())
 }
 
 // recovered waits, after a broker fault that began at began, until every
