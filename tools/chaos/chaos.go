@@ -24,10 +24,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/tools/loadgen"
 	"github.com/seqchat/seqchat/tools/netns"
-	"golang.org/x/sync/errgroup"
 )
 
 // Config is one chaos run.
@@ -481,7 +482,7 @@ func (h *Harness) pause(ctx context.Context) error {
 func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	before := h.gen.Outstanding(time.Second)
 	var devices []string // a gateway's: how soon they had everything again
-	var watched map[string]counters
+	var watched map[string]samples
 	if strings.HasPrefix(s.Name, "gateway-") {
 		devices = h.gen.DevicesOn("ws://" + h.listenAddr(s.Name) + "/ws")
 		watched = h.scrapeSurvivors(ctx, s.Name)
@@ -512,15 +513,15 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	return nil
 }
 
-// scrapeSurvivors reads the counters of the gateways other than killed,
+// scrapeSurvivors reads the samples of the gateways other than killed,
 // and of history: where a gateway kill's reconnect storm lands.
-func (h *Harness) scrapeSurvivors(ctx context.Context, killed string) map[string]counters {
-	out := map[string]counters{}
+func (h *Harness) scrapeSurvivors(ctx context.Context, killed string) map[string]samples {
+	out := map[string]samples{}
 	for name, s := range h.services {
 		if name == killed || !(strings.HasPrefix(name, "gateway-") || name == "history") {
 			continue
 		}
-		c, err := scrapeCounters(ctx, s.AdminAddr)
+		c, err := scrapeSamples(ctx, s.AdminAddr)
 		if err != nil {
 			h.logf("%s: %v", name, err)
 			continue
@@ -532,7 +533,7 @@ func (h *Harness) scrapeSurvivors(ctx context.Context, killed string) map[string
 
 // logStorm says how a gateway kill's devices came back and what that cost
 // the services that took them: reconnects, resumes, history reads.
-func (h *Harness) logStorm(ctx context.Context, devices []string, killedAt time.Time, before map[string]counters) {
+func (h *Harness) logStorm(ctx context.Context, devices []string, killedAt time.Time, before map[string]samples) {
 	back := h.gen.ConnectedSince(devices, killedAt)
 	line := fmt.Sprintf("%d of %d devices connected again", len(back), len(devices))
 	if len(back) > 0 {

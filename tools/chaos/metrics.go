@@ -12,12 +12,12 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// counters are the counters of one /metrics page, and the sums and counts
-// of its histograms (as name_sum, name_count), by name{labels}.
-type counters map[string]float64
+// samples are the counters and gauges of one /metrics page, and the sums
+// and counts of its histograms (as name_sum, name_count), by name{labels}.
+type samples map[string]float64
 
-// scrapeCounters reads the counters of the service at admin.
-func scrapeCounters(ctx context.Context, admin string) (counters, error) {
+// scrapeSamples reads the samples of the service at admin.
+func scrapeSamples(ctx context.Context, admin string) (samples, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
@@ -37,7 +37,7 @@ func scrapeCounters(ctx context.Context, admin string) (counters, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics of %s: %w", admin, err)
 	}
-	out := counters{}
+	out := samples{}
 	for name, f := range fams {
 		for _, m := range f.GetMetric() {
 			var labels []string
@@ -51,6 +51,8 @@ func scrapeCounters(ctx context.Context, admin string) (counters, error) {
 			switch {
 			case m.GetCounter() != nil:
 				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
 			case m.GetHistogram() != nil:
 				out[name+"_sum"] = m.GetHistogram().GetSampleSum()
 				out[name+"_count"] = float64(m.GetHistogram().GetSampleCount())
@@ -64,7 +66,7 @@ func scrapeCounters(ctx context.Context, admin string) (counters, error) {
 // whose names start with one of prefixes, without the prefix, in name
 // order ("resumes_total{path=heads} +200"); a histogram's growth is shown
 // as its count and mean ("api_read_seconds 310 x 41ms").
-func changes(before, after counters, prefixes ...string) string {
+func changes(before, after samples, prefixes ...string) string {
 	var out []string
 	for key, v := range after {
 		short, ok := trimAny(key, prefixes)

@@ -3,14 +3,14 @@ package chaos
 import "testing"
 
 func TestChangesListsWhatGrew(t *testing.T) {
-	before := counters{
+	before := samples{
 		"seqchat_gateway_resumes_total{path=heads}":   10,
 		"seqchat_gateway_resumes_total{path=history}": 2,
 		"seqchat_history_api_read_seconds_sum":        1,
 		"seqchat_history_api_read_seconds_count":      10,
 		"go_gc_cycles_total":                          5,
 	}
-	after := counters{
+	after := samples{
 		"seqchat_gateway_resumes_total{path=heads}":   210,
 		"seqchat_gateway_resumes_total{path=history}": 2,
 		"seqchat_history_api_read_seconds_sum":        3,

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -126,33 +123,17 @@ func (s *Service) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Metric reads one unlabelled sample from the service's /metrics; -1 if
-// it is not there or the service does not answer.
+// Metric reads one unlabelled counter or gauge from the service's
+// /metrics; -1 if it is not there or the service does not answer.
 func (s *Service) Metric(name string) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.AdminAddr+"/metrics", nil)
+	m, err := scrapeSamples(context.Background(), s.AdminAddr)
 	if err != nil {
 		return -1
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return -1
+	if v, ok := m[name]; ok {
+		return v
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		return -1
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		return -1
-	}
-	return v
+	return -1
 }
 
 // WaitReady polls /readyz until it answers 200, the process exits, or
