@@ -107,16 +107,39 @@ func (p *Progress) offsets(ctx context.Context, parts []int32) (stored, stable [
 		if block == nil || block.Err != sarama.ErrNoError {
 			return nil, nil, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
 		}
-		// The record before the stable offset is a transaction's marker,
-		// which a consumer never receives (the sequenced topic is written
-		// only in transactions): a sink past every data record has
-		// committed up to it.
-		stored[i] = block.Offset
-		if stored[i] >= stable[i]-1 {
-			stored[i] = stable[i]
+		if stored[i], err = p.storedUpTo(ctx, part, block.Offset, stable[i]); err != nil {
+			return nil, nil, err
 		}
 	}
 	return stored, stable, nil
+}
+
+// storedUpTo is the offset before which the sink stored everything of
+// part, given its committed offset and the stable end: the end when what
+// lies between holds nothing a read_committed consumer receives
+// (transaction markers, aborted transactions: a sink never commits past
+// those), else the committed offset.
+func (p *Progress) storedUpTo(ctx context.Context, part int32, committed, stable int64) (int64, error) {
+	// The record before the stable offset is a transaction's marker (the
+	// sequenced topic is written only in transactions): no need to read it.
+	if committed >= stable-1 {
+		return stable, nil
+	}
+	from := committed
+	if from < 0 { // nothing committed: the sink starts at the oldest record
+		var err error
+		if from, err = p.client.GetOffset(p.topic, part, sarama.OffsetOldest); err != nil {
+			return 0, fmt.Errorf("history progress: start of %s/%d: %w", p.topic, part, err)
+		}
+	}
+	data, err := kafkawire.CommittedRecordIn(ctx, p.client, p.topic, part, from, stable)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("history progress: %w", err)
+	case data:
+		return committed, nil
+	}
+	return stable, nil
 }
 
 // connect makes the clients and reads the topic's partition count, once;

@@ -16,8 +16,8 @@ import (
 // transactions, as the sequencer writes it, and commits the group's
 // offsets as the sink does: a conversation's partition counts as stored
 // only once the group has committed every record committed before the
-// call, its transaction markers aside, and an open transaction does not
-// hold it back. Stored gives the offset before which everything is stored.
+// call, its transaction markers and aborted transactions aside, and an
+// open transaction does not hold it back. Stored gives the offset before which everything is stored.
 func TestProgressTellsUnknownFromNotStoredYet(t *testing.T) {
 	cfg := stacktest.Kafka(t)
 	topic := stacktest.Topic(t, 1, nil)
@@ -114,4 +114,28 @@ func TestProgressTellsUnknownFromNotStoredYet(t *testing.T) {
 	want("its commit makes it due", false, 3)
 	commit(5)
 	want("stored", true, 6)
+
+	// A partition that ends in an aborted transaction (a sequencer killed
+	// mid-transaction): its records and marker are never received, so
+	// the sink never commits past them, and it has stored everything.
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(2) // offsets 6 and 7, the abort marker at 8
+	if err := prod.AbortTxn(); err != nil {
+		t.Fatal(err)
+	}
+	committed(9)
+	want("an aborted transaction at the end is nothing to store", true, 9)
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(1) // offset 9, its marker at 10
+	if err := prod.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	committed(11)
+	want("an entry after the aborted transaction is due", false, 5)
+	commit(10)
+	want("stored past the aborted transaction", true, 11)
 }
