@@ -15,11 +15,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 func main() {
@@ -39,6 +41,7 @@ func run() error {
 	fs.StringVar(&cfg.Topics.DeadLetter, "deadletter-topic", def.DeadLetter, "topic of undecodable records")
 	fs.StringVar(&cfg.GroupID, "group-id", history.DefaultGroupID, "consumer group over the sequenced topic")
 	service.GenerationVar(fs, &cfg.Generation)
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic: progress and unknown conversations are answered over its live generations")
 	fs.IntVar(&cfg.BatchMaxRows, "batch-max-rows", 0, "records of a partition's batch at most; an insert carries a batch of every partition (default 5000)")
 	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a batch waits for more records, and an insert for the other partitions' batches (default 200ms)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
@@ -77,9 +80,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// The progress of this instance's generation (gateways read it; they do
-	// not follow generations yet: docs/architecture.md, Repartitioning).
-	progress := history.NewProgress(cfg.Kafka, generation.Topics(cfg.Topics, cfg.Generation), generation.GroupID(cfg.GroupID, cfg.Generation))
+	// Progress over every live generation's sinks (docs/architecture.md,
+	// Repartitioning), whichever generation this instance's sink stores.
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Topics: cfg.Topics,
+		Logger: log, Registerer: admin.Registry})
+	progress := history.NewProgress(cfg.Kafka, cfg.Topics, cfg.GroupID, func() []*imv1.Generation {
+		g, _ := follower.Current()
+		return generation.Live(g)
+	})
 	defer progress.Close()
 	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token, MaxConcurrentRequests: *maxRequests,
 		Progress: progress, Logger: log.With("server", "api"), Registerer: admin.Registry})
@@ -95,6 +103,7 @@ func run() error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error { return follower.Run(ctx) })
 	g.Go(func() error { return httpserve.Serve(ctx, ln, api, log.With("server", "api")) })
 	g.Go(func() error {
 		err := sink.Run(ctx)

@@ -146,7 +146,7 @@ func Start(t testing.TB, cfg Config) *Pipeline {
 	p.Sink = history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
 		BatchMaxWait: 20 * time.Millisecond, Logger: p.Log.With("service", "history")}
 	p.StartSink()
-	progress := history.NewProgress(kcfg, topics, prefix+".history")
+	progress := history.NewProgress(kcfg, topics, prefix+".history", nil)
 	t.Cleanup(func() { progress.Close() })
 	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: cfg.ServiceToken, Progress: progress})
 	if err != nil {
