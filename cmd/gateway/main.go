@@ -11,8 +11,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/gateway"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 func main() {
@@ -35,6 +38,7 @@ func run() error {
 	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
 	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
 	service.GenerationVar(fs, &cfg.WriteGeneration)
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic: new connections settle against its live generations")
 	replication := fs.Int("replication-factor", 1, "replication factor of the gateway's topic when it creates it (3 on a cluster, as imctl's)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")
 	fs.Float64Var(&cfg.SendsPerSecond, "sends-per-second", 0, "sends per connection per second (default 50)")
@@ -67,6 +71,11 @@ func run() error {
 	cfg.History = &gateway.HistoryClient{BaseURL: *historyURL, Token: *serviceToken}
 	cfg.Logger = log
 	cfg.Registerer = admin.Registry
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Logger: log, Registerer: admin.Registry})
+	cfg.Generations = func() *imv1.Generations {
+		g, _ := follower.Current()
+		return g
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return err
@@ -80,6 +89,7 @@ func run() error {
 	defer stop()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return admin.Run(ctx) })
+	eg.Go(func() error { return follower.Run(ctx) })
 	eg.Go(func() error {
 		err := g.Run(ctx, ln)
 		stop()

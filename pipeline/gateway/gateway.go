@@ -35,6 +35,12 @@ type Config struct {
 	// Repartitioning): a rolling restart with the new generation moves the
 	// writes once imctl repartition published it. Zero means 1.
 	WriteGeneration uint32
+	// Generations is the control record as the service follows it
+	// (control.Follower's Current; nil before it was read): a new
+	// connection settles against every generation whose fanouts route
+	// (imported, not retired). Nil means generation 1 only, with the
+	// partition count the fanout's notices say.
+	Generations func() *imv1.Generations
 	// Layout creates this gateway's topic (its partition count and retention).
 	Layout kafkawire.Layout
 	// GatewayID names this gateway and its topic. Required.
@@ -226,7 +232,7 @@ func New(cfg Config) (*Gateway, error) {
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
 		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
 		limits:   newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit),
-		progress: &progressReader{history: cfg.History}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
+		progress: &progressReader{history: cfg.History, legacy: cfg.Topics.Sequenced}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
 		heads: newStreamHeads()}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
@@ -372,6 +378,27 @@ func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
 			c.offer(d.Record.ConversationId, entry)
 		}
 	}
+}
+
+// routedTopics is, per sequenced topic of a generation whose fanouts
+// route (imported, not retired: a newer one still importing sends no
+// notices yet, and its later ones are applied as they come), its
+// partition count; nil without a view of the generations.
+func (g *Gateway) routedTopics() map[string]int32 {
+	if g.cfg.Generations == nil {
+		return nil
+	}
+	gens := g.cfg.Generations()
+	if gens == nil {
+		return nil
+	}
+	out := map[string]int32{}
+	for _, gen := range gens.GetGenerations() {
+		if gen.Phase == generation.Imported {
+			out[generation.Topics(g.cfg.Topics, gen.Id).Sequenced] = gen.Partitions
+		}
+	}
+	return out
 }
 
 // routingStarted hands the fanout's notice to the connection it names.
