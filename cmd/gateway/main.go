@@ -37,7 +37,7 @@ func run() error {
 	historyURL := fs.String("history-url", "http://127.0.0.1:8081", "base URL of the history read API")
 	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
 	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
-	service.GenerationVar(fs, &cfg.WriteGeneration)
+	service.GenerationVar(fs, &cfg.WriteGeneration, service.WriteUsage)
 	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic: new connections settle against its live generations")
 	replication := fs.Int("replication-factor", 1, "replication factor of the gateway's topic when it creates it (3 on a cluster, as imctl's)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")

@@ -56,7 +56,7 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 	fs.StringVar(&f.serviceToken, "service-token", "", fmt.Sprintf(
 		"bearer token callers must present (required, at least %d bytes; prefer the environment variable %s)",
 		ingest.MinServiceTokenBytes, service.EnvName("service-token")))
-	service.GenerationVar(fs, &f.generation)
+	service.GenerationVar(fs, &f.generation, service.WriteUsage)
 	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest message body, in bytes")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest HTTP request body, in bytes")
 	if err := service.Parse(fs, args, getenv); err != nil {

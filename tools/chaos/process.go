@@ -126,8 +126,8 @@ func (s *Service) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Metric reads one unlabelled sample from the service's /metrics; -1 if
-// it is not there or the service does not answer.
+// Metric reads a sample of the service's /metrics, summed over its
+// series; -1 if it is not there or the service does not answer.
 func (s *Service) Metric(name string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -144,15 +144,21 @@ func (s *Service) Metric(name string) float64 {
 	if err != nil {
 		return -1
 	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
-	if m == nil {
+	// Summed over its series: a service running an instance per
+	// generation labels each one's (generation="1", ...).
+	ms := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`(?:\{[^}]*\})? (\S+)$`).FindAllSubmatch(b, -1)
+	if ms == nil {
 		return -1
 	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		return -1
+	sum := 0.0
+	for _, m := range ms {
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			return -1
+		}
+		sum += v
 	}
-	return v
+	return sum
 }
 
 // WaitReady polls /readyz until it answers 200, the process exits, or
