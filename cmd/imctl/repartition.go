@@ -37,7 +37,7 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 		fs.IntVar(&f.replicationFactor, "replication-factor", 1, "replication factor of the new topics (3 in production)")
 		fs.DurationVar(&f.cfg.Quiet, "quiet", 0, "the old generation is drained once nothing was appended to its raw topic for this long (default 1m)")
 		fs.BoolVar(&f.experimental, "experimental", false, "acknowledge what is not built yet (docs/architecture.md, Repartitioning): "+
-			"ingest does not switch its writes from the control topic (a rolling restart with -generation moves them)")
+			"the operations runbook is not written yet")
 	}
 	if err := service.Parse(fs, args, os.Getenv); err != nil {
 		return nil, err
@@ -51,8 +51,8 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 		case f.cfg.Quiet < 0:
 			return nil, errors.New("-quiet must not be negative")
 		case !f.experimental:
-			return nil, errors.New("repartitioning is not finished: ingest does not switch its writes from the control topic, a rolling " +
-				"restart with -generation moves them (docs/architecture.md, Repartitioning); -experimental runs it anyway (tests, staging)")
+			return nil, errors.New("repartitioning has no operations runbook yet (docs/architecture.md, Repartitioning); " +
+				"-experimental runs it anyway (tests, staging)")
 		}
 	}
 	f.cfg.Kafka = f.common.Kafka("imctl")

@@ -120,7 +120,7 @@ func (f *Follower) Wait(ctx context.Context) (*imv1.Generations, error) {
 // Run follows the topic until ctx ends, reconnecting after errors (the
 // view ages meanwhile).
 func (f *Follower) Run(ctx context.Context) error {
-	retry := backoff.New(200*time.Millisecond, 5*time.Second)
+	retry := backoff.New(200*time.Millisecond, time.Second) // ingest refuses sends while the view is stale
 	for {
 		err := f.follow(ctx)
 		if ctx.Err() != nil {

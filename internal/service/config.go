@@ -134,4 +134,5 @@ const PinUsage = "run only this generation of the partitioned topics (imctl repa
 	"default: an instance per generation the control topic lists, started and stopped as it changes"
 
 // WriteUsage is -generation's usage in the services that ingest.
-const WriteUsage = "generation of the raw topic sends go to (imctl repartition): g > 1 writes to <raw topic>.g<g> (default 1)"
+const WriteUsage = "write only to this generation's raw topic (imctl repartition; g > 1: <raw topic>.g<g>); " +
+	"default: the generation the control topic says ingest writes to"

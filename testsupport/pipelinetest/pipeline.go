@@ -246,11 +246,8 @@ func (p *Pipeline) GatewayConfig(id string) gateway.Config {
 		Layout:    kafkawire.Layout{Partitions: 2, ReplicationFactor: p.cfg.Replication},
 		GatewayID: id, TokenKey: p.cfg.TokenKey,
 		History: &gateway.HistoryClient{BaseURL: p.HistoryURL, Token: p.cfg.ServiceToken},
-		Generations: func() *imv1.Generations {
-			g, _ := p.Control.Current()
-			return g
-		},
-		Logger: p.Log.With("service", "gateway", "gateway_id", id)}
+		Control: p.Control,
+		Logger:  p.Log.With("service", "gateway", "gateway_id", id)}
 }
 
 // StartGateway runs gateway id and waits until it consumes its topic.
