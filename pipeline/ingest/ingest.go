@@ -191,6 +191,9 @@ func (i *Ingester) sender() (*kafkawire.Sender, error) {
 	return i.senders[topic], nil
 }
 
+// Ready reports whether the raw topic sends go to now is known (a fresh
+// view of the control topic) and its metadata reachable with a leader for
+// every partition, so a Submit can be acknowledged now.
 func (i *Ingester) Ready(ctx context.Context) error {
 	topic, err := i.topic()
 	if err != nil {
