@@ -23,9 +23,10 @@ type FollowerConfig struct {
 	Kafka kafkawire.Config
 	// Topic is the control topic; zero means generation.ControlTopic.
 	Topic string
-	// Topics are generation 1's names (zero fields: kafkawire's
-	// defaults): without a control record the view is generation 1 with
-	// the raw topic's partition count.
+	// Topics are generation 1's names: without a control record the view
+	// is generation 1 with the partition count of its raw topic, or of its
+	// sequenced topic when Raw is empty (a fanout or history service names
+	// only that one). All empty means kafkawire's default raw topic.
 	Topics kafkawire.Topics
 	// Poll is how often the follower checks that it has read the topic to
 	// its end (what Age measures). Zero means 1s.
@@ -52,6 +53,9 @@ type Follower struct {
 func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.Topic == "" {
 		cfg.Topic = generation.ControlTopic
+	}
+	if cfg.Topics.Raw == "" && cfg.Topics.Sequenced != "" {
+		cfg.Topics.Raw = cfg.Topics.Sequenced // co-partitioned: the same count
 	}
 	cfg.Topics = cfg.Topics.WithDefaults()
 	if cfg.Poll == 0 {

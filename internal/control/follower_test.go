@@ -39,6 +39,14 @@ func TestFollowerSeesEachRecord(t *testing.T) {
 	if age, ok := f.Age(); !ok || age > 5*time.Second {
 		t.Fatalf("age %v %v of a view without a topic", age, ok)
 	}
+	// A fanout or history service names only its sequenced topic: the
+	// count is that one's (co-partitioned with the raw topic).
+	bySeq := control.NewFollower(control.FollowerConfig{Kafka: k, Topic: controlTopic, Topics: kafkawire.Topics{Sequenced: stacktest.Topic(t, 3, nil)},
+		Poll: 100 * time.Millisecond})
+	stacktest.Run(t, "follower by sequenced topic", bySeq.Run)
+	if g, err := bySeq.Wait(ctx); err != nil || !proto.Equal(g, generation.Initial(3)) {
+		t.Fatalf("a follower naming the sequenced topic only: %v %v, want generation 1 of 3 partitions", g, err)
+	}
 	stacktest.CreateTopics(t, control.Spec(controlTopic, kafkawire.Layout{}))
 
 	client, err := sarama.NewClient(k.BrokerList(), k.Sarama())
