@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/fanout"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 func main() {
@@ -33,7 +37,8 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Presence, "presence-topic", def.Presence, "compacted topic of device presence")
 	fs.StringVar(&cfg.Topics.GatewayPrefix, "gateway-topic-prefix", def.GatewayPrefix, "a gateway's topic is this prefix + its id")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-fanout", "consumer group over the sequenced topic")
-	service.GenerationVar(fs, &cfg.Generation)
+	service.GenerationVar(fs, &cfg.Generation, service.PinUsage)
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic (imctl repartition): its live generations are routed")
 	fs.IntVar(&cfg.BatchMaxRecords, "batch-max-records", 0, "entries a partition routes at once at most (default 1000)")
 	fs.IntVar(&cfg.ReceiptsMaxMembers, "receipts-max-members", 0, "groups of at most this many members get every read receipt; larger ones only the reader's devices (default 100; -1: none)")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "how often routed offsets are committed; a restart routes again at most this much (default 1s)")
@@ -46,9 +51,14 @@ func run() error {
 	}
 	admin := service.NewAdmin(common.AdminAddr, log)
 	cfg.Kafka = common.Kafka("seqchat-fanout")
-	cfg.Logger = log
-	cfg.Registerer = admin.Registry
-	f, err := fanout.New(cfg)
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Topics: cfg.Topics,
+		Logger: log, Registerer: admin.Registry})
+	f, err := control.Serve(cfg.Generation, &control.Instances{Follower: follower, Want: control.Live, Registerer: admin.Registry, Logger: log,
+		New: func(gen *imv1.Generation, reg prometheus.Registerer) (control.Component, error) {
+			c := cfg
+			c.Generation, c.Logger, c.Registerer = gen.Id, log, reg
+			return fanout.New(c)
+		}})
 	if err != nil {
 		return err
 	}
@@ -58,6 +68,7 @@ func run() error {
 	defer stop()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error { return follower.Run(ctx) })
 	g.Go(func() error {
 		err := f.Run(ctx)
 		stop()

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/gateway"
 )
@@ -34,7 +36,9 @@ func run() error {
 	historyURL := fs.String("history-url", "http://127.0.0.1:8081", "base URL of the history read API")
 	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
 	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
-	service.GenerationVar(fs, &cfg.WriteGeneration)
+	service.GenerationVar(fs, &cfg.WriteGeneration, service.WriteUsage)
+	fs.DurationVar(&cfg.Ingest.ControlStale, "control-stale", 0, "refuse sends (unavailable) while the control topic was not read to its end for this long (default 10s)")
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic (imctl repartition): sends go to the generation it says, new connections settle against its live generations")
 	replication := fs.Int("replication-factor", 1, "replication factor of the gateway's topic when it creates it (3 on a cluster, as imctl's)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")
 	fs.Float64Var(&cfg.SendsPerSecond, "sends-per-second", 0, "sends per connection per second (default 50)")
@@ -67,6 +71,8 @@ func run() error {
 	cfg.History = &gateway.HistoryClient{BaseURL: *historyURL, Token: *serviceToken}
 	cfg.Logger = log
 	cfg.Registerer = admin.Registry
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Logger: log, Registerer: admin.Registry})
+	cfg.Control = follower
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return err
@@ -80,7 +86,13 @@ func run() error {
 	defer stop()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return admin.Run(ctx) })
+	eg.Go(func() error { return follower.Run(ctx) })
 	eg.Go(func() error {
+		// Connections wait for the generations: without them every send
+		// would be refused (unavailable).
+		if _, err := follower.Wait(ctx); err != nil {
+			return nil // stopped meanwhile
+		}
 		err := g.Run(ctx, ln)
 		stop()
 		return err

@@ -13,13 +13,16 @@ import (
 	"net"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/history"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 func main() {
@@ -38,7 +41,8 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Sequenced, "seq-topic", def.Sequenced, "topic of sequenced records (input)")
 	fs.StringVar(&cfg.Topics.DeadLetter, "deadletter-topic", def.DeadLetter, "topic of undecodable records")
 	fs.StringVar(&cfg.GroupID, "group-id", history.DefaultGroupID, "consumer group over the sequenced topic")
-	service.GenerationVar(fs, &cfg.Generation)
+	service.GenerationVar(fs, &cfg.Generation, service.PinUsage)
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic (imctl repartition): its live generations are stored, and progress and unknown conversations answered over them")
 	fs.IntVar(&cfg.BatchMaxRows, "batch-max-rows", 0, "records of a partition's batch at most; an insert carries a batch of every partition (default 5000)")
 	fs.DurationVar(&cfg.BatchMaxWait, "batch-max-wait", 0, "how long a batch waits for more records, and an insert for the other partitions' batches (default 200ms)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "consumer group session timeout (default 10s, at least 6s)")
@@ -72,14 +76,24 @@ func run() error {
 	defer apiStore.Close()
 
 	admin := service.NewAdmin(common.AdminAddr, log)
-	cfg.Kafka, cfg.Store, cfg.Logger, cfg.Registerer = common.Kafka("seqchat-history"), sinkStore, log, admin.Registry
-	sink, err := history.New(cfg)
+	cfg.Kafka, cfg.Store = common.Kafka("seqchat-history"), sinkStore
+	// A sink per live generation, and progress over every live
+	// generation's sinks (docs/architecture.md, Repartitioning).
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Topics: cfg.Topics,
+		Logger: log, Registerer: admin.Registry})
+	sink, err := control.Serve(cfg.Generation, &control.Instances{Follower: follower, Want: control.Live, Registerer: admin.Registry, Logger: log,
+		New: func(gen *imv1.Generation, reg prometheus.Registerer) (control.Component, error) {
+			c := cfg
+			c.Generation, c.Logger, c.Registerer = gen.Id, log, reg
+			return history.New(c)
+		}})
 	if err != nil {
 		return err
 	}
-	// The progress of this instance's generation (gateways read it; they do
-	// not follow generations yet: docs/architecture.md, Repartitioning).
-	progress := history.NewProgress(cfg.Kafka, generation.Topics(cfg.Topics, cfg.Generation), generation.GroupID(cfg.GroupID, cfg.Generation))
+	progress := history.NewProgress(cfg.Kafka, cfg.Topics, cfg.GroupID, func() []*imv1.Generation {
+		g, _ := follower.Current()
+		return generation.Live(g)
+	})
 	defer progress.Close()
 	api, err := history.NewHandler(history.HandlerConfig{Store: apiStore, ServiceToken: *token, MaxConcurrentRequests: *maxRequests,
 		Progress: progress, Logger: log.With("server", "api"), Registerer: admin.Registry})
@@ -95,6 +109,7 @@ func run() error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error { return follower.Run(ctx) })
 	g.Go(func() error { return httpserve.Serve(ctx, ln, api, log.With("server", "api")) })
 	g.Go(func() error {
 		err := sink.Run(ctx)

@@ -19,7 +19,6 @@ type repartitionFlags struct {
 	topicsPrefix      string
 	partitions        int
 	replicationFactor int
-	experimental      bool
 	cfg               repartition.Config
 }
 
@@ -36,8 +35,6 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 		fs.IntVar(&f.partitions, "partitions", 0, "the partition count to move to (required)")
 		fs.IntVar(&f.replicationFactor, "replication-factor", 1, "replication factor of the new topics (3 in production)")
 		fs.DurationVar(&f.cfg.Quiet, "quiet", 0, "the old generation is drained once nothing was appended to its raw topic for this long (default 1m)")
-		fs.BoolVar(&f.experimental, "experimental", false, "acknowledge what is not built yet (docs/architecture.md, Repartitioning): "+
-			"gateways settle new connections and history answers CaughtUp against generation 1 only")
 	}
 	if err := service.Parse(fs, args, os.Getenv); err != nil {
 		return nil, err
@@ -50,9 +47,6 @@ func parseRepartition(name string, args []string, run bool) (*repartitionFlags, 
 			return nil, errors.New("-replication-factor must be at least 1")
 		case f.cfg.Quiet < 0:
 			return nil, errors.New("-quiet must not be negative")
-		case !f.experimental:
-			return nil, errors.New("repartitioning is not finished: gateways settle new connections, and history answers whether it " +
-				"holds a conversation, against generation 1 only (docs/architecture.md, Repartitioning); -experimental runs it anyway (tests, staging)")
 		}
 	}
 	f.cfg.Kafka = f.common.Kafka("imctl")

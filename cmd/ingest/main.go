@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
@@ -28,6 +30,8 @@ type flags struct {
 	maxBodyBytes    int
 	maxRequestBytes int64
 	generation      uint32
+	controlTopic    string
+	controlStale    time.Duration
 }
 
 func main() {
@@ -56,7 +60,9 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 	fs.StringVar(&f.serviceToken, "service-token", "", fmt.Sprintf(
 		"bearer token callers must present (required, at least %d bytes; prefer the environment variable %s)",
 		ingest.MinServiceTokenBytes, service.EnvName("service-token")))
-	service.GenerationVar(fs, &f.generation)
+	service.GenerationVar(fs, &f.generation, service.WriteUsage)
+	fs.StringVar(&f.controlTopic, "control-topic", generation.ControlTopic, "the control topic (imctl repartition): sends go to the generation it says")
+	fs.DurationVar(&f.controlStale, "control-stale", 0, "refuse sends (503) while the control topic was not read to its end for this long (default 10s)")
 	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest message body, in bytes")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest HTTP request body, in bytes")
 	if err := service.Parse(fs, args, getenv); err != nil {
@@ -86,13 +92,20 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	admin := service.NewAdmin(f.common.AdminAddr, log)
-	topic := generation.Topics(kafkawire.Topics{}, f.generation).Raw
+	kcfg := f.common.Kafka("ingest")
+	topic := generation.Topics(kafkawire.Topics{}, max(f.generation, generation.First)).Raw
+	var follower *control.Follower
+	if f.generation == 0 { // not pinned: the generation the control topic says
+		follower = control.NewFollower(control.FollowerConfig{Kafka: kcfg, Topic: f.controlTopic, Logger: log, Registerer: admin.Registry})
+	}
 	ing, err := ingest.New(ingest.Config{
-		Kafka:      f.common.Kafka("ingest"),
-		Topic:      topic,
-		Limits:     ingest.Limits{MaxBodyBytes: f.maxBodyBytes},
-		Registerer: admin.Registry,
-		Logger:     log,
+		Kafka:        kcfg,
+		Topic:        topic,
+		Control:      follower,
+		ControlStale: f.controlStale,
+		Limits:       ingest.Limits{MaxBodyBytes: f.maxBodyBytes},
+		Registerer:   admin.Registry,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
@@ -108,6 +121,9 @@ func run(ctx context.Context, f *flags) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(gctx) })
+	if follower != nil {
+		g.Go(func() error { return follower.Run(gctx) })
+	}
 	g.Go(func() error {
 		return httpserve.Serve(gctx, ln, ingest.NewHandler(ing, hcfg), log.With("server", "api"))
 	})

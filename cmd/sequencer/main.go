@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/internal/service"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 func main() {
@@ -36,7 +40,8 @@ func run() error {
 	fs.StringVar(&cfg.Topics.Heads, "heads-topic", def.Heads, "topic of the heartbeats of conversation heads (gateways find stalled deliveries with it)")
 	fs.DurationVar(&cfg.HeadsInterval, "heads-interval", 0, "how often a partition writes its changed heads (default 1s; negative: never)")
 	fs.StringVar(&cfg.GroupID, "group-id", "seqchat-sequencer", "consumer group over the raw topic")
-	service.GenerationVar(fs, &cfg.Generation)
+	service.GenerationVar(fs, &cfg.Generation, service.PinUsage)
+	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic (imctl repartition): its generations are sequenced")
 	fs.StringVar(&cfg.TransactionalIDPrefix, "transactional-id-prefix", "", "prefix of the transactional id, <prefix>-<instance id or random> (default: the group id)")
 	fs.DurationVar(&cfg.Machine.HoldWindow, "hold-window", 0, "how long a send waits for a missing predecessor of its device (default 2s)")
 	fs.DurationVar(&cfg.Machine.RecallWindow, "recall-window", 0, "how long after it was sent its sender may recall a message (default 24h; negative: no limit; a group's creator: always)")
@@ -55,9 +60,16 @@ func run() error {
 	}
 	admin := service.NewAdmin(common.AdminAddr, log)
 	cfg.Kafka = common.Kafka("seqchat-sequencer")
-	cfg.Logger = log
-	cfg.Registerer = admin.Registry
-	seq, err := sequencer.New(cfg)
+	// Every generation, retired ones too: a fenced generation forwards late
+	// writes until its topics are deleted (docs/architecture.md, Retire).
+	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Topics: cfg.Topics,
+		Logger: log, Registerer: admin.Registry})
+	seq, err := control.Serve(cfg.Generation, &control.Instances{Follower: follower, Want: control.Every, Registerer: admin.Registry, Logger: log,
+		New: func(gen *imv1.Generation, reg prometheus.Registerer) (control.Component, error) {
+			c := cfg
+			c.Generation, c.Logger, c.Registerer = gen.Id, log, reg
+			return sequencer.New(c)
+		}})
 	if err != nil {
 		return err
 	}
@@ -67,6 +79,7 @@ func run() error {
 	defer stop()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Run(ctx) })
+	g.Go(func() error { return follower.Run(ctx) })
 	g.Go(func() error {
 		err := seq.Run(ctx)
 		stop() // the admin server goes when the sequencer does

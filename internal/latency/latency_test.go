@@ -114,4 +114,29 @@ func TestParseReadsTheHistogramsOfAPage(t *testing.T) {
 	if p50, _ := Quantile(bs, 0.5); p50 < 2*time.Millisecond || p50 > 5*time.Millisecond {
 		t.Fatalf("p50 %v, want 3-4ms", p50)
 	}
+
+	// A service running an instance per generation labels each one's
+	// histogram with its generation: the page's histogram is their sum.
+	// Other labels are not a hop's histogram.
+	reg = prometheus.NewRegistry()
+	for g, v := range map[string]float64{"1": 0.003, "2": 0.004} {
+		h := NewHistogram("hop_seconds", "a hop")
+		prometheus.WrapRegistererWith(prometheus.Labels{"generation": g}, reg).MustRegister(h)
+		h.Observe(v)
+	}
+	other := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "by_kind_seconds"}, []string{"kind"})
+	reg.MustRegister(other)
+	other.WithLabelValues("a").Observe(1)
+	srv2 := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv2.Close()
+	if got, err = Scrape(context.Background(), srv2.URL); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["hop_seconds"] == nil {
+		t.Fatalf("histograms %v, want hop_seconds only", got)
+	}
+	bs = got["hop_seconds"]
+	if last := bs[len(bs)-1]; last.Count != 2 {
+		t.Fatalf("last bucket %+v, want +Inf with the two generations' 2", last)
+	}
 }

@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Histograms are the cumulative buckets of every unlabelled histogram of
-// one /metrics page, by metric name (the +Inf bucket holds the count).
+// Histograms are the cumulative buckets of every histogram of one
+// /metrics page that is unlabelled or labelled by generation only (the
+// instances of a service that runs one per generation of the partitioned
+// topics, summed), by metric name (the +Inf bucket holds the count).
 type Histograms map[string][]Bucket
 
 // Parse reads the histograms of a Prometheus text exposition.
@@ -23,19 +25,35 @@ func Parse(r io.Reader) (Histograms, error) {
 		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	out := Histograms{}
+fams:
 	for name, f := range fams {
-		ms := f.GetMetric()
-		if len(ms) != 1 || ms[0].GetHistogram() == nil || len(ms[0].GetLabel()) > 0 {
-			continue
-		}
-		h := ms[0].GetHistogram()
-		var bs []Bucket
-		for _, b := range h.GetBucket() {
-			if !math.IsInf(b.GetUpperBound(), 1) {
-				bs = append(bs, Bucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
+		var sum []Bucket
+		for _, m := range f.GetMetric() {
+			h := m.GetHistogram()
+			if h == nil || len(m.GetLabel()) > 1 || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetName() != "generation" {
+				continue fams
+			}
+			var bs []Bucket
+			for _, b := range h.GetBucket() {
+				if !math.IsInf(b.GetUpperBound(), 1) {
+					bs = append(bs, Bucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
+				}
+			}
+			bs = append(bs, Bucket{UpperBound: math.Inf(1), Count: float64(h.GetSampleCount())})
+			if sum == nil {
+				sum = bs
+				continue
+			}
+			if len(bs) != len(sum) {
+				continue fams
+			}
+			for i := range sum {
+				sum[i].Count += bs[i].Count
 			}
 		}
-		out[name] = append(bs, Bucket{UpperBound: math.Inf(1), Count: float64(h.GetSampleCount())})
+		if sum != nil {
+			out[name] = sum
+		}
 	}
 	return out, nil
 }

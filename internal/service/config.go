@@ -114,10 +114,10 @@ func (c Common) Logger(service string) (*slog.Logger, error) {
 
 // GenerationVar registers -generation: the generation of the partitioned
 // topics (raw, sequenced, sequencer state, fanout members) a service works
-// on; imctl repartition moves the pipeline from one to the next. Unset,
-// *p stays as it is (zero: the component's default, 1).
-func GenerationVar(fs *flag.FlagSet, p *uint32) {
-	fs.Func("generation", "generation of the partitioned topics (imctl repartition): a generation g > 1 uses the topics and group .g<g> (default 1)",
+// on; imctl repartition moves the pipeline from one to the next. usage
+// says what it does in this service. Unset, *p stays as it is.
+func GenerationVar(fs *flag.FlagSet, p *uint32, usage string) {
+	fs.Func("generation", usage,
 		func(s string) error {
 			g, err := strconv.ParseUint(s, 10, 32)
 			if err != nil || g < 1 {
@@ -127,3 +127,12 @@ func GenerationVar(fs *flag.FlagSet, p *uint32) {
 			return nil
 		})
 }
+
+// PinUsage is -generation's usage in the services that run an instance
+// per generation.
+const PinUsage = "run only this generation of the partitioned topics (imctl repartition; g > 1: topics and group .g<g>); " +
+	"default: an instance per generation the control topic lists, started and stopped as it changes"
+
+// WriteUsage is -generation's usage in the services that ingest.
+const WriteUsage = "write only to this generation's raw topic (imctl repartition; g > 1: <raw topic>.g<g>); " +
+	"default: the generation the control topic says ingest writes to"

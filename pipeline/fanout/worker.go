@@ -234,7 +234,8 @@ func (w *worker) routingStarted(connects []*imv1.Presence, from int64) ([]*saram
 		convs, complete := w.heads.ConversationsOf(c.UserId, w.members)
 		b, err := imv1.Marshal(&imv1.GatewayDelivery{Version: imv1.Version, RoutingStarted: &imv1.RoutingStarted{
 			UserId: c.UserId, DeviceId: c.DeviceId, Epoch: c.Epoch, SequencedPartition: w.p,
-			SequencedOffset: from, SequencedPartitions: w.f.partitions, Conversations: convs, ConversationsComplete: complete}})
+			SequencedOffset: from, SequencedPartitions: w.f.partitions, Conversations: convs, ConversationsComplete: complete,
+			SequencedTopic: w.f.topics.Sequenced}})
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/httpserve"
 	"github.com/seqchat/seqchat/internal/kafkawire"
@@ -30,11 +31,18 @@ import (
 type Config struct {
 	Kafka  kafkawire.Config
 	Topics kafkawire.Topics // zero fields get kafkawire's defaults
-	// WriteGeneration is the generation of the raw topic sends are
+	// WriteGeneration pins the generation of the raw topic sends are
 	// produced to (generation.Topics; docs/architecture.md,
-	// Repartitioning): a rolling restart with the new generation moves the
-	// writes once imctl repartition published it. Zero means 1.
+	// Repartitioning). Zero means the one Control says ingest writes to
+	// (refusing sends while its view is stale: Ingest.ControlStale), or 1
+	// without Control.
 	WriteGeneration uint32
+	// Control is the service's view of the control topic: a new
+	// connection settles against every generation whose fanouts route
+	// (imported, not retired), and sends go to the generation it says
+	// ingest writes to (unless WriteGeneration pins one). Nil means
+	// generation 1 only, with the partition count the fanout's notices say.
+	Control *control.Follower
 	// Layout creates this gateway's topic (its partition count and retention).
 	Layout kafkawire.Layout
 	// GatewayID names this gateway and its topic. Required.
@@ -142,7 +150,11 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 	c.Ingest.Kafka = c.Kafka
-	c.Ingest.Topic = generation.Topics(c.Topics, c.WriteGeneration).Raw
+	if c.WriteGeneration > 0 || c.Control == nil {
+		c.Ingest.Topic = generation.Topics(c.Topics, max(c.WriteGeneration, generation.First)).Raw
+	} else {
+		c.Ingest.Topic, c.Ingest.Control = c.Topics.Raw, c.Control
+	}
 	c.Ingest.Origin = c.GatewayID
 	c.Ingest.Logger = c.Logger
 	c.Ingest.Registerer = c.Registerer
@@ -226,7 +238,7 @@ func New(cfg Config) (*Gateway, error) {
 		ingest: ing, presence: cfg.Kafka.NewProducer(cfg.Topics.Presence), metrics: newMetrics(cfg.Registerer),
 		conns: map[deviceKey]map[*conn]struct{}{}, started: make(chan struct{}), shutdown: make(chan struct{}), admit: newAdmission(cfg.OverloadDelay, time.Now()),
 		limits:   newConnLimits(cfg.MaxConnections, cfg.FDReserve, cfg.MaxConnectionsPerUser, cfg.MemoryLimit),
-		progress: &progressReader{history: cfg.History}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
+		progress: &progressReader{history: cfg.History, legacy: cfg.Topics.Sequenced}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
 		heads: newStreamHeads()}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
@@ -372,6 +384,27 @@ func (g *Gateway) route(d *imv1.GatewayDelivery, routedAt time.Time) {
 			c.offer(d.Record.ConversationId, entry)
 		}
 	}
+}
+
+// routedTopics is, per sequenced topic of a generation whose fanouts
+// route (imported, not retired: a newer one still importing sends no
+// notices yet, and its later ones are applied as they come), its
+// partition count; nil without a view of the generations.
+func (g *Gateway) routedTopics() map[string]int32 {
+	if g.cfg.Control == nil {
+		return nil
+	}
+	gens, _ := g.cfg.Control.Current()
+	if gens == nil {
+		return nil
+	}
+	out := map[string]int32{}
+	for _, gen := range gens.GetGenerations() {
+		if gen.Phase == generation.Imported {
+			out[generation.Topics(g.cfg.Topics, gen.Id).Sequenced] = gen.Partitions
+		}
+	}
+	return out
 }
 
 // routingStarted hands the fanout's notice to the connection it names.

@@ -48,9 +48,9 @@ type History interface {
 	// Unread lists the user's conversations with its read position and
 	// unread count in each.
 	Unread(ctx context.Context, user string) ([]historyapi.ConversationState, error)
-	// Progress is, per partition of the sequenced topic, the offset before
-	// which history has stored every record.
-	Progress(ctx context.Context) ([]int64, error)
+	// Progress is, per live generation's sequenced topic and partition,
+	// the offset before which history has stored every record.
+	Progress(ctx context.Context) (historyapi.Progress, error)
 	// Positions are the device's acknowledged positions, and the epoch of
 	// each one's stream where it is not 0.
 	Positions(ctx context.Context, user, device string) (positions, epochs map[string]uint64, err error)
@@ -149,10 +149,10 @@ func (c *HistoryClient) Unread(ctx context.Context, user string) ([]historyapi.C
 }
 
 // Progress implements History.
-func (c *HistoryClient) Progress(ctx context.Context) ([]int64, error) {
+func (c *HistoryClient) Progress(ctx context.Context) (historyapi.Progress, error) {
 	var out historyapi.Progress
 	err := c.do(ctx, http.MethodGet, "/v1/progress", nil, &out)
-	return out.StoredBefore, err
+	return out, err
 }
 
 // Positions implements History.

@@ -62,18 +62,19 @@ func (c *conn) shuttingDown() {
 	}
 }
 
-// awaitHeads waits for the notices of every partition; false when one
-// does not list the user's conversations completely (a fanout that has not
+// awaitHeads waits for the notices of every partition of every sequenced
+// topic whose fanouts route (expectedLocked); false when one does not
+// list the user's conversations completely (a fanout that has not
 // tracked its partition from the start) or they do not come in time.
-func (c *conn) awaitHeads() (map[int32][]*imv1.RoutedConversation, bool) {
+func (c *conn) awaitHeads() (map[topicPart][]*imv1.RoutedConversation, bool) {
 	deadline := time.NewTimer(headsWait)
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
 		r := &c.routing
 		incomplete := r.incomplete
-		var notices map[int32][]*imv1.RoutedConversation
-		if r.partitions > 0 && len(r.heads) == int(r.partitions) {
+		var notices map[topicPart][]*imv1.RoutedConversation
+		if every(c.expectedLocked(), r.heads) {
 			notices = maps.Clone(r.heads) // once, when every notice is in
 		}
 		c.mu.Unlock()
@@ -95,7 +96,7 @@ func (c *conn) awaitHeads() (map[int32][]*imv1.RoutedConversation, bool) {
 
 // resumeFromHeads resumes from the notices: positions are those hello
 // sent, else the stored ones (read only if hello left one out).
-func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[int32][]*imv1.RoutedConversation) {
+func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[topicPart][]*imv1.RoutedConversation) {
 	c.g.metrics.resumes.WithLabelValues("heads").Inc()
 	var stored map[string]uint64
 	if !namesAll(sent, notices) {
@@ -122,7 +123,12 @@ func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[int32][]*imv1
 	routed := map[string]*imv1.RoutedConversation{}
 	for _, convs := range c.routing.heads {
 		for _, rc := range convs {
-			routed[rc.ConversationId] = rc
+			// During a repartition a conversation is in both generations'
+			// notices: the new one's imported the old one's heads and
+			// routed on, so the later of the two counts.
+			if prev := routed[rc.ConversationId]; prev == nil || later(rc, prev) {
+				routed[rc.ConversationId] = rc
+			}
 			if _, ok := positions[rc.ConversationId]; !ok {
 				positions[rc.ConversationId] = 0
 			}
@@ -181,8 +187,14 @@ func (c *conn) resumeFromHeads(sent map[string]uint64, notices map[int32][]*imv1
 	}
 }
 
+// later reports whether a is further on than b: a later epoch, or the
+// same one at a higher seq.
+func later(a, b *imv1.RoutedConversation) bool {
+	return a.Epoch > b.Epoch || a.Epoch == b.Epoch && a.LastSeq > b.LastSeq
+}
+
 // namesAll says whether hello named every conversation of the notices.
-func namesAll(sent map[string]uint64, notices map[int32][]*imv1.RoutedConversation) bool {
+func namesAll(sent map[string]uint64, notices map[topicPart][]*imv1.RoutedConversation) bool {
 	for _, convs := range notices {
 		for _, rc := range convs {
 			if _, ok := sent[rc.ConversationId]; !ok {

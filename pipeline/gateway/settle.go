@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/schemas/historyapi"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
@@ -21,44 +22,79 @@ const settleRounds = 2
 // fanout sends them for connections up to 30 s old (its connectWindow).
 const noticeWait = 40 * time.Second
 
-// routing is what the fanout said about routing to this connection, per
-// sequenced partition; c.mu guards it.
+// topicPart is a partition of one generation's sequenced topic: during a
+// repartition two generations route, each with its own partitions
+// (docs/architecture.md, Repartitioning).
+type topicPart struct {
+	topic string
+	p     int32
+}
+
+// routing is what the fanouts said about routing to this connection, per
+// partition of each sequenced topic; c.mu guards it.
 type routing struct {
-	partitions int32           // of the sequenced topic; 0 until a notice says
-	from       map[int32]int64 // noticed, not settled yet: partition -> offset
-	settled    map[int32]bool
+	partitions map[string]int32 // per sequenced topic, as its first notice says
+	from       map[topicPart]int64
+	settled    map[topicPart]bool
 	// heads: the user's conversations per partition, from notices that
 	// list them completely; incomplete: a notice did not.
-	heads      map[int32][]*imv1.RoutedConversation
+	heads      map[topicPart][]*imv1.RoutedConversation
 	incomplete bool
 	wake       chan struct{} // a notice arrived
 }
 
 func newRouting() routing {
-	return routing{from: map[int32]int64{}, settled: map[int32]bool{}, heads: map[int32][]*imv1.RoutedConversation{},
-		wake: make(chan struct{}, 1)}
+	return routing{partitions: map[string]int32{}, from: map[topicPart]int64{}, settled: map[topicPart]bool{},
+		heads: map[topicPart][]*imv1.RoutedConversation{}, wake: make(chan struct{}, 1)}
 }
 
-// routingStarted records the fanout's notice that a partition of the
+// expectedLocked is what the connection settles against: the partition
+// count of each sequenced topic whose fanouts route (Gateway.routedTopics),
+// or, without a view of the generations, of the topics notices named;
+// c.mu is held.
+func (c *conn) expectedLocked() map[string]int32 {
+	if exp := c.g.routedTopics(); exp != nil {
+		return exp
+	}
+	return maps.Clone(c.routing.partitions)
+}
+
+// every reports whether set holds every partition of every topic of exp
+// (of which there is at least one).
+func every[V any](exp map[string]int32, set map[topicPart]V) bool {
+	for topic, n := range exp {
+		for p := range n {
+			if _, ok := set[topicPart{topic, p}]; !ok {
+				return false
+			}
+		}
+	}
+	return len(exp) > 0
+}
+
+// routingStarted records the fanout's notice that a partition of a
 // sequenced topic is routed here from an offset on. A later notice of a
 // partition (it moved to another fanout, whose presence view may have
 // applied this connection only then) settles it again from its own
 // offset, or, once resume placed the device from the notices, reads what
 // each conversation lacks up to the notice's heads.
 func (c *conn) routingStarted(rs *imv1.RoutingStarted) {
-	p, from, partitions := rs.SequencedPartition, rs.SequencedOffset, rs.SequencedPartitions
+	tp, from, partitions := topicPart{rs.SequencedTopic, rs.SequencedPartition}, rs.SequencedOffset, rs.SequencedPartitions
+	if tp.topic == "" { // a fanout from before generations
+		tp.topic = c.g.cfg.Topics.Sequenced
+	}
 	c.mu.Lock()
 	r := &c.routing
-	if r.partitions == 0 {
-		r.partitions = partitions
+	if r.partitions[tp.topic] == 0 {
+		r.partitions[tp.topic] = partitions
 	}
-	if partitions == r.partitions && p >= 0 && p < partitions {
-		if prev, noticed := r.from[p]; !noticed || from > prev {
-			r.from[p] = from
+	if partitions == r.partitions[tp.topic] && tp.p >= 0 && tp.p < partitions {
+		if prev, noticed := r.from[tp]; !noticed || from > prev {
+			r.from[tp] = from
 		}
-		delete(r.settled, p)
+		delete(r.settled, tp)
 		if rs.ConversationsComplete && !c.headsMode {
-			r.heads[p] = rs.Conversations
+			r.heads[tp] = rs.Conversations
 		} else if !rs.ConversationsComplete {
 			r.incomplete = true
 		}
@@ -117,10 +153,14 @@ func (c *conn) settle() {
 			}
 		}
 		switch {
+		case time.Since(start) >= noticeWait && done:
+			// Still waiting can only be for a topic no longer routed (a
+			// retired generation's last notices).
+			return
 		case waiting:
 			poll = time.After(wait)
 			wait = min(2*wait, time.Second)
-		case time.Since(start) >= noticeWait && (done || rounds >= settleRounds):
+		case time.Since(start) >= noticeWait && rounds >= settleRounds:
 			return
 		default:
 			wait = 50 * time.Millisecond
@@ -130,70 +170,83 @@ func (c *conn) settle() {
 
 // settleNoticed settles the noticed partitions history has stored far
 // enough: all at once with one listing of the user's conversations, once
-// every partition has its notice and history is far enough on each (a
-// reconnect storm must not multiply the listings), or, when late, those
-// that are ready. waiting: notices wait for history; done: every
-// partition is settled.
+// every partition of every routing generation has its notice and history
+// is far enough on each (a reconnect storm must not multiply the
+// listings), or, when late, those that are ready. waiting: notices wait
+// for history; done: every partition is settled.
 func (c *conn) settleNoticed(late bool) (waiting, done bool, err error) {
 	c.mu.Lock()
-	n := c.routing.partitions
+	exp := c.expectedLocked()
+	counts := maps.Clone(c.routing.partitions)
 	pending := maps.Clone(c.routing.from)
-	settled := len(c.routing.settled)
+	settled := maps.Clone(c.routing.settled)
 	c.mu.Unlock()
 	if len(pending) == 0 {
-		return false, n > 0 && settled == int(n), nil
+		return false, every(exp, settled), nil
 	}
-	if !late && len(pending)+settled < int(n) {
+	all := maps.Clone(settled)
+	for tp := range pending {
+		all[tp] = true
+	}
+	if !late && !every(exp, all) {
 		return false, false, nil // the other notices are on their way
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stored, err := c.g.progress.read(ctx)
-	if err == nil && len(stored) != int(n) {
-		err = fmt.Errorf("history's progress has %d partitions, the fanout's notice %d", len(stored), n)
-	}
 	if err != nil {
 		return true, false, err
 	}
-	ready := map[int32]bool{}
-	for p, from := range pending {
-		if stored[p] >= from {
-			ready[p] = true
+	ready := map[topicPart]bool{}
+	var behind error // history does not (yet) answer for a noticed topic
+	for tp, from := range pending {
+		s, ok := stored[tp.topic]
+		switch {
+		case !ok:
+			behind = fmt.Errorf("history's progress has no topic %s", tp.topic)
+		case len(s) != int(counts[tp.topic]):
+			behind = fmt.Errorf("history's progress has %d partitions of %s, the fanout's notice %d", len(s), tp.topic, counts[tp.topic])
+		case s[tp.p] >= from:
+			ready[tp] = true
 		}
 	}
 	if len(ready) == 0 || (!late && len(ready) < len(pending)) {
-		return true, false, nil
+		return true, false, behind
 	}
 	convs, err := c.g.cfg.History.Conversations(ctx, c.user)
 	if err != nil {
 		return true, false, err
 	}
 	c.mu.Lock()
-	for p := range ready {
-		if c.routing.from[p] == pending[p] { // not noticed again meanwhile
-			delete(c.routing.from, p)
-			c.routing.settled[p] = true
+	for tp := range ready {
+		if c.routing.from[tp] == pending[tp] { // not noticed again meanwhile
+			delete(c.routing.from, tp)
+			c.routing.settled[tp] = true
 		}
 	}
-	settled = len(c.routing.settled)
+	done = every(c.expectedLocked(), c.routing.settled)
 	left := len(c.routing.from)
 	c.mu.Unlock()
 	c.g.metrics.settledPartitions.Add(float64(len(ready)))
 	for _, conv := range convs {
-		if ready[partitionOf(conv, n)] {
-			c.settleConversation(conv)
+		for tp := range ready {
+			if partitionOf(conv, counts[tp.topic]) == tp.p {
+				c.settleConversation(conv)
+				break
+			}
 		}
 	}
-	return left > 0, settled == int(n), nil
+	return left > 0, done, nil
 }
 
 // settleOnce is the timed pass: every conversation of the user that has
-// had no live entry, except on partitions a notice settled.
+// had no live entry, except those settled on their partition of every
+// routing generation by a notice.
 func (c *conn) settleOnce() {
 	c.mu.Lock()
-	n, settled := c.routing.partitions, maps.Clone(c.routing.settled)
+	exp, settled := c.expectedLocked(), maps.Clone(c.routing.settled)
 	c.mu.Unlock()
-	if n > 0 && len(settled) == int(n) {
+	if every(exp, settled) {
 		return // every partition settled exactly
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -204,11 +257,21 @@ func (c *conn) settleOnce() {
 		return
 	}
 	for _, conv := range convs {
-		if n > 0 && settled[partitionOf(conv, n)] {
+		if len(exp) > 0 && settledEverywhere(conv, exp, settled) {
 			continue
 		}
 		c.settleConversation(conv)
 	}
+}
+
+// settledEverywhere: conv's partition of every topic of exp is settled.
+func settledEverywhere(conv string, exp map[string]int32, settled map[topicPart]bool) bool {
+	for topic, n := range exp {
+		if !settled[topicPart{topic, partitionOf(conv, n)}] {
+			return false
+		}
+	}
+	return true
 }
 
 // settleConversation reads conv from history after its delivered position
@@ -242,23 +305,34 @@ const progressTTL = 100 * time.Millisecond
 // at once (a reconnect storm): at most one request per progressTTL.
 type progressReader struct {
 	history History
+	legacy  string     // generation 1's sequenced topic: a history from before generations answers for it
 	mu      sync.Mutex // held over the request: the others wait and reuse it
-	stored  []int64
+	stored  map[string][]int64
 	err     error
 	at      time.Time
 }
 
-func (p *progressReader) read(ctx context.Context) ([]int64, error) {
+// read is, per sequenced topic history stores, the offset per partition
+// before which it has stored every record.
+func (p *progressReader) read(ctx context.Context) (map[string][]int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if time.Since(p.at) >= progressTTL {
-		p.stored, p.err = p.history.Progress(ctx)
+		var prog historyapi.Progress
+		prog, p.err = p.history.Progress(ctx)
+		p.stored = map[string][]int64{}
+		for _, t := range prog.Topics {
+			p.stored[t.Topic] = t.StoredBefore
+		}
+		if len(prog.Topics) == 0 && prog.StoredBefore != nil {
+			p.stored[p.legacy] = prog.StoredBefore
+		}
 		p.at = time.Now()
 	}
 	return p.stored, p.err
 }
 
-// partitionOf is conv's partition of the sequenced topic (of n).
+// partitionOf is conv's partition of a sequenced topic of n partitions.
 func partitionOf(conv string, n int32) int32 {
 	return int32(kafkawire.PartitionFor([]byte(conv), int(n)))
 }

@@ -61,7 +61,11 @@ func (h *handler) getProgress(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, historyapi.Progress{StoredBefore: stored})
+	out := historyapi.Progress{StoredBefore: stored[0].StoredBefore}
+	for _, t := range stored {
+		out.Topics = append(out.Topics, historyapi.TopicProgress{Generation: t.Generation, Topic: t.Topic, StoredBefore: t.StoredBefore})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *handler) getConversations(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,123 +10,209 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
+	"github.com/seqchat/seqchat/schemas/imv1"
 )
 
 // Progress tells "history holds nothing of this conversation because it
 // has none" from "because the sink has not written it yet": a group that
-// history does not know is unknown only once the sink has stored
-// everything the sequenced topic committed on its partition so far.
-// It reads the sink's committed offsets, so it holds whichever history
-// instance owns the partition. Safe for concurrent use.
+// history does not know is unknown only once the sinks have stored
+// everything the sequenced topics committed on its partitions so far, in
+// every live generation (a group created in a new generation is there
+// only). It reads the sinks' committed offsets, so it holds whichever
+// history instance owns a partition. Safe for concurrent use.
 type Progress struct {
-	kafka kafkawire.Config
-	topic string
-	group string
+	kafka  kafkawire.Config
+	topics kafkawire.Topics // generation 1's
+	group  string           // generation 1's
+	live   func() []*imv1.Generation
 
 	mu         sync.Mutex
 	client     sarama.Client // connected on first use
 	admin      sarama.ClusterAdmin
-	partitions int // of the topic
+	partitions map[string]int // per sequenced topic
 
 	storedMu sync.Mutex // one Stored read at a time; the others reuse it
-	stored   []int64
+	stored   []TopicStored
 	storedAt time.Time
 }
 
-// NewProgress reads the progress of the sink's consumer group over the
-// sequenced topic. It connects on first use, so that the service starts
-// while the broker is away.
-func NewProgress(k kafkawire.Config, topics kafkawire.Topics, group string) *Progress {
-	return &Progress{kafka: k, topic: topics.WithDefaults().Sequenced, group: group}
+// TopicStored is a generation's sequenced topic and, per partition, the
+// offset before which its sink has stored every record.
+type TopicStored struct {
+	Generation   uint32
+	Topic        string
+	StoredBefore []int64
 }
 
-// CaughtUp reports whether the sink has committed, on the partition of
-// conversation, everything the sequenced topic had committed when it was
-// called: then a row it does not hold was not written before the call.
+// NewProgress reads the progress of the sinks' consumer groups over the
+// sequenced topics of the live generations; topics and group are
+// generation 1's names, and live lists the live generations (the control
+// topic's view: empty while it is not read yet, and then Progress answers
+// errors). A nil live means generation 1 only. It connects on first use,
+// so that the service starts while the broker is away.
+func NewProgress(k kafkawire.Config, topics kafkawire.Topics, group string, live func() []*imv1.Generation) *Progress {
+	if live == nil {
+		live = func() []*imv1.Generation { return []*imv1.Generation{{Id: generation.First}} }
+	}
+	return &Progress{kafka: k, topics: topics.WithDefaults(), group: group, live: live, partitions: map[string]int{}}
+}
+
+// ErrNoGenerations: the control topic has not been read yet.
+var ErrNoGenerations = errors.New("history progress: the live generations are not known yet")
+
+// generations are the live generations' sequenced topics and sink groups.
+func (p *Progress) generations() ([]TopicStored, []string, error) {
+	live := p.live()
+	if len(live) == 0 {
+		return nil, nil, ErrNoGenerations
+	}
+	out := make([]TopicStored, len(live))
+	groups := make([]string, len(live))
+	for i, gen := range live {
+		out[i] = TopicStored{Generation: gen.Id, Topic: generation.Topics(p.topics, gen.Id).Sequenced}
+		groups[i] = generation.GroupID(p.group, gen.Id)
+	}
+	return out, groups, nil
+}
+
+// CaughtUp reports whether, in every live generation, the sink has
+// committed on the partition of conversation everything the sequenced
+// topic had committed when it was called: then a row history does not
+// hold was not written before the call.
 func (p *Progress) CaughtUp(ctx context.Context, conversation string) (bool, error) {
-	n, err := p.connect()
+	gens, groups, err := p.generations()
 	if err != nil {
 		return false, err
 	}
-	part := int32(kafkawire.PartitionFor([]byte(conversation), n))
-	stored, stable, err := p.offsets(ctx, []int32{part})
-	if err != nil {
-		return false, err
+	for i, g := range gens {
+		n, err := p.connect(g.Topic)
+		if err != nil {
+			return false, err
+		}
+		part := int32(kafkawire.PartitionFor([]byte(conversation), n))
+		stored, stable, err := p.offsets(ctx, g.Topic, groups[i], []int32{part})
+		if err != nil {
+			return false, err
+		}
+		if stored[0] < stable[0] {
+			return false, nil
+		}
 	}
-	return stored[0] >= stable[0], nil
+	return true, nil
 }
 
 // storedTTL is how long an answer of Stored is reused: gateways poll it
 // while devices connect.
 const storedTTL = 200 * time.Millisecond
 
-// Stored is, per partition of the sequenced topic, the offset before which
-// the sink has stored every record. A gateway that the fanout told "from
-// offset o on, partition p is routed to this device" has everything before
-// o in history once Stored()[p] >= o. Concurrent callers share one read.
-func (p *Progress) Stored(ctx context.Context) ([]int64, error) {
-	n, err := p.connect()
+// Stored is, per live generation's sequenced topic and partition, the
+// offset before which its sink has stored every record. A gateway that the
+// fanout told "from offset o on, partition p of topic t is routed to this
+// device" has everything before o in history once the answer for (t, p)
+// is >= o. Concurrent callers share one read.
+func (p *Progress) Stored(ctx context.Context) ([]TopicStored, error) {
+	gens, groups, err := p.generations()
 	if err != nil {
 		return nil, err
 	}
 	p.storedMu.Lock()
 	defer p.storedMu.Unlock()
-	if time.Since(p.storedAt) < storedTTL {
-		return slices.Clone(p.stored), nil
+	if time.Since(p.storedAt) < storedTTL && sameTopics(p.stored, gens) {
+		return cloneStored(p.stored), nil
 	}
-	parts := make([]int32, n)
-	for i := range parts {
-		parts[i] = int32(i)
+	for i := range gens {
+		n, err := p.connect(gens[i].Topic)
+		if err != nil {
+			return nil, err
+		}
+		parts := make([]int32, n)
+		for j := range parts {
+			parts[j] = int32(j)
+		}
+		if gens[i].StoredBefore, _, err = p.offsets(ctx, gens[i].Topic, groups[i], parts); err != nil {
+			return nil, err
+		}
 	}
-	stored, _, err := p.offsets(ctx, parts)
-	if err != nil {
-		return nil, err
-	}
-	p.stored, p.storedAt = stored, time.Now()
-	return slices.Clone(stored), nil
+	p.stored, p.storedAt = gens, time.Now()
+	return cloneStored(gens), nil
 }
 
-// offsets reads, for each of parts, the topic's stable end and the sink's
-// committed offset; stored is the committed offset, or the end when only a
-// transaction marker lies between them.
-func (p *Progress) offsets(ctx context.Context, parts []int32) (stored, stable []int64, err error) {
+func sameTopics(a, b []TopicStored) bool {
+	return slices.EqualFunc(a, b, func(x, y TopicStored) bool { return x.Topic == y.Topic })
+}
+
+func cloneStored(s []TopicStored) []TopicStored {
+	out := slices.Clone(s)
+	for i := range out {
+		out[i].StoredBefore = slices.Clone(out[i].StoredBefore)
+	}
+	return out
+}
+
+// offsets reads, for each of parts, topic's stable end and group's
+// committed offset; stored is how far the group has stored (storedUpTo).
+func (p *Progress) offsets(ctx context.Context, topic, group string, parts []int32) (stored, stable []int64, err error) {
 	// The ends first: the sink's positions read after them can only be later.
 	stable = make([]int64, len(parts))
 	for i, part := range parts {
-		if stable[i], err = kafkawire.StableOffset(ctx, p.client, p.topic, part); err != nil {
+		if stable[i], err = kafkawire.StableOffset(ctx, p.client, topic, part); err != nil {
 			return nil, nil, fmt.Errorf("history progress: %w", err)
 		}
 	}
-	resp, err := p.admin.ListConsumerGroupOffsets(p.group, map[string][]int32{p.topic: parts})
+	resp, err := p.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
 	if err != nil {
-		return nil, nil, fmt.Errorf("history progress: offsets of %s: %w", p.group, err)
+		return nil, nil, fmt.Errorf("history progress: offsets of %s: %w", group, err)
 	}
 	stored = make([]int64, len(parts))
 	for i, part := range parts {
-		block := resp.GetBlock(p.topic, part)
+		block := resp.GetBlock(topic, part)
 		if block == nil || block.Err != sarama.ErrNoError {
-			return nil, nil, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", p.group, p.topic, part, block)
+			return nil, nil, fmt.Errorf("history progress: offsets of %s on %s/%d: %v", group, topic, part, block)
 		}
-		// The record before the stable offset is a transaction's marker,
-		// which a consumer never receives (the sequenced topic is written
-		// only in transactions): a sink past every data record has
-		// committed up to it.
-		stored[i] = block.Offset
-		if stored[i] >= stable[i]-1 {
-			stored[i] = stable[i]
+		if stored[i], err = p.storedUpTo(ctx, topic, part, block.Offset, stable[i]); err != nil {
+			return nil, nil, err
 		}
 	}
 	return stored, stable, nil
 }
 
-// connect makes the clients and reads the topic's partition count, once;
-// it returns the count.
-func (p *Progress) connect() (int, error) {
+// storedUpTo is the offset before which the sink stored everything of
+// part, given its committed offset and the stable end: the end when what
+// lies between holds nothing a read_committed consumer receives
+// (transaction markers, aborted transactions: a sink never commits past
+// those), else the committed offset.
+func (p *Progress) storedUpTo(ctx context.Context, topic string, part int32, committed, stable int64) (int64, error) {
+	// The record before the stable offset is a transaction's marker (the
+	// sequenced topic is written only in transactions): no need to read it.
+	if committed >= stable-1 {
+		return stable, nil
+	}
+	from := committed
+	if from < 0 { // nothing committed: the sink starts at the oldest record
+		var err error
+		if from, err = p.client.GetOffset(topic, part, sarama.OffsetOldest); err != nil {
+			return 0, fmt.Errorf("history progress: start of %s/%d: %w", topic, part, err)
+		}
+	}
+	data, err := kafkawire.CommittedRecordIn(ctx, p.client, topic, part, from, stable)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("history progress: %w", err)
+	case data:
+		return committed, nil
+	}
+	return stable, nil
+}
+
+// connect makes the clients, once, and reads topic's partition count,
+// once per topic; it returns the count.
+func (p *Progress) connect(topic string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.partitions > 0 {
-		return p.partitions, nil
+	if n := p.partitions[topic]; n > 0 {
+		return n, nil
 	}
 	if p.client == nil {
 		client, err := sarama.NewClient(p.kafka.BrokerList(), p.kafka.Sarama())
@@ -139,12 +226,12 @@ func (p *Progress) connect() (int, error) {
 		}
 		p.client, p.admin = client, admin
 	}
-	ps, err := p.client.Partitions(p.topic)
+	ps, err := p.client.Partitions(topic)
 	if err != nil {
-		return 0, fmt.Errorf("history progress: partitions of %s: %w", p.topic, err)
+		return 0, fmt.Errorf("history progress: partitions of %s: %w", topic, err)
 	}
-	p.partitions = len(ps)
-	return p.partitions, nil
+	p.partitions[topic] = len(ps)
+	return len(ps), nil
 }
 
 // Close disconnects.

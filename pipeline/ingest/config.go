@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 )
 
@@ -15,6 +16,7 @@ const (
 	DefaultTopic               = "im.raw"
 	DefaultOrigin              = "ingest"
 	DefaultWriteTimeout        = 10 * time.Second
+	DefaultControlStale        = 10 * time.Second
 	DefaultMaxBodyBytes        = 16 << 10
 	DefaultMaxIDBytes          = 128
 	DefaultMaxContentTypeBytes = 128
@@ -26,8 +28,18 @@ const (
 type Config struct {
 	// Kafka says how to reach the brokers.
 	Kafka kafkawire.Config
-	// Topic is the raw topic. Zero means "im.raw".
+	// Topic is the raw topic: with Control, generation 1's, and a later
+	// generation's is Topic.g<g>. Zero means "im.raw".
 	Topic string
+	// Control, when set, is the service's view of the control topic
+	// (docs/architecture.md, Generations and the control topic): sends go
+	// to the raw topic of the generation it says ingest writes to, and are
+	// refused (ErrUnavailable) while the view was last read to the topic's
+	// end more than ControlStale ago, so that no send reaches an old
+	// generation long after the switch. Nil means Topic alone.
+	Control *control.Follower
+	// ControlStale bounds the age of Control's view. Zero means 10s.
+	ControlStale time.Duration
 	// Origin is written into every record: where the sends entered the
 	// pipeline. Zero means "ingest"; a gateway passes its gateway id.
 	Origin string
@@ -93,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ControlStale == 0 {
+		c.ControlStale = DefaultControlStale
 	}
 	if c.Linger == 0 {
 		c.Linger = kafkawire.DefaultSendLinger

@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
 )
@@ -28,7 +29,7 @@ type Ingester struct {
 	metrics   *metrics
 
 	mu       sync.Mutex
-	producer *kafkawire.Sender // connected on the first Submit
+	senders  map[string]*kafkawire.Sender // per raw topic, connected on its first Submit
 	closed   bool
 	closeErr error
 }
@@ -50,6 +51,7 @@ func New(cfg Config) (*Ingester, error) {
 		meta:      &kafka.Client{Addr: kafka.TCP(cfg.Kafka.BrokerList()...), Transport: transport},
 		transport: transport,
 		metrics:   m,
+		senders:   map[string]*kafkawire.Sender{},
 	}, nil
 }
 
@@ -148,47 +150,75 @@ func (sub *Submission) unavailable(err error) error {
 	return fmt.Errorf("submit %s: %w: %w", sub.cmid, ErrUnavailable, err)
 }
 
-// sender is the producer, connected on first use (New does not contact
-// the broker, so a service can start before Kafka does).
+// topic is the raw topic sends go to now: Config.Topic, or with
+// Config.Control the write generation's, unless the view is stale.
+func (i *Ingester) topic() (string, error) {
+	if i.cfg.Control == nil {
+		return i.cfg.Topic, nil
+	}
+	age, ok := i.cfg.Control.Age()
+	if !ok || age > i.cfg.ControlStale {
+		return "", fmt.Errorf("the control topic was not read to its end for %v (more than %v): the generation to write to is not known",
+			age.Round(time.Millisecond), i.cfg.ControlStale)
+	}
+	g, _ := i.cfg.Control.Current()
+	return generation.Topics(kafkawire.Topics{Raw: i.cfg.Topic}, generation.WriteTo(g).GetId()).Raw, nil
+}
+
+// sender is the producer of the raw topic sends go to now, connected on
+// first use (New does not contact the brokers). A previous generation's
+// stays open for the sends still in flight to it, until Close.
 func (i *Ingester) sender() (*kafkawire.Sender, error) {
+	topic, err := i.topic()
+	if err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
 		return nil, errors.New("ingester closed")
 	}
-	if i.producer == nil {
-		p, err := i.cfg.Kafka.NewSender(i.cfg.Topic, i.cfg.Linger)
+	if i.senders[topic] == nil {
+		p, err := i.cfg.Kafka.NewSender(topic, i.cfg.Linger)
 		if err != nil {
 			return nil, err
 		}
-		i.producer = p
+		i.senders[topic] = p
+		if len(i.senders) > 1 {
+			i.cfg.Logger.Info("ingest writes to another raw topic", "topic", topic)
+		}
 	}
-	return i.producer, nil
+	return i.senders[topic], nil
 }
 
-// Ready reports whether the raw topic's metadata is reachable and every
-// partition has a leader, so a Submit can be acknowledged now.
+// Ready reports whether the raw topic sends go to now is known (a fresh
+// view of the control topic) and its metadata reachable with a leader for
+// every partition, so a Submit can be acknowledged now.
 func (i *Ingester) Ready(ctx context.Context) error {
-	md, err := i.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{i.cfg.Topic}})
+	topic, err := i.topic()
 	if err != nil {
-		return fmt.Errorf("metadata of %s: %w", i.cfg.Topic, err)
+		return err
+	}
+	md, err := i.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("metadata of %s: %w", topic, err)
 	}
 	if len(md.Topics) != 1 {
-		return fmt.Errorf("metadata of %s: %d topics in the answer", i.cfg.Topic, len(md.Topics))
+		return fmt.Errorf("metadata of %s: %d topics in the answer", topic, len(md.Topics))
 	}
 	t := md.Topics[0]
 	if t.Error != nil {
-		return fmt.Errorf("topic %s: %w", i.cfg.Topic, t.Error)
+		return fmt.Errorf("topic %s: %w", topic, t.Error)
 	}
 	if len(t.Partitions) == 0 {
-		return fmt.Errorf("topic %s has no partitions", i.cfg.Topic)
+		return fmt.Errorf("topic %s has no partitions", topic)
 	}
 	for _, p := range t.Partitions {
 		if p.Error != nil {
-			return fmt.Errorf("topic %s partition %d: %w", i.cfg.Topic, p.ID, p.Error)
+			return fmt.Errorf("topic %s partition %d: %w", topic, p.ID, p.Error)
 		}
 		if p.Leader.Host == "" {
-			return fmt.Errorf("topic %s partition %d has no leader", i.cfg.Topic, p.ID)
+			return fmt.Errorf("topic %s partition %d has no leader", topic, p.ID)
 		}
 	}
 	return nil
@@ -204,9 +234,9 @@ func (i *Ingester) Close() error {
 		return i.closeErr
 	}
 	i.closed = true
-	if i.producer != nil {
-		if err := i.producer.Close(); err != nil {
-			i.closeErr = fmt.Errorf("close ingest producer: %w", err)
+	for topic, p := range i.senders {
+		if err := p.Close(); err != nil && i.closeErr == nil {
+			i.closeErr = fmt.Errorf("close ingest producer of %s: %w", topic, err)
 		}
 	}
 	i.transport.CloseIdleConnections()

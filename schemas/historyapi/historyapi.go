@@ -77,10 +77,19 @@ type Refused struct {
 	Message        string `json:"message"`
 }
 
-// Progress is the answer of GET /v1/progress: per partition of the
-// sequenced topic (by index), the offset before which history has stored
-// every record.
+// Progress is the answer of GET /v1/progress: per live generation's
+// sequenced topic and partition (by index), the offset before which
+// history has stored every record. StoredBefore is the oldest live
+// generation's, for gateways from before generations.
 type Progress struct {
+	StoredBefore []int64         `json:"stored_before"`
+	Topics       []TopicProgress `json:"topics,omitempty"`
+}
+
+// TopicProgress is one generation's sequenced topic in a Progress.
+type TopicProgress struct {
+	Generation   uint32  `json:"generation"`
+	Topic        string  `json:"topic"`
 	StoredBefore []int64 `json:"stored_before"`
 }
 

@@ -2511,8 +2511,13 @@ type RoutingStarted struct {
 	// conversation not listed has nothing for the user before the offset.
 	Conversations         []*RoutedConversation `protobuf:"bytes,7,rep,name=conversations,proto3" json:"conversations,omitempty"`
 	ConversationsComplete bool                  `protobuf:"varint,8,opt,name=conversations_complete,json=conversationsComplete,proto3" json:"conversations_complete,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// sequenced_topic names the generation's sequenced topic the partition
+	// is of (docs/architecture.md, Repartitioning): gateways settle per
+	// (topic, partition). Empty from fanouts before generations: generation
+	// 1's.
+	SequencedTopic string `protobuf:"bytes,9,opt,name=sequenced_topic,json=sequencedTopic,proto3" json:"sequenced_topic,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RoutingStarted) Reset() {
@@ -2599,6 +2604,13 @@ func (x *RoutingStarted) GetConversationsComplete() bool {
 		return x.ConversationsComplete
 	}
 	return false
+}
+
+func (x *RoutingStarted) GetSequencedTopic() string {
+	if x != nil {
+		return x.SequencedTopic
+	}
+	return ""
 }
 
 // RoutedConversation is one conversation of a user as the fanout routed it
@@ -3477,7 +3489,7 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x03 \x03(\v2\x18.seqchat.im.v1.DeviceRefR\n" +
 	"recipients\x12F\n" +
-	"\x0frouting_started\x18\x04 \x01(\v2\x1d.seqchat.im.v1.RoutingStartedR\x0eroutingStarted\"\xeb\x02\n" +
+	"\x0frouting_started\x18\x04 \x01(\v2\x1d.seqchat.im.v1.RoutingStartedR\x0eroutingStarted\"\x94\x03\n" +
 	"\x0eRoutingStarted\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x14\n" +
@@ -3486,7 +3498,8 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"\x10sequenced_offset\x18\x05 \x01(\x03R\x0fsequencedOffset\x121\n" +
 	"\x14sequenced_partitions\x18\x06 \x01(\x05R\x13sequencedPartitions\x12G\n" +
 	"\rconversations\x18\a \x03(\v2!.seqchat.im.v1.RoutedConversationR\rconversations\x125\n" +
-	"\x16conversations_complete\x18\b \x01(\bR\x15conversationsComplete\"\x8f\x01\n" +
+	"\x16conversations_complete\x18\b \x01(\bR\x15conversationsComplete\x12'\n" +
+	"\x0fsequenced_topic\x18\t \x01(\tR\x0esequencedTopic\"\x8f\x01\n" +
 	"\x12RoutedConversation\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x1f\n" +

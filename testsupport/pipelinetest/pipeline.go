@@ -15,11 +15,14 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/seqchat/seqchat/internal/auth"
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
 	"github.com/seqchat/seqchat/pipeline/gateway"
 	"github.com/seqchat/seqchat/pipeline/history"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
+	"github.com/seqchat/seqchat/schemas/imv1"
 	"github.com/seqchat/seqchat/testsupport/stacktest"
 )
 
@@ -70,6 +73,12 @@ type Pipeline struct {
 	Sequencer sequencer.Config
 	Fanout    fanout.Config
 	Sink      history.Config
+	// ControlTopic is the pipeline's control topic (not created: until a
+	// test publishes a record there, the pipeline is generation 1 alone),
+	// and Control the follower of it that history's progress and the
+	// gateways use.
+	ControlTopic string
+	Control      *control.Follower
 
 	cfg                                 Config
 	stopSequencer, stopFanout, stopSink func()
@@ -130,6 +139,16 @@ func Start(t testing.TB, cfg Config) *Pipeline {
 	p := &Pipeline{T: t, Kafka: kcfg, Topics: topics, Signer: signer, Log: stacktest.Logger(t), cfg: cfg,
 		gateways: map[string]*Gateway{}}
 
+	p.ControlTopic = prefix + ".control"
+	p.Control = control.NewFollower(control.FollowerConfig{Kafka: kcfg, Topic: p.ControlTopic, Topics: topics,
+		Poll: 100 * time.Millisecond, Logger: p.Log.With("service", "control")})
+	p.Run("control follower", p.Control.Run)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.Control.Wait(ctx); err != nil {
+		t.Fatalf("the control topic's view: %v", err)
+	}
+
 	p.Sequencer = sequencer.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".sequencer", Logger: p.Log.With("service", "sequencer")}
 	if cfg.Sequencer != nil {
 		cfg.Sequencer(&p.Sequencer)
@@ -146,7 +165,10 @@ func Start(t testing.TB, cfg Config) *Pipeline {
 	p.Sink = history.Config{Kafka: kcfg, Topics: topics, GroupID: prefix + ".history", Store: store,
 		BatchMaxWait: 20 * time.Millisecond, Logger: p.Log.With("service", "history")}
 	p.StartSink()
-	progress := history.NewProgress(kcfg, topics, prefix+".history")
+	progress := history.NewProgress(kcfg, topics, prefix+".history", func() []*imv1.Generation {
+		g, _ := p.Control.Current()
+		return generation.Live(g)
+	})
 	t.Cleanup(func() { progress.Close() })
 	api, err := history.NewHandler(history.HandlerConfig{Store: store, ServiceToken: cfg.ServiceToken, Progress: progress})
 	if err != nil {
@@ -224,6 +246,7 @@ func (p *Pipeline) GatewayConfig(id string) gateway.Config {
 		Layout:    kafkawire.Layout{Partitions: 2, ReplicationFactor: p.cfg.Replication},
 		GatewayID: id, TokenKey: p.cfg.TokenKey,
 		History: &gateway.HistoryClient{BaseURL: p.HistoryURL, Token: p.cfg.ServiceToken},
+		Control: p.Control,
 		Logger:  p.Log.With("service", "gateway", "gateway_id", id)}
 }
 

@@ -111,8 +111,9 @@ func (p *Process) Stop(t testing.TB) {
 	}
 }
 
-// Metric reads one unlabelled sample from the /metrics of the admin server
-// at addr; -1 if it is not there (yet).
+// Metric reads a sample from the /metrics of the admin server at addr,
+// summed over its series (a service running an instance per generation
+// labels each one's); -1 if it is not there (yet).
 func Metric(addr, name string) float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -120,12 +121,16 @@ func Metric(addr, name string) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
-	if m == nil {
+	ms := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`(?:\{[^}]*\})? (\S+)$`).FindAllSubmatch(b, -1)
+	if ms == nil {
 		return -1
 	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	sum := 0.0
+	for _, m := range ms {
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		sum += v
+	}
+	return sum
 }
 
 // Ready says whether the admin server at addr answers /readyz with 200.

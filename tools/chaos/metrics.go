@@ -12,8 +12,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// samples are the counters and gauges of one /metrics page, and the sums
-// and counts of its histograms (as name_sum, name_count), by name{labels}.
+// samples are the counters, gauges and untyped samples of one /metrics
+// page, and the sums and counts of its histograms (as name_sum,
+// name_count), by name{labels}.
 type samples map[string]float64
 
 // scrapeSamples reads the samples of the service at admin.
@@ -53,6 +54,8 @@ func scrapeSamples(ctx context.Context, admin string) (samples, error) {
 				out[key] = m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				out[key] = m.GetGauge().GetValue()
+			case m.GetUntyped() != nil:
+				out[key] = m.GetUntyped().GetValue()
 			case m.GetHistogram() != nil:
 				out[name+"_sum"] = m.GetHistogram().GetSampleSum()
 				out[name+"_count"] = float64(m.GetHistogram().GetSampleCount())

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -123,17 +124,25 @@ func (s *Service) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Metric reads one unlabelled counter or gauge from the service's
-// /metrics; -1 if it is not there or the service does not answer.
+// Metric reads a counter or gauge of the service's /metrics, summed over
+// its series (a service running an instance per generation labels each
+// one's: generation="1", ...); -1 if it is not there or the service does
+// not answer.
 func (s *Service) Metric(name string) float64 {
 	m, err := scrapeSamples(context.Background(), s.AdminAddr)
 	if err != nil {
 		return -1
 	}
-	if v, ok := m[name]; ok {
-		return v
+	sum, found := 0.0, false
+	for key, v := range m {
+		if key == name || strings.HasPrefix(key, name+"{") {
+			sum, found = sum+v, true
+		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // WaitReady polls /readyz until it answers 200, the process exits, or

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seqchat/seqchat/analysis/audit"
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
@@ -167,4 +169,117 @@ func partitionsOf(n int32) []int32 {
 		out[p] = int32(p)
 	}
 	return out
+}
+
+// TestRepartitionUnderLoadFollowingControl is TestRepartitionUnderLoad
+// with the services as cmd/ runs them: the sequencer, fanout and history
+// sink follow the control topic and run an instance per generation, the
+// gateways' ingest writes to the generation it says and settle over every
+// live one, and imctl repartition 4 -> 8 runs mid-load with nothing
+// started, stopped or restarted by hand. Every message is checked at every
+// device and in ClickHouse.
+func TestRepartitionUnderLoadFollowingControl(t *testing.T) {
+	p := pipelinetest.Start(t, pipelinetest.Config{Partitions: 4, Prefix: "rpc", ServiceToken: serviceToken, TokenKey: tokenKey})
+	p.StopSequencer()
+	p.StopFanout()
+	p.StopSink()
+	for _, svc := range []struct {
+		name string
+		want func(*imv1.Generation) bool
+		new  func(gen uint32) (control.Component, error)
+	}{
+		{"sequencer", control.Every, func(g uint32) (control.Component, error) {
+			c := p.Sequencer
+			c.Generation = g
+			return sequencer.New(c)
+		}},
+		{"fanout", control.Live, func(g uint32) (control.Component, error) {
+			c := p.Fanout
+			c.Generation = g
+			return fanout.New(c)
+		}},
+		{"history sink", control.Live, func(g uint32) (control.Component, error) {
+			c := p.Sink
+			c.Generation = g
+			return history.New(c)
+		}},
+	} {
+		in := &control.Instances{Follower: p.Control, Want: svc.want, Logger: p.Log.With("service", svc.name),
+			New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) { return svc.new(gen.Id) }}
+		p.Run(svc.name+" instances", in.Run)
+	}
+	urls := []string{p.StartGateway("a").URL(), p.StartGateway("b").URL()}
+	const switchAfter = 250
+	var sequenced [2]atomic.Int64
+	reached := make(chan struct{})
+	for i, g := range []struct {
+		id         uint32
+		partitions int32
+	}{{1, 4}, {2, 8}} {
+		if g.id > 1 { // imctl creates it; the collector needs it now
+			stacktest.CreateTopics(t, generation.Specs(p.Topics, kafkawire.Layout{}, g.id, g.partitions)...)
+		}
+		stacktest.Follow(t, generation.Topics(p.Topics, g.id).Sequenced, g.partitions, func(*sarama.ConsumerMessage) {
+			if sequenced[i].Add(1) == switchAfter && i == 0 {
+				close(reached)
+			}
+		})
+	}
+	out := &stacktest.SyncBuffer{}
+	repartitioned := make(chan error, 1)
+	go func() {
+		select {
+		case <-reached:
+		case <-time.After(2 * time.Minute):
+			repartitioned <- fmt.Errorf("generation 1 sequenced only %d records", sequenced[0].Load())
+			return
+		}
+		r, err := repartition.New(repartition.Config{Kafka: p.Kafka, Topics: p.Topics, ControlTopic: p.ControlTopic,
+			SequencerGroup: p.Sequencer.GroupID, FanoutGroup: p.Fanout.GroupID, HistoryGroup: p.Sink.GroupID,
+			Quiet: 2 * time.Second, Poll: 100 * time.Millisecond, Out: out})
+		if err != nil {
+			repartitioned <- err
+			return
+		}
+		defer r.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		repartitioned <- r.Run(ctx, 8)
+	}()
+
+	gen, err := loadgen.New(loadgen.Config{Gateways: urls, TokenKey: tokenKey, Users: 40, GroupSize: 8, Groups: 6, DMs: 6,
+		Rate: 100, Duration: 10 * time.Second, Drain: 45 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runClean(t, gen, 1000)
+	if err := <-repartitioned; err != nil {
+		t.Fatalf("imctl repartition: %v\n%s", err, out)
+	}
+	t.Logf("imctl repartition:\n%s", out)
+	t.Logf("sequenced topics' records per generation: %d, %d", sequenced[0].Load(), sequenced[1].Load())
+	if sequenced[1].Load() == 0 {
+		t.Fatal("generation 2 sequenced nothing")
+	}
+
+	a, err := audit.New(p.ClickHouse, audit.Config{Database: p.Database})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep *audit.Report
+	stacktest.Eventually(t, time.Minute, "history holding every accepted send", func() bool {
+		if rep, err = a.Scan(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return rep.Totals.Entries >= uint64(res.Counts.Accepted) && rep.Totals.MissingSeqs == 0
+	})
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if tot := rep.Totals; tot.AnomalousConversations != 0 || tot.MissingSeqs != 0 || tot.ConflictingSeqs != 0 || tot.ReusedClientMsgIDs != 0 ||
+		tot.Entries < uint64(res.Counts.Accepted) {
+		t.Fatalf("history after the switch (%d sends accepted):\n%s", res.Counts.Accepted, text.String())
+	}
+	t.Logf("history: %+v", rep.Totals)
 }

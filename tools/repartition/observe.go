@@ -262,7 +262,7 @@ func describe(step generation.Step, c generation.Change, p Progress) string {
 	var parts []string
 	switch step {
 	case generation.AwaitInstances:
-		parts = append(parts, fmt.Sprintf("waiting for the sequencers and fanouts of generation %d to claim every partition: %d/%d and %d/%d (run them with -generation %d)",
+		parts = append(parts, fmt.Sprintf("waiting for the sequencers and fanouts of generation %d to claim every partition: %d/%d and %d/%d (services start them from the control topic; ones pinned with -generation need another set with -generation %d)",
 			c.To.Id, p.SequencersClaimed, c.To.Partitions, p.FanoutsClaimed, c.To.Partitions, c.To.Id))
 	case generation.AwaitImports, generation.WriteFences, generation.PublishImported:
 		parts = append(parts, fmt.Sprintf("fences committed %d/%d", o.FencesCommitted, c.From.Partitions),

@@ -41,7 +41,7 @@ func TestImctlSIGKILLedMidway(t *testing.T) {
 		return out.String()
 	}
 	bin := stacktest.Build(t, "../../cmd/imctl")
-	args := []string{"repartition", "-partitions", "8", "-experimental", "-quiet", "3s",
+	args := []string{"repartition", "-partitions", "8", "-quiet", "3s",
 		"-kafka-brokers", strings.Join(stacktest.Kafka(t).BrokerList(), ","), "-topics-prefix", prefix,
 		"-control-topic", cfg.ControlTopic, "-sequencer-group", cfg.SequencerGroup, "-fanout-group", cfg.FanoutGroup,
 		"-history-group", cfg.HistoryGroup}
@@ -79,11 +79,10 @@ func TestImctlRefusesBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-experimental"}, "-partitions must be between 1 and"},
-		{[]string{"-partitions", "0", "-experimental"}, "-partitions must be between 1 and"},
-		{[]string{"-partitions", "8", "-replication-factor", "0", "-experimental"}, "-replication-factor must be at least 1"},
-		{[]string{"-partitions", "8", "-quiet", "-1s", "-experimental"}, "-quiet must not be negative"},
-		{[]string{"-partitions", "8"}, "-experimental runs it anyway"},
+		{nil, "-partitions must be between 1 and"},
+		{[]string{"-partitions", "0"}, "-partitions must be between 1 and"},
+		{[]string{"-partitions", "8", "-replication-factor", "0"}, "-replication-factor must be at least 1"},
+		{[]string{"-partitions", "8", "-quiet", "-1s"}, "-quiet must not be negative"},
 	} {
 		out, err := exec.Command(bin, append([]string{"repartition"}, c.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -103,7 +104,7 @@ func (r *Tool) Close() error { return r.admin.Close() } // closes the client too
 // decides until none is left: every step checks first what is done, so a
 // run that was killed anywhere continues where it was.
 func (r *Tool) Run(ctx context.Context, m int32) error {
-	if err := kafkawire.EnsureTopics(r.admin, controlSpec(r.cfg.ControlTopic, r.cfg.Layout)); err != nil {
+	if err := kafkawire.EnsureTopics(r.admin, control.Spec(r.cfg.ControlTopic, r.cfg.Layout)); err != nil {
 		return err
 	}
 	for {

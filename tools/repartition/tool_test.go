@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/seqchat/seqchat/internal/control"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/fanout"
@@ -156,4 +159,93 @@ func TestRunKilledAfterEveryStep(t *testing.T) {
 			t.Errorf("generation 2 gave %s seq %d", r.ClientMsgId, r.Seq)
 		}
 	}
+}
+
+// TestRunWithServicesFollowingControl repartitions 4 -> 8 with the
+// sequencer, fanout and history services as cmd/ runs them: each follows
+// the control topic and runs an instance per generation (control.Serve),
+// started with generation 1 alone. The tool finishes only because they
+// start generation 2's instances on their own when it is prepared; once
+// generation 1 is retired its fanout and sink stop (its sequencer keeps
+// forwarding), and the conversation goes on in generation 2, stored by
+// generation 2's sink.
+func TestRunWithServicesFollowingControl(t *testing.T) {
+	base := kafkawire.PrefixedTopics(stacktest.Name(t, "rp"))
+	stacktest.CreateTopics(t, kafkawire.CoreSpecs(base, kafkawire.Layout{Partitions: 4})...)
+	out := &stacktest.SyncBuffer{}
+	cfg := repartition.Config{Kafka: stacktest.Kafka(t), Topics: base, ControlTopic: base.Raw + ".control",
+		SequencerGroup: base.Raw + ".sequencer", FanoutGroup: base.Raw + ".fanout", HistoryGroup: base.Raw + ".history",
+		Quiet: time.Second, Poll: 100 * time.Millisecond, Out: out}
+	conn, db := stacktest.ClickHouse(t)
+	store, err := history.NewStore(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := map[string]*control.Instances{}
+	for _, svc := range []struct {
+		name string
+		want func(*imv1.Generation) bool
+		new  func(gen uint32) (control.Component, error)
+	}{
+		{"sequencer", control.Every, func(g uint32) (control.Component, error) {
+			return sequencer.New(sequencer.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.SequencerGroup})
+		}},
+		{"fanout", control.Live, func(g uint32) (control.Component, error) {
+			return fanout.New(fanout.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.FanoutGroup})
+		}},
+		{"history", control.Live, func(g uint32) (control.Component, error) {
+			return history.New(history.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.HistoryGroup, Store: store,
+				BatchMaxWait: 20 * time.Millisecond})
+		}},
+	} {
+		f := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: cfg.ControlTopic, Topics: base, Poll: 100 * time.Millisecond})
+		stacktest.Run(t, svc.name+" follower", f.Run)
+		in := &control.Instances{Follower: f, Want: svc.want, Registerer: prometheus.NewRegistry(),
+			New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) { return svc.new(gen.Id) }}
+		c, err := control.Serve(0, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Run(t, svc.name, c.Run)
+		services[svc.name] = in
+	}
+	send(t, base.Raw, 1, 3)
+
+	r, err := repartition.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := r.Run(ctx, 8); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	running := func(name string, want ...uint32) {
+		t.Helper()
+		stacktest.Eventually(t, 30*time.Second, fmt.Sprintf("%s instances of generations %v", name, want), func() bool {
+			got := services[name].Running()
+			slices.Sort(got)
+			return slices.Equal(got, want)
+		})
+	}
+	running("sequencer", 1, 2)
+	running("fanout", 2)
+	running("history", 2)
+
+	g2 := generation.Topics(base, 2)
+	send(t, g2.Raw, 4, 6)
+	for _, m := range stacktest.ReadCommitted(t, g2.Sequenced, 3, time.Minute) {
+		r := &imv1.SequencedRecord{}
+		if err := imv1.Unmarshal(m.Value, r); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("m%d", r.Seq); r.ClientMsgId != want {
+			t.Errorf("generation 2 gave %s seq %d", r.ClientMsgId, r.Seq)
+		}
+	}
+	stacktest.Eventually(t, time.Minute, "history holding seqs 1-6", func() bool {
+		return strings.TrimSpace(stacktest.ClickHouseQuery(t, fmt.Sprintf(
+			"SELECT groupArray(seq) FROM (SELECT seq FROM %s.messages FINAL WHERE conversation_id = 'dm:rp-a:rp-b' ORDER BY seq)", db))) == "[1,2,3,4,5,6]"
+	})
 }
