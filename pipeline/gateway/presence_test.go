@@ -16,11 +16,16 @@ import (
 // flakyPresence fails its first failures writes, then takes them; it keeps
 // the online flag of every record it was asked to write.
 type flakyPresence struct {
-	mu       sync.Mutex
 	failures int
-	attempts []bool
-	landed   chan struct{} // closed by the first write that succeeds
 	tried    chan struct{} // closed by the first write
+	tryOnce  sync.Once
+
+	mu       sync.Mutex
+	attempts []bool
+}
+
+func newFlakyPresence(failures int) *flakyPresence {
+	return &flakyPresence{failures: failures, tried: make(chan struct{})}
 }
 
 func (p *flakyPresence) Write(_ context.Context, msgs ...kafka.Message) error {
@@ -33,16 +38,9 @@ func (p *flakyPresence) Write(_ context.Context, msgs ...kafka.Message) error {
 		}
 		p.attempts = append(p.attempts, pr.Online)
 	}
-	if p.tried != nil {
-		close(p.tried)
-		p.tried = nil
-	}
+	p.tryOnce.Do(func() { close(p.tried) })
 	if len(p.attempts) <= p.failures {
 		return errors.New("leader not available")
-	}
-	if p.landed != nil {
-		close(p.landed)
-		p.landed = nil
 	}
 	return nil
 }
@@ -65,7 +63,7 @@ func presenceConn(p presenceWriter) *conn {
 // again until the write lands; the fanout would never route to it here
 // otherwise.
 func TestOnlinePresenceIsRetriedUntilItLands(t *testing.T) {
-	p := &flakyPresence{failures: 3, landed: make(chan struct{})}
+	p := newFlakyPresence(3)
 	c := presenceConn(p)
 	if c.announceOnline() {
 		t.Fatal("the first announcement succeeded on a writer that fails")
@@ -88,7 +86,7 @@ func TestOnlinePresenceIsRetriedUntilItLands(t *testing.T) {
 // TestOnlinePresenceRetryEndsWithTheConnection: the retries stop once the
 // connection closes, so end's offline announcement is the last word.
 func TestOnlinePresenceRetryEndsWithTheConnection(t *testing.T) {
-	p := &flakyPresence{failures: 1 << 30, tried: make(chan struct{})}
+	p := newFlakyPresence(1 << 30)
 	c := presenceConn(p)
 	done := make(chan struct{})
 	go func() {
