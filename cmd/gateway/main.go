@@ -37,7 +37,7 @@ func run() error {
 	serviceToken := fs.String("service-token", "", "service token for the history read API (required)")
 	partitions := fs.Int("partitions", 8, "partitions of this gateway's topic when it creates it")
 	service.GenerationVar(fs, &cfg.WriteGeneration, service.WriteUsage)
-	fs.DurationVar(&cfg.Ingest.ControlStale, "control-stale", 0, "refuse sends (unavailable) while the control topic was not read to its end for this long (default 10s)")
+	fs.DurationVar(&cfg.Ingest.ControlStale, "control-stale", 0, "sends wait (then unavailable after the write timeout) while the control topic was not read to its end for this long (default 10s)")
 	controlTopic := fs.String("control-topic", generation.ControlTopic, "the control topic (imctl repartition): sends go to the generation it says, new connections settle against its live generations")
 	replication := fs.Int("replication-factor", 1, "replication factor of the gateway's topic when it creates it (3 on a cluster, as imctl's)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 0, "largest client frame (default 64 KiB)")

@@ -62,7 +62,7 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 		ingest.MinServiceTokenBytes, service.EnvName("service-token")))
 	service.GenerationVar(fs, &f.generation, service.WriteUsage)
 	fs.StringVar(&f.controlTopic, "control-topic", generation.ControlTopic, "the control topic (imctl repartition): sends go to the generation it says")
-	fs.DurationVar(&f.controlStale, "control-stale", 0, "refuse sends (503) while the control topic was not read to its end for this long (default 10s)")
+	fs.DurationVar(&f.controlStale, "control-stale", 0, "sends wait (then 503 after the write timeout) while the control topic was not read to its end for this long (default 10s)")
 	fs.IntVar(&f.maxBodyBytes, "max-body-bytes", ingest.DefaultMaxBodyBytes, "largest message body, in bytes")
 	fs.Int64Var(&f.maxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest HTTP request body, in bytes")
 	if err := service.Parse(fs, args, getenv); err != nil {

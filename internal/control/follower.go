@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ type Follower struct {
 	current *imv1.Generations // nil until the topic was first read to its end
 	at      time.Time         // when the topic was last read to its end
 	changed chan struct{}     // closed when current changes
+	read    chan struct{}     // closed each time the topic is read to its end
 }
 
 // NewFollower makes a follower; Run follows.
@@ -64,7 +66,7 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Follower{cfg: cfg, changed: make(chan struct{})}
+	f := &Follower{cfg: cfg, changed: make(chan struct{}), read: make(chan struct{})}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_control_view_age_seconds",
@@ -108,15 +110,25 @@ func (f *Follower) Age() (time.Duration, bool) {
 // Wait waits until the follower has read the topic to its end once, and
 // returns the record.
 func (f *Follower) Wait(ctx context.Context) (*imv1.Generations, error) {
+	return f.Fresh(ctx, time.Duration(math.MaxInt64))
+}
+
+// Fresh returns the record once the follower has read the topic to its
+// end within maxAge, waiting for that until ctx ends. After a broker
+// outage the view is as old as the outage: what waits here is what could
+// not have been written anyway, and goes on once the follower is back.
+func (f *Follower) Fresh(ctx context.Context, maxAge time.Duration) (*imv1.Generations, error) {
 	for {
-		g, changed := f.Current()
-		if g != nil {
+		f.mu.Lock()
+		g, at, read := f.current, f.at, f.read
+		f.mu.Unlock()
+		if g != nil && time.Since(at) <= maxAge {
 			return g, nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-changed:
+		case <-read:
 		}
 	}
 }
@@ -140,7 +152,12 @@ func (f *Follower) Run(ctx context.Context) error {
 // follow reads the topic from its start, then keeps reading; it sets the
 // view each time it has read to the end.
 func (f *Follower) follow(ctx context.Context) error {
-	client, err := sarama.NewClient(f.cfg.Kafka.BrokerList(), f.cfg.Kafka.Sarama())
+	// Run retries a failed follow: metadata is tried twice, not the
+	// services' 10 times (2.7 s with no broker), so that the view is fresh
+	// again soon after a broker comes back (ingest's sends wait for it).
+	sc := f.cfg.Kafka.Sarama()
+	sc.Metadata.Retry.Max = 1
+	client, err := sarama.NewClient(f.cfg.Kafka.BrokerList(), sc)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -180,8 +197,17 @@ func (f *Follower) follow(ctx context.Context) error {
 	}
 	defer pc.Close()
 	var last []byte
+	// The end now: an empty topic is read to its end before the first tick.
+	end, err := kafkawire.NewestOffset(ctx, client, f.cfg.Topic, 0)
+	if err != nil {
+		return fmt.Errorf("end of %s: %w", f.cfg.Topic, err)
+	}
 	for {
-		var end int64
+		if next >= end {
+			if err := f.reached(client, last); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -195,11 +221,6 @@ func (f *Follower) follow(ctx context.Context) error {
 		case <-tick.C:
 			if end, err = kafkawire.NewestOffset(ctx, client, f.cfg.Topic, 0); err != nil {
 				return fmt.Errorf("end of %s: %w", f.cfg.Topic, err)
-			}
-		}
-		if next >= end {
-			if err := f.reached(client, last); err != nil {
-				return err
 			}
 		}
 	}
@@ -217,6 +238,8 @@ func (f *Follower) reached(client sarama.Client, value []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.at = time.Now()
+	close(f.read)
+	f.read = make(chan struct{})
 	if f.current == nil || !proto.Equal(f.current, g) {
 		if f.current != nil {
 			f.cfg.Logger.Info("control topic: generations changed", "generations", describe(g))

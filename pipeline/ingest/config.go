@@ -33,10 +33,12 @@ type Config struct {
 	Topic string
 	// Control, when set, is the service's view of the control topic
 	// (docs/architecture.md, Generations and the control topic): sends go
-	// to the raw topic of the generation it says ingest writes to, and are
-	// refused (ErrUnavailable) while the view was last read to the topic's
-	// end more than ControlStale ago, so that no send reaches an old
-	// generation long after the switch. Nil means Topic alone.
+	// to the raw topic of the generation it says ingest writes to, in a
+	// view read to the topic's end within ControlStale, so that no send
+	// reaches an old generation long after the switch: with an older view
+	// a send waits for a fresh one (a broker outage stops the follower),
+	// and is refused (ErrUnavailable) if none comes within WriteTimeout.
+	// Nil means Topic alone.
 	Control *control.Follower
 	// ControlStale bounds the age of Control's view. Zero means 10s.
 	ControlStale time.Duration

@@ -19,8 +19,9 @@ import (
 // control topic, sends go to generation 1's raw topic until generation 2
 // is published writing, then to generation 2's, without a restart; once
 // the view has not reached the topic's end for ControlStale (its follower
-// stopped), sends and Ready are refused with ErrUnavailable and nothing
-// is written.
+// stopped), sends wait for a fresh view: refused with ErrUnavailable after
+// WriteTimeout, nothing written, and written once the follower reads the
+// topic again (a broker restart stops the follower for a while).
 func TestSubmitFollowsTheWriteGeneration(t *testing.T) {
 	k := stacktest.Kafka(t)
 	raw := stacktest.Topic(t, 4, nil)
@@ -36,7 +37,8 @@ func TestSubmitFollowsTheWriteGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	const stale = time.Second
-	ing := newIngester(t, ingest.Config{Topic: raw, Control: f, ControlStale: stale})
+	const writeTimeout = 2 * time.Second
+	ing := newIngester(t, ingest.Config{Topic: raw, Control: f, ControlStale: stale, WriteTimeout: writeTimeout})
 	send := func(n int) ingest.Send {
 		s := dmSend()
 		s.ClientMsgID, s.ClientSeq = fmt.Sprintf("m-%d", n), uint64(n)
@@ -89,13 +91,35 @@ func TestSubmitFollowsTheWriteGeneration(t *testing.T) {
 		age, ok := f.Age()
 		return ok && age > stale
 	})
+	start := time.Now()
 	if err := ing.Submit(ctx, send(5)); !errors.Is(err, ingest.ErrUnavailable) {
 		t.Fatalf("Submit with a stale view = %v, want ErrUnavailable", err)
 	}
-	if err := ing.Ready(ctx); err == nil {
+	if waited := time.Since(start); waited < writeTimeout {
+		t.Fatalf("Submit with a stale view refused after %v, want it to wait WriteTimeout (%v) for a fresh view", waited, writeTimeout)
+	}
+	readyCtx, readyCancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer readyCancel()
+	if err := ing.Ready(readyCtx); err == nil {
 		t.Fatal("Ready with a stale view: no error")
 	}
 	if n1, n2 := recordsIn(t, raw), recordsIn(t, raw2); n1 != 2 || n2 != 2 {
 		t.Fatalf("after a refused send the raw topics hold %d and %d records, want 2 and 2", n1, n2)
+	}
+
+	// A send made while the view is stale goes to generation 2 once the
+	// follower is back.
+	submitted := make(chan error, 1)
+	go func() { submitted <- ing.Submit(ctx, send(6)) }()
+	stacktest.Run(t, "follower again", f.Run)
+	if err := <-submitted; err != nil {
+		t.Fatalf("Submit while the follower came back: %v", err)
+	}
+	got := readRaw(t, raw2, 3)
+	if id := got[2].rec.ClientMsgId; id != "m-6" {
+		t.Fatalf("%s holds %s third, want m-6", raw2, id)
+	}
+	if n1, n2 := recordsIn(t, raw), recordsIn(t, raw2); n1 != 2 || n2 != 3 {
+		t.Fatalf("the raw topics hold %d and %d records, want 2 and 3", n1, n2)
 	}
 }

@@ -113,15 +113,15 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 		i.metrics.sends.WithLabelValues(resultInvalid).Inc()
 		return nil, invalid("cannot encode the send: %v", err)
 	}
-	producer, err := i.sender()
-	if err != nil {
-		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
-		return nil, fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
-	}
 	sub := &Submission{i: i, conv: s.ConversationID, cmid: s.ClientMsgID, start: time.Now()}
 	sub.deadline = sub.start.Add(i.cfg.WriteTimeout)
 	ctx, cancel := context.WithDeadline(ctx, sub.deadline)
 	defer cancel()
+	producer, err := i.sender(ctx)
+	if err != nil {
+		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
+		return nil, fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
+	}
 	sub.pending, err = producer.Enqueue(ctx, []byte(s.ConversationID), value)
 	if err != nil {
 		return nil, sub.unavailable(err)
@@ -151,25 +151,26 @@ func (sub *Submission) unavailable(err error) error {
 }
 
 // topic is the raw topic sends go to now: Config.Topic, or with
-// Config.Control the write generation's, unless the view is stale.
-func (i *Ingester) topic() (string, error) {
+// Config.Control the write generation's in a view read to the control
+// topic's end within ControlStale, waiting for one until ctx ends.
+func (i *Ingester) topic(ctx context.Context) (string, error) {
 	if i.cfg.Control == nil {
 		return i.cfg.Topic, nil
 	}
-	age, ok := i.cfg.Control.Age()
-	if !ok || age > i.cfg.ControlStale {
-		return "", fmt.Errorf("the control topic was not read to its end for %v (more than %v): the generation to write to is not known",
-			age.Round(time.Millisecond), i.cfg.ControlStale)
+	g, err := i.cfg.Control.Fresh(ctx, i.cfg.ControlStale)
+	if err != nil {
+		age, _ := i.cfg.Control.Age()
+		return "", fmt.Errorf("the control topic was not read to its end for %v (more than %v): the generation to write to is not known: %w",
+			age.Round(time.Millisecond), i.cfg.ControlStale, err)
 	}
-	g, _ := i.cfg.Control.Current()
 	return generation.Topics(kafkawire.Topics{Raw: i.cfg.Topic}, generation.WriteTo(g).GetId()).Raw, nil
 }
 
 // sender is the producer of the raw topic sends go to now, connected on
 // first use (New does not contact the brokers). A previous generation's
 // stays open for the sends still in flight to it, until Close.
-func (i *Ingester) sender() (*kafkawire.Sender, error) {
-	topic, err := i.topic()
+func (i *Ingester) sender(ctx context.Context) (*kafkawire.Sender, error) {
+	topic, err := i.topic(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -192,10 +193,10 @@ func (i *Ingester) sender() (*kafkawire.Sender, error) {
 }
 
 // Ready reports whether the raw topic sends go to now is known (a fresh
-// view of the control topic) and its metadata reachable with a leader for
+// view of the control topic before ctx ends) and its metadata reachable with a leader for
 // every partition, so a Submit can be acknowledged now.
 func (i *Ingester) Ready(ctx context.Context) error {
-	topic, err := i.topic()
+	topic, err := i.topic(ctx)
 	if err != nil {
 		return err
 	}
