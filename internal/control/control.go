@@ -28,12 +28,18 @@ func Spec(name string, layout kafkawire.Layout) kafkawire.TopicSpec {
 // record is generation 1 with the partition count of raw, generation 1's
 // raw topic (stored false).
 func Read(ctx context.Context, client sarama.Client, topic, raw string) (g *imv1.Generations, stored bool, err error) {
-	end, err := kafkawire.NewestOffset(ctx, client, topic, 0)
+	// Whether the topic exists first: NewestOffset waits 30 s for a topic
+	// created a moment ago, and before the first repartition there is none.
+	var end int64
+	_, err = client.Partitions(topic)
 	switch {
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
-		end = 0
 	case err != nil:
-		return nil, false, fmt.Errorf("end of %s: %w", topic, err)
+		return nil, false, fmt.Errorf("partitions of %s: %w", topic, err)
+	default:
+		if end, err = kafkawire.NewestOffset(ctx, client, topic, 0); err != nil {
+			return nil, false, fmt.Errorf("end of %s: %w", topic, err)
+		}
 	}
 	var last []byte
 	if end > 0 {

@@ -202,21 +202,31 @@ func (r *Tool) appendedAt(ctx context.Context, topic string, p int32, offset int
 }
 
 // topicsExist: the generation's partitioned topics exist with its count.
-// One with another count is an error: it cannot be this generation's.
+// One with another count is an error: it cannot be this generation's. One
+// describe, no waiting (kafkawire.PartitionCount waits 10 s for a topic
+// that does not exist yet, which is the usual answer here): a topic
+// created a moment ago and not known yet is created again, harmlessly.
 func (r *Tool) topicsExist(gen *imv1.Generation) (bool, error) {
+	var names []string
 	for _, s := range generation.Specs(r.cfg.Topics, r.cfg.Layout, gen.Id, gen.Partitions) {
-		n, err := kafkawire.PartitionCount(r.admin, s.Name)
+		names = append(names, s.Name)
+	}
+	md, err := r.admin.DescribeTopics(names)
+	if err != nil {
+		return false, fmt.Errorf("describe topics: %w", err)
+	}
+	for _, t := range md {
 		switch {
-		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+		case errors.Is(t.Err, sarama.ErrUnknownTopicOrPartition), errors.Is(t.Err, sarama.ErrLeaderNotAvailable):
 			return false, nil
-		case err != nil:
-			return false, err
-		case n != gen.Partitions:
+		case t.Err != sarama.ErrNoError:
+			return false, fmt.Errorf("describe topic %s: %w", t.Name, t.Err)
+		case int32(len(t.Partitions)) != gen.Partitions:
 			return false, fmt.Errorf("topic %s exists with %d partitions, generation %d has %d: %w",
-				s.Name, n, gen.Id, gen.Partitions, kafkawire.ErrPartitionMismatch)
+				t.Name, len(t.Partitions), gen.Id, gen.Partitions, kafkawire.ErrPartitionMismatch)
 		}
 	}
-	return true, nil
+	return len(md) == len(names), nil
 }
 
 // committed is the group's committed offset of each partition of topic,
