@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/seqchat/seqchat/internal/chstore"
@@ -48,6 +49,8 @@ func run() (failed bool, err error) {
 	fs.DurationVar(&cfg.BrokerPause, "broker-pause", 0, "how long the paused broker stays stopped (default 20s, longer than a consumer session: its failover is measured meanwhile)")
 	fs.StringVar(&cfg.Bridge, "bridge", "", "on a cluster: the bridge holding the brokers' address (scripts/stack.sh SEQCHAT_KAFKA_BRIDGE); adds a sequencer and a gateway partition, each service in a network namespace whose link goes down (root, iproute2)")
 	fs.DurationVar(&cfg.PartitionLength, "partition-length", 0, "how long a partitioned service is cut off (default 20s)")
+	repartitions := fs.String("repartitions", "", "partition counts to move the running pipeline to in turn, comma-separated (imctl repartition, SIGKILLed once mid-way and run again; the sequencer and gateway-a killed during each switch); empty: none")
+	fs.DurationVar(&cfg.RepartitionQuiet, "repartition-quiet", 0, "imctl repartition's -quiet (default 20s)")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
 	tokenKey := fs.String("token-key", "", "HMAC key of device tokens, at least 32 bytes (required)")
@@ -73,6 +76,15 @@ func run() (failed bool, err error) {
 	}
 	cfg.TokenKey = []byte(*tokenKey)
 	cfg.Victims = strings.Split(*victims, ",")
+	if *repartitions != "" {
+		for _, f := range strings.Split(*repartitions, ",") {
+			m, err := strconv.Atoi(f)
+			if err != nil || m < 1 {
+				return false, fmt.Errorf("-repartitions: %q is not a partition count", f)
+			}
+			cfg.Repartitions = append(cfg.Repartitions, m)
+		}
+	}
 	cfg.Out = os.Stdout
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h, err := chaos.New(cfg)

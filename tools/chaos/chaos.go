@@ -26,6 +26,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/control"
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/tools/loadgen"
 	"github.com/seqchat/seqchat/tools/netns"
@@ -60,6 +62,14 @@ type Config struct {
 	// Needs root and iproute2.
 	Bridge          string
 	PartitionLength time.Duration
+	// Repartitions are partition counts the running pipeline is moved to
+	// in turn (imctl repartition from BinDir; the services follow the
+	// control topic), spread evenly over the kills; each SIGKILLs imctl
+	// once writes switched and runs it again, and kills the sequencer and
+	// gateway-a while the switch goes on. RepartitionQuiet is imctl's
+	// -quiet (zero: 20 s).
+	Repartitions     []int
+	RepartitionQuiet time.Duration
 	// KafkaBrokers, ClickHouseAddr, ClickHouseDatabase: the stack.
 	KafkaBrokers       string
 	ClickHouseAddr     string
@@ -104,7 +114,7 @@ type Config struct {
 // Report is a run's outcome.
 type Report struct {
 	Messages int // sends accepted
-	Kills    int // service kills (the broker restart not counted)
+	Kills    int // service kills (broker faults not counted)
 	Load     *loadgen.Result
 	Store    StoreCheck
 	// Log is what the sequenced topic holds of the run.
@@ -144,11 +154,13 @@ type Harness struct {
 	rng      *rand.Rand
 	services map[string]*Service
 	gen      *loadgen.Generator
+	control  *control.Follower // the generations, as the services see them
 	// namespaces of the services that run in one, by service name.
 	namespaces map[string]*netns.Namespace
 
 	mu      sync.Mutex
 	crashes int
+	kills   int
 }
 
 // Roles are the victims a run may kill.
@@ -186,6 +198,9 @@ func New(cfg Config) (*Harness, error) {
 	if cfg.PartitionLength == 0 {
 		cfg.PartitionLength = 20 * time.Second
 	}
+	if cfg.RepartitionQuiet == 0 {
+		cfg.RepartitionQuiet = 20 * time.Second
+	}
 	if len(cfg.Victims) == 0 {
 		cfg.Victims = Roles
 	}
@@ -198,7 +213,9 @@ func New(cfg Config) (*Harness, error) {
 		return nil, fmt.Errorf("chaos: log dir: %w", err)
 	}
 	h := &Harness{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)), services: map[string]*Service{},
-		namespaces: map[string]*netns.Namespace{}}
+		namespaces: map[string]*netns.Namespace{},
+		control: control.NewFollower(control.FollowerConfig{Kafka: kafkawire.Config{Brokers: strings.Split(cfg.KafkaBrokers, ",")},
+			Logger: cfg.Logger})}
 	ports, err := FreePorts(8)
 	if err != nil {
 		return nil, err
@@ -305,8 +322,16 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		}
 	}
 	h.logf("services ready: %s (logs in %s)", strings.Join(names, ", "), h.cfg.LogDir)
+	controlCtx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	go h.control.Run(controlCtx)
+	gens, err := h.control.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
 	kcfg := kafkawire.Config{Brokers: strings.Split(h.cfg.KafkaBrokers, ",")}
-	seqTopic := kafkawire.Topics{}.WithDefaults().Sequenced
+	firstGen := generation.WriteTo(gens).GetId()
+	seqTopic := generation.Topics(kafkawire.Topics{}.WithDefaults(), firstGen).Sequenced
 	logStart, err := LogOffsets(ctx, kcfg, seqTopic) // the run's records come after
 	if err != nil {
 		return nil, err
@@ -341,9 +366,9 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		return nil, fmt.Errorf("load setup: %w", o.err)
 	}
 	h.logf("load started: run %s, %.0f sends/s", gen.RunID(), h.cfg.Rate)
-	kills, err := 0, h.warmUp(ctx)
+	err = h.warmUp(ctx)
 	if err == nil {
-		kills, err = h.killLoop(ctx)
+		err = h.killLoop(ctx)
 	}
 	if err != nil {
 		gen.StopSending()
@@ -371,12 +396,12 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 	h.logf("checking the sequenced log")
 	logCtx, cancel := context.WithTimeout(ctx, h.cfg.RecoveryTimeout)
 	defer cancel()
-	log, err := CheckSequencedLog(logCtx, kcfg, seqTopic, logStart, WantedSeqs(gen.Accepted()))
+	log, err := CheckSequencedLog(logCtx, kcfg, h.logGenerations(firstGen, logStart), WantedSeqs(gen.Accepted()))
 	if err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
-	crashes := h.crashes
+	crashes, kills := h.crashes, h.kills
 	h.mu.Unlock()
 	return &Report{Messages: o.res.Counts.Accepted, Kills: kills, Load: o.res, Store: store, Log: log, Crashes: crashes}, nil
 }
@@ -405,9 +430,10 @@ func (h *Harness) stopAll() {
 	}
 }
 
-// killLoop makes the kills, and the broker restart half-way, each after a
-// random pause and each waited out until the backlog it caused drained.
-func (h *Harness) killLoop(ctx context.Context) (int, error) {
+// killLoop makes the kills, the broker faults and the repartitions, each
+// after a random pause and each waited out until the backlog it caused
+// drained.
+func (h *Harness) killLoop(ctx context.Context) error {
 	var order []string
 	gateway := 0
 	for len(order) < h.cfg.Kills {
@@ -422,37 +448,44 @@ func (h *Harness) killLoop(ctx context.Context) (int, error) {
 		}
 	}
 	order = order[:h.cfg.Kills]
-	faults := map[int]func(context.Context) error{}
+	faults := map[int][]func(context.Context) error{}
 	switch {
 	case h.cfg.StackScript == "":
 	case h.cfg.KafkaNodes > 1:
-		faults[len(order)/4] = h.killBroker
-		faults[len(order)/2] = h.killController
-		faults[3*len(order)/4] = h.pauseBroker
+		faults[len(order)/4] = append(faults[len(order)/4], h.killBroker)
+		faults[len(order)/2] = append(faults[len(order)/2], h.killController)
+		faults[3*len(order)/4] = append(faults[3*len(order)/4], h.pauseBroker)
 		if h.cfg.Bridge != "" {
-			faults[3*len(order)/8] = h.partitionSequencer
-			faults[7*len(order)/8] = h.partitionGateway
+			faults[3*len(order)/8] = append(faults[3*len(order)/8], h.partitionSequencer)
+			faults[7*len(order)/8] = append(faults[7*len(order)/8], h.partitionGateway)
 		}
 	default:
-		faults[len(order)/2] = h.restartBroker
+		faults[len(order)/2] = append(faults[len(order)/2], h.restartBroker)
 	}
-	for i, name := range order {
-		if fault := faults[i]; fault != nil {
+	for j, m := range h.cfg.Repartitions {
+		at := (j + 1) * len(order) / (len(h.cfg.Repartitions) + 1)
+		faults[at] = append(faults[at], func(ctx context.Context) error { return h.repartition(ctx, m) })
+	}
+	for i := 0; i <= len(order); i++ {
+		for _, fault := range faults[i] {
 			if err := h.pause(ctx); err != nil {
-				return i, err
+				return err
 			}
 			if err := fault(ctx); err != nil {
-				return i, err
+				return err
 			}
 		}
-		if err := h.pause(ctx); err != nil {
-			return i, err
+		if i == len(order) {
+			break
 		}
-		if err := h.kill(ctx, i+1, len(order), h.services[name]); err != nil {
-			return i, err
+		if err := h.pause(ctx); err != nil {
+			return err
+		}
+		if err := h.kill(ctx, fmt.Sprintf("kill %d/%d", i+1, len(order)), h.services[order[i]]); err != nil {
+			return err
 		}
 	}
-	return len(order), nil
+	return nil
 }
 
 // warmUp waits out cfg.Warmup, then until the load is steady.
@@ -479,7 +512,7 @@ func (h *Harness) pause(ctx context.Context) error {
 
 // kill kills s with SIGKILL, restarts it at once and measures the time
 // until it is ready and until the messages it held were all delivered.
-func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
+func (h *Harness) kill(ctx context.Context, label string, s *Service) error {
 	before := h.gen.Outstanding(time.Second)
 	var devices []string // a gateway's: how soon they had everything again
 	var watched map[string]samples
@@ -490,23 +523,26 @@ func (h *Harness) kill(ctx context.Context, n, total int, s *Service) error {
 	pid := s.Pid()
 	killedAt := time.Now()
 	s.Kill()
+	h.mu.Lock()
+	h.kills++
+	h.mu.Unlock()
 	if err := s.Start(); err != nil {
 		return err
 	}
 	if err := h.waitReady(ctx, s); err != nil {
-		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
+		return fmt.Errorf("%s (%s): %w", label, s.Name, err)
 	}
 	ready := time.Since(killedAt)
 	r, err := h.recover(ctx, killedAt, time.Now(), devices)
 	if err != nil {
-		return fmt.Errorf("kill %d (%s): %w", n, s.Name, err)
+		return fmt.Errorf("%s (%s): %w", label, s.Name, err)
 	}
 	its := ""
 	if devices != nil {
 		its = fmt.Sprintf("its %d devices had everything after %v; ", len(devices), r.devicesTook.Round(time.Millisecond))
 	}
-	h.logf("kill %d/%d: %s (pid %d) SIGKILL; restarted, ready after %v; %sall messages delivered after %v; held %d messages (%d outstanding before)",
-		n, total, s.Name, pid, ready.Round(time.Millisecond), its, r.took.Round(time.Millisecond), r.held, before)
+	h.logf("%s: %s (pid %d) SIGKILL; restarted, ready after %v; %sall messages delivered after %v; held %d messages (%d outstanding before)",
+		label, s.Name, pid, ready.Round(time.Millisecond), its, r.took.Round(time.Millisecond), r.held, before)
 	if devices != nil {
 		h.logStorm(ctx, devices, killedAt, watched)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/pipeline/sequencer"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -61,22 +61,78 @@ func LogOffsets(ctx context.Context, kcfg kafkawire.Config, topic string) (map[i
 	return out, nil
 }
 
-// CheckSequencedLog reads every partition of topic from offset from[p]
-// (its start where from has none) until
-// each conversation of want showed its seq want[conv], and checks every
-// record of those conversations. The log is append-only: a fenced
-// instance's late commit would sit before the records written after it,
-// so the load must go on after the fault for this to see it (it does in
-// the chaos runs and the tests).
-func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string, from map[int32]int64, want map[string]uint64) (LogCheck, error) {
+// LogGeneration is one generation's sequenced topic in a run's log, read
+// from From (per partition; its start where From has none).
+type LogGeneration struct {
+	Topic string
+	From  map[int32]int64
+}
+
+// CheckSequencedLog reads the sequenced topics of gens one generation
+// after the other (a conversation's log is their concatenation: the old
+// generation's up to its fence, then the new one's), checking every record
+// of want's conversations: each generation but the last up to each
+// partition's end record (generation.FenceKey, the last record a fenced
+// sequencer commits there), the last until each conversation showed its
+// seq want[conv]. The log is append-only: a fenced instance's late commit
+// would sit before the records written after it, so the load must go on
+// after the fault for this to see it (it does in the chaos runs and the
+// tests).
+func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, gens []LogGeneration, want map[string]uint64) (LogCheck, error) {
 	consumer, err := sarama.NewConsumer(kcfg.BrokerList(), kcfg.ConsumerGroupConfig())
 	if err != nil {
 		return LogCheck{}, fmt.Errorf("chaos: sequenced log: %w", err)
 	}
 	defer consumer.Close()
-	parts, err := consumer.Partitions(topic)
+	chk := &sharedChecker{c: sequencer.NewChecker()}
+	pending := maps.Clone(want)
+	for i, gen := range gens {
+		last := i == len(gens)-1
+		if err := checkGeneration(ctx, consumer, gen, pending, last, chk); err != nil {
+			return LogCheck{Entries: chk.c.Entries()}, fmt.Errorf("chaos: sequenced log: %w", err)
+		}
+		// A conversation that sent nothing after a switch ends in an
+		// earlier generation.
+		for conv, seq := range pending {
+			if chk.lastSeq(conv) >= seq {
+				delete(pending, conv)
+			}
+		}
+	}
+	check := LogCheck{Entries: chk.c.Entries()}
+	if err := chk.c.Err(); err != nil {
+		check.Violations = append(check.Violations, err.Error())
+	}
+	return check, nil
+}
+
+// sharedChecker is a sequencer.Checker fed by one reader per partition
+// (partitions hold disjoint conversations, each read in order).
+type sharedChecker struct {
+	mu sync.Mutex
+	c  *sequencer.Checker
+}
+
+func (s *sharedChecker) add(r *imv1.SequencedRecord) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c.Add(r)
+	return s.c.LastSeq(r.ConversationId)
+}
+
+func (s *sharedChecker) lastSeq(conv string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.LastSeq(conv)
+}
+
+// checkGeneration reads the partitions of gen that hold want's
+// conversations: to their end record, or, the last generation, until each
+// conversation showed its wanted seq.
+func checkGeneration(ctx context.Context, consumer sarama.Consumer, gen LogGeneration, want map[string]uint64, last bool, chk *sharedChecker) error {
+	parts, err := consumer.Partitions(gen.Topic)
 	if err != nil {
-		return LogCheck{}, fmt.Errorf("chaos: sequenced log: partitions of %s: %w", topic, err)
+		return fmt.Errorf("partitions of %s: %w", gen.Topic, err)
 	}
 	// Each conversation is on one partition; its records are checked in order.
 	byPartition := map[int32]map[string]uint64{}
@@ -87,70 +143,51 @@ func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, topic string,
 		}
 		byPartition[p][conv] = seq
 	}
-	var (
-		mu    sync.Mutex
-		check LogCheck
-		errs  []string
-		wg    sync.WaitGroup
-	)
+	g, ctx := errgroup.WithContext(ctx)
 	for p, convs := range byPartition {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start, ok := from[p]
+		g.Go(func() error {
+			start, ok := gen.From[p]
 			if !ok {
 				start = sarama.OffsetOldest
 			}
-			entries, violations, err := checkPartition(ctx, consumer, topic, p, start, convs)
-			mu.Lock()
-			defer mu.Unlock()
-			check.Entries += entries
-			check.Violations = append(check.Violations, violations...)
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-		}()
+			return checkPartition(ctx, consumer, gen.Topic, p, start, convs, last, chk)
+		})
 	}
-	wg.Wait()
-	sort.Strings(check.Violations)
-	if len(errs) > 0 {
-		return check, fmt.Errorf("chaos: sequenced log: %s", strings.Join(errs, "; "))
-	}
-	return check, nil
+	return g.Wait()
 }
 
-func checkPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, start int64, want map[string]uint64) (int, []string, error) {
+func checkPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, start int64, want map[string]uint64, last bool, chk *sharedChecker) error {
 	pc, err := kafkawire.ConsumePartition(ctx, consumer, topic, p, start)
 	if err != nil {
-		return 0, nil, fmt.Errorf("partition %d: %w", p, err)
+		return fmt.Errorf("%s/%d: %w", topic, p, err)
 	}
 	defer pc.Close()
-	chk := sequencer.NewChecker()
 	pending := maps.Clone(want)
-	for len(pending) > 0 {
+	for !last || len(pending) > 0 {
 		var m *sarama.ConsumerMessage
 		select {
 		case <-ctx.Done():
-			return chk.Entries(), nil, fmt.Errorf("partition %d: %d conversations not read to their last accepted seq: %w", p, len(pending), ctx.Err())
+			if last {
+				return fmt.Errorf("%s/%d: %d conversations not read to their last accepted seq: %w", topic, p, len(pending), ctx.Err())
+			}
+			return fmt.Errorf("%s/%d: no end record (the generation was not fenced): %w", topic, p, ctx.Err())
 		case m = <-pc.Messages():
 		}
 		conv := string(m.Key)
+		if conv == generation.FenceKey && !last {
+			return nil
+		}
 		seq, ours := want[conv]
 		if !ours {
 			continue
 		}
 		r := &imv1.SequencedRecord{}
 		if err := imv1.Unmarshal(m.Value, r); err != nil {
-			return chk.Entries(), nil, fmt.Errorf("partition %d offset %d: %w", p, m.Offset, err)
+			return fmt.Errorf("%s/%d offset %d: %w", topic, p, m.Offset, err)
 		}
-		chk.Add(r)
-		if r.Seq == seq {
+		if chk.add(r) >= seq {
 			delete(pending, conv)
 		}
 	}
-	var violations []string
-	if err := chk.Err(); err != nil {
-		violations = append(violations, fmt.Sprintf("partition %d: %v", p, err))
-	}
-	return chk.Entries(), violations, nil
+	return nil
 }

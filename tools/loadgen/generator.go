@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -57,8 +58,9 @@ type Generator struct {
 // pending is a load send awaiting its answer and deliveries.
 type pending struct {
 	conv     string
-	due      time.Time // intended send time: latency is measured from it
-	attempt  time.Time // the last write of the send to a connection
+	due      time.Time     // intended send time: latency is measured from it
+	attempt  time.Time     // the last write of the send to a connection
+	toSeq    time.Duration // from due to its seq (its first delivery says); 0 before
 	sender   string
 	members  []string // the conversation's member devices (shared, read-only)
 	got      int      // member devices it reached
@@ -194,6 +196,21 @@ func (g *Generator) Outstanding(age time.Duration) int {
 // flight): of the outstanding ones, those held up on the way in.
 func (g *Generator) Unanswered(age time.Duration) int {
 	return g.countOpen(age, func(p *pending) bool { return !p.answered })
+}
+
+// LongestWaits is, for each conversation with a sequenced send due in
+// [from, to), the longest any of those took from its intended time to its
+// seq: how long a repartition paused the conversations it caught sending.
+func (g *Generator) LongestWaits(from, to time.Time) []time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	longest := map[string]time.Duration{}
+	for _, p := range g.sends {
+		if p.toSeq > 0 && !p.due.Before(from) && p.due.Before(to) {
+			longest[p.conv] = max(longest[p.conv], p.toSeq)
+		}
+	}
+	return slices.Collect(maps.Values(longest))
 }
 
 // DevicesOn names the devices whose last connection was to gateway (as
@@ -568,7 +585,8 @@ func (g *Generator) arrived(user string, f frame, now time.Time) {
 	if f.SequencedAtMs > 0 {
 		seqd := time.UnixMilli(f.SequencedAtMs)
 		if s.got == 1 {
-			g.toSequenced = append(g.toSequenced, seqd.Sub(s.due))
+			s.toSeq = seqd.Sub(s.due)
+			g.toSequenced = append(g.toSequenced, s.toSeq)
 		}
 		g.fromSequenced = append(g.fromSequenced, now.Sub(seqd))
 	}

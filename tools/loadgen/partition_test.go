@@ -83,7 +83,7 @@ func checkLog(t *testing.T, kcfg kafkawire.Config, topic string, gen *loadgen.Ge
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	accepted := gen.Accepted()
-	lc, err := chaos.CheckSequencedLog(ctx, kcfg, topic, nil, chaos.WantedSeqs(accepted))
+	lc, err := chaos.CheckSequencedLog(ctx, kcfg, []chaos.LogGeneration{{Topic: topic}}, chaos.WantedSeqs(accepted))
 	if err != nil {
 		t.Fatal(err)
 	}
