@@ -49,7 +49,8 @@ func run() (failed bool, err error) {
 	fs.DurationVar(&cfg.BrokerPause, "broker-pause", 0, "how long the paused broker stays stopped (default 20s, longer than a consumer session: its failover is measured meanwhile)")
 	fs.StringVar(&cfg.Bridge, "bridge", "", "on a cluster: the bridge holding the brokers' address (scripts/stack.sh SEQCHAT_KAFKA_BRIDGE); adds a sequencer and a gateway partition, each service in a network namespace whose link goes down (root, iproute2)")
 	fs.DurationVar(&cfg.PartitionLength, "partition-length", 0, "how long a partitioned service is cut off (default 20s)")
-	repartitions := fs.String("repartitions", "", "partition counts to move the running pipeline to in turn, comma-separated (imctl repartition, SIGKILLed once mid-way and run again; the sequencer and gateway-a killed during each switch); empty: none")
+	repartitions := fs.String("repartitions", "", "partition counts to move the running pipeline to in turn, comma-separated (imctl repartition, SIGKILLed once mid-way and run again; -repartition-victims killed during each switch); empty: none")
+	repartitionVictims := fs.String("repartition-victims", "sequencer,fanout,gateway-a", "services SIGKILLed in turn during each repartition's switch, comma-separated (of "+strings.Join(chaos.RepartitionRoles, ", ")+"; empty: none)")
 	fs.DurationVar(&cfg.RepartitionQuiet, "repartition-quiet", 0, "imctl repartition's -quiet (default 20s)")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", chstore.DefaultAddr, "ClickHouse native-protocol address")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", chstore.DefaultDatabase, "ClickHouse database of the history store")
@@ -76,6 +77,9 @@ func run() (failed bool, err error) {
 	}
 	cfg.TokenKey = []byte(*tokenKey)
 	cfg.Victims = strings.Split(*victims, ",")
+	if *repartitionVictims != "" {
+		cfg.RepartitionVictims = strings.Split(*repartitionVictims, ",")
+	}
 	if *repartitions != "" {
 		for _, f := range strings.Split(*repartitions, ",") {
 			m, err := strconv.Atoi(f)

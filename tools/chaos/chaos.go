@@ -65,11 +65,12 @@ type Config struct {
 	// Repartitions are partition counts the running pipeline is moved to
 	// in turn (imctl repartition from BinDir; the services follow the
 	// control topic), spread evenly over the kills; each SIGKILLs imctl
-	// once writes switched and runs it again, and kills the sequencer and
-	// gateway-a while the switch goes on. RepartitionQuiet is imctl's
-	// -quiet (zero: 20 s).
-	Repartitions     []int
-	RepartitionQuiet time.Duration
+	// once writes switched and runs it again, and kills each service of
+	// RepartitionVictims in turn while the switch goes on.
+	// RepartitionQuiet is imctl's -quiet (zero: 20 s).
+	Repartitions       []int
+	RepartitionVictims []string
+	RepartitionQuiet   time.Duration
 	// KafkaBrokers, ClickHouseAddr, ClickHouseDatabase: the stack.
 	KafkaBrokers       string
 	ClickHouseAddr     string
@@ -166,6 +167,9 @@ type Harness struct {
 // Roles are the victims a run may kill.
 var Roles = []string{"sequencer", "fanout", "history", "gateway"}
 
+// RepartitionRoles are the services a repartition may kill mid-switch.
+var RepartitionRoles = []string{"sequencer", "fanout", "history", "gateway-a", "gateway-b"}
+
 // New checks cfg and lays out the services on free loopback ports.
 func New(cfg Config) (*Harness, error) {
 	if cfg.BinDir == "" || cfg.LogDir == "" || cfg.Out == nil {
@@ -207,6 +211,11 @@ func New(cfg Config) (*Harness, error) {
 	for _, v := range cfg.Victims {
 		if !slices.Contains(Roles, v) {
 			return nil, fmt.Errorf("chaos: unknown victim %q (want some of %v)", v, Roles)
+		}
+	}
+	for _, v := range cfg.RepartitionVictims {
+		if !slices.Contains(RepartitionRoles, v) {
+			return nil, fmt.Errorf("chaos: unknown repartition victim %q (want some of %v)", v, RepartitionRoles)
 		}
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {

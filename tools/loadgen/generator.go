@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -61,6 +60,7 @@ type pending struct {
 	due      time.Time     // intended send time: latency is measured from it
 	attempt  time.Time     // the last write of the send to a connection
 	toSeq    time.Duration // from due to its seq (its first delivery says); 0 before
+	toAll    time.Duration // from due to its latest delivery so far
 	sender   string
 	members  []string // the conversation's member devices (shared, read-only)
 	got      int      // member devices it reached
@@ -200,17 +200,23 @@ func (g *Generator) Unanswered(age time.Duration) int {
 
 // LongestWaits is, for each conversation with a sequenced send due in
 // [from, to), the longest any of those took from its intended time to its
-// seq: how long a repartition paused the conversations it caught sending.
-func (g *Generator) LongestWaits(from, to time.Time) []time.Duration {
+// seq, and to its latest delivery: how long a repartition paused the
+// conversations it caught sending.
+func (g *Generator) LongestWaits(from, to time.Time) (toSeq, toDelivered []time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	longest := map[string]time.Duration{}
+	type longest struct{ seq, delivered time.Duration }
+	convs := map[string]longest{}
 	for _, p := range g.sends {
 		if p.toSeq > 0 && !p.due.Before(from) && p.due.Before(to) {
-			longest[p.conv] = max(longest[p.conv], p.toSeq)
+			l := convs[p.conv]
+			convs[p.conv] = longest{max(l.seq, p.toSeq), max(l.delivered, p.toAll)}
 		}
 	}
-	return slices.Collect(maps.Values(longest))
+	for _, l := range convs {
+		toSeq, toDelivered = append(toSeq, l.seq), append(toDelivered, l.delivered)
+	}
+	return toSeq, toDelivered
 }
 
 // DevicesOn names the devices whose last connection was to gateway (as
@@ -582,6 +588,7 @@ func (g *Generator) arrived(user string, f frame, now time.Time) {
 		delete(g.open, f.ClientMsgID)
 	}
 	lat := now.Sub(s.due)
+	s.toAll = max(s.toAll, lat)
 	if f.SequencedAtMs > 0 {
 		seqd := time.UnixMilli(f.SequencedAtMs)
 		if s.got == 1 {
