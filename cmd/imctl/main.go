@@ -12,6 +12,7 @@
 //	imctl probe URL         exit 0 if URL answers 200 (container healthchecks)
 //	imctl repartition       move to another partition count on a running system (-partitions M; resumable)
 //	imctl repartition status  the generations of the partitioned topics and a repartition's progress
+//	imctl repartition cleanup delete the topics of retired generations
 //
 // Every command takes the common flags (-kafka-brokers, -clickhouse-addr, ...)
 // or their SEQCHAT_* environment variables; `imctl CMD -h` lists them.
@@ -33,17 +34,18 @@ type command struct {
 
 func main() {
 	commands := map[string]command{
-		"init":               {"topics create + migrate", runInit},
-		"topics create":      {"create the pipeline's topics", runTopicsCreate},
-		"topics check":       {"check raw, sequenced and state topics are co-partitioned", runTopicsCheck},
-		"migrate":            {"apply ClickHouse migrations", runMigrate},
-		"probe":              {"exit 0 if the URL answers 200", runProbe},
-		"token":              {"issue a development token for a user's device", runToken},
-		"send":               {"send a chat message through the ingest path", runSend},
-		"tail":               {"print a conversation's entries in seq order", runTail},
-		"audit":              {"scan history for gaps, duplicates and out-of-order timestamps", runAudit},
-		"repartition":        {"move to another partition count on a running system (resumable)", runRepartition},
-		"repartition status": {"the generations of the partitioned topics and a repartition's progress", runRepartitionStatus},
+		"init":                {"topics create + migrate", runInit},
+		"topics create":       {"create the pipeline's topics", runTopicsCreate},
+		"topics check":        {"check raw, sequenced and state topics are co-partitioned", runTopicsCheck},
+		"migrate":             {"apply ClickHouse migrations", runMigrate},
+		"probe":               {"exit 0 if the URL answers 200", runProbe},
+		"token":               {"issue a development token for a user's device", runToken},
+		"send":                {"send a chat message through the ingest path", runSend},
+		"tail":                {"print a conversation's entries in seq order", runTail},
+		"audit":               {"scan history for gaps, duplicates and out-of-order timestamps", runAudit},
+		"repartition":         {"move to another partition count on a running system (resumable)", runRepartition},
+		"repartition status":  {"the generations of the partitioned topics and a repartition's progress", runRepartitionStatus},
+		"repartition cleanup": {"delete the topics of retired generations, once quiet", runRepartitionCleanup},
 	}
 	args := os.Args[1:]
 	name, rest := "", args
@@ -57,8 +59,8 @@ func main() {
 	}
 	if name == "" {
 		fmt.Fprintln(os.Stderr, "usage: imctl COMMAND [flags]")
-		for _, n := range []string{"init", "topics create", "topics check", "migrate", "token", "send", "tail", "audit", "probe", "repartition", "repartition status"} {
-			fmt.Fprintf(os.Stderr, "  %-18s %s\n", n, commands[n].usage)
+		for _, n := range []string{"init", "topics create", "topics check", "migrate", "token", "send", "tail", "audit", "probe", "repartition", "repartition status", "repartition cleanup"} {
+			fmt.Fprintf(os.Stderr, "  %-19s %s\n", n, commands[n].usage)
 		}
 		os.Exit(2)
 	}

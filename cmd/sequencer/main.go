@@ -60,11 +60,12 @@ func run() error {
 	}
 	admin := service.NewAdmin(common.AdminAddr, log)
 	cfg.Kafka = common.Kafka("seqchat-sequencer")
-	// Every generation, retired ones too: a fenced generation forwards late
-	// writes until its topics are deleted (docs/architecture.md, Retire).
+	// Every generation whose topics exist, retired ones too: a fenced
+	// generation forwards late writes until its topics are deleted
+	// (docs/architecture.md, Retire).
 	follower := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: *controlTopic, Topics: cfg.Topics,
 		Logger: log, Registerer: admin.Registry})
-	seq, err := control.Serve(cfg.Generation, &control.Instances{Follower: follower, Want: control.Every, Registerer: admin.Registry, Logger: log,
+	seq, err := control.Serve(cfg.Generation, &control.Instances{Follower: follower, Want: control.Existing, Registerer: admin.Registry, Logger: log,
 		New: func(gen *imv1.Generation, reg prometheus.Registerer) (control.Component, error) {
 			c := cfg
 			c.Generation, c.Logger, c.Registerer = gen.Id, log, reg

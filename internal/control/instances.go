@@ -55,12 +55,12 @@ type instance struct {
 
 // Live selects the generations that are not retired (fanouts, history
 // sinks: a retired generation is drained).
-func Live(gen *imv1.Generation) bool { return gen.Phase != generation.Retired }
+func Live(gen *imv1.Generation) bool { return gen.Phase < generation.Retired }
 
-// Every selects every generation of the record (sequencers: a retired
-// generation's fenced sequencers forward late writes until its topics are
-// deleted).
-func Every(*imv1.Generation) bool { return true }
+// Existing selects every generation whose topics exist, retired ones too
+// (sequencers: a retired generation's fenced sequencers forward late
+// writes until imctl repartition cleanup deletes its topics).
+func Existing(gen *imv1.Generation) bool { return gen.Phase != generation.Deleted }
 
 // Running lists the generations whose instances run.
 func (in *Instances) Running() []uint32 {

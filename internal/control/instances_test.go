@@ -49,7 +49,7 @@ func TestInstancesFollowTheGenerations(t *testing.T) {
 		}
 	}
 	live := &control.Instances{Follower: f, Want: control.Live, New: newInstance("live"), Registerer: reg}
-	every := &control.Instances{Follower: f, Want: control.Every, New: newInstance("every")}
+	every := &control.Instances{Follower: f, Want: control.Existing, New: newInstance("every")}
 	stopLive := stacktest.Run(t, "live instances", live.Run)
 	stacktest.Run(t, "every instance", every.Run)
 	expect := func(want ...string) {
@@ -126,7 +126,7 @@ func TestInstancesFollowTheGenerations(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	failing := &control.Instances{Follower: f, Want: control.Every, New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) {
+	failing := &control.Instances{Follower: f, Want: control.Existing, New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) {
 		return &component{run: func(ctx context.Context) error {
 			if gen.Id == 2 {
 				return boom

@@ -16,6 +16,7 @@ const (
 	Writing  = imv1.GenerationPhase_GENERATION_PHASE_WRITING
 	Imported = imv1.GenerationPhase_GENERATION_PHASE_IMPORTED
 	Retired  = imv1.GenerationPhase_GENERATION_PHASE_RETIRED
+	Deleted  = imv1.GenerationPhase_GENERATION_PHASE_DELETED
 )
 
 // ErrInProgress means a repartition to another count is not finished.
@@ -54,8 +55,9 @@ func Encode(g *imv1.Generations) ([]byte, error) {
 // Check enforces what every reader relies on: generations in increasing
 // id order from 1 without holes, each with a valid count and a phase; the
 // first is more than prepared; only the newest may be merely prepared; a
-// retired one is followed by one that imported; only the two newest may
-// be live, and one is.
+// retired (or deleted) one is followed by one that imported or later;
+// deleted ones are the oldest; only the two newest may be live, and one
+// is.
 func Check(g *imv1.Generations) error {
 	gens := g.GetGenerations()
 	if len(gens) == 0 {
@@ -68,18 +70,20 @@ func Check(g *imv1.Generations) error {
 			return fmt.Errorf("%w: generation %d at position %d", ErrBadRecord, gen.Id, i)
 		case gen.Partitions < 1 || gen.Partitions > MaxPartitions:
 			return fmt.Errorf("%w: generation %d has %d partitions", ErrBadRecord, gen.Id, gen.Partitions)
-		case gen.Phase < Prepared || gen.Phase > Retired:
+		case gen.Phase < Prepared || gen.Phase > Deleted:
 			return fmt.Errorf("%w: generation %d has phase %v", ErrBadRecord, gen.Id, gen.Phase)
 		case gen.Phase == Prepared && i != len(gens)-1:
 			return fmt.Errorf("%w: generation %d is prepared but not the newest", ErrBadRecord, gen.Id)
 		case i == 0 && gen.Phase == Prepared:
 			return fmt.Errorf("%w: the first generation is only prepared", ErrBadRecord)
-		case gen.Phase == Retired && (i == len(gens)-1 || gens[i+1].Phase != Imported && gens[i+1].Phase != Retired):
+		case gen.Phase >= Retired && (i == len(gens)-1 || gens[i+1].Phase < Imported):
 			return fmt.Errorf("%w: generation %d is retired before its successor imported", ErrBadRecord, gen.Id)
-		case gen.Phase != Retired && i < len(gens)-2:
+		case gen.Phase == Deleted && i > 0 && gens[i-1].Phase != Deleted:
+			return fmt.Errorf("%w: generation %d is deleted before generation %d", ErrBadRecord, gen.Id, gens[i-1].Id)
+		case gen.Phase < Retired && i < len(gens)-2:
 			return fmt.Errorf("%w: generation %d is not retired but two newer ones exist", ErrBadRecord, gen.Id)
 		}
-		if gen.Phase != Retired {
+		if gen.Phase < Retired {
 			live++
 		}
 	}
@@ -94,7 +98,7 @@ func Check(g *imv1.Generations) error {
 func Live(g *imv1.Generations) []*imv1.Generation {
 	var out []*imv1.Generation
 	for _, gen := range g.GetGenerations() {
-		if gen.Phase != Retired {
+		if gen.Phase < Retired {
 			out = append(out, gen)
 		}
 	}
@@ -155,7 +159,7 @@ func InProgress(g *imv1.Generations) (Change, bool) {
 		return Change{}, false
 	}
 	from, to := gens[len(gens)-2], gens[len(gens)-1]
-	if to.Phase == Imported && from.Phase == Retired {
+	if to.Phase == Imported && from.Phase >= Retired {
 		return Change{}, false
 	}
 	return Change{From: from, To: to}, true

@@ -29,6 +29,10 @@ func TestCheck(t *testing.T) {
 		{"imported, old draining", gens(gen(1, 4, Imported), gen(2, 8, Imported)), true},
 		{"done", gens(gen(1, 4, Retired), gen(2, 8, Imported)), true},
 		{"second repartition", gens(gen(1, 4, Retired), gen(2, 8, Imported), gen(3, 4, Prepared)), true},
+		{"deleted", gens(gen(1, 4, Deleted), gen(2, 8, Imported)), true},
+		{"deleted, second repartition", gens(gen(1, 4, Deleted), gen(2, 8, Imported), gen(3, 4, Writing)), true},
+		{"deleted, second done", gens(gen(1, 4, Deleted), gen(2, 8, Retired), gen(3, 4, Imported)), true},
+		{"both deleted", gens(gen(1, 4, Deleted), gen(2, 8, Deleted), gen(3, 4, Imported)), true},
 		{"empty", gens(), false},
 		{"starts at 2", gens(gen(2, 4, Imported)), false},
 		{"hole", gens(gen(1, 4, Retired), gen(3, 8, Imported)), false},
@@ -39,6 +43,9 @@ func TestCheck(t *testing.T) {
 		{"prepared not newest", gens(gen(1, 4, Imported), gen(2, 8, Prepared), gen(3, 4, Prepared)), false},
 		{"retired before successor imported", gens(gen(1, 4, Retired), gen(2, 8, Writing)), false},
 		{"newest retired", gens(gen(1, 4, Retired)), false},
+		{"newest deleted", gens(gen(1, 4, Retired), gen(2, 8, Deleted)), false},
+		{"deleted before successor imported", gens(gen(1, 4, Deleted), gen(2, 8, Writing)), false},
+		{"deleted before an older one", gens(gen(1, 4, Retired), gen(2, 8, Deleted), gen(3, 4, Imported)), false},
 		{"three live", gens(gen(1, 4, Imported), gen(2, 8, Imported), gen(3, 4, Prepared)), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +99,8 @@ func TestWriteToAndLive(t *testing.T) {
 		{"writing", gens(gen(1, 4, Imported), gen(2, 8, Writing)), 2, 2, true},
 		{"draining", gens(gen(1, 4, Imported), gen(2, 8, Imported)), 2, 2, true},
 		{"done", gens(gen(1, 4, Retired), gen(2, 8, Imported)), 2, 1, false},
+		{"deleted", gens(gen(1, 4, Deleted), gen(2, 8, Imported)), 2, 1, false},
+		{"deleted, second writing", gens(gen(1, 4, Deleted), gen(2, 8, Imported), gen(3, 4, Writing)), 3, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := WriteTo(tc.g).GetId(); got != tc.writeTo {
@@ -125,9 +134,11 @@ func TestBegin(t *testing.T) {
 	if _, _, err := Begin(writing, 4); !errors.Is(err, ErrInProgress) {
 		t.Fatalf("Begin back to the old count while one is in progress: %v", err)
 	}
-	finished := gens(gen(1, 4, Retired), gen(2, 8, Imported))
-	if c, _, err := Begin(finished, 4); err != nil || c.From.Id != 2 || c.To.Id != 3 || c.To.Partitions != 4 {
-		t.Fatalf("Begin of a second repartition: %+v %v", c, err)
+	for _, old := range []imv1.GenerationPhase{Retired, Deleted} {
+		finished := gens(gen(1, 4, old), gen(2, 8, Imported))
+		if c, _, err := Begin(finished, 4); err != nil || c.From.Id != 2 || c.To.Id != 3 || c.To.Partitions != 4 {
+			t.Fatalf("Begin of a second repartition, the first generation %v: %+v %v", old, c, err)
+		}
 	}
 	for _, m := range []int32{0, -1, MaxPartitions + 1} {
 		if _, _, err := Begin(Initial(4), m); err == nil {

@@ -108,7 +108,7 @@ func Next(g *imv1.Generations, c Change, o Observed) (Step, error) {
 		return PublishImported, nil
 	case Imported:
 		switch {
-		case from.Phase == Retired:
+		case from.Phase >= Retired:
 			return Done, nil
 		case !o.Drained:
 			return AwaitDrain, nil

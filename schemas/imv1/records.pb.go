@@ -41,6 +41,9 @@ const (
 	GenerationPhase_GENERATION_PHASE_IMPORTED GenerationPhase = 3
 	// drained (an older generation): its readers stop.
 	GenerationPhase_GENERATION_PHASE_RETIRED GenerationPhase = 4
+	// retired, then deleted by `imctl repartition cleanup`: no instance
+	// runs, its topics are gone.
+	GenerationPhase_GENERATION_PHASE_DELETED GenerationPhase = 5
 )
 
 // Enum value maps for GenerationPhase.
@@ -51,6 +54,7 @@ var (
 		2: "GENERATION_PHASE_WRITING",
 		3: "GENERATION_PHASE_IMPORTED",
 		4: "GENERATION_PHASE_RETIRED",
+		5: "GENERATION_PHASE_DELETED",
 	}
 	GenerationPhase_value = map[string]int32{
 		"GENERATION_PHASE_UNSPECIFIED": 0,
@@ -58,6 +62,7 @@ var (
 		"GENERATION_PHASE_WRITING":     2,
 		"GENERATION_PHASE_IMPORTED":    3,
 		"GENERATION_PHASE_RETIRED":     4,
+		"GENERATION_PHASE_DELETED":     5,
 	}
 )
 
@@ -3559,13 +3564,14 @@ const file_schemas_imv1_records_proto_rawDesc = "" +
 	"generation\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x03 \x01(\x05R\n" +
-	"partitions*\xad\x01\n" +
+	"partitions*\xcb\x01\n" +
 	"\x0fGenerationPhase\x12 \n" +
 	"\x1cGENERATION_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19GENERATION_PHASE_PREPARED\x10\x01\x12\x1c\n" +
 	"\x18GENERATION_PHASE_WRITING\x10\x02\x12\x1d\n" +
 	"\x19GENERATION_PHASE_IMPORTED\x10\x03\x12\x1c\n" +
-	"\x18GENERATION_PHASE_RETIRED\x10\x04B)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
+	"\x18GENERATION_PHASE_RETIRED\x10\x04\x12\x1c\n" +
+	"\x18GENERATION_PHASE_DELETED\x10\x05B)Z'github.com/seqchat/seqchat/schemas/imv1b\x06proto3"
 
 var (
 	file_schemas_imv1_records_proto_rawDescOnce sync.Once

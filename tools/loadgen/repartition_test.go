@@ -188,7 +188,7 @@ func TestRepartitionUnderLoadFollowingControl(t *testing.T) {
 		want func(*imv1.Generation) bool
 		new  func(gen uint32) (control.Component, error)
 	}{
-		{"sequencer", control.Every, func(g uint32) (control.Component, error) {
+		{"sequencer", control.Existing, func(g uint32) (control.Component, error) {
 			c := p.Sequencer
 			c.Generation = g
 			return sequencer.New(c)

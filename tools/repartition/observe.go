@@ -103,25 +103,10 @@ func (r *Tool) observe(ctx context.Context, g *imv1.Generations, c generation.Ch
 		}
 	}
 	var last time.Time // the newest record of the old raw topic
-	for p := range from.Partitions {
-		end, err := kafkawire.NewestOffset(ctx, r.client, fromTopics.Raw, p)
-		if err != nil {
-			return o, prog, err
-		}
-		prog.OldEnd += end
-		prog.OldLag += max(end-max(fromOffsets[p], 0), 0)
-		if to.Phase >= generation.Imported && end > 0 {
-			at, err := r.appendedAt(ctx, fromTopics.Raw, p, end-1)
-			if err != nil {
-				return o, prog, err
-			}
-			if at.After(last) {
-				last = at
-			}
-		}
+	prog.OldEnd, prog.OldLag, last, err = r.rawDrain(ctx, from, fromOffsets, to.Phase >= generation.Imported)
+	if err != nil {
+		return o, prog, err
 	}
-	// Measured from the records' timestamps, not from this process's
-	// memory, so a rerun after a kill does not start the wait again.
 	prog.QuietFor, prog.Quiet = time.Since(last), r.cfg.Quiet
 	o.Drained = to.Phase >= generation.Imported && prog.OldLag == 0 && prog.QuietFor >= r.cfg.Quiet
 	if o.Drained {
@@ -229,10 +214,53 @@ func (r *Tool) topicsExist(gen *imv1.Generation) (bool, error) {
 	return len(md) == len(names), nil
 }
 
+// rawDrain measures gen's raw topic against its sequencers' committed
+// offsets: its end and lag summed over the partitions, and, withLast, when
+// its newest record was appended (zero when it has none). The time comes
+// from the records' timestamps, not from this process's memory, so a
+// rerun after a kill does not start a quiet period again.
+func (r *Tool) rawDrain(ctx context.Context, gen *imv1.Generation, committed []int64, withLast bool) (end, lag int64, last time.Time, err error) {
+	topic := generation.Topics(r.cfg.Topics, gen.Id).Raw
+	for p := range gen.Partitions {
+		e, err := kafkawire.NewestOffset(ctx, r.client, topic, p)
+		if err != nil {
+			return 0, 0, time.Time{}, err
+		}
+		end += e
+		lag += max(e-max(committed[p], 0), 0)
+		if withLast && e > 0 {
+			at, err := r.appendedAt(ctx, topic, p, e-1)
+			if err != nil {
+				return 0, 0, time.Time{}, err
+			}
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	return end, lag, last, nil
+}
+
 // committed is the group's committed offset of each partition of topic,
 // -1 where it has none.
 func (r *Tool) committed(group, topic string, n int32) ([]int64, error) {
-	resp, err := r.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions(n)})
+	var resp *sarama.OffsetFetchResponse
+	var err error
+	// A coordinator loading its offsets (a broker just started) or moving
+	// answers with an error for a while.
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		resp, err = r.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions(n)})
+		if err == nil && resp.Err != sarama.ErrNoError {
+			err = resp.Err
+		}
+		transient := errors.Is(err, sarama.ErrOffsetsLoadInProgress) || errors.Is(err, sarama.ErrNotCoordinatorForConsumer) ||
+			errors.Is(err, sarama.ErrConsumerCoordinatorNotAvailable)
+		if !transient || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(wait)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("offsets of group %s: %w", group, err)
 	}
@@ -259,11 +287,7 @@ func (r *Tool) report(step generation.Step, c generation.Change, p Progress) {
 	if detail != "" {
 		line += " — " + detail
 	}
-	if line == r.lastReport && time.Since(r.lastPrinted) < 5*time.Second {
-		return
-	}
-	r.lastReport, r.lastPrinted = line, time.Now()
-	fmt.Fprintf(r.cfg.Out, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), line)
+	r.say(line)
 }
 
 // describe says what a step waits for.

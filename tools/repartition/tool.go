@@ -173,10 +173,7 @@ func (r *Tool) take(ctx context.Context, g *imv1.Generations, c generation.Chang
 	case generation.PublishRetired:
 		return set(c.From, generation.Retired)
 	case generation.AwaitInstances, generation.AwaitImports, generation.AwaitDrain:
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.cfg.Poll):
-		}
+		r.pause(ctx)
 		return nil
 	}
 	return fmt.Errorf("no action for step %v", step)
@@ -208,8 +205,11 @@ func (r *Tool) Status(ctx context.Context) error {
 		if gen.ChangedAtMs > 0 {
 			line += ", since " + time.UnixMilli(gen.ChangedAtMs).UTC().Format(time.RFC3339)
 		}
-		if gen == writeTo {
+		switch {
+		case gen == writeTo:
 			line += " (ingest writes here)"
+		case gen.Phase == generation.Retired:
+			line += " (imctl repartition cleanup deletes its topics)"
 		}
 		fmt.Fprintln(out, line)
 	}

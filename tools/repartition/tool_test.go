@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -187,7 +188,7 @@ func TestRunWithServicesFollowingControl(t *testing.T) {
 		want func(*imv1.Generation) bool
 		new  func(gen uint32) (control.Component, error)
 	}{
-		{"sequencer", control.Every, func(g uint32) (control.Component, error) {
+		{"sequencer", control.Existing, func(g uint32) (control.Component, error) {
 			return sequencer.New(sequencer.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.SequencerGroup})
 		}},
 		{"fanout", control.Live, func(g uint32) (control.Component, error) {
@@ -248,4 +249,52 @@ func TestRunWithServicesFollowingControl(t *testing.T) {
 		return strings.TrimSpace(stacktest.ClickHouseQuery(t, fmt.Sprintf(
 			"SELECT groupArray(seq) FROM (SELECT seq FROM %s.messages FINAL WHERE conversation_id = 'dm:rp-a:rp-b' ORDER BY seq)", db))) == "[1,2,3,4,5,6]"
 	})
+
+	// imctl repartition cleanup: generation 1 is deleted, its sequencer
+	// instance stops, its partitioned topics go (a late write to its raw
+	// topic fails), and generation 2 goes on.
+	if err := r.Cleanup(ctx); err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	running("sequencer", 2)
+	g1 := generation.Topics(base, 1)
+	md, err := stacktest.Admin(t).DescribeTopics([]string{g1.Raw, g1.Sequenced, g1.SequencerState, g1.FanoutMembers, base.Presence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range md {
+		gone := errors.Is(tm.Err, sarama.ErrUnknownTopicOrPartition)
+		if want := tm.Name != base.Presence; gone != want {
+			t.Errorf("after cleanup topic %s gone=%v, want %v (%v)", tm.Name, gone, want, tm.Err)
+		}
+	}
+	client, err := sarama.NewClient(cfg.Kafka.BrokerList(), cfg.Kafka.Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	g, _, err := control.Read(ctx, client, cfg.ControlTopic, base.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if phase := g.GetGenerations()[0].Phase; phase != generation.Deleted {
+		t.Errorf("generation 1 after cleanup: %v, want deleted", phase)
+	}
+	late, err := sarama.NewSyncProducer(cfg.Kafka.BrokerList(), cfg.Kafka.IdempotentProducerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if _, _, err := late.SendMessage(&sarama.ProducerMessage{Topic: g1.Raw, Value: sarama.StringEncoder("late")}); err == nil {
+		t.Error("a write to generation 1's raw topic after cleanup was acknowledged")
+	}
+	send(t, g2.Raw, 7, 7)
+	stacktest.Eventually(t, time.Minute, "history holding seq 7", func() bool {
+		return strings.TrimSpace(stacktest.ClickHouseQuery(t, fmt.Sprintf(
+			"SELECT max(seq) FROM %s.messages FINAL WHERE conversation_id = 'dm:rp-a:rp-b'", db))) == "7"
+	})
+	before := out.String()
+	if err := r.Cleanup(ctx); err != nil || !strings.Contains(strings.TrimPrefix(out.String(), before), "nothing to clean up") {
+		t.Errorf("cleanup again: %v\n%s", err, strings.TrimPrefix(out.String(), before))
+	}
 }
