@@ -236,6 +236,27 @@ func PartitionCount(admin sarama.ClusterAdmin, topic string) (int32, error) {
 	}
 }
 
+// PartitionCountIfExists is PartitionCount without the wait: 0 and false
+// when the broker does not know topic. For a topic that may be gone (an
+// earlier generation's, after imctl repartition cleanup), not for one
+// just created.
+func PartitionCountIfExists(admin sarama.ClusterAdmin, topic string) (int32, bool, error) {
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, false, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	if len(md) != 1 {
+		return 0, false, fmt.Errorf("describe topic %s: %d answers", topic, len(md))
+	}
+	switch md[0].Err {
+	case sarama.ErrNoError:
+		return int32(len(md[0].Partitions)), true, nil
+	case sarama.ErrUnknownTopicOrPartition:
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("describe topic %s: %w", topic, md[0].Err)
+}
+
 // BusiestLeader is the broker leading the most partitions of topics (the
 // lowest id of a tie), with how many it leads of how many in all: where a
 // broker fault hurts most.

@@ -115,7 +115,8 @@ type Fanout struct {
 	producer sarama.SyncProducer // membership periods and deliveries, to explicit partitions
 	gateways *gatewayTopics
 	// partitions is the sequenced topic's partition count, prevPartitions
-	// the previous generation's (0 for the first).
+	// the previous generation's (0 for the first, and once its topics are
+	// deleted).
 	partitions, prevPartitions int32
 	topicsWait                 kafkawire.TopicsWait
 
@@ -162,8 +163,10 @@ func (f *Fanout) Run(ctx context.Context) error {
 			return err
 		}
 		if f.cfg.Generation > generation.First {
+			// Only an import reads it; imctl repartition cleanup deletes it
+			// once every partition of this generation imported.
 			prev := generation.Topics(f.cfg.Topics, f.cfg.Generation-1).Sequenced
-			if f.prevPartitions, err = kafkawire.PartitionCount(admin, prev); err != nil {
+			if f.prevPartitions, _, err = kafkawire.PartitionCountIfExists(admin, prev); err != nil {
 				return fmt.Errorf("the previous generation's sequenced topic: %w", err)
 			}
 		}

@@ -33,6 +33,9 @@ func (f *Fanout) importPartition(ctx context.Context, q int32) error {
 	prev := f.cfg.Generation - 1
 	topics := generation.Topics(f.cfg.Topics, prev)
 	group := generation.GroupID(f.cfg.GroupID, prev)
+	if f.prevPartitions == 0 {
+		return fmt.Errorf("partition %d never imported and generation %d's topics are gone (deleted before this generation imported?)", q, prev)
+	}
 	sources := generation.Sources(q, f.prevPartitions, f.partitions)
 	log := f.log.With("partition", q, "from_generation", prev)
 	var msgs []*sarama.ProducerMessage

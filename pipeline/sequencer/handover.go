@@ -85,6 +85,9 @@ func (w *worker) importState(ctx context.Context) ([]*sarama.ProducerMessage, er
 	start := time.Now()
 	prev := w.s.cfg.Generation - 1
 	topic := generation.Topics(w.s.cfg.Topics, prev).SequencerState
+	if w.s.prevPartitions == 0 {
+		return nil, fmt.Errorf("partition %d never imported and generation %d's state topic %s is gone (deleted before this generation imported?)", w.p, prev, topic)
+	}
 	sources := generation.Sources(w.p, w.s.prevPartitions, w.s.partitions)
 	kept := map[string][]byte{}
 	for _, src := range sources {

@@ -142,7 +142,8 @@ type Sequencer struct {
 	// partitions: of the generation's raw, sequenced and state topics.
 	partitions int32
 	// prevPartitions: the partition count of the previous generation (0
-	// for the first), whose state partitions are imported.
+	// for the first, and once its topics are deleted), whose state
+	// partitions are imported.
 	prevPartitions int32
 	// headsTopic receives the heartbeats once it is known to exist; nil
 	// until then (a deployment from before it) and when heartbeats are off.
@@ -202,8 +203,10 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			return err
 		}
 		if s.cfg.Generation > generation.First {
+			// Only an import reads it; imctl repartition cleanup deletes it
+			// once every partition of this generation imported.
 			prev := generation.Topics(s.cfg.Topics, s.cfg.Generation-1).SequencerState
-			if s.prevPartitions, err = kafkawire.PartitionCount(admin, prev); err != nil {
+			if s.prevPartitions, _, err = kafkawire.PartitionCountIfExists(admin, prev); err != nil {
 				return fmt.Errorf("the previous generation's state topic: %w", err)
 			}
 		}

@@ -182,12 +182,26 @@ func TestRunWithServicesFollowingControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services := map[string]*control.Instances{}
-	for _, svc := range []struct {
+	type service struct {
 		name string
 		want func(*imv1.Generation) bool
 		new  func(gen uint32) (control.Component, error)
-	}{
+	}
+	services := map[string]*control.Instances{}
+	stops := map[string]func(){}
+	start := func(svc service) {
+		f := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: cfg.ControlTopic, Topics: base, Poll: 100 * time.Millisecond})
+		stopFollower := stacktest.Run(t, svc.name+" follower", f.Run)
+		in := &control.Instances{Follower: f, Want: svc.want, Registerer: prometheus.NewRegistry(),
+			New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) { return svc.new(gen.Id) }}
+		c, err := control.Serve(0, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := stacktest.Run(t, svc.name, c.Run)
+		services[svc.name], stops[svc.name] = in, func() { stop(); stopFollower() }
+	}
+	specs := []service{
 		{"sequencer", control.Existing, func(g uint32) (control.Component, error) {
 			return sequencer.New(sequencer.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.SequencerGroup})
 		}},
@@ -198,17 +212,9 @@ func TestRunWithServicesFollowingControl(t *testing.T) {
 			return history.New(history.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Generation: g, GroupID: cfg.HistoryGroup, Store: store,
 				BatchMaxWait: 20 * time.Millisecond})
 		}},
-	} {
-		f := control.NewFollower(control.FollowerConfig{Kafka: cfg.Kafka, Topic: cfg.ControlTopic, Topics: base, Poll: 100 * time.Millisecond})
-		stacktest.Run(t, svc.name+" follower", f.Run)
-		in := &control.Instances{Follower: f, Want: svc.want, Registerer: prometheus.NewRegistry(),
-			New: func(gen *imv1.Generation, _ prometheus.Registerer) (control.Component, error) { return svc.new(gen.Id) }}
-		c, err := control.Serve(0, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Run(t, svc.name, c.Run)
-		services[svc.name] = in
+	}
+	for _, svc := range specs {
+		start(svc)
 	}
 	send(t, base.Raw, 1, 3)
 
@@ -297,4 +303,19 @@ func TestRunWithServicesFollowingControl(t *testing.T) {
 	if err := r.Cleanup(ctx); err != nil || !strings.Contains(strings.TrimPrefix(out.String(), before), "nothing to clean up") {
 		t.Errorf("cleanup again: %v\n%s", err, strings.TrimPrefix(out.String(), before))
 	}
+
+	// Restarted without generation 1's topics (a chaos run's sequencer
+	// waited for them forever), the services take generation 2 on.
+	for _, svc := range specs {
+		stops[svc.name]()
+		start(svc)
+	}
+	for _, name := range []string{"sequencer", "fanout", "history"} {
+		stacktest.Eventually(t, time.Minute, name+" ready again", func() bool { return services[name].Ready(ctx) == nil })
+	}
+	send(t, g2.Raw, 8, 8)
+	stacktest.Eventually(t, time.Minute, "history holding seq 8", func() bool {
+		return strings.TrimSpace(stacktest.ClickHouseQuery(t, fmt.Sprintf(
+			"SELECT max(seq) FROM %s.messages FINAL WHERE conversation_id = 'dm:rp-a:rp-b'", db))) == "8"
+	})
 }
