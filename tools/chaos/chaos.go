@@ -156,6 +156,7 @@ type Harness struct {
 	services map[string]*Service
 	gen      *loadgen.Generator
 	control  *control.Follower // the generations, as the services see them
+	log      *runLog           // the run's sequenced log, checked as generations go
 	// namespaces of the services that run in one, by service name.
 	namespaces map[string]*netns.Namespace
 
@@ -360,6 +361,7 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	h.gen = gen
+	h.log = &runLog{SequencedLog: NewSequencedLog(kcfg, gen.Conversations()), first: firstGen, from: logStart, next: firstGen}
 	type outcome struct {
 		res *loadgen.Result
 		err error
@@ -405,7 +407,8 @@ func (h *Harness) Run(ctx context.Context) (*Report, error) {
 	h.logf("checking the sequenced log")
 	logCtx, cancel := context.WithTimeout(ctx, h.cfg.RecoveryTimeout)
 	defer cancel()
-	log, err := CheckSequencedLog(logCtx, kcfg, h.logGenerations(firstGen, logStart), WantedSeqs(gen.Accepted()))
+	now, _ := h.control.Current()
+	log, err := h.log.finish(logCtx, generation.WriteTo(now).GetId(), WantedSeqs(gen.Accepted()))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seqchat/seqchat/internal/generation"
@@ -22,13 +23,14 @@ import (
 // the services of cfg.RepartitionVictims are SIGKILLed in turn (each
 // waited out as any kill). It reports how long each step took and, per
 // conversation that sent between the switch of writes and the import, the
-// longest any of its sends waited for a seq.
+// longest any of its sends waited for a seq. Then imctl repartition
+// cleanup deletes the old generation while the load goes on.
 func (h *Harness) repartition(ctx context.Context, m int) error {
 	before, _ := h.control.Current()
 	next := before.GetGenerations()[len(before.GetGenerations())-1].GetId() + 1
 	began := time.Now()
 	h.logf("repartition to %d partitions (generation %d): imctl started", m, next)
-	first, firstDone, err := h.startImctl(m)
+	first, firstDone, err := h.startImctl("repartition", "-partitions", strconv.Itoa(m))
 	if err != nil {
 		return err
 	}
@@ -41,7 +43,7 @@ func (h *Harness) repartition(ctx context.Context, m int) error {
 	}
 	<-firstDone
 	h.logf("repartition to %d: writes switched after %v; imctl SIGKILLed, running it again", m, switched.Sub(began).Round(time.Millisecond))
-	second, secondDone, err := h.startImctl(m)
+	second, secondDone, err := h.startImctl("repartition", "-partitions", strconv.Itoa(m))
 	if err != nil {
 		return err
 	}
@@ -77,22 +79,36 @@ func (h *Harness) repartition(ctx context.Context, m int) error {
 		"for its last delivery p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 		m, importedAt.Sub(began).Round(time.Millisecond), done.Sub(began).Round(time.Millisecond), h.cfg.RepartitionQuiet,
 		seq.Count, seq.P50ms, seq.P99ms, seq.MaxMs, delivered.P50ms, delivered.P99ms, delivered.MaxMs)
+
+	// The old generation's topics go while the load goes on: its log is
+	// checked first.
+	if err := h.log.fencedUpTo(ctx, next-1); err != nil {
+		return err
+	}
+	_, cleanupDone, err := h.startImctl("repartition", "cleanup")
+	if err != nil {
+		return err
+	}
+	if err := <-cleanupDone; err != nil {
+		return fmt.Errorf("repartition to %d: imctl repartition cleanup: %w (its output: %s)", m, err, h.imctlLog())
+	}
+	h.logf("repartition to %d: the old generation deleted after %v more", m, time.Since(done).Round(time.Millisecond))
 	return nil
 }
 
-// startImctl starts `imctl repartition -partitions m`, its output appended
-// to imctl.log in the log directory; done gives its exit.
-func (h *Harness) startImctl(m int) (cmd *exec.Cmd, done <-chan error, err error) {
+// startImctl starts imctl with args and the run's -quiet and brokers, its
+// output appended to imctl.log in the log directory; done gives its exit.
+func (h *Harness) startImctl(args ...string) (cmd *exec.Cmd, done <-chan error, err error) {
 	out, err := os.OpenFile(filepath.Join(h.cfg.LogDir, "imctl.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd = exec.Command(filepath.Join(h.cfg.BinDir, "imctl"), "repartition", "-partitions", strconv.Itoa(m),
-		"-quiet", h.cfg.RepartitionQuiet.String(), "-kafka-brokers", h.cfg.KafkaBrokers, "-log-format", "json")
+	args = append(args, "-quiet", h.cfg.RepartitionQuiet.String(), "-kafka-brokers", h.cfg.KafkaBrokers, "-log-format", "json")
+	cmd = exec.Command(filepath.Join(h.cfg.BinDir, "imctl"), args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		return nil, nil, fmt.Errorf("start imctl repartition: %w", err)
+		return nil, nil, fmt.Errorf("start imctl %s: %w", strings.Join(args, " "), err)
 	}
 	exited := make(chan error, 1)
 	go func() {
@@ -144,20 +160,38 @@ func phaseOf(g *imv1.Generations, id uint32) imv1.GenerationPhase {
 	return 0
 }
 
-// logGenerations are the sequenced topics a run's entries can be in, in
-// order: the one written to when the run began (from its offsets then),
-// and every later one (from its start).
-func (h *Harness) logGenerations(first uint32, from map[int32]int64) []LogGeneration {
-	g, _ := h.control.Current()
-	var out []LogGeneration
-	for _, gen := range g.GetGenerations() {
-		topic := generation.Topics(kafkawire.Topics{}.WithDefaults(), gen.Id).Sequenced
-		switch {
-		case gen.Id == first:
-			out = append(out, LogGeneration{Topic: topic, From: from})
-		case gen.Id > first:
-			out = append(out, LogGeneration{Topic: topic})
+// runLog follows the generations of the run's sequenced log: the one
+// written to when the run began (from its offsets then), and every later
+// one (from its start), checked in order.
+type runLog struct {
+	*SequencedLog
+	first uint32
+	from  map[int32]int64 // the first generation's offsets when the run began
+	next  uint32          // the first generation not checked yet
+}
+
+func (l *runLog) generation(id uint32) LogGeneration {
+	g := LogGeneration{Topic: generation.Topics(kafkawire.Topics{}.WithDefaults(), id).Sequenced}
+	if id == l.first {
+		g.From = l.from
+	}
+	return g
+}
+
+// fencedUpTo checks every generation not checked yet up to id, each fenced.
+func (l *runLog) fencedUpTo(ctx context.Context, id uint32) error {
+	for ; l.next <= id; l.next++ {
+		if err := l.Fenced(ctx, l.generation(l.next)); err != nil {
+			return err
 		}
 	}
-	return out
+	return nil
+}
+
+// finish checks what is left: up to the write generation, and it last.
+func (l *runLog) finish(ctx context.Context, write uint32, want map[string]uint64) (LogCheck, error) {
+	if err := l.fencedUpTo(ctx, write-1); err != nil {
+		return l.result(), err
+	}
+	return l.Last(ctx, l.generation(write), want)
 }

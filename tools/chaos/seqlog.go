@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -79,31 +80,72 @@ type LogGeneration struct {
 // after the fault for this to see it (it does in the chaos runs and the
 // tests).
 func CheckSequencedLog(ctx context.Context, kcfg kafkawire.Config, gens []LogGeneration, want map[string]uint64) (LogCheck, error) {
-	consumer, err := sarama.NewConsumer(kcfg.BrokerList(), kcfg.ConsumerGroupConfig())
+	l := NewSequencedLog(kcfg, slices.Collect(maps.Keys(want)))
+	for _, gen := range gens[:len(gens)-1] {
+		if err := l.Fenced(ctx, gen); err != nil {
+			return l.result(), err
+		}
+	}
+	return l.Last(ctx, gens[len(gens)-1], want)
+}
+
+// SequencedLog is CheckSequencedLog one generation at a time, so that an
+// old generation is read before imctl repartition cleanup deletes it.
+type SequencedLog struct {
+	kcfg  kafkawire.Config
+	convs map[string]uint64 // the run's conversations (values unused)
+	chk   *sharedChecker
+}
+
+// NewSequencedLog checks the records of convs.
+func NewSequencedLog(kcfg kafkawire.Config, convs []string) *SequencedLog {
+	l := &SequencedLog{kcfg: kcfg, convs: map[string]uint64{}, chk: &sharedChecker{c: sequencer.NewChecker()}}
+	for _, c := range convs {
+		l.convs[c] = 0
+	}
+	return l
+}
+
+// Fenced reads a fenced generation up to its partitions' end records.
+func (l *SequencedLog) Fenced(ctx context.Context, gen LogGeneration) error {
+	return l.read(ctx, gen, l.convs, false)
+}
+
+// Last reads the newest generation until each conversation of want showed
+// its seq want[conv] (in it or before), and gives the verdict.
+func (l *SequencedLog) Last(ctx context.Context, gen LogGeneration, want map[string]uint64) (LogCheck, error) {
+	pending := map[string]uint64{}
+	for conv, seq := range want { // one that sent nothing after a switch ends earlier
+		if l.chk.lastSeq(conv) < seq {
+			pending[conv] = seq
+		}
+	}
+	if err := l.read(ctx, gen, pending, true); err != nil {
+		return l.result(), err
+	}
+	return l.result(), nil
+}
+
+func (l *SequencedLog) read(ctx context.Context, gen LogGeneration, convs map[string]uint64, last bool) error {
+	consumer, err := sarama.NewConsumer(l.kcfg.BrokerList(), l.kcfg.ConsumerGroupConfig())
 	if err != nil {
-		return LogCheck{}, fmt.Errorf("chaos: sequenced log: %w", err)
+		return fmt.Errorf("chaos: sequenced log: %w", err)
 	}
 	defer consumer.Close()
-	chk := &sharedChecker{c: sequencer.NewChecker()}
-	pending := maps.Clone(want)
-	for i, gen := range gens {
-		last := i == len(gens)-1
-		if err := checkGeneration(ctx, consumer, gen, pending, last, chk); err != nil {
-			return LogCheck{Entries: chk.c.Entries()}, fmt.Errorf("chaos: sequenced log: %w", err)
-		}
-		// A conversation that sent nothing after a switch ends in an
-		// earlier generation.
-		for conv, seq := range pending {
-			if chk.lastSeq(conv) >= seq {
-				delete(pending, conv)
-			}
-		}
+	if err := checkGeneration(ctx, consumer, gen, convs, last, l.chk); err != nil {
+		return fmt.Errorf("chaos: sequenced log: %w", err)
 	}
-	check := LogCheck{Entries: chk.c.Entries()}
-	if err := chk.c.Err(); err != nil {
+	return nil
+}
+
+func (l *SequencedLog) result() LogCheck {
+	l.chk.mu.Lock()
+	defer l.chk.mu.Unlock()
+	check := LogCheck{Entries: l.chk.c.Entries()}
+	if err := l.chk.c.Err(); err != nil {
 		check.Violations = append(check.Violations, err.Error())
 	}
-	return check, nil
+	return check
 }
 
 // sharedChecker is a sequencer.Checker fed by one reader per partition
