@@ -50,7 +50,7 @@ func run() error {
 	fs.IntVar(&cfg.FDReserve, "fd-reserve", 0, "file descriptors the default -max-connections keeps for the gateway's own connections (default 512)")
 	fs.IntVar(&cfg.MaxConnectionsPerUser, "max-connections-per-user", 0, "one user's connections to this gateway (default 32; negative: none)")
 	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "bytes held from the OS before new connections are refused (default 90% of GOMEMLIMIT if set, else none; negative: none)")
-	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "refuse new sends (unavailable, retry_after_ms) when the pipeline is past capacity: live entries this far behind and the backlog growing (default 500ms; negative: never)")
+	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "refuse new sends (unavailable, retry_after_ms) when the pipeline is past capacity: live entries this far behind and the backlog growing (default 1s; negative: never)")
 	fs.DurationVar(&cfg.StallAfter, "stall-after", 0, "read a conversation from history for a device behind its head (the sequencers' heartbeats) this long: its delivery stalled (default 10s; negative: never)")
 	fs.DurationVar(&cfg.Ingest.Linger, "ingest-linger", 0, "how long a produce request of sends waits for more (default 1ms; negative: none)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "serve the demo chat page at / and issue tokens to anyone (development only)")

@@ -57,8 +57,9 @@ const (
 // measured delay stayed over the limit and did not fall and more was
 // sent than came back, the admitted rate is cut to 80% of what was
 // accepted, each window; once the delay is under half the limit, it
-// grows back by 25% a window, and the limit is lifted once it is far
-// above what clients ask for. Safe for concurrent use.
+// grows back by 25% a window (under the limit and not rising, by 5%),
+// and the limit is lifted once it is far above what clients ask for.
+// Safe for concurrent use.
 type admission struct {
 	limit time.Duration // the delay to stay under; <= 0: never refuse
 
@@ -161,6 +162,23 @@ func (a *admission) delay(now time.Time) time.Duration {
 	return a.estimate
 }
 
+// grown is the rate grown by factor, or no limit once that is far above
+// what clients ask for (over the window that lasted elapsed).
+func (a *admission) grown(factor float64, elapsed time.Duration) float64 {
+	if r := a.rate * factor; r <= 4*float64(a.asks)/elapsed.Seconds()+100 {
+		return r
+	}
+	return math.Inf(1)
+}
+
+// admitted is the admitted rate, sends per second (+Inf: no limit).
+func (a *admission) admitted(now time.Time) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.roll(now)
+	return a.rate
+}
+
 // roll closes the current window once it is admissionWindow old: its p90
 // becomes the estimate (an empty window, or one older than two windows,
 // gives zero), and the admitted rate follows it.
@@ -208,10 +226,15 @@ func (a *admission) roll(now time.Time) {
 		// then, the clients' resends trickled in for minutes).
 		a.rate = max(min(a.rate, float64(accepts)/seconds)*0.8, minAdmitRate)
 	case a.estimate < a.limit/2 && !math.IsInf(a.rate, 1):
-		a.rate *= 1.25
-		if a.rate > 4*float64(a.asks)/elapsed.Seconds()+100 { // far above what clients ask for: no limit needed
-			a.rate = math.Inf(1)
-		}
+		a.rate = a.grown(1.25, elapsed)
+	case a.estimate < a.limit && a.estimate <= a.recent[0].estimate && !math.IsInf(a.rate, 1):
+		// Under the limit and not higher than a second ago: the pipeline keeps up, only
+		// slower than usual (a broker just restarted ran at 0.35-0.55 s
+		// for a minute). Held there, the rate let the refused clients'
+		// backlog in no faster than the cut allowed: 88,034 refusals and
+		// 85 s after a broker restart. Slowly, so that a delay near the
+		// limit is not answered with a burst.
+		a.rate = a.grown(1.05, elapsed)
 	}
 	// Never below what comes back: a backlog draining after an outage
 	// (entries late, but more returning than sent) shows the pipeline's

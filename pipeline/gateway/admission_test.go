@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -205,5 +206,56 @@ func TestAdmissionOff(t *testing.T) {
 	a.accepted(time.Unix(1000, 0))
 	if ok, _ := a.admit(time.Unix(2000, 0)); !ok {
 		t.Fatal("refused with admission off")
+	}
+}
+
+// TestAdmissionGrowsBackUnderTheLimit: once a cut rate meets a pipeline
+// that keeps up, only slower than usual (a broker just restarted ran at
+// 0.35-0.55 s against the 0.5 s limit for a minute), the rate grows back
+// to what clients ask. Between half the limit and the limit it never did:
+// after a broker restart 400 sends/s were refused for 70 s (88,034
+// refusals) while the pipeline kept up.
+func TestAdmissionGrowsBackUnderTheLimit(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := newAdmission(500*time.Millisecond, t0)
+	now := t0
+	for w, delay := range []time.Duration{600, 650, 700, 750, 800} { // cut
+		for i := range 100 {
+			at := now.Add(time.Duration(i) * time.Millisecond)
+			a.accepted(at)
+			a.entry(delay*time.Millisecond, at)
+		}
+		now = t0.Add(time.Duration(w+1) * admissionWindow)
+	}
+	if math.IsInf(a.admitted(now), 1) {
+		t.Fatal("no rate cut while the delay grew past the limit")
+	}
+	asked, admitted := 0, 0
+	var back []int      // sends accepted a window ago: they come back now
+	for w := range 80 { // 20 s at 400 sends/s asked, back a window later at 0.29-0.33 s
+		start := now.Add(time.Duration(w) * admissionWindow)
+		delays := make([]time.Duration, len(back))
+		for i := range delays {
+			delays[i] = 290*time.Millisecond + time.Duration((w+i)%5)*10*time.Millisecond
+		}
+		a.entries(delays, len(delays), start)
+		back = back[:0]
+		for i := range 100 {
+			at := start.Add(time.Duration(i*2) * time.Millisecond)
+			ok, _ := a.admit(at)
+			if ok {
+				a.accepted(at)
+				back = append(back, i)
+			}
+			if w >= 60 {
+				asked++
+				if ok {
+					admitted++
+				}
+			}
+		}
+	}
+	if admitted < asked*95/100 {
+		t.Fatalf("%d of %d sends admitted in the last 5 s of 20 s with the delay under the limit (rate now %.0f/s)", admitted, asked, a.admitted(now.Add(80*admissionWindow)))
 	}
 }

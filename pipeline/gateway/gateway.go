@@ -87,7 +87,9 @@ type Config struct {
 	// throttled and the others are refused with unavailable and a
 	// retry_after_ms hint, so that accepted sends are still delivered
 	// quickly and the backlog cannot grow without bound (admission.go).
-	// Zero means 500ms; negative means never refuse.
+	// Zero means 1s (at 500ms a broker just restarted, keeping up at
+	// 0.5-0.8 s, read as overload: 5 of 9 broker restarts in chaos then
+	// took 22-85 s, with up to 88,034 refusals); negative means never.
 	OverloadDelay time.Duration
 	// MaxConnections bounds the connections open at once (hellos in
 	// progress included). Zero means what the open-file limit allows with
@@ -141,7 +143,7 @@ func (c *Config) setDefaults() {
 		c.StallAfter = 10 * time.Second
 	}
 	if c.OverloadDelay == 0 {
-		c.OverloadDelay = 500 * time.Millisecond
+		c.OverloadDelay = time.Second
 	}
 	if c.FDReserve == 0 {
 		c.FDReserve = DefaultFDReserve
@@ -241,6 +243,7 @@ func New(cfg Config) (*Gateway, error) {
 		progress: &progressReader{history: cfg.History, legacy: cfg.Topics.Sequenced}, shared: &sharedReads{history: cfg.History, reads: map[sharedKey]*sharedRead{}},
 		heads: newStreamHeads()}
 	g.metrics.pipelineDelay = func() float64 { return g.admit.delay(time.Now()).Seconds() }
+	g.metrics.admissionRate = func() float64 { return g.admit.admitted(time.Now()) }
 	g.metrics.registerLimits(cfg.Registerer, g.limits)
 	g.log.Info("connection limits", "connections", g.limits.maxConns, "per_user", g.limits.perUser, "memory_bytes", g.limits.maxMemory)
 	// A connection holds a 1 KiB read buffer; write buffers come from a

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seqchat/seqchat/internal/latency"
@@ -23,7 +25,7 @@ type metrics struct {
 	writeDelay                                     prometheus.Histogram
 	refused                                        *prometheus.CounterVec
 	connectionsRefused                             *prometheus.CounterVec
-	pipelineDelay                                  func() float64 // set by the gateway
+	pipelineDelay, admissionRate                   func() float64 // set by the gateway
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,8 +73,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			}
 			return m.pipelineDelay()
 		})
+	rate := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seqchat_gateway_admission_rate",
+		Help: "Sends per second admission lets in now (+Inf: no limit); it is cut while the pipeline delay stays over the limit and grows back once it is under half of it."},
+		func() float64 {
+			if m.admissionRate == nil {
+				return math.Inf(1)
+			}
+			return m.admissionRate()
+		})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.sharedReads, m.stalls, m.resets, m.resumes, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay)
+		reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.delivered, m.fills, m.badAcks, m.historyErrors, m.settleSkips, m.settledPartitions, m.sharedReads, m.stalls, m.resets, m.resumes, m.disconnects, m.writeDelay, m.refused, m.connectionsRefused, delay, rate)
 	}
 	return m
 }
