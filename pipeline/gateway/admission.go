@@ -57,7 +57,8 @@ const (
 // measured delay stayed over the limit and did not fall and more was
 // sent than came back, the admitted rate is cut to 80% of what was
 // accepted, each window; once the delay is under half the limit, it
-// grows back by 25% a window (under the limit and not rising, by 5%),
+// grows back by 25% a window (under the limit and no higher than a
+// second before, by 5%),
 // and the limit is lifted once it is far above what clients ask for.
 // Safe for concurrent use.
 type admission struct {
@@ -228,12 +229,12 @@ func (a *admission) roll(now time.Time) {
 	case a.estimate < a.limit/2 && !math.IsInf(a.rate, 1):
 		a.rate = a.grown(1.25, elapsed)
 	case a.estimate < a.limit && a.estimate <= a.recent[0].estimate && !math.IsInf(a.rate, 1):
-		// Under the limit and not higher than a second ago: the pipeline keeps up, only
-		// slower than usual (a broker just restarted ran at 0.35-0.55 s
-		// for a minute). Held there, the rate let the refused clients'
-		// backlog in no faster than the cut allowed: 88,034 refusals and
-		// 85 s after a broker restart. Slowly, so that a delay near the
-		// limit is not answered with a burst.
+		// Under the limit and no higher than a second ago: the pipeline
+		// keeps up, only slower than usual (a broker just restarted runs
+		// at 0.5-0.8 s for a minute). Held there, the rate let the
+		// refused clients' backlog in no faster than the cut allowed
+		// (88,034 refusals and 85 s after one broker restart). Slowly,
+		// so that a delay near the limit is not answered with a burst.
 		a.rate = a.grown(1.05, elapsed)
 	}
 	// Never below what comes back: a backlog draining after an outage
