@@ -117,25 +117,13 @@ func (r *Tool) cleanup(ctx context.Context, g *imv1.Generations, gen *imv1.Gener
 
 // topicsLeft are gen's partitioned topics that still exist, raw first.
 func (r *Tool) topicsLeft(gen *imv1.Generation) ([]string, error) {
-	t := generation.Topics(r.cfg.Topics, gen.Id)
-	names := []string{t.Raw, t.Sequenced, t.SequencerState, t.FanoutMembers} // generation.Specs' topics
-	md, err := r.admin.DescribeTopics(names)
+	names, counts, err := r.generationTopics(gen)
 	if err != nil {
-		return nil, fmt.Errorf("describe topics: %w", err)
-	}
-	exists := map[string]bool{}
-	for _, t := range md {
-		switch {
-		case errors.Is(t.Err, sarama.ErrUnknownTopicOrPartition):
-		case t.Err != sarama.ErrNoError && !errors.Is(t.Err, sarama.ErrLeaderNotAvailable):
-			return nil, fmt.Errorf("describe topic %s: %w", t.Name, t.Err)
-		default:
-			exists[t.Name] = true
-		}
+		return nil, err
 	}
 	var left []string
 	for _, n := range names {
-		if exists[n] {
+		if _, ok := counts[n]; ok {
 			left = append(left, n)
 		}
 	}

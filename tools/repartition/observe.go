@@ -192,26 +192,46 @@ func (r *Tool) appendedAt(ctx context.Context, topic string, p int32, offset int
 // that does not exist yet, which is the usual answer here): a topic
 // created a moment ago and not known yet is created again, harmlessly.
 func (r *Tool) topicsExist(gen *imv1.Generation) (bool, error) {
-	var names []string
-	for _, s := range generation.Specs(r.cfg.Topics, r.cfg.Layout, gen.Id, gen.Partitions) {
-		names = append(names, s.Name)
-	}
-	md, err := r.admin.DescribeTopics(names)
+	names, counts, err := r.generationTopics(gen)
 	if err != nil {
-		return false, fmt.Errorf("describe topics: %w", err)
+		return false, err
 	}
-	for _, t := range md {
+	for _, name := range names {
+		n, ok := counts[name]
 		switch {
-		case errors.Is(t.Err, sarama.ErrUnknownTopicOrPartition), errors.Is(t.Err, sarama.ErrLeaderNotAvailable):
+		case !ok || n < 0:
 			return false, nil
-		case t.Err != sarama.ErrNoError:
-			return false, fmt.Errorf("describe topic %s: %w", t.Name, t.Err)
-		case int32(len(t.Partitions)) != gen.Partitions:
+		case n != gen.Partitions:
 			return false, fmt.Errorf("topic %s exists with %d partitions, generation %d has %d: %w",
-				t.Name, len(t.Partitions), gen.Id, gen.Partitions, kafkawire.ErrPartitionMismatch)
+				name, n, gen.Id, gen.Partitions, kafkawire.ErrPartitionMismatch)
 		}
 	}
-	return len(md) == len(names), nil
+	return true, nil
+}
+
+// generationTopics describes gen's partitioned topics (generation.Specs'),
+// named raw first: the partition count of each that exists, -1 for one
+// without a leader yet.
+func (r *Tool) generationTopics(gen *imv1.Generation) (names []string, counts map[string]int32, err error) {
+	t := generation.Topics(r.cfg.Topics, gen.Id)
+	names = []string{t.Raw, t.Sequenced, t.SequencerState, t.FanoutMembers}
+	md, err := r.admin.DescribeTopics(names)
+	if err != nil {
+		return nil, nil, fmt.Errorf("describe topics: %w", err)
+	}
+	counts = map[string]int32{}
+	for _, tm := range md {
+		switch {
+		case errors.Is(tm.Err, sarama.ErrUnknownTopicOrPartition):
+		case errors.Is(tm.Err, sarama.ErrLeaderNotAvailable):
+			counts[tm.Name] = -1
+		case tm.Err != sarama.ErrNoError:
+			return nil, nil, fmt.Errorf("describe topic %s: %w", tm.Name, tm.Err)
+		default:
+			counts[tm.Name] = int32(len(tm.Partitions))
+		}
+	}
+	return names, counts, nil
 }
 
 // rawDrain measures gen's raw topic against its sequencers' committed
