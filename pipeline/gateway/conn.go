@@ -60,7 +60,17 @@ type conn struct {
 	tokens     float64
 	refill     time.Time
 
-	order sendOrder // admitted and settled by the reader, its own
+	// Sends read and not yet submitted. A sender goroutine runs only while
+	// there are any and submits them one after another (sends.go); the
+	// read loop only queues them, so it goes on reading pings and acks
+	// while a send waits for the broker.
+	smu      sync.Mutex
+	sendRoom sync.Cond // signalled as the queue shrinks (L: smu)
+	pending  []*Send
+	sending  bool           // a sender runs
+	sender   sync.WaitGroup // the sender, waited for by end
+
+	order sendOrder // admitted and settled by the sender, its own
 
 	routing routing // what the fanout said about routing here (under mu)
 	// placing: resume has not placed the device in its conversations yet
@@ -126,6 +136,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		quit: make(chan struct{}), done: make(chan struct{}), convs: map[string]*convState{},
 		acked: map[string]uint64{}, unanswered: map[string]uint64{}, tokens: float64(g.cfg.SendBurst), refill: time.Now(),
 		routing: newRouting()}
+	c.sendRoom.L = &c.smu
 	c.wmu.Lock()
 	c.ping = time.AfterFunc(g.cfg.PingInterval, c.pingNow)
 	c.wmu.Unlock()
@@ -185,6 +196,7 @@ func (c *conn) end() {
 	}
 	c.close(websocket.CloseNormalClosure, "")
 	<-c.done
+	c.sender.Wait() // the send in flight answered (or dropped); none start now
 	if c.userTaken {
 		c.g.limits.releaseUser(c.user)
 	}

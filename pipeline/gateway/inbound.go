@@ -32,7 +32,7 @@ func (c *conn) readLoop() {
 		case f.Hello != nil:
 			c.send(errorPayload(&ProtocolError{Code: CodeInvalid, Message: "already said hello"}, false))
 		case f.Send != nil:
-			c.handleSend(f.Send)
+			c.queueSend(f.Send)
 		case f.Ack != nil:
 			c.handleAck(f.Ack)
 		case f.Sync != nil:
