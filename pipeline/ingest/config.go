@@ -15,7 +15,7 @@ import (
 const (
 	DefaultTopic               = "im.raw"
 	DefaultOrigin              = "ingest"
-	DefaultWriteTimeout        = 10 * time.Second
+	DefaultWriteTimeout        = 30 * time.Second
 	DefaultControlStale        = 10 * time.Second
 	DefaultMaxBodyBytes        = 16 << 10
 	DefaultMaxIDBytes          = 128
@@ -47,7 +47,9 @@ type Config struct {
 	Origin string
 	// Limits bound the fields of a send. Zero fields mean their defaults.
 	Limits Limits
-	// WriteTimeout bounds one Submit's wait for the broker. Zero means 10s.
+	// WriteTimeout bounds one Submit's wait for the broker, longer than a
+	// broker restart: a send refused meanwhile refuses its client's later
+	// sends of the conversation too. Zero means 30s.
 	WriteTimeout time.Duration
 	// Linger is how long a produce request waits for more sends once it
 	// has one: the sends of every partition within it share one request,

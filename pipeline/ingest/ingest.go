@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/seqchat/seqchat/internal/backoff"
 	"github.com/seqchat/seqchat/internal/generation"
 	"github.com/seqchat/seqchat/internal/kafkawire"
 	"github.com/seqchat/seqchat/schemas/imv1"
@@ -72,6 +73,7 @@ func (i *Ingester) Submit(ctx context.Context, s Send) error {
 type Submission struct {
 	i          *Ingester
 	conv, cmid string // for the log
+	key, value []byte // the record, written again if the producer gives up on it
 	pending    *kafkawire.Pending
 	start      time.Time
 	deadline   time.Time
@@ -113,7 +115,8 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 		i.metrics.sends.WithLabelValues(resultInvalid).Inc()
 		return nil, invalid("cannot encode the send: %v", err)
 	}
-	sub := &Submission{i: i, conv: s.ConversationID, cmid: s.ClientMsgID, start: time.Now()}
+	sub := &Submission{i: i, conv: s.ConversationID, cmid: s.ClientMsgID, key: []byte(s.ConversationID), value: value,
+		start: time.Now()}
 	sub.deadline = sub.start.Add(i.cfg.WriteTimeout)
 	ctx, cancel := context.WithDeadline(ctx, sub.deadline)
 	defer cancel()
@@ -122,7 +125,7 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 		i.metrics.sends.WithLabelValues(resultUnavailable).Inc()
 		return nil, fmt.Errorf("submit %s: %w: %w", s.ClientMsgID, ErrUnavailable, err)
 	}
-	sub.pending, err = producer.Enqueue(ctx, []byte(s.ConversationID), value)
+	sub.pending, err = producer.Enqueue(ctx, sub.key, sub.value)
 	if err != nil {
 		return nil, sub.unavailable(err)
 	}
@@ -132,10 +135,30 @@ func (i *Ingester) Enqueue(ctx context.Context, s Send) (*Submission, error) {
 // Wait returns nil once the broker acknowledged the send, or an error
 // wrapping ErrUnavailable when it did not within WriteTimeout of the
 // Enqueue or ctx ended first. Call it once.
+//
+// A record the producer gave up on (its broker restarting, a leader
+// moving) is written again, to the raw topic sends go to then, until the
+// deadline: failed at once, the send failed its client's later sends of
+// the conversation too (refused until it is resent, for I2), and a broker
+// restart cost each one a retry from the client. Written twice, it is
+// deduplicated by the sequencer (I3). Only for callers that wait for each
+// send before the next of its conversation (the gateway does): a record
+// written again after a later one was would rely on the sequencer's hold
+// window for its order.
 func (sub *Submission) Wait(ctx context.Context) error {
 	ctx, cancel := context.WithDeadline(ctx, sub.deadline)
 	defer cancel()
 	err := sub.pending.Wait(ctx)
+	for retry := backoff.New(100*time.Millisecond, time.Second); err != nil && !errors.Is(err, kafkawire.ErrSenderClosed) && retry.Wait(ctx); {
+		sub.i.metrics.rewrites.Inc()
+		var producer *kafkawire.Sender
+		if producer, err = sub.i.sender(ctx); err != nil {
+			continue
+		}
+		if sub.pending, err = producer.Enqueue(ctx, sub.key, sub.value); err == nil {
+			err = sub.pending.Wait(ctx)
+		}
+	}
 	sub.i.metrics.produce.Observe(time.Since(sub.start).Seconds())
 	if err != nil {
 		return sub.unavailable(err)
@@ -177,7 +200,7 @@ func (i *Ingester) sender(ctx context.Context) (*kafkawire.Sender, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
-		return nil, errors.New("ingester closed")
+		return nil, fmt.Errorf("ingester closed: %w", kafkawire.ErrSenderClosed)
 	}
 	if i.senders[topic] == nil {
 		p, err := i.cfg.Kafka.NewSender(topic, i.cfg.Linger)

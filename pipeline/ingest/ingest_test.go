@@ -314,3 +314,34 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// TestSubmitWritesAgainUntilTheDeadline: a record the producer gave up on
+// (here its topic does not exist yet: the producer fails it after its
+// metadata retries, as it does through a broker restart) is written again
+// until WriteTimeout, and the send is acknowledged once it can be, with
+// the record written once.
+func TestSubmitWritesAgainUntilTheDeadline(t *testing.T) {
+	topic := stacktest.Name(t, "late")
+	reg := prometheus.NewRegistry()
+	ing := newIngester(t, ingest.Config{Topic: topic, WriteTimeout: time.Minute, Registerer: reg})
+	submitted := make(chan error, 1)
+	go func() { submitted <- ing.Submit(context.Background(), dmSend()) }()
+	stacktest.Eventually(t, 30*time.Second, "the producer giving up on the record", func() bool {
+		return stacktest.Gathered(t, reg, "seqchat_ingest_rewrites_total") > 0
+	})
+	select {
+	case err := <-submitted:
+		t.Fatalf("Submit returned %v before the topic existed", err)
+	default:
+	}
+	stacktest.CreateTopics(t, kafkawire.TopicSpec{Name: topic, Partitions: 4, ReplicationFactor: 1})
+	if err := <-submitted; err != nil {
+		t.Fatalf("Submit once the topic exists: %v", err)
+	}
+	if got := readRaw(t, topic, 1); got[0].rec.ClientMsgId != dmSend().ClientMsgID {
+		t.Fatalf("the topic holds %s, want %s", got[0].rec.ClientMsgId, dmSend().ClientMsgID)
+	}
+	if n := recordsIn(t, topic); n != 1 {
+		t.Fatalf("the topic holds %d records, want 1", n)
+	}
+}

@@ -14,8 +14,9 @@ const (
 )
 
 type metrics struct {
-	sends   *prometheus.CounterVec
-	produce prometheus.Histogram
+	sends    *prometheus.CounterVec
+	produce  prometheus.Histogram
+	rewrites prometheus.Counter
 }
 
 // newMetrics builds the collectors and registers them with reg unless reg
@@ -29,7 +30,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		produce: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "seqchat_ingest_produce_seconds",
 			Help:    "Time from producing a raw record to the broker's acknowledgement (or giving up).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1ms .. 8s
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 32s
+		}),
+		rewrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seqchat_ingest_rewrites_total",
+			Help: "Raw records written again after the producer gave up on them (a broker restarting, a leader moving).",
 		}),
 	}
 	for _, r := range []string{resultAccepted, resultInvalid, resultUnavailable} {
@@ -38,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	collectors := []prometheus.Collector{m.sends, m.produce}
+	collectors := []prometheus.Collector{m.sends, m.produce, m.rewrites}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] { // leave reg as it was
