@@ -138,11 +138,21 @@ func (a *admission) admit(now time.Time) (ok bool, retryAfter time.Duration) {
 	return false, min(max(a.estimate, time.Duration((1-a.tokens)/a.rate*float64(time.Second)), minRetryAfter), maxRetryAfter)
 }
 
-// accepted records a send the pipeline took.
-func (a *admission) accepted(now time.Time) {
+// accepted records a send the pipeline took, waited after the gateway
+// handed it to ingest. One the broker took a limit or longer to
+// acknowledge is not counted: it is an outage's backlog (a broker
+// restarting), not new demand. Counted, the sends held through a restart,
+// all acknowledged as the broker returned, read as sends outrunning what
+// came back while their entries came back late, and the rate was cut just
+// then (34 overload refusals, and 1,396 order refusals of the sends queued
+// behind them, in one restart).
+func (a *admission) accepted(waited time.Duration, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.roll(now)
+	if a.limit > 0 && waited >= a.limit {
+		return
+	}
 	a.accepts++
 }
 

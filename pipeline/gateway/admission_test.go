@@ -26,7 +26,7 @@ func TestAdmissionRefusesWhileEntriesStayLate(t *testing.T) {
 			at := start.Add(time.Duration(i) * admissionWindow / 100)
 			if ok, retry := a.admit(at); ok {
 				admitted++
-				a.accepted(at)
+				a.accepted(0, at)
 			} else {
 				hint = retry
 			}
@@ -65,7 +65,7 @@ func TestAdmissionAdmitsThroughAnOutage(t *testing.T) {
 		if ok, _ := a.admit(now); !ok {
 			t.Fatalf("refused %v into an outage", now.Sub(t0))
 		}
-		a.accepted(now)
+		a.accepted(0, now)
 	}
 	// The backlog comes back over four windows, its delay rising as the
 	// partitions come back one by one, while the load goes on: more comes
@@ -75,7 +75,7 @@ func TestAdmissionAdmitsThroughAnOutage(t *testing.T) {
 			if ok, _ := a.admit(now); !ok {
 				t.Fatalf("refused while the backlog of an outage comes back (window %d)", w)
 			}
-			a.accepted(now)
+			a.accepted(0, now)
 			delays := make([]time.Duration, 10)
 			for j := range delays {
 				delays[j] = time.Duration(7+w)*time.Second + time.Duration(j)*10*time.Millisecond
@@ -92,7 +92,7 @@ func TestAdmissionAdmitsThroughAnOutage(t *testing.T) {
 		if ok, _ := a.admit(now); !ok {
 			t.Fatalf("send %d of the resends refused once the backlog was out", i)
 		}
-		a.accepted(now)
+		a.accepted(0, now)
 	}
 }
 
@@ -106,7 +106,7 @@ func TestAdmissionCutsTheRateWhileTheDelayGrows(t *testing.T) {
 	for w, delay := range []time.Duration{600, 650, 700, 750, 800} {
 		for i := range 100 {
 			at := now.Add(time.Duration(i) * time.Millisecond)
-			a.accepted(at)
+			a.accepted(0, at)
 			a.entry(delay*time.Millisecond, at)
 		}
 		now = t0.Add(time.Duration(w+1) * admissionWindow)
@@ -114,7 +114,7 @@ func TestAdmissionCutsTheRateWhileTheDelayGrows(t *testing.T) {
 	for i := range 100 { // on time again, the load still coming
 		at := now.Add(time.Duration(i) * time.Millisecond)
 		if ok, _ := a.admit(at); ok {
-			a.accepted(at)
+			a.accepted(0, at)
 		}
 		a.entry(20*time.Millisecond, at)
 	}
@@ -123,7 +123,7 @@ func TestAdmissionCutsTheRateWhileTheDelayGrows(t *testing.T) {
 	for range 100 {
 		if ok, _ := a.admit(now); ok {
 			admitted++
-			a.accepted(now)
+			a.accepted(0, now)
 		}
 	}
 	if admitted > 50 {
@@ -146,7 +146,7 @@ func TestAdmissionLetsADrainThrough(t *testing.T) {
 	}
 	for w := range 4 { // the outage's end: 60 sends/s taken, nothing back
 		for i := range 15 {
-			a.accepted(at(w, i))
+			a.accepted(0, at(w, i))
 			a.entry(2*time.Second+time.Duration(w)*100*time.Millisecond, at(w, i))
 		}
 	}
@@ -159,7 +159,7 @@ func TestAdmissionLetsADrainThrough(t *testing.T) {
 		a.entries(delays, 75, at(w, 0))
 		for i := range 25 {
 			if ok, _ := a.admit(at(w, 5+i*9)); ok {
-				a.accepted(at(w, 5+i*9))
+				a.accepted(0, at(w, 5+i*9))
 			} else if w >= 8 {
 				refused++
 			}
@@ -195,7 +195,7 @@ func TestAdmissionLeavesASlowPipelineAlone(t *testing.T) {
 		if ok, _ := a.admit(at); !ok {
 			t.Fatalf("refused %v into a load the pipeline keeps up with", at.Sub(t0))
 		}
-		a.accepted(at)
+		a.accepted(0, at)
 		back = append(back, at.Add(700*time.Millisecond+time.Duration(rnd.IntN(200))*time.Millisecond))
 		slices.SortFunc(back, time.Time.Compare)
 	}
@@ -203,7 +203,7 @@ func TestAdmissionLeavesASlowPipelineAlone(t *testing.T) {
 
 func TestAdmissionOff(t *testing.T) {
 	a := newAdmission(0, time.Unix(1000, 0))
-	a.accepted(time.Unix(1000, 0))
+	a.accepted(0, time.Unix(1000, 0))
 	if ok, _ := a.admit(time.Unix(2000, 0)); !ok {
 		t.Fatal("refused with admission off")
 	}
@@ -222,7 +222,7 @@ func TestAdmissionGrowsBackUnderTheLimit(t *testing.T) {
 	for w, delay := range []time.Duration{600, 650, 700, 750, 800} { // cut
 		for i := range 100 {
 			at := now.Add(time.Duration(i) * time.Millisecond)
-			a.accepted(at)
+			a.accepted(0, at)
 			a.entry(delay*time.Millisecond, at)
 		}
 		now = t0.Add(time.Duration(w+1) * admissionWindow)
@@ -244,7 +244,7 @@ func TestAdmissionGrowsBackUnderTheLimit(t *testing.T) {
 			at := start.Add(time.Duration(i*2) * time.Millisecond)
 			ok, _ := a.admit(at)
 			if ok {
-				a.accepted(at)
+				a.accepted(0, at)
 				back = append(back, i)
 			}
 			if w >= 60 {
@@ -257,5 +257,33 @@ func TestAdmissionGrowsBackUnderTheLimit(t *testing.T) {
 	}
 	if admitted < asked*95/100 {
 		t.Fatalf("%d of %d sends admitted in the last 5 s of 20 s with the delay under the limit (rate now %.0f/s)", admitted, asked, a.admitted(now.Add(80*admissionWindow)))
+	}
+}
+
+// TestAdmissionDoesNotCountAnOutagesBacklogAsDemand: as a broker returns,
+// the sends held through its restart are all acknowledged at once (each
+// after waiting seconds) while their entries come back late and few: not
+// new demand, so the rate is not cut; sends acknowledged at once in the
+// same pattern are, and cut it.
+func TestAdmissionDoesNotCountAnOutagesBacklogAsDemand(t *testing.T) {
+	for _, tc := range []struct {
+		waited  time.Duration
+		wantCut bool
+	}{{waited: 8 * time.Second, wantCut: false}, {waited: 5 * time.Millisecond, wantCut: true}} {
+		t0 := time.Unix(1000, 0)
+		a := newAdmission(time.Second, t0)
+		for w := range 8 { // 400 acknowledged a second, 40 back, 2 s late and later
+			for i := range 100 {
+				at := t0.Add(time.Duration(w)*admissionWindow + time.Duration(i)*time.Millisecond)
+				a.accepted(tc.waited, at)
+				if i%10 == 0 {
+					a.entries([]time.Duration{2*time.Second + time.Duration(w)*100*time.Millisecond}, 1, at)
+				}
+			}
+		}
+		rate := a.admitted(t0.Add(8 * admissionWindow))
+		if cut := !math.IsInf(rate, 1); cut != tc.wantCut {
+			t.Errorf("sends acknowledged after %v: admitted rate %v, want cut %v", tc.waited, rate, tc.wantCut)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 type submitted struct {
 	conv, cmid string
 	clientSeq  uint64
+	start      time.Time // handed to ingest
 }
 
 // maxPendingSends bounds the sends a connection has read and not yet
@@ -96,11 +97,12 @@ func (c *conn) handleSend(s *Send) {
 	// broke I2 in make chaos: across a broker restart a send failed while
 	// later ones of its conversation were in flight and written, and its
 	// resend came after the hold window.)
+	start := time.Now()
 	sub, err := c.g.ingest.Enqueue(context.Background(), in)
 	if err == nil {
 		err = sub.Wait(context.Background())
 	}
-	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq}, err)
+	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, start: start}, err)
 }
 
 // admitSend answers a send that may not go to the pipeline now (order,
@@ -142,7 +144,8 @@ func (c *conn) answer(s submitted, err error) {
 	var ierr *ingest.Error
 	switch {
 	case err == nil:
-		c.g.admit.accepted(time.Now()) // counted once taken: a send ingest failed never comes back
+		now := time.Now()
+		c.g.admit.accepted(now.Sub(s.start), now) // counted once taken: a send ingest failed never comes back
 		c.order.accept(s.conv, s.clientSeq)
 		c.send(encode(acceptedFrame{Type: "accepted", ConversationID: s.conv, ClientMsgID: s.cmid, Seq: seq}))
 	case errors.As(err, &ierr):
