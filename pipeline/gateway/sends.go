@@ -52,6 +52,19 @@ func (c *conn) queueSend(s *Send) {
 // closes.
 func (c *conn) sendLoop() {
 	defer c.sender.Done()
+	// A send in flight when the connection closes is given up: its answer
+	// could reach no one (the client sends it again on its next
+	// connection), and a gateway shutting down while the broker is away
+	// would wait the whole write timeout for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		c.smu.Lock()
 		if len(c.pending) == 0 || c.closed() {
@@ -65,11 +78,11 @@ func (c *conn) sendLoop() {
 		c.pending = c.pending[1:]
 		c.sendRoom.Signal()
 		c.smu.Unlock()
-		c.handleSend(s)
+		c.handleSend(ctx, s)
 	}
 }
 
-func (c *conn) handleSend(s *Send) {
+func (c *conn) handleSend(ctx context.Context, s *Send) {
 	if !c.admitSend(s) {
 		return
 	}
@@ -98,9 +111,9 @@ func (c *conn) handleSend(s *Send) {
 	// later ones of its conversation were in flight and written, and its
 	// resend came after the hold window.)
 	start := time.Now()
-	sub, err := c.g.ingest.Enqueue(context.Background(), in)
+	sub, err := c.g.ingest.Enqueue(ctx, in)
 	if err == nil {
-		err = sub.Wait(context.Background())
+		err = sub.Wait(ctx)
 	}
 	c.answer(submitted{conv: s.ConversationID, cmid: s.ClientMsgID, clientSeq: s.ClientSeq, start: start}, err)
 }
