@@ -192,7 +192,10 @@ func (g *Group) Run(ctx context.Context) error {
 			g.log.Warn("consumer group error", "err", err)
 		}
 	}()
-	retry := backoff.New(200*time.Millisecond, 5*time.Second)
+	// At most a second between attempts: through a broker restart every
+	// session fails, and with the backoff grown to 5 s the fanout rejoined
+	// 4 s after the broker was back (make chaos).
+	retry := backoff.New(200*time.Millisecond, time.Second)
 	for ctx.Err() == nil {
 		sctx, cancel := context.WithCancel(ctx)
 		g.mu.Lock()
