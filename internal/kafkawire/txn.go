@@ -69,6 +69,8 @@ type Txns struct {
 	log      *slog.Logger
 	producer sarama.SyncProducer
 	batcher  *coalesce.Batcher[Unit]
+	timeout  time.Duration   // the transactions' timeout
+	given    <-chan struct{} // closed when a commit given up on (commitWithin) returns; Run's, then Close's
 }
 
 // NewTxns creates and initialises the transactional producer. The
@@ -84,11 +86,12 @@ func NewTxns(cfg TxnConfig) (*Txns, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p, err := sarama.NewSyncProducer(cfg.Kafka.BrokerList(), cfg.Kafka.TransactionalProducerConfig(cfg.TransactionalID))
+	pcfg := cfg.Kafka.TransactionalProducerConfig(cfg.TransactionalID)
+	p, err := sarama.NewSyncProducer(cfg.Kafka.BrokerList(), pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer %s: %w", cfg.TransactionalID, err)
 	}
-	return &Txns{cfg: cfg, log: cfg.Logger, producer: p,
+	return &Txns{cfg: cfg, log: cfg.Logger, producer: p, timeout: pcfg.Producer.Transaction.Timeout,
 		batcher: coalesce.New(cfg.Linger, cfg.MaxRecords, func(u Unit) int { return len(u.Messages) })}, nil
 }
 
@@ -103,7 +106,7 @@ func (t *Txns) Submit(u Unit) <-chan error { return t.batcher.Submit(u) }
 func (t *Txns) Run(ctx context.Context, group *sarama.ConsumerGroupMetadata) error {
 	err := t.batcher.Run(ctx, func(units []Unit) error {
 		start := time.Now()
-		err := t.commit(units, group)
+		err := t.commitWithin(units, group)
 		if err != nil {
 			return err
 		}
@@ -124,6 +127,33 @@ func (t *Txns) Run(ctx context.Context, group *sarama.ConsumerGroupMetadata) err
 		t.cfg.OnFail(err)
 	}
 	return err
+}
+
+// commitWithin is commit, given up on once the transaction is older than
+// its timeout: the coordinator aborts it by then (and fences this
+// producer), but a producer whose broker restarted learned that only
+// 2-6.5 s after the broker was back (make chaos), holding every partition
+// of the instance meanwhile. Given up on, the session restarts at once and
+// the next producer's initialisation fences this one, whose commit may
+// still be on its way (as after any failed commit); Close closes it once
+// that commit returns.
+func (t *Txns) commitWithin(units []Unit, group *sarama.ConsumerGroupMetadata) error {
+	done := make(chan error, 1)
+	go func() { done <- t.commit(units, group) }()
+	timer := time.NewTimer(t.timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		given := make(chan struct{})
+		go func() {
+			<-done
+			close(given)
+		}()
+		t.given = given
+		return fmt.Errorf("transaction given up: still open after its %v timeout (the coordinator aborts it)", t.timeout)
+	}
 }
 
 // commit writes units in one transaction: all of it becomes visible, or
@@ -187,9 +217,19 @@ func (t *Txns) failed(step string, err error) error {
 	return fmt.Errorf("%s transaction: %w", step, err)
 }
 
-// Close closes the producer; call it after Run returned.
+// Close closes the producer; call it after Run returned. A commit given
+// up on is left to return first, its producer closed then.
 func (t *Txns) Close() error {
 	t.batcher.Stop(nil)
+	if t.given != nil {
+		go func() {
+			<-t.given
+			if err := t.producer.Close(); err != nil {
+				t.log.Warn("closing a transactional producer given up on", "err", err)
+			}
+		}()
+		return nil
+	}
 	return t.producer.Close()
 }
 
