@@ -26,7 +26,7 @@ const maxPendingSends = 64
 
 // queueSend hands a send to the connection's sender. The read loop does
 // not wait for the send's answer: while a send waited for the broker
-// (10 s through a broker restart) the loop read nothing, not even the
+// (through a broker restart, up to the write timeout) the loop read nothing, not even the
 // devices' pings, and the devices, hearing no pong, dropped their
 // connections and reconnected elsewhere (129 of 200 in one restart in
 // chaos), adding a reconnect storm to the restart's backlog.
